@@ -1,0 +1,301 @@
+// Command kumo is the whole cloud in one binary: `kumo serve` runs every
+// API with embedded SQLite and NATS; the other subcommands administer it.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kumo-cloud/kumo/internal/config"
+	"github.com/kumo-cloud/kumo/internal/db"
+	"github.com/kumo-cloud/kumo/internal/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := newRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "kumo:", err)
+		os.Exit(1)
+	}
+}
+
+type globals struct {
+	configFile string
+	cfg        *config.Config
+	log        *slog.Logger
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{cfg: config.Default()}
+	root := &cobra.Command{
+		Use:           "kumo",
+		Short:         "Kumo: an OpenStack-compatible cloud in one binary",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.configFile, "config", "", "YAML configuration file (default: $KUMO_CONFIG, else DATA_DIR/kumo.yaml if present)")
+	pf.StringVar(&g.cfg.DataDir, "data-dir", "", "data directory (default: $XDG_DATA_HOME/kumo or ~/.local/share/kumo)")
+	pf.StringVar(&g.cfg.Database.DSN, "db-dsn", "", "database: postgres://… for PostgreSQL; empty for SQLite in the data dir")
+	pf.StringVar(&g.cfg.LogLevel, "log-level", g.cfg.LogLevel, "log level: debug, info, warn, error")
+	pf.StringVar(&g.cfg.LogFormat, "log-format", g.cfg.LogFormat, "log format: text or json")
+	pf.StringVar(&g.cfg.Listen, "listen", g.cfg.Listen, "HOST:PORT the APIs listen on")
+	pf.StringVar(&g.cfg.PublicURL, "public-url", "", "root URL clients reach the APIs at (default: http://LISTEN)")
+	pf.StringVar(&g.cfg.Region, "region", g.cfg.Region, "region name in the catalog")
+	root.AddCommand(serveCmd(g), dbCmd(g), bootstrapCmd(g), versionCmd())
+	return root
+}
+
+// load applies file, environment and changed flags over the defaults.
+func (g *globals) load(cmd *cobra.Command) error {
+	flagged := *g.cfg // values the flags wrote (defaults where unchanged)
+	cfg := config.Default()
+	path := g.configFile
+	if path == "" {
+		path = os.Getenv("KUMO_CONFIG")
+	}
+	dataDir := flagged.DataDir
+	if dataDir == "" {
+		dataDir = os.Getenv("KUMO_DATA_DIR")
+	}
+	if dataDir == "" {
+		dataDir = config.DefaultDataDir()
+	}
+	if path != "" {
+		if err := cfg.LoadFile(path, false); err != nil {
+			return err
+		}
+	} else if err := cfg.LoadFile(dataDir+"/kumo.yaml", true); err != nil {
+		return err
+	}
+	if err := cfg.LoadEnv(); err != nil {
+		return err
+	}
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		switch f.Name {
+		case "data-dir":
+			cfg.DataDir = flagged.DataDir
+		case "db-dsn":
+			cfg.Database.DSN = flagged.Database.DSN
+		case "log-level":
+			cfg.LogLevel = flagged.LogLevel
+		case "log-format":
+			cfg.LogFormat = flagged.LogFormat
+		case "listen":
+			cfg.Listen = flagged.Listen
+		case "public-url":
+			cfg.PublicURL = flagged.PublicURL
+		case "region":
+			cfg.Region = flagged.Region
+		case "nats-url":
+			cfg.NATS.URL = flagged.NATS.URL
+		case "nats-listen":
+			cfg.NATS.Listen = flagged.NATS.Listen
+		case "policy-file":
+			cfg.PolicyFile = flagged.PolicyFile
+		}
+	})
+	if err := cfg.Finish(); err != nil {
+		return err
+	}
+	g.cfg = cfg
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return fmt.Errorf("log level %q: %w", cfg.LogLevel, err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		g.log = slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	} else {
+		g.log = slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return nil
+}
+
+func envHelp() string {
+	var b strings.Builder
+	b.WriteString("\nEnvironment (overridden by flags, overriding the config file):\n")
+	for _, e := range config.Env {
+		fmt.Fprintf(&b, "  %-24s %s\n", e.Name, e.Help)
+	}
+	b.WriteString("  KUMO_ADMIN_PASSWORD      admin password set at bootstrap (else generated and printed once)\n")
+	b.WriteString("  KUMO_CONFIG              configuration file\n")
+	return b.String()
+}
+
+func serveCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the cloud: every API, SQLite and NATS embedded, in one process",
+		Long: `Run the cloud. With no configuration at all it creates the data directory,
+the SQLite database and an embedded NATS server, bootstraps the admin
+project and user and the service catalog, and writes DATA_DIR/clouds.yaml
+(cloud "kumo") and DATA_DIR/admin-openrc for the openstack CLI.
+` + envHelp(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.load(cmd); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.New(ctx, g.cfg, g.log)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			res, err := srv.Bootstrap(ctx, os.Getenv("KUMO_ADMIN_PASSWORD"))
+			if err != nil {
+				return fmt.Errorf("bootstrap: %w", err)
+			}
+			pw := os.Getenv("KUMO_ADMIN_PASSWORD")
+			if res.GeneratedPassword != "" {
+				pw = res.GeneratedPassword
+				fmt.Fprintf(os.Stderr, "\nGenerated admin password (shown once, also in %s/clouds.yaml): %s\n\n", g.cfg.DataDir, pw)
+			}
+			if err := server.WriteClientConfig(g.cfg.DataDir, g.cfg.PublicURL, g.cfg.Region, pw); err != nil {
+				return fmt.Errorf("write clouds.yaml: %w", err)
+			}
+			return srv.Serve(ctx, func(addr net.Addr) {
+				fmt.Fprintf(os.Stderr, "Kumo is ready at %s — try:\n  OS_CLIENT_CONFIG_FILE=%s/clouds.yaml openstack --os-cloud kumo token issue\n",
+					g.cfg.PublicURL, g.cfg.DataDir)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&g.cfg.NATS.URL, "nats-url", "", "external NATS URL(s); empty starts an embedded server")
+	f.StringVar(&g.cfg.NATS.Listen, "nats-listen", "", "HOST:PORT for the embedded NATS server to accept remote agents on (default: in-process only)")
+	f.StringVar(&g.cfg.PolicyFile, "policy-file", "", "YAML/JSON file of policy rule overrides")
+	return cmd
+}
+
+func dbCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "db", Short: "Database schema management"}
+	var expand, contract bool
+	sync := &cobra.Command{
+		Use:   "sync",
+		Short: "Apply schema migrations (both phases, or --expand / --contract)",
+		Long: `Apply schema migrations. Expand migrations only add and are safe while the
+previous release still runs; contract migrations remove what no running
+release uses any more. Without flags both phases run.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.load(cmd); err != nil {
+				return err
+			}
+			if expand && contract {
+				return errors.New("--expand and --contract are exclusive; give neither to run both")
+			}
+			phases := []db.Phase{db.Expand, db.Contract}
+			if expand {
+				phases = []db.Phase{db.Expand}
+			}
+			if contract {
+				phases = []db.Phase{db.Contract}
+			}
+			d, err := server.OpenDB(cmd.Context(), g.cfg, g.log)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			if err := d.Migrate(cmd.Context(), phases, server.Migrations()...); err != nil {
+				return err
+			}
+			return printVersions(cmd, d)
+		},
+	}
+	sync.Flags().BoolVar(&expand, "expand", false, "apply only expand migrations")
+	sync.Flags().BoolVar(&contract, "contract", false, "apply only contract migrations")
+	ver := &cobra.Command{
+		Use:   "version",
+		Short: "Show the schema version of every component",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.load(cmd); err != nil {
+				return err
+			}
+			d, err := server.OpenDB(cmd.Context(), g.cfg, g.log)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			return printVersions(cmd, d)
+		},
+	}
+	cmd.AddCommand(sync, ver)
+	return cmd
+}
+
+func printVersions(cmd *cobra.Command, d *db.DB) error {
+	st, err := d.Versions(cmd.Context(), server.Migrations()...)
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "%-12s %-10s %-10s\n", "COMPONENT", "EXPAND", "CONTRACT")
+	for _, s := range st {
+		fmt.Fprintf(w, "%-12s %-10s %-10s\n", s.Component, fmt.Sprintf("%d/%d", s.Expand, s.ExpandLatest), fmt.Sprintf("%d/%d", s.Contract, s.ContractLatest))
+	}
+	return nil
+}
+
+func bootstrapCmd(g *globals) *cobra.Command {
+	var password string
+	cmd := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Create (idempotently) the default domain, admin project, user, roles and catalog",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.load(cmd); err != nil {
+				return err
+			}
+			if password == "" {
+				password = os.Getenv("KUMO_ADMIN_PASSWORD")
+			}
+			ctx := cmd.Context()
+			srv, err := server.New(ctx, g.cfg, g.log)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			res, err := srv.Bootstrap(ctx, password)
+			if err != nil {
+				return err
+			}
+			if res.GeneratedPassword != "" {
+				password = res.GeneratedPassword
+				fmt.Fprintf(cmd.OutOrStdout(), "Generated admin password: %s\n", password)
+			}
+			if err := server.WriteClientConfig(g.cfg.DataDir, g.cfg.PublicURL, g.cfg.Region, password); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "admin user %s, admin project %s; clients: %s/clouds.yaml\n", res.AdminUserID, res.AdminProjectID, g.cfg.DataDir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&password, "admin-password", "", "admin password (default: $KUMO_ADMIN_PASSWORD, else keep or generate)")
+	return cmd
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Run: func(cmd *cobra.Command, _ []string) {
+			v := version
+			if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+				v = bi.Main.Version
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "kumo %s\n", v)
+		},
+	}
+}
+

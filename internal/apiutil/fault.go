@@ -1,0 +1,91 @@
+package apiutil
+
+import (
+	"encoding/json"
+	"fmt"
+	"html"
+	"net/http"
+	"strings"
+)
+
+// FaultFormat renders an *Error as the body a service's clients expect.
+type FaultFormat func(e *Error, requestID string) (contentType string, body []byte)
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// KeystoneFault: {"error": {"code": 404, "message": "...", "title": "Not Found"}}.
+func KeystoneFault(e *Error, _ string) (string, []byte) {
+	return "application/json", mustJSON(map[string]any{"error": map[string]any{
+		"code": e.Status, "message": e.Message, "title": http.StatusText(e.Status),
+	}})
+}
+
+// novaKeys are Nova's (and Cinder's) fault body keys by status.
+var novaKeys = map[int]string{
+	400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
+	405: "badMethod", 406: "HTTPNotAcceptable", 409: "conflictingRequest", 413: "overLimit",
+	415: "badMediaType", 429: "overLimit", 501: "notImplemented", 503: "serviceUnavailable",
+}
+
+// NovaFault: {"itemNotFound": {"code": 404, "message": "..."}}; Cinder uses
+// the same shape. e.Code overrides the key.
+func NovaFault(e *Error, _ string) (string, []byte) {
+	key := e.Code
+	if key == "" {
+		key = novaKeys[e.Status]
+	}
+	if key == "" {
+		key = "computeFault"
+	}
+	return "application/json", mustJSON(map[string]any{key: map[string]any{"code": e.Status, "message": e.Message}})
+}
+
+// neutronTypes are Neutron's default error types by status.
+var neutronTypes = map[int]string{
+	400: "HTTPBadRequest", 401: "HTTPUnauthorized", 403: "HTTPForbidden", 404: "HTTPNotFound",
+	405: "HTTPMethodNotAllowed", 409: "HTTPConflict", 412: "HTTPPreconditionFailed",
+	413: "HTTPRequestEntityTooLarge", 415: "HTTPUnsupportedMediaType", 500: "HTTPInternalServerError",
+	501: "HTTPNotImplemented", 503: "HTTPServiceUnavailable",
+}
+
+// NeutronFault: {"NeutronError": {"type": "...", "message": "...", "detail": ""}}.
+func NeutronFault(e *Error, _ string) (string, []byte) {
+	typ := e.Code
+	if typ == "" {
+		typ = neutronTypes[e.Status]
+	}
+	return "application/json", mustJSON(map[string]any{"NeutronError": map[string]any{
+		"type": typ, "message": e.Message, "detail": "",
+	}})
+}
+
+// PlacementFault: {"errors": [{"status": 404, "title": ..., "detail": ..., "code": ..., "request_id": ...}]}.
+func PlacementFault(e *Error, requestID string) (string, []byte) {
+	code := e.Code
+	if code == "" {
+		code = "placement.undefined_code"
+	}
+	detail := fmt.Sprintf("The resource could not be found.\n\n %s  ", e.Message)
+	if e.Status != 404 {
+		detail = fmt.Sprintf("%s\n\n %s  ", http.StatusText(e.Status), e.Message)
+	}
+	return "application/json", mustJSON(map[string]any{"errors": []any{map[string]any{
+		"status": e.Status, "title": http.StatusText(e.Status), "detail": detail,
+		"code": code, "request_id": requestID,
+	}}})
+}
+
+// GlanceFault is the plain webob-style page Glance answers errors with.
+func GlanceFault(e *Error, _ string) (string, []byte) {
+	title := fmt.Sprintf("%d %s", e.Status, http.StatusText(e.Status))
+	var b strings.Builder
+	fmt.Fprintf(&b, "<html>\n <head>\n  <title>%s</title>\n </head>\n <body>\n  <h1>%s</h1>\n  %s<br /><br />\n\n\n\n </body>\n</html>",
+		title, title, html.EscapeString(e.Message))
+	return "text/html; charset=UTF-8", []byte(b.String())
+}

@@ -1,0 +1,242 @@
+package apiutil
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/kumo-cloud/kumo/internal/auth"
+)
+
+// Response is what a handler returns; one renderer writes it.
+type Response struct {
+	Status      int
+	Body        any // encoded as JSON when not nil
+	Header      http.Header
+	ContentType string
+	// Stream writes a raw body (image data, for example) when set.
+	Stream func(w io.Writer) error
+}
+
+// JSON is a response with a JSON body.
+func JSON(status int, body any) *Response { return &Response{Status: status, Body: body} }
+
+// NoContent is an empty 204 response.
+func NoContent() *Response { return &Response{Status: http.StatusNoContent} }
+
+// SetHeader sets a response header and returns r.
+func (r *Response) SetHeader(k, v string) *Response {
+	if r.Header == nil {
+		r.Header = http.Header{}
+	}
+	r.Header.Set(k, v)
+	return r
+}
+
+// Handler handles one route.
+type Handler func(r *http.Request) (*Response, error)
+
+// Route is one entry of a service's route table.
+type Route struct {
+	Method  string // GET, POST, PUT, PATCH, DELETE, HEAD
+	Path    string // net/http pattern path, e.g. /v3/projects/{project_id}
+	Handler Handler
+	Public  bool // served without a token
+}
+
+// Service is an API mounted on the shared mux.
+type Service struct {
+	Name   string // "identity", "compute", ... for logs and metrics
+	Prefix string // subtree owned by the service, for its 404 body ("/v3/")
+	Fault  FaultFormat
+	Routes []Route
+	Auth   auth.Validator
+	Log    *slog.Logger
+	// Before, when set, runs after authentication for every non-public
+	// route (microversion negotiation, for example); it may add to the
+	// request context or reject it.
+	Before func(r *http.Request) (*http.Request, error)
+	// Decorate, when set, can add headers to every response of the service.
+	Decorate func(r *http.Request, h http.Header)
+}
+
+// Register mounts the routes on mux, plus a 405 answer for known paths with
+// other methods and a 404 answer for the rest of the service's subtree,
+// both in the service's fault format.
+func (s *Service) Register(mux *http.ServeMux) {
+	if s.Log == nil {
+		s.Log = slog.New(slog.DiscardHandler)
+	}
+	methods := map[string][]string{}
+	var order []string
+	for _, rt := range s.Routes {
+		mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+		if _, ok := methods[rt.Path]; !ok {
+			order = append(order, rt.Path)
+		}
+		methods[rt.Path] = append(methods[rt.Path], rt.Method)
+	}
+	for _, p := range order {
+		allowed := methods[p]
+		if slices.Contains(allowed, "GET") && !slices.Contains(allowed, "HEAD") {
+			allowed = append(allowed, "HEAD")
+		}
+		allow := strings.Join(allowed, ", ")
+		if p == s.Prefix {
+			// The prefix path itself is a route; its catch-all is registered below.
+			continue
+		}
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			s.WriteError(w, r, &Error{Status: 405, Message: "The method is not allowed for the requested URL.", Err: ErrNotAllowed})
+		})
+	}
+	if s.Prefix != "" {
+		mux.HandleFunc(s.Prefix, func(w http.ResponseWriter, r *http.Request) {
+			if allowed, ok := methods[s.Prefix]; ok && r.URL.Path == s.Prefix {
+				w.Header().Set("Allow", strings.Join(allowed, ", "))
+				s.WriteError(w, r, &Error{Status: 405, Message: "The method is not allowed for the requested URL.", Err: ErrNotAllowed})
+				return
+			}
+			s.WriteError(w, r, NotFound("The resource could not be found."))
+		})
+	}
+}
+
+func (s *Service) wrap(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.Log.Error("handler panic", "service", s.Name, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				s.WriteError(w, r, &Error{Status: 500, Message: "An unexpected error prevented the server from fulfilling your request.", Err: fmt.Errorf("panic: %v", p)})
+			}
+		}()
+		if !rt.Public {
+			var err error
+			if r, err = s.authenticate(r); err != nil {
+				s.WriteError(w, r, err)
+				return
+			}
+		}
+		if s.Before != nil {
+			nr, err := s.Before(r)
+			if err != nil {
+				s.WriteError(w, r, err)
+				return
+			}
+			r = nr
+		}
+		resp, err := rt.Handler(r)
+		if err != nil {
+			s.WriteError(w, r, err)
+			return
+		}
+		s.write(w, r, resp)
+	})
+}
+
+func (s *Service) authenticate(r *http.Request) (*http.Request, error) {
+	if s.Auth == nil {
+		return r, nil
+	}
+	tok := r.Header.Get("X-Auth-Token")
+	if tok == "" {
+		return r, Unauthorized("The request you have made requires authentication.")
+	}
+	c, err := s.Auth.ValidateToken(r.Context(), tok)
+	if err != nil {
+		return r, err
+	}
+	return r.WithContext(auth.With(r.Context(), c)), nil
+}
+
+func (s *Service) write(w http.ResponseWriter, r *http.Request, resp *Response) {
+	if resp == nil {
+		resp = NoContent()
+	}
+	h := w.Header()
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	if s.Decorate != nil {
+		s.Decorate(r, h)
+	}
+	status := resp.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	switch {
+	case resp.Stream != nil:
+		if resp.ContentType != "" {
+			h.Set("Content-Type", resp.ContentType)
+		}
+		w.WriteHeader(status)
+		if r.Method == http.MethodHead {
+			return
+		}
+		if err := resp.Stream(w); err != nil {
+			s.Log.Warn("streaming response failed", "service", s.Name, "path", r.URL.Path, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+	case resp.Body != nil:
+		b, err := json.Marshal(resp.Body)
+		if err != nil {
+			s.WriteError(w, r, fmt.Errorf("encode response: %w", err))
+			return
+		}
+		ct := resp.ContentType
+		if ct == "" {
+			ct = "application/json"
+		}
+		h.Set("Content-Type", ct)
+		h.Set("Content-Length", strconv.Itoa(len(b)))
+		w.WriteHeader(status)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(b)
+		}
+	default:
+		if status != http.StatusNoContent && status != http.StatusNotModified {
+			h.Set("Content-Length", "0")
+		}
+		w.WriteHeader(status)
+	}
+}
+
+// WriteError writes err in the service's fault format.
+func (s *Service) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	e := AsError(err)
+	if e.Status >= 500 {
+		s.Log.Error("request failed", "service", s.Name, "method", r.Method, "path", r.URL.Path,
+			"request_id", RequestID(r.Context()), "err", err)
+	}
+	h := w.Header()
+	for k, v := range e.Header {
+		h[k] = v
+	}
+	if e.Status == 401 && s.Auth != nil && h.Get("WWW-Authenticate") == "" {
+		h.Set("WWW-Authenticate", fmt.Sprintf("Keystone uri=%q", KeystoneURI(r)))
+	}
+	if s.Decorate != nil {
+		s.Decorate(r, h)
+	}
+	fault := s.Fault
+	if fault == nil {
+		fault = KeystoneFault
+	}
+	ct, body := fault(e, RequestID(r.Context()))
+	h.Set("Content-Type", ct)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(e.Status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}

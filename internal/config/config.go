@@ -1,0 +1,171 @@
+// Package config loads Kumo's configuration from, in increasing order of
+// precedence: built-in defaults, a YAML file, KUMO_* environment
+// variables and command-line flags.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of a kumo process.
+type Config struct {
+	DataDir    string `yaml:"data_dir"`
+	Listen     string `yaml:"listen"`
+	PublicURL  string `yaml:"public_url"`
+	Region     string `yaml:"region"`
+	LogLevel   string `yaml:"log_level"`
+	LogFormat  string `yaml:"log_format"`
+	PolicyFile string `yaml:"policy_file"`
+
+	Database struct {
+		DSN      string `yaml:"dsn"`
+		AutoSync bool   `yaml:"auto_sync"`
+	} `yaml:"database"`
+
+	NATS struct {
+		URL    string `yaml:"url"`
+		Listen string `yaml:"listen"`
+	} `yaml:"nats"`
+
+	Identity struct {
+		TokenTTL        Duration `yaml:"token_ttl"`
+		LockoutAttempts int      `yaml:"lockout_attempts"`
+		LockoutDuration Duration `yaml:"lockout_duration"`
+	} `yaml:"identity"`
+
+	Image struct {
+		ProjectQuotaBytes int64 `yaml:"project_quota_bytes"`
+	} `yaml:"image"`
+
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Duration reads "90s", "1h" in YAML.
+type Duration struct{ time.Duration }
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: %w", n.Value, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Default returns the built-in defaults.
+func Default() *Config {
+	c := &Config{
+		Listen:    "127.0.0.1:5000",
+		Region:    "RegionOne",
+		LogLevel:  "info",
+		LogFormat: "text",
+	}
+	c.Database.AutoSync = true
+	c.Identity.TokenTTL.Duration = time.Hour
+	c.Identity.LockoutAttempts = 6
+	c.Identity.LockoutDuration.Duration = 5 * time.Minute
+	c.ShutdownTimeout.Duration = 20 * time.Second
+	return c
+}
+
+// DefaultDataDir is $XDG_DATA_HOME/kumo, else ~/.local/share/kumo, else ./kumo-data.
+func DefaultDataDir() string {
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "kumo")
+	}
+	if h, err := os.UserHomeDir(); err == nil && h != "" {
+		return filepath.Join(h, ".local", "share", "kumo")
+	}
+	return "kumo-data"
+}
+
+// LoadFile merges a YAML file into c. A missing file is not an error when
+// optional is set.
+func (c *Config) LoadFile(path string, optional bool) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && optional {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && err.Error() != "EOF" {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// Env lists the environment variables read, with the field they set.
+var Env = []struct {
+	Name, Help string
+	set        func(c *Config, v string) error
+}{
+	{"KUMO_DATA_DIR", "data directory", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"KUMO_LISTEN", "API listen address", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"KUMO_PUBLIC_URL", "root URL clients use", func(c *Config, v string) error { c.PublicURL = v; return nil }},
+	{"KUMO_REGION", "region name", func(c *Config, v string) error { c.Region = v; return nil }},
+	{"KUMO_LOG_LEVEL", "debug, info, warn, error", func(c *Config, v string) error { c.LogLevel = v; return nil }},
+	{"KUMO_LOG_FORMAT", "text or json", func(c *Config, v string) error { c.LogFormat = v; return nil }},
+	{"KUMO_POLICY_FILE", "policy override file", func(c *Config, v string) error { c.PolicyFile = v; return nil }},
+	{"KUMO_DATABASE_DSN", "postgres:// DSN (empty: SQLite in the data dir)", func(c *Config, v string) error { c.Database.DSN = v; return nil }},
+	{"KUMO_NATS_URL", "external NATS URL (empty: embedded)", func(c *Config, v string) error { c.NATS.URL = v; return nil }},
+	{"KUMO_NATS_LISTEN", "embedded NATS client address for remote agents", func(c *Config, v string) error { c.NATS.Listen = v; return nil }},
+	{"KUMO_TOKEN_TTL", "token lifetime", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		c.Identity.TokenTTL.Duration = d
+		return err
+	}},
+	{"KUMO_LOCKOUT_ATTEMPTS", "failed passwords before lockout (negative: never)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.Identity.LockoutAttempts = n
+		return err
+	}},
+}
+
+// LoadEnv applies KUMO_* variables.
+func (c *Config) LoadEnv() error {
+	for _, e := range Env {
+		if v, ok := os.LookupEnv(e.Name); ok && v != "" {
+			if err := e.set(c, v); err != nil {
+				return fmt.Errorf("config: %s: %w", e.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Finish fills derived values and checks the result.
+func (c *Config) Finish() error {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir()
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return err
+	}
+	c.DataDir = abs
+	if c.PublicURL == "" {
+		host := c.Listen
+		if strings.HasPrefix(host, "0.0.0.0:") || strings.HasPrefix(host, ":") || strings.HasPrefix(host, "[::]:") {
+			host = "127.0.0.1:" + host[strings.LastIndex(host, ":")+1:]
+		}
+		c.PublicURL = "http://" + host
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("config: log_format must be text or json, not %q", c.LogFormat)
+	}
+	return nil
+}
