@@ -298,4 +298,3 @@ func versionCmd() *cobra.Command {
 		},
 	}
 }
-

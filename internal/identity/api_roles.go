@@ -352,10 +352,10 @@ func (a *API) listAssignments(r *http.Request) (*apiutil.Response, error) {
 		return nil, err
 	}
 	type row struct {
-		a          Assignment
-		userID     string // effective: the user a group assignment expands to
-		groupID    string
-		priorRole  string
+		a         Assignment
+		userID    string // effective: the user a group assignment expands to
+		groupID   string
+		priorRole string
 	}
 	var rows []row
 	for _, as := range list {

@@ -12,7 +12,9 @@ func PolicyDefaults() []policy.Rule {
 		domainReader = "(role:reader and domain_id:%(target.domain_id)s)"
 		owner        = "user_id:%(target.user_id)s"
 	)
-	r := func(name, check, desc string) policy.Rule { return policy.Rule{Name: name, Check: check, Description: desc} }
+	r := func(name, check, desc string) policy.Rule {
+		return policy.Rule{Name: name, Check: check, Description: desc}
+	}
 	return []policy.Rule{
 		r("admin_required", admin, "Cloud administrator."),
 		r("identity:get_domain", "rule:admin_required or (role:reader and domain_id:%(target.domain_id)s) or project_domain_id:%(target.domain_id)s", "Show a domain."),

@@ -81,12 +81,12 @@ type cached struct {
 // snapshot is the slow-changing data every validation needs, reloaded
 // when the generation moves.
 type snapshot struct {
-	gen       int64
-	roles     map[string]*Role
-	implied   map[string][]string
-	catalog   []catalogEntry
-	revAudit  map[string]bool
-	revUsers  map[string]time.Time
+	gen      int64
+	roles    map[string]*Role
+	implied  map[string][]string
+	catalog  []catalogEntry
+	revAudit map[string]bool
+	revUsers map[string]time.Time
 }
 
 // NewService returns the identity service on store.

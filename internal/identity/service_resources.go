@@ -484,4 +484,3 @@ func (s *Service) RoleByIDOrName(ctx context.Context, id, name string) (*Role, e
 	}
 	return rs[0], nil
 }
-

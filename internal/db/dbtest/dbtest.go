@@ -111,4 +111,3 @@ func migrate(t testing.TB, d *db.DB, sets []db.Set) {
 		t.Fatalf("migrate: %v", err)
 	}
 }
-
