@@ -103,6 +103,9 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // X-Openstack-Request-Id), records metrics and writes one access log line
 // per request.
 func Middleware(next http.Handler, publicURL string, log *slog.Logger, m *Metrics) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := NewRequestID()

@@ -1,0 +1,173 @@
+package apiutil
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestNegotiate(t *testing.T) {
+	m := Microversions{Service: "compute", Legacy: "X-OpenStack-Nova-API-Version", Min: Version{2, 1}, Max: Version{2, 96}}
+	cases := []struct {
+		name   string
+		hdr    map[string]string
+		want   Version
+		status int
+	}{
+		{"none", nil, Version{2, 1}, 0},
+		{"new header", map[string]string{"OpenStack-API-Version": "compute 2.53"}, Version{2, 53}, 0},
+		{"other service ignored", map[string]string{"OpenStack-API-Version": "volume 3.10"}, Version{2, 1}, 0},
+		{"list", map[string]string{"OpenStack-API-Version": "volume 3.10, compute 2.10"}, Version{2, 10}, 0},
+		{"legacy", map[string]string{"X-OpenStack-Nova-API-Version": "2.20"}, Version{2, 20}, 0},
+		{"new wins over legacy", map[string]string{"OpenStack-API-Version": "compute 2.30", "X-OpenStack-Nova-API-Version": "2.20"}, Version{2, 30}, 0},
+		{"latest", map[string]string{"OpenStack-API-Version": "compute latest"}, Version{2, 96}, 0},
+		{"too new", map[string]string{"OpenStack-API-Version": "compute 2.97"}, Version{}, 406},
+		{"too old", map[string]string{"OpenStack-API-Version": "compute 2.0"}, Version{}, 406},
+		{"malformed", map[string]string{"OpenStack-API-Version": "compute two"}, Version{}, 400},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := http.Header{}
+			for k, v := range c.hdr {
+				h.Set(k, v)
+			}
+			v, err := m.Negotiate(h)
+			if c.status != 0 {
+				if AsError(err).Status != c.status {
+					t.Fatalf("got %v, want status %d", err, c.status)
+				}
+				return
+			}
+			if err != nil || v != c.want {
+				t.Fatalf("got %v %v, want %v", v, err, c.want)
+			}
+		})
+	}
+	h := http.Header{}
+	m.Headers(h, Version{2, 53})
+	if h.Get("OpenStack-API-Version") != "compute 2.53" || h.Get("X-OpenStack-Nova-API-Version") != "2.53" || !strings.Contains(h.Get("Vary"), "OpenStack-API-Version") {
+		t.Fatalf("headers: %v", h)
+	}
+}
+
+func TestFaults(t *testing.T) {
+	e := NotFound("Network x could not be found.")
+	cases := []struct {
+		name string
+		f    FaultFormat
+		want string
+	}{
+		{"keystone", KeystoneFault, `{"error":{"code":404,"message":"Network x could not be found.","title":"Not Found"}}`},
+		{"nova", NovaFault, `{"itemNotFound":{"code":404,"message":"Network x could not be found."}}`},
+		{"neutron", NeutronFault, `{"NeutronError":{"detail":"","message":"Network x could not be found.","type":"HTTPNotFound"}}`},
+	}
+	for _, c := range cases {
+		_, b := c.f(e, "req-1")
+		if string(b) != c.want {
+			t.Errorf("%s: %s", c.name, b)
+		}
+	}
+	_, b := NeutronFault(NotFound("x").WithCode("NetworkNotFound"), "")
+	if !strings.Contains(string(b), `"type":"NetworkNotFound"`) {
+		t.Errorf("neutron code: %s", b)
+	}
+	_, b = PlacementFault(Conflict("stale").WithCode("placement.concurrent_update"), "req-9")
+	var pf struct {
+		Errors []map[string]any `json:"errors"`
+	}
+	if json.Unmarshal(b, &pf) != nil || pf.Errors[0]["code"] != "placement.concurrent_update" || pf.Errors[0]["request_id"] != "req-9" || pf.Errors[0]["status"] != float64(409) {
+		t.Errorf("placement: %s", b)
+	}
+}
+
+func TestAsError(t *testing.T) {
+	if AsError(fmt.Errorf("wrap: %w", ErrConflict)).Status != 409 {
+		t.Error("sentinel conflict")
+	}
+	if e := AsError(errors.New("db exploded")); e.Status != 500 || strings.Contains(e.Message, "exploded") {
+		t.Errorf("internal errors must not leak: %+v", e)
+	}
+	if AsError(fmt.Errorf("ctx: %w", BadRequest("x"))).Status != 400 {
+		t.Error("wrapped *Error")
+	}
+}
+
+func TestRouterFaultsAndRender(t *testing.T) {
+	mux := http.NewServeMux()
+	s := &Service{Name: "test", Prefix: "/t/", Fault: NovaFault, Routes: []Route{
+		{Method: "GET", Path: "/t/items/{id}", Public: true, Handler: func(r *http.Request) (*Response, error) {
+			if r.PathValue("id") == "boom" {
+				panic("boom")
+			}
+			if r.PathValue("id") == "missing" {
+				return nil, NotFound("Item missing could not be found.")
+			}
+			return JSON(200, map[string]any{"id": r.PathValue("id")}).SetHeader("X-Extra", "1"), nil
+		}},
+		{Method: "POST", Path: "/t/items", Public: true, Handler: func(r *http.Request) (*Response, error) {
+			var v map[string]any
+			schema := MustSchema("t", `{"type":"object","required":["item"],"properties":{"item":{"type":"object","required":["name"],"properties":{"name":{"type":"string","maxLength":3}}}}}`)
+			if err := DecodeJSON(r, schema, &v); err != nil {
+				return nil, err
+			}
+			return JSON(201, v), nil
+		}},
+	}}
+	s.Register(mux)
+	h := Middleware(mux, "http://cloud", nil, nil)
+	cases := []struct {
+		method, path, body string
+		status             int
+		contains           string
+	}{
+		{"GET", "/t/items/a", "", 200, `{"id":"a"}`},
+		{"GET", "/t/items/missing", "", 404, `"itemNotFound"`},
+		{"GET", "/t/items/boom", "", 500, `"computeFault"`},
+		{"DELETE", "/t/items/a", "", 405, `"badMethod"`},
+		{"GET", "/t/nothing", "", 404, `"itemNotFound"`},
+		{"POST", "/t/items", `{"item": {"name": "abc"}}`, 201, `"abc"`},
+		{"POST", "/t/items", `{"item": {"name": "abcd"}}`, 400, `item/name`},
+		{"POST", "/t/items", `{"item": `, 400, `Malformed request body`},
+		{"POST", "/t/items", `{}`, 400, `badRequest`},
+	}
+	for _, c := range cases {
+		t.Run(c.method+c.path+c.body, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(c.method, c.path, strings.NewReader(c.body)))
+			if rec.Code != c.status || !strings.Contains(rec.Body.String(), c.contains) {
+				t.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+			if !strings.HasPrefix(rec.Header().Get("X-Openstack-Request-Id"), "req-") {
+				t.Fatal("missing request id")
+			}
+		})
+	}
+}
+
+func TestParsePage(t *testing.T) {
+	for _, c := range []struct {
+		q       string
+		limit   int
+		marker  string
+		wantErr bool
+	}{
+		{"", 1000, "", false},
+		{"limit=5&marker=abc", 5, "abc", false},
+		{"limit=5000", 1000, "", false},
+		{"limit=-1", 0, "", true},
+		{"limit=x", 0, "", true},
+	} {
+		p, err := ParsePage(httptest.NewRequest("GET", "/x?"+c.q, nil), 0, 1000)
+		if (err != nil) != c.wantErr || !c.wantErr && (p.Limit != c.limit || p.Marker != c.marker) {
+			t.Errorf("%q: %+v %v", c.q, p, err)
+		}
+	}
+	r := httptest.NewRequest("GET", "/compute/v2.1/servers?limit=2&name=a", nil)
+	if l := NextLink(r, "http://c", "m1"); l.Href != "http://c/compute/v2.1/servers?limit=2&marker=m1&name=a" {
+		t.Errorf("next: %s", l.Href)
+	}
+}
