@@ -18,6 +18,7 @@ import (
 
 	"github.com/kumo-cloud/kumo/internal/config"
 	"github.com/kumo-cloud/kumo/internal/db"
+	"github.com/kumo-cloud/kumo/internal/identity"
 	"github.com/kumo-cloud/kumo/internal/server"
 )
 
@@ -54,7 +55,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.cfg.Listen, "listen", g.cfg.Listen, "HOST:PORT the APIs listen on")
 	pf.StringVar(&g.cfg.PublicURL, "public-url", "", "root URL clients reach the APIs at (default: http://LISTEN)")
 	pf.StringVar(&g.cfg.Region, "region", g.cfg.Region, "region name in the catalog")
-	root.AddCommand(serveCmd(g), dbCmd(g), bootstrapCmd(g), versionCmd())
+	root.AddCommand(serveCmd(g), dbCmd(g), bootstrapCmd(g), tokenCmd(g), versionCmd())
 	return root
 }
 
@@ -297,4 +298,35 @@ func versionCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "kumo %s\n", v)
 		},
 	}
+}
+
+func tokenCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Token key management"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "rotate-keys",
+		Short: "Add a new primary token encryption key (the newest 3 keys stay valid)",
+		Long: `Add a new primary token encryption key. Tokens issued with the previous
+keys stay valid until they expire (the 3 newest keys are kept); running
+processes pick the new key up within a minute.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.load(cmd); err != nil {
+				return err
+			}
+			d, err := server.OpenDB(cmd.Context(), g.cfg, g.log)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			svc := identity.NewService(identity.NewStore(d), identity.Config{}, nil, g.log)
+			if err := svc.Start(cmd.Context()); err != nil {
+				return err
+			}
+			if err := svc.RotateKeys(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "token keys rotated")
+			return nil
+		},
+	})
+	return cmd
 }

@@ -225,7 +225,7 @@ func startEmbedded(ctx context.Context, cfg Config, name string, log *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("bus: embedded server: %w", err)
 	}
-	ns.SetLoggerV2(&natsLogger{log: log.With("component", "nats-server")}, false, false, false)
+	ns.SetLoggerV2(&natsLogger{log: log.With("subcomponent", "nats-server")}, false, false, false)
 	ns.Start()
 
 	wait := DefaultOpenTimeout

@@ -84,7 +84,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		s.Close()
 		return nil, err
 	}
-	s.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATS.URL, Listen: cfg.NATS.Listen, Name: "kumo"}, log.With("component", "bus"))
+	s.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATS.URL, Listen: cfg.NATS.Listen, Name: "kumo"}, log)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("bus: %w", err)
