@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
@@ -17,13 +16,10 @@ import (
 // version discovery at / and /v3, everything else under /v3/.
 type API struct {
 	svc *Service
-	log interface {
-		Warn(string, ...any)
-	}
 }
 
 // NewAPI returns the HTTP API of svc.
-func NewAPI(svc *Service) *API { return &API{svc: svc, log: svc.log} }
+func NewAPI(svc *Service) *API { return &API{svc: svc} }
 
 // Catalog implements service.API.
 func (a *API) Catalog() []service.CatalogEntry {
@@ -300,11 +296,4 @@ func (a *API) versions(r *http.Request) (*apiutil.Response, error) {
 
 func (a *API) version(r *http.Request) (*apiutil.Response, error) {
 	return apiutil.JSON(200, map[string]any{"version": versionDoc(r)}), nil
-}
-
-func atoiDefault(s string, d int) int {
-	if n, err := strconv.Atoi(s); err == nil {
-		return n
-	}
-	return d
 }

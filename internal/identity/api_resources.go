@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -229,6 +230,39 @@ func (a *API) deleteDomain(r *http.Request) (*apiutil.Response, error) {
 	return apiutil.NoContent(), nil
 }
 
+// load fetches the resource a path value names and authorizes rule on
+// it. When it does not exist the rule is checked on the id alone, so a
+// caller without the right gets 403, not a hint that the id is free.
+func load[T any](a *API, r *http.Request, rule, key string, get func(context.Context, string) (T, error), target func(T) map[string]string) (T, error) {
+	id := r.PathValue(key)
+	v, err := get(r.Context(), id)
+	if err != nil {
+		if aerr := a.authorize(r, rule, map[string]string{key: id}); aerr != nil {
+			return v, aerr
+		}
+		return v, err
+	}
+	return v, a.authorize(r, rule, target(v))
+}
+
+func (a *API) loadProject(r *http.Request, rule string) (*Project, error) {
+	return load(a, r, rule, "project_id", a.svc.store.GetProject, func(p *Project) map[string]string {
+		return map[string]string{"project_id": p.ID, "domain_id": p.DomainID}
+	})
+}
+
+func (a *API) loadUser(r *http.Request, rule string) (*User, error) {
+	return load(a, r, rule, "user_id", a.svc.store.GetUser, func(u *User) map[string]string {
+		return map[string]string{"user_id": u.ID, "domain_id": u.DomainID}
+	})
+}
+
+func (a *API) loadGroup(r *http.Request, rule string) (*Group, error) {
+	return load(a, r, rule, "group_id", a.svc.store.GetGroup, func(g *Group) map[string]string {
+		return map[string]string{"group_id": g.ID, "domain_id": g.DomainID}
+	})
+}
+
 func deref(s *string) string {
 	if s == nil {
 		return ""
@@ -304,20 +338,6 @@ func stringList(v any) []string {
 		}
 	}
 	return out
-}
-
-func (a *API) loadProject(r *http.Request, rule string) (*Project, error) {
-	p, err := a.svc.store.GetProject(r.Context(), r.PathValue("project_id"))
-	if err != nil {
-		if aerr := a.authorize(r, rule, map[string]string{"project_id": r.PathValue("project_id")}); aerr != nil {
-			return nil, aerr
-		}
-		return nil, err
-	}
-	if err := a.authorize(r, rule, map[string]string{"project_id": p.ID, "domain_id": p.DomainID}); err != nil {
-		return nil, err
-	}
-	return p, nil
 }
 
 func (a *API) getProject(r *http.Request) (*apiutil.Response, error) {
@@ -427,21 +447,6 @@ func (a *API) createUser(r *http.Request) (*apiutil.Response, error) {
 		return nil, err
 	}
 	return apiutil.JSON(201, map[string]any{"user": userView(r, u)}), nil
-}
-
-func (a *API) loadUser(r *http.Request, rule string) (*User, error) {
-	id := r.PathValue("user_id")
-	u, err := a.svc.store.GetUser(r.Context(), id)
-	if err != nil {
-		if aerr := a.authorize(r, rule, map[string]string{"user_id": id}); aerr != nil {
-			return nil, aerr
-		}
-		return nil, err
-	}
-	if err := a.authorize(r, rule, map[string]string{"user_id": u.ID, "domain_id": u.DomainID}); err != nil {
-		return nil, err
-	}
-	return u, nil
 }
 
 func (a *API) getUser(r *http.Request) (*apiutil.Response, error) {
@@ -577,21 +582,6 @@ func (a *API) createGroup(r *http.Request) (*apiutil.Response, error) {
 		return nil, err
 	}
 	return apiutil.JSON(201, map[string]any{"group": groupView(r, g)}), nil
-}
-
-func (a *API) loadGroup(r *http.Request, rule string) (*Group, error) {
-	id := r.PathValue("group_id")
-	g, err := a.svc.store.GetGroup(r.Context(), id)
-	if err != nil {
-		if aerr := a.authorize(r, rule, map[string]string{"group_id": id}); aerr != nil {
-			return nil, aerr
-		}
-		return nil, err
-	}
-	if err := a.authorize(r, rule, map[string]string{"group_id": g.ID, "domain_id": g.DomainID}); err != nil {
-		return nil, err
-	}
-	return g, nil
 }
 
 func (a *API) getGroup(r *http.Request) (*apiutil.Response, error) {

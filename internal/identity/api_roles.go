@@ -383,20 +383,10 @@ func (a *API) listAssignments(r *http.Request) (*apiutil.Response, error) {
 		}
 		var extra []row
 		for _, rw := range rows {
-			seen := map[string]bool{rw.a.RoleID: true}
-			queue := []string{rw.a.RoleID}
-			for len(queue) > 0 {
-				id := queue[0]
-				queue = queue[1:]
-				for _, imp := range sn.implied[id] {
-					if !seen[imp] {
-						seen[imp] = true
-						queue = append(queue, imp)
-						n := rw
-						n.a.RoleID, n.priorRole = imp, rw.a.RoleID
-						extra = append(extra, n)
-					}
-				}
+			for _, imp := range reachable(sn.implied, rw.a.RoleID) {
+				n := rw
+				n.a.RoleID, n.priorRole = imp, rw.a.RoleID
+				extra = append(extra, n)
 			}
 		}
 		rows = append(rows, extra...)

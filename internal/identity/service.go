@@ -298,20 +298,28 @@ func (s *Service) effectiveRoles(ctx context.Context, sn *snapshot, userID strin
 	return sn.expandRoles(ids), nil
 }
 
-// expandRoles adds implied roles and resolves names, sorted by name.
-func (sn *snapshot) expandRoles(ids map[string]bool) []auth.Role {
-	queue := make([]string, 0, len(ids))
-	for id := range ids {
-		queue = append(queue, id)
-	}
-	for len(queue) > 0 {
-		id := queue[0]
-		queue = queue[1:]
-		for _, imp := range sn.implied[id] {
-			if !ids[imp] {
-				ids[imp] = true
+// reachable returns the roles implied by id, directly or transitively,
+// breadth first, without id itself.
+func reachable(implied map[string][]string, id string) []string {
+	seen := map[string]bool{id: true}
+	var out []string
+	for queue := []string{id}; len(queue) > 0; queue = queue[1:] {
+		for _, imp := range implied[queue[0]] {
+			if !seen[imp] {
+				seen[imp] = true
+				out = append(out, imp)
 				queue = append(queue, imp)
 			}
+		}
+	}
+	return out
+}
+
+// expandRoles adds implied roles and resolves names, sorted by name.
+func (sn *snapshot) expandRoles(ids map[string]bool) []auth.Role {
+	for id := range ids {
+		for _, imp := range reachable(sn.implied, id) {
+			ids[imp] = true
 		}
 	}
 	out := make([]auth.Role, 0, len(ids))

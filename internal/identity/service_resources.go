@@ -317,20 +317,8 @@ func (s *Service) CreateImpliedRole(ctx context.Context, prior, implied string) 
 	if err != nil {
 		return err
 	}
-	seen := map[string]bool{}
-	queue := []string{implied}
-	for len(queue) > 0 {
-		id := queue[0]
-		queue = queue[1:]
-		if id == prior {
-			return apiutil.BadRequest("Role %s implying %s would create a cycle.", prior, implied)
-		}
-		for _, n := range imp[id] {
-			if !seen[n] {
-				seen[n] = true
-				queue = append(queue, n)
-			}
-		}
+	if implied == prior || containsStr(reachable(imp, implied), prior) {
+		return apiutil.BadRequest("Role %s implying %s would create a cycle.", prior, implied)
 	}
 	return s.after(ctx, s.store.CreateImpliedRole(ctx, prior, implied))
 }
