@@ -1,6 +1,7 @@
 package apiutil
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,16 +67,18 @@ func TestFaults(t *testing.T) {
 		{"neutron", NeutronFault, `{"NeutronError":{"detail":"","message":"Network x could not be found.","type":"HTTPNotFound"}}`},
 	}
 	for _, c := range cases {
-		_, b := c.f(e, "req-1")
+		_, b := c.f(e, nil)
 		if string(b) != c.want {
 			t.Errorf("%s: %s", c.name, b)
 		}
 	}
-	_, b := NeutronFault(NotFound("x").WithCode("NetworkNotFound"), "")
+	_, b := NeutronFault(NotFound("x").WithCode("NetworkNotFound"), nil)
 	if !strings.Contains(string(b), `"type":"NetworkNotFound"`) {
 		t.Errorf("neutron code: %s", b)
 	}
-	_, b = PlacementFault(Conflict("stale").WithCode("placement.concurrent_update"), "req-9")
+	req := httptest.NewRequest("GET", "/", nil)
+	req = req.WithContext(context.WithValue(req.Context(), requestIDKey{}, "req-9"))
+	_, b = PlacementFault(Conflict("stale").WithCode("placement.concurrent_update"), req)
 	var pf struct {
 		Errors []map[string]any `json:"errors"`
 	}
@@ -169,5 +172,21 @@ func TestParsePage(t *testing.T) {
 	r := httptest.NewRequest("GET", "/compute/v2.1/servers?limit=2&name=a", nil)
 	if l := NextLink(r, "http://c", "m1"); l.Href != "http://c/compute/v2.1/servers?limit=2&marker=m1&name=a" {
 		t.Errorf("next: %s", l.Href)
+	}
+}
+
+func TestGlanceFaultNegotiation(t *testing.T) {
+	for _, c := range []struct{ accept, ct, contains string }{
+		{"", "text/html", "<h1>404 Not Found</h1>"},
+		{"application/json", "application/json", `"code":"404 Not Found"`},
+		{"application/json;q=0.5, text/html;q=0.4", "application/json", `"title":"Not Found"`},
+		{"text/plain", "text/plain", "404 Not Found\n\nNo image"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Accept", c.accept)
+		ct, b := GlanceFault(NotFound("No image found with ID x"), r)
+		if !strings.HasPrefix(ct, c.ct) || !strings.Contains(string(b), c.contains) {
+			t.Errorf("%q: %s %s", c.accept, ct, b)
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/kumo-cloud/kumo/internal/policy"
 )
 
 // Sentinel errors that services wrap with %w; the renderer maps them to a
@@ -78,6 +80,9 @@ func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, policy.ErrForbidden) {
+		return &Error{Status: 403, Message: err.Error(), Err: err}
 	}
 	for _, m := range []struct {
 		err    error

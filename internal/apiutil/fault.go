@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
-// FaultFormat renders an *Error as the body a service's clients expect.
-type FaultFormat func(e *Error, requestID string) (contentType string, body []byte)
+// FaultFormat renders an *Error as the body a service's clients expect;
+// it sees the request for the request id and content negotiation.
+type FaultFormat func(e *Error, r *http.Request) (contentType string, body []byte)
 
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)
@@ -20,7 +23,7 @@ func mustJSON(v any) []byte {
 }
 
 // KeystoneFault: {"error": {"code": 404, "message": "...", "title": "Not Found"}}.
-func KeystoneFault(e *Error, _ string) (string, []byte) {
+func KeystoneFault(e *Error, _ *http.Request) (string, []byte) {
 	return "application/json", mustJSON(map[string]any{"error": map[string]any{
 		"code": e.Status, "message": e.Message, "title": http.StatusText(e.Status),
 	}})
@@ -35,7 +38,7 @@ var novaKeys = map[int]string{
 
 // NovaFault: {"itemNotFound": {"code": 404, "message": "..."}}; Cinder uses
 // the same shape. e.Code overrides the key.
-func NovaFault(e *Error, _ string) (string, []byte) {
+func NovaFault(e *Error, _ *http.Request) (string, []byte) {
 	key := e.Code
 	if key == "" {
 		key = novaKeys[e.Status]
@@ -55,7 +58,7 @@ var neutronTypes = map[int]string{
 }
 
 // NeutronFault: {"NeutronError": {"type": "...", "message": "...", "detail": ""}}.
-func NeutronFault(e *Error, _ string) (string, []byte) {
+func NeutronFault(e *Error, _ *http.Request) (string, []byte) {
 	typ := e.Code
 	if typ == "" {
 		typ = neutronTypes[e.Status]
@@ -66,7 +69,11 @@ func NeutronFault(e *Error, _ string) (string, []byte) {
 }
 
 // PlacementFault: {"errors": [{"status": 404, "title": ..., "detail": ..., "code": ..., "request_id": ...}]}.
-func PlacementFault(e *Error, requestID string) (string, []byte) {
+func PlacementFault(e *Error, r *http.Request) (string, []byte) {
+	requestID := ""
+	if r != nil {
+		requestID = RequestID(r.Context())
+	}
 	code := e.Code
 	if code == "" {
 		code = "placement.undefined_code"
@@ -81,11 +88,70 @@ func PlacementFault(e *Error, requestID string) (string, []byte) {
 	}}})
 }
 
-// GlanceFault is the plain webob-style page Glance answers errors with.
-func GlanceFault(e *Error, _ string) (string, []byte) {
-	title := fmt.Sprintf("%d %s", e.Status, http.StatusText(e.Status))
+// GlanceFault renders errors the way webob does for Glance: an HTML page
+// by default, JSON when the client prefers application/json (gophercloud,
+// openstacksdk), plain text when it accepts neither.
+func GlanceFault(e *Error, r *http.Request) (string, []byte) {
+	accept := ""
+	if r != nil {
+		accept = r.Header.Get("Accept")
+	}
+	status := fmt.Sprintf("%d %s", e.Status, http.StatusText(e.Status))
+	switch negotiateFault(accept) {
+	case "json":
+		return "application/json", mustJSON(map[string]any{
+			"message": e.Message + "<br /><br />\n\n\n",
+			"code":    status,
+			"title":   http.StatusText(e.Status),
+		})
+	case "plain":
+		return "text/plain; charset=UTF-8", []byte(status + "\n\n" + e.Message + "\n\n   ")
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "<html>\n <head>\n  <title>%s</title>\n </head>\n <body>\n  <h1>%s</h1>\n  %s<br /><br />\n\n\n\n </body>\n</html>",
-		title, title, html.EscapeString(e.Message))
+		status, status, html.EscapeString(e.Message))
 	return "text/html; charset=UTF-8", []byte(b.String())
+}
+
+// negotiateFault picks html, json or plain as webob does from Accept.
+func negotiateFault(accept string) string {
+	if strings.TrimSpace(accept) == "" {
+		return "html"
+	}
+	q := map[string]float64{"text/html": -1, "application/json": -1}
+	spec := map[string]int{"text/html": -1, "application/json": -1}
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		qv := 1.0
+		if s, ok := params["q"]; ok {
+			if f, err := strconv.ParseFloat(s, 64); err == nil {
+				qv = f
+			}
+		}
+		for offer := range q {
+			typ, _, _ := strings.Cut(offer, "/")
+			level := -1
+			switch {
+			case mt == offer:
+				level = 2
+			case mt == typ+"/*":
+				level = 1
+			case mt == "*/*":
+				level = 0
+			}
+			if level > spec[offer] {
+				spec[offer], q[offer] = level, qv
+			}
+		}
+	}
+	switch {
+	case q["text/html"] > 0 && q["text/html"] >= q["application/json"]:
+		return "html"
+	case q["application/json"] > 0:
+		return "json"
+	}
+	return "plain"
 }

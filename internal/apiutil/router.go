@@ -232,7 +232,7 @@ func (s *Service) WriteError(w http.ResponseWriter, r *http.Request, err error) 
 	if fault == nil {
 		fault = KeystoneFault
 	}
-	ct, body := fault(e, RequestID(r.Context()))
+	ct, body := fault(e, r)
 	h.Set("Content-Type", ct)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(e.Status)

@@ -25,18 +25,23 @@ import (
 	"github.com/kumo-cloud/kumo/internal/config"
 	"github.com/kumo-cloud/kumo/internal/db"
 	"github.com/kumo-cloud/kumo/internal/identity"
+	"github.com/kumo-cloud/kumo/internal/image"
 	"github.com/kumo-cloud/kumo/internal/policy"
 	"github.com/kumo-cloud/kumo/internal/service"
 )
 
 // Migrations lists every component's schema, in dependency order.
 func Migrations() []db.Set {
-	return []db.Set{identity.Migrations()}
+	return []db.Set{identity.Migrations(), image.Migrations()}
 }
 
 // PolicyDefaults collects every service's default rules.
 func PolicyDefaults() []policy.Rule {
-	return identity.PolicyDefaults()
+	var out []policy.Rule
+	for _, rules := range [][]policy.Rule{identity.PolicyDefaults(), image.PolicyDefaults()} {
+		out = append(out, rules...)
+	}
+	return out
 }
 
 // Server is a running kumo process.

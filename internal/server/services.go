@@ -1,11 +1,18 @@
 package server
 
 import (
+	"fmt"
+
 	"github.com/kumo-cloud/kumo/internal/config"
+	"github.com/kumo-cloud/kumo/internal/image"
 	"github.com/kumo-cloud/kumo/internal/service"
 )
 
 // extraServices builds the API services beside identity.
 func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error) {
-	return nil, nil
+	img, err := image.New(deps, image.Config{ProjectQuotaBytes: cfg.Image.ProjectQuotaBytes})
+	if err != nil {
+		return nil, fmt.Errorf("image service: %w", err)
+	}
+	return []service.API{img}, nil
 }

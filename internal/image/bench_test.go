@@ -1,0 +1,150 @@
+package image
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+)
+
+// patternReader yields n bytes of a repeating pattern without holding
+// them in memory.
+type patternReader struct{ n int64 }
+
+var pattern = func() []byte {
+	b := make([]byte, 1<<20)
+	for i := range b {
+		b[i] = byte(i*7 + 1)
+	}
+	return b
+}()
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	if p.n <= 0 {
+		return 0, io.EOF
+	}
+	k := copy(b[:min(int64(len(b)), p.n)], pattern)
+	p.n -= int64(k)
+	return k, nil
+}
+
+const benchImageSize = 256 << 20
+
+func benchUpload(b *testing.B, a *testAPI, size int64) string {
+	id := a.create("alice", map[string]any{"disk_format": "raw", "container_format": "bare"})
+	req, _ := http.NewRequest("PUT", a.srv.URL+"/image/v2/images/"+id+"/file", &patternReader{n: size})
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("X-Auth-Token", "alice")
+	res, err := a.srv.Client().Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 204 {
+		b.Fatalf("upload status %d", res.StatusCode)
+	}
+	return id
+}
+
+// BenchmarkUpload streams a 256 MiB image through HTTP into the store
+// (hashing MD5 and SHA-512, fsync, rename). Reported: throughput and peak
+// heap growth, which must not depend on the image size.
+func BenchmarkUpload(b *testing.B) {
+	a := newTestAPI(b, Config{})
+	b.SetBytes(benchImageSize)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	var peak uint64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		id := benchUpload(b, a, benchImageSize)
+		b.StopTimer()
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapInuse)
+		a.do("alice", "DELETE", "/image/v2/images/"+id, nil)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(peak-min(peak, base))/(1<<20), "heapMiB")
+}
+
+// BenchmarkDownload streams a 256 MiB image out of the store over HTTP.
+func BenchmarkDownload(b *testing.B) {
+	a := newTestAPI(b, Config{})
+	id := benchUpload(b, a, benchImageSize)
+	b.SetBytes(benchImageSize)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req, _ := http.NewRequest("GET", a.srv.URL+"/image/v2/images/"+id+"/file", nil)
+		req.Header.Set("X-Auth-Token", "alice")
+		res, err := a.srv.Client().Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if n != benchImageSize {
+			b.Fatalf("got %d bytes", n)
+		}
+	}
+}
+
+// BenchmarkList1000 lists 1,000 images (with tags and properties) in one
+// page over HTTP and reports the median latency.
+func BenchmarkList1000(b *testing.B) {
+	a := newTestAPI(b, Config{})
+	ctx := context.Background()
+	t0 := time.Now().UTC()
+	for i := 0; i < 1000; i++ {
+		img := testImage("p-alice", fmt.Sprintf("image-%04d", i), t0.Add(time.Duration(i)*time.Millisecond))
+		img.Tags = []string{"bench", fmt.Sprintf("t%d", i%10)}
+		img.Properties = map[string]string{"os_distro": "debian", "hw_disk_bus": "virtio"}
+		img.DiskFormat, img.ContainerFormat = ptr("qcow2"), ptr("bare")
+		if err := a.svc.store.CreateImage(ctx, img); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		req, _ := http.NewRequest("GET", a.srv.URL+"/image/v2/images?limit=1000", nil)
+		req.Header.Set("X-Auth-Token", "alice")
+		res, err := a.srv.Client().Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		lat = append(lat, time.Since(start))
+		if res.StatusCode != 200 {
+			b.Fatalf("status %d", res.StatusCode)
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+}
+
+// BenchmarkIngest measures the store's write path alone (no HTTP client
+// competing for the CPUs): read, MD5 + SHA-512 in parallel, write, fsync.
+func BenchmarkIngest(b *testing.B) {
+	bl, err := newBlobs(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(benchImageSize)
+	for i := 0; i < b.N; i++ {
+		in, err := bl.ingest(context.Background(), &patternReader{n: benchImageSize}, 1<<40)
+		if err != nil {
+			b.Fatal(err)
+		}
+		in.remove()
+	}
+}
