@@ -1,0 +1,166 @@
+// Package virt is the hypervisor interface of the compute agent: the narrow
+// set of operations Kumo needs from a driver, the types they take, and the
+// errors they return. Drivers live in subpackages (virt/fake now, virt/qemu
+// next); every driver passes the same conformance harness in virt/virttest.
+//
+// Power states and transitions, as every driver must implement them:
+//
+//	            Spawn                 PowerOff
+//	(none) ──────────────▶ Running ───────────▶ Shutdown
+//	                        │  ▲  ◀───────────
+//	                  Pause │  │ Unpause   PowerOn
+//	                        ▼  │
+//	                       Paused
+//	Running ──Suspend──▶ Suspended ──Resume──▶ Running
+//	Running|Shutdown ──Rescue──▶ Running (rescued) ──Unrescue──▶ Running
+//	Reboot: Running ▶ Running (soft: guest asked first; hard: reset)
+//	Destroy: any ▶ (none), idempotent, leaves nothing behind
+//
+// An operation in a state that forbids it returns ErrInvalidState; an
+// unknown instance ErrNotFound. Drivers are safe for concurrent use on
+// different instances; callers serialise operations on one instance.
+package virt
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Errors every driver uses, wrapped with %w.
+var (
+	ErrNotFound     = errors.New("instance not found")
+	ErrInvalidState = errors.New("invalid power state for this operation")
+	ErrExists       = errors.New("instance already exists")
+	ErrUnsupported  = errors.New("operation not supported by this driver")
+)
+
+// PowerState is Nova's power state, with the same numbers.
+type PowerState int
+
+const (
+	NoState   PowerState = 0
+	Running   PowerState = 1
+	Paused    PowerState = 3
+	Shutdown  PowerState = 4
+	Crashed   PowerState = 6
+	Suspended PowerState = 7
+)
+
+func (p PowerState) String() string {
+	switch p {
+	case Running:
+		return "running"
+	case Paused:
+		return "paused"
+	case Shutdown:
+		return "shutdown"
+	case Crashed:
+		return "crashed"
+	case Suspended:
+		return "suspended"
+	}
+	return "pending"
+}
+
+// Instance is the desired shape of a guest, as the agent hands it over.
+type Instance struct {
+	UUID        string
+	Name        string // host-visible name, e.g. instance-0000002a
+	VCPUs       int
+	MemoryMB    int
+	RootGB      int
+	EphemeralGB int
+	SwapMB      int
+	Image       Image
+	NICs        []NIC
+	ConfigDrive bool
+	Metadata    Metadata
+}
+
+// Image is a disk image already present in the host's image cache.
+type Image struct {
+	ID          string
+	Path        string // local file in the image cache
+	DiskFormat  string // qcow2, raw, iso, ...
+	Properties  map[string]string
+	KernelPath  string // direct kernel boot when set
+	RamdiskPath string
+	KernelArgs  string
+}
+
+// NIC is one virtual interface, plugged into the host network by the
+// network agent.
+type NIC struct {
+	PortID string
+	MAC    string
+	Tap    string // host device name, e.g. tap1234abcd-12
+	Bridge string
+	MTU    int
+}
+
+// Metadata is what the guest reads from its config drive.
+type Metadata struct {
+	Hostname    string
+	UserData    []byte
+	PublicKeys  map[string]string
+	AdminPass   string
+	NetworkData []byte // network_data.json
+	VendorData  []byte
+	Extra       map[string]string // server metadata
+}
+
+// Info is a driver's view of one instance.
+type Info struct {
+	State     PowerState
+	Rescued   bool
+	VCPUs     int
+	MemoryMB  int
+	StartedAt time.Time
+}
+
+// Resources is what the host offers to instances.
+type Resources struct {
+	VCPUs    int
+	MemoryMB int
+	DiskGB   int
+	// Traits are capability names as Placement knows them (COMPUTE_*,
+	// HW_CPU_X86_*), including the accelerator in use.
+	Traits []string
+}
+
+// Driver is a hypervisor.
+type Driver interface {
+	// Name is the driver's configuration name ("fake", "qemu").
+	Name() string
+	// Resources reports the host's capacity and capabilities.
+	Resources(ctx context.Context) (Resources, error)
+	// List names the instances the driver finds on the host, so an agent
+	// restarted next to running guests adopts them instead of losing them.
+	List(ctx context.Context) ([]string, error)
+	// Info reports an instance's state.
+	Info(ctx context.Context, uuid string) (Info, error)
+
+	// Spawn creates and starts an instance; on failure nothing is left.
+	Spawn(ctx context.Context, inst *Instance) error
+	// Destroy stops and removes an instance and everything it owns; an
+	// unknown instance is not an error.
+	Destroy(ctx context.Context, uuid string) error
+
+	PowerOff(ctx context.Context, uuid string, timeout time.Duration) error
+	PowerOn(ctx context.Context, uuid string) error
+	Reboot(ctx context.Context, uuid string, hard bool) error
+	Pause(ctx context.Context, uuid string) error
+	Unpause(ctx context.Context, uuid string) error
+	Suspend(ctx context.Context, uuid string) error
+	Resume(ctx context.Context, uuid string) error
+	Rescue(ctx context.Context, uuid string, rescue Image) error
+	Unrescue(ctx context.Context, uuid string) error
+
+	// Snapshot writes the instance's root disk as a standalone image in
+	// the given format to w.
+	Snapshot(ctx context.Context, uuid, format string, w io.Writer) error
+	// ConsoleOutput returns up to the last maxBytes of the serial console.
+	ConsoleOutput(ctx context.Context, uuid string, maxBytes int) ([]byte, error)
+}
