@@ -18,6 +18,7 @@ import (
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
 	"github.com/kumo-cloud/kumo/internal/auth"
+	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/policy"
 )
 
@@ -64,6 +65,8 @@ type Service struct {
 	log    *slog.Logger
 	policy *policy.Enforcer
 	now    func() time.Time
+
+	bus  *bus.Bus // optional: announces and hears identity changes
 
 	keys atomic.Pointer[keyRing]
 	gen  atomic.Int64 // last identity generation seen
@@ -155,6 +158,13 @@ func (s *Service) Refresh(ctx context.Context) error {
 // Run polls the generation so that writes made by other processes (and
 // key rotations) are seen within the poll interval.
 func (s *Service) Run(ctx context.Context) error {
+	if s.bus != nil {
+		sub, err := s.listen()
+		if err != nil {
+			return err
+		}
+		defer sub.Unsubscribe()
+	}
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
 	lastKeys := time.Now()
@@ -183,6 +193,7 @@ func (s *Service) changed(ctx context.Context) {
 	if err := s.Refresh(ctx); err != nil {
 		s.log.Warn("identity refresh after write failed", "err", err)
 	}
+	s.announce(ctx)
 }
 
 func (s *Service) snapshot(ctx context.Context) (*snapshot, error) {

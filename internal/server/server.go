@@ -99,6 +99,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		LockoutAttempts: cfg.Identity.LockoutAttempts,
 		LockoutDuration: cfg.Identity.LockoutDuration.Duration,
 	}, enf, log.With("component", "identity"))
+	s.Identity.SetBus(s.Bus)
 	if err := s.Identity.Start(ctx); err != nil {
 		s.Close()
 		return nil, err
