@@ -66,7 +66,7 @@ type Service struct {
 	policy *policy.Enforcer
 	now    func() time.Time
 
-	bus  *bus.Bus // optional: announces and hears identity changes
+	bus *bus.Bus // optional: announces and hears identity changes
 
 	keys atomic.Pointer[keyRing]
 	gen  atomic.Int64 // last identity generation seen
