@@ -68,6 +68,13 @@ func (a *API) Routes() *apiutil.Service {
 			rt("GET", "/v3/projects/{project_id}", a.getProject),
 			rt("PATCH", "/v3/projects/{project_id}", a.updateProject),
 			rt("DELETE", "/v3/projects/{project_id}", a.deleteProject),
+			rt("GET", "/v3/projects/{project_id}/tags", a.projectTags),
+			rt("PUT", "/v3/projects/{project_id}/tags", a.setProjectTags),
+			rt("DELETE", "/v3/projects/{project_id}/tags", a.setProjectTags),
+			rt("GET", "/v3/projects/{project_id}/tags/{tag}", a.projectTag),
+			rt("HEAD", "/v3/projects/{project_id}/tags/{tag}", a.projectTag),
+			rt("PUT", "/v3/projects/{project_id}/tags/{tag}", a.projectTag),
+			rt("DELETE", "/v3/projects/{project_id}/tags/{tag}", a.projectTag),
 
 			rt("GET", "/v3/users", a.listUsers),
 			rt("POST", "/v3/users", a.createUser),
@@ -155,6 +162,8 @@ func (rs routes) withGrants(a *API) []apiutil.Route {
 	for _, g := range []struct{ path, kind string }{
 		{"/v3/OS-INHERIT/domains/{domain_id}/users/{actor_id}/roles/{role_id}/inherited_to_projects", UserDomain},
 		{"/v3/OS-INHERIT/domains/{domain_id}/groups/{actor_id}/roles/{role_id}/inherited_to_projects", GroupDomain},
+		{"/v3/OS-INHERIT/projects/{project_id}/users/{actor_id}/roles/{role_id}/inherited_to_projects", UserProject},
+		{"/v3/OS-INHERIT/projects/{project_id}/groups/{actor_id}/roles/{role_id}/inherited_to_projects", GroupProject},
 	} {
 		rs = append(rs,
 			apiutil.Route{Method: "PUT", Path: g.path, Handler: a.grant(g.kind, true)},

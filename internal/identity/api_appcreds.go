@@ -2,6 +2,7 @@ package identity
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
 )
@@ -22,7 +23,7 @@ func (a *API) appCredView(r *http.Request, ac *AppCred) map[string]any {
 	}
 	return map[string]any{
 		"id": ac.ID, "name": ac.Name, "description": ac.Description, "user_id": ac.UserID, "project_id": ac.ProjectID,
-		"roles": roles, "expires_at": fmtTime(ac.ExpiresAt), "unrestricted": ac.Unrestricted, "access_rules": []any{},
+		"roles": roles, "expires_at": appCredTime(ac.ExpiresAt), "unrestricted": ac.Unrestricted, "access_rules": []any{},
 		"links": map[string]any{"self": base(r) + "/users/" + ac.UserID + "/application_credentials/" + ac.ID},
 	}
 }
@@ -127,4 +128,13 @@ func (a *API) deleteAppCred(r *http.Request) (*apiutil.Response, error) {
 		return nil, err
 	}
 	return apiutil.NoContent(), nil
+}
+
+// appCredTime renders expires_at as Keystone does for application
+// credentials: microseconds and no zone designator.
+func appCredTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000000")
 }

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"maps"
 	"net/http"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
@@ -106,6 +107,7 @@ func (a *API) updateRegion(r *http.Request) (*apiutil.Response, error) {
 	if v, ok := strPtr(m, "parent_region_id"); ok {
 		rg.ParentRegionID = deref(v)
 	}
+	maps.Copy(rg.Extra, extras(m, "id", "description", "parent_region_id", "links"))
 	if err := a.svc.UpdateRegion(r.Context(), rg); err != nil {
 		return nil, err
 	}
@@ -194,6 +196,7 @@ func (a *API) updateService(r *http.Request) (*apiutil.Response, error) {
 		c.Description = deref(v)
 	}
 	c.Enabled = boolOr(m, "enabled", c.Enabled)
+	maps.Copy(c.Extra, extras(m, "type", "name", "description", "enabled", "id", "links"))
 	if err := a.svc.UpdateService(r.Context(), c); err != nil {
 		return nil, err
 	}
@@ -296,6 +299,7 @@ func (a *API) updateEndpoint(r *http.Request) (*apiutil.Response, error) {
 		e.RegionID = v
 	}
 	e.Enabled = boolOr(m, "enabled", e.Enabled)
+	maps.Copy(e.Extra, extras(m, "service_id", "interface", "url", "region", "region_id", "enabled", "id", "links"))
 	if err := a.svc.UpdateEndpoint(r.Context(), e); err != nil {
 		return nil, err
 	}

@@ -2,7 +2,9 @@ package identity
 
 import (
 	"context"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
@@ -25,7 +27,7 @@ var (
 		"type": "object", "required": ["name"],
 		"properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64}, "description": `+nullableString+`,
 			"domain_id": `+nullableString+`, "parent_id": `+nullableString+`, "enabled": {"type": "boolean"},
-			"is_domain": {"type": "boolean", "enum": [false]}, "tags": {"type": "array", "items": {"type": "string"}}, "options": {"type": "object"}}}`)
+			"is_domain": {"type": "boolean"}, "tags": {"type": "array", "items": {"type": "string"}}, "options": {"type": "object"}}}`)
 	projectUpdateSchema = wrapSchema("project-update", "project", `{
 		"type": "object", "minProperties": 1,
 		"properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64}, "description": `+nullableString+`,
@@ -155,6 +157,8 @@ func (a *API) listDomains(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	lf := parseListFilter(r)
+	ds = slices.DeleteFunc(ds, func(d *Domain) bool { return !lf.matchName(d.Name) })
 	out := make([]any, 0, len(ds))
 	for _, d := range ds {
 		out = append(out, domainView(r, d))
@@ -296,10 +300,34 @@ func (a *API) listProjects(r *http.Request) (*apiutil.Response, error) {
 	if err := a.authorize(r, "identity:list_projects", target); err != nil {
 		return nil, err
 	}
+	isDomain, err := boolQuery(r, "is_domain")
+	if err != nil {
+		return nil, err
+	}
+	if isDomain != nil && *isDomain {
+		df := Filter{}
+		if v, ok := f["name"]; ok {
+			df["name"] = v
+		}
+		if v, ok := f["enabled"]; ok {
+			df["enabled"] = v
+		}
+		ds, err := a.svc.store.ListDomains(r.Context(), df)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]any, 0, len(ds))
+		for _, d := range ds {
+			out = append(out, domainAsProject(r, d))
+		}
+		return apiutil.JSON(200, map[string]any{"projects": out, "links": listLinks(r)}), nil
+	}
 	ps, err := a.svc.store.ListProjects(r.Context(), f)
 	if err != nil {
 		return nil, err
 	}
+	lf := parseListFilter(r)
+	ps = slices.DeleteFunc(ps, func(p *Project) bool { return !lf.matchName(p.Name) || !lf.matchTags(p.Tags) })
 	return projectList(r, ps), nil
 }
 
@@ -322,6 +350,17 @@ func (a *API) createProject(r *http.Request) (*apiutil.Response, error) {
 	if err := a.authorize(r, "identity:create_project", map[string]string{"domain_id": p.DomainID}); err != nil {
 		return nil, err
 	}
+	if boolOr(m, "is_domain", false) {
+		// A project acting as a domain is a domain.
+		if err := a.authorize(r, "identity:create_domain", nil); err != nil {
+			return nil, err
+		}
+		d := &Domain{Name: p.Name, Description: p.Description, Enabled: p.Enabled, Extra: p.Extra}
+		if err := a.svc.CreateDomain(r.Context(), d); err != nil {
+			return nil, err
+		}
+		return apiutil.JSON(201, map[string]any{"project": domainAsProject(r, d)}), nil
+	}
 	if err := a.svc.CreateProject(r.Context(), p); err != nil {
 		return nil, err
 	}
@@ -340,7 +379,35 @@ func stringList(v any) []string {
 	return out
 }
 
+// domainAsProject renders a domain the way Keystone shows the project
+// acting as it.
+func domainAsProject(r *http.Request, d *Domain) map[string]any {
+	v := map[string]any{"id": d.ID, "name": d.Name, "domain_id": nil, "parent_id": nil, "description": d.Description,
+		"enabled": d.Enabled, "is_domain": true, "tags": []string{}, "options": map[string]any{}, "links": selfLink(r, "projects", d.ID)}
+	mergeExtras(v, d.Extra)
+	return v
+}
+
+// projectDomain finds the domain a project id names when no project has
+// that id (projects acting as domains); nil when there is none.
+func (a *API) projectDomain(r *http.Request, rule string) (*Domain, error) {
+	if _, err := a.svc.store.GetProject(r.Context(), r.PathValue("project_id")); err == nil {
+		return nil, nil
+	}
+	d, err := a.svc.store.GetDomain(r.Context(), r.PathValue("project_id"))
+	if err != nil {
+		return nil, nil
+	}
+	return d, a.authorize(r, rule, map[string]string{"domain_id": d.ID})
+}
+
 func (a *API) getProject(r *http.Request) (*apiutil.Response, error) {
+	if d, err := a.projectDomain(r, "identity:get_domain"); d != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return apiutil.JSON(200, map[string]any{"project": domainAsProject(r, d)}), nil
+	}
 	p, err := a.loadProject(r, "identity:get_project")
 	if err != nil {
 		return nil, err
@@ -349,6 +416,26 @@ func (a *API) getProject(r *http.Request) (*apiutil.Response, error) {
 }
 
 func (a *API) updateProject(r *http.Request) (*apiutil.Response, error) {
+	if d, err := a.projectDomain(r, "identity:update_domain"); d != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		m, err := body(r, projectUpdateSchema, "project")
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := m["name"].(string); ok {
+			d.Name = v
+		}
+		if v, ok := strPtr(m, "description"); ok {
+			d.Description = deref(v)
+		}
+		d.Enabled = boolOr(m, "enabled", d.Enabled)
+		if err := a.svc.UpdateDomain(r.Context(), d); err != nil {
+			return nil, err
+		}
+		return apiutil.JSON(200, map[string]any{"project": domainAsProject(r, d)}), nil
+	}
 	p, err := a.loadProject(r, "identity:update_project")
 	if err != nil {
 		return nil, err
@@ -377,6 +464,15 @@ func (a *API) updateProject(r *http.Request) (*apiutil.Response, error) {
 }
 
 func (a *API) deleteProject(r *http.Request) (*apiutil.Response, error) {
+	if d, err := a.projectDomain(r, "identity:delete_domain"); d != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		if err := a.svc.DeleteDomain(r.Context(), d.ID); err != nil {
+			return nil, err
+		}
+		return apiutil.NoContent(), nil
+	}
 	p, err := a.loadProject(r, "identity:delete_project")
 	if err != nil {
 		return nil, err
@@ -416,6 +512,8 @@ func (a *API) listUsers(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	lf := parseListFilter(r)
+	us = slices.DeleteFunc(us, func(u *User) bool { return !lf.matchName(u.Name) })
 	return userList(r, us), nil
 }
 
@@ -565,6 +663,8 @@ func (a *API) listGroups(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	lf := parseListFilter(r)
+	gs = slices.DeleteFunc(gs, func(g *Group) bool { return !lf.matchName(g.Name) })
 	return groupList(r, gs), nil
 }
 
@@ -607,6 +707,7 @@ func (a *API) updateGroup(r *http.Request) (*apiutil.Response, error) {
 	if v, ok := strPtr(m, "description"); ok {
 		g.Description = deref(v)
 	}
+	maps.Copy(g.Extra, extras(m, "name", "domain_id", "description", "id", "links"))
 	if err := a.svc.UpdateGroup(r.Context(), g); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 
@@ -20,6 +21,8 @@ func (a *API) listRoles(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	lf := parseListFilter(r)
+	rs = slices.DeleteFunc(rs, func(ro *Role) bool { return !lf.matchName(ro.Name) })
 	out := make([]any, 0, len(rs))
 	for _, ro := range rs {
 		out = append(out, roleView(r, ro))
@@ -72,6 +75,7 @@ func (a *API) updateRole(r *http.Request) (*apiutil.Response, error) {
 	if v, ok := strPtr(m, "description"); ok {
 		ro.Description = deref(v)
 	}
+	maps.Copy(ro.Extra, extras(m, "name", "domain_id", "description", "options", "id", "links"))
 	if err := a.svc.UpdateRole(r.Context(), ro); err != nil {
 		return nil, err
 	}
@@ -312,7 +316,8 @@ func (a *API) listAssignments(r *http.Request) (*apiutil.Response, error) {
 			target["domain_id"] = p.DomainID
 		}
 	}
-	if err := a.authorize(r, "identity:list_role_assignments", target); err != nil {
+	err := a.authorize(r, "identity:list_role_assignments", target)
+	if err != nil {
 		return nil, err
 	}
 	effective := q.Has("effective")
@@ -347,9 +352,20 @@ func (a *API) listAssignments(r *http.Request) (*apiutil.Response, error) {
 		// An effective role may come from an implied one: filter after expansion.
 		f.RoleID = ""
 	}
-	list, err := a.svc.store.ListAssignments(r.Context(), f)
-	if err != nil {
-		return nil, err
+	targets := []string{f.TargetID}
+	if q.Has("include_subtree") && q.Get("scope.project.id") != "" {
+		if targets, err = a.svc.subtree(r.Context(), f.TargetID); err != nil {
+			return nil, err
+		}
+	}
+	var list []Assignment
+	for _, t := range targets {
+		f.TargetID = t
+		l, err := a.svc.store.ListAssignments(r.Context(), f)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, l...)
 	}
 	type row struct {
 		a         Assignment

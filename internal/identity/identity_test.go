@@ -389,3 +389,62 @@ func TestBootstrapIdempotent(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestKeystoneExtras(t *testing.T) {
+	d := dbtest.OpenSQLite(t, identity.Migrations())
+	e := newEnv(t, d, identity.Config{})
+	adm := e.admin
+	// Name operators and tag filters.
+	pid := obj(e.expect(e.do("POST", "/v3/projects", adm, map[string]any{"project": map[string]any{"name": "alpha-one", "tags": []string{"a", "b"}}}), 201).body, "project")["id"].(string)
+	e.expect(e.do("POST", "/v3/projects", adm, map[string]any{"project": map[string]any{"name": "beta", "tags": []string{"b"}}}), 201)
+	for q, want := range map[string]int{
+		"name__contains=pha": 1, "name__istartswith=ALP": 1, "name__endswith=zzz": 0,
+		"tags=a,b": 1, "tags=b": 2, "tags-any=a,c": 1, "not-tags-any=a": 2, "not-tags=a,b": 2,
+	} {
+		ps := e.expect(e.do("GET", "/v3/projects?"+q, adm, nil), 200).body["projects"].([]any)
+		if len(ps) != want {
+			t.Errorf("%s: %d projects, want %d", q, len(ps), want)
+		}
+	}
+	// Tag API.
+	e.expect(e.do("PUT", "/v3/projects/"+pid+"/tags/c", adm, nil), 201)
+	e.expect(e.do("HEAD", "/v3/projects/"+pid+"/tags/c", adm, nil), 204)
+	r := e.expect(e.do("PUT", "/v3/projects/"+pid+"/tags", adm, map[string]any{"tags": []string{"x", "y"}}), 200)
+	if len(r.body["tags"].([]any)) != 2 {
+		t.Fatalf("tags: %s", r.raw)
+	}
+	e.expect(e.do("GET", "/v3/projects/"+pid+"/tags/c", adm, nil), 404)
+	e.expect(e.do("DELETE", "/v3/projects/"+pid+"/tags", adm, nil), 204)
+	// A project acting as a domain.
+	r = e.expect(e.do("POST", "/v3/projects", adm, map[string]any{"project": map[string]any{"name": "dom", "is_domain": true}}), 201)
+	did := obj(r.body, "project")["id"].(string)
+	if obj(r.body, "project")["is_domain"] != true {
+		t.Fatalf("is_domain: %s", r.raw)
+	}
+	e.expect(e.do("GET", "/v3/domains/"+did, adm, nil), 200)
+	e.expect(e.do("POST", "/v3/projects", adm, map[string]any{"project": map[string]any{"name": "in-dom", "domain_id": did}}), 201)
+	if ps := e.expect(e.do("GET", "/v3/projects?is_domain=true", adm, nil), 200).body["projects"].([]any); len(ps) != 2 {
+		t.Fatalf("is_domain list: %v", ps)
+	}
+	// Inheritance from a parent project to its children, not itself.
+	child := obj(e.expect(e.do("POST", "/v3/projects", adm, map[string]any{"project": map[string]any{"name": "child", "parent_id": pid}}), 201).body, "project")["id"].(string)
+	uid := obj(e.expect(e.do("POST", "/v3/users", adm, map[string]any{"user": map[string]any{"name": "inh", "password": "pw"}}), 201).body, "user")["id"].(string)
+	reader := e.expect(e.do("GET", "/v3/roles?name=reader", adm, nil), 200).body["roles"].([]any)[0].(map[string]any)["id"].(string)
+	e.expect(e.do("PUT", "/v3/OS-INHERIT/projects/"+pid+"/users/"+uid+"/roles/"+reader+"/inherited_to_projects", adm, nil), 204)
+	scope := func(id string) map[string]any { return map[string]any{"project": map[string]any{"id": id}} }
+	e.token(passwordAuth("inh", "pw", scope(child)), 201)
+	e.token(passwordAuth("inh", "pw", scope(pid)), 401)
+	// include_subtree lists the assignments below a project.
+	e.expect(e.do("PUT", "/v3/projects/"+child+"/users/"+uid+"/roles/"+reader, adm, nil), 204)
+	as := e.expect(e.do("GET", "/v3/role_assignments?scope.project.id="+pid+"&include_subtree=true", adm, nil), 200).body["role_assignments"].([]any)
+	if len(as) != 2 {
+		t.Fatalf("subtree assignments: %v", as)
+	}
+	// Extra attributes survive updates of every resource.
+	sid := obj(e.expect(e.do("POST", "/v3/services", adm, map[string]any{"service": map[string]any{"type": "x"}}), 201).body, "service")["id"].(string)
+	eid := obj(e.expect(e.do("POST", "/v3/endpoints", adm, map[string]any{"endpoint": map[string]any{"service_id": sid, "interface": "public", "url": "http://x"}}), 201).body, "endpoint")["id"].(string)
+	r = e.expect(e.do("PATCH", "/v3/endpoints/"+eid, adm, map[string]any{"endpoint": map[string]any{"description": "updated"}}), 200)
+	if obj(r.body, "endpoint")["description"] != "updated" {
+		t.Fatalf("endpoint extra: %s", r.raw)
+	}
+}

@@ -283,16 +283,29 @@ func (s *Service) effectiveRoles(ctx context.Context, sn *snapshot, userID strin
 	var as []Assignment
 	switch {
 	case p.ProjectID != "":
-		direct, err := s.store.ListAssignments(ctx, AssignmentFilter{Kinds: []string{UserProject, GroupProject}, ActorIDs: actors, TargetID: p.ProjectID})
+		no, yes := false, true
+		direct, err := s.store.ListAssignments(ctx, AssignmentFilter{Kinds: []string{UserProject, GroupProject}, ActorIDs: actors, TargetID: p.ProjectID, Inherited: &no})
 		if err != nil {
 			return nil, err
 		}
-		yes := true
+		as = direct
+		// Assignments inherited from the parent projects and the domain.
+		ancestors, err := s.ancestors(ctx, p.ProjectID)
+		if err != nil {
+			return nil, err
+		}
+		for _, anc := range ancestors {
+			inh, err := s.store.ListAssignments(ctx, AssignmentFilter{Kinds: []string{UserProject, GroupProject}, ActorIDs: actors, TargetID: anc, Inherited: &yes})
+			if err != nil {
+				return nil, err
+			}
+			as = append(as, inh...)
+		}
 		inh, err := s.store.ListAssignments(ctx, AssignmentFilter{Kinds: []string{UserDomain, GroupDomain}, ActorIDs: actors, TargetID: projectDomain, Inherited: &yes})
 		if err != nil {
 			return nil, err
 		}
-		as = append(direct, inh...)
+		as = append(as, inh...)
 	case p.DomainID != "":
 		no := false
 		as, err = s.store.ListAssignments(ctx, AssignmentFilter{Kinds: []string{UserDomain, GroupDomain}, ActorIDs: actors, TargetID: p.DomainID, Inherited: &no})
@@ -324,6 +337,23 @@ func reachable(implied map[string][]string, id string) []string {
 		}
 	}
 	return out
+}
+
+// ancestors lists the parent projects of a project, nearest first.
+func (s *Service) ancestors(ctx context.Context, projectID string) ([]string, error) {
+	var out []string
+	for id := projectID; len(out) < 32; {
+		p, err := s.store.GetProject(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if p.ParentID == "" {
+			return out, nil
+		}
+		out = append(out, p.ParentID)
+		id = p.ParentID
+	}
+	return out, nil
 }
 
 // expandRoles adds implied roles and resolves names, sorted by name.

@@ -472,3 +472,30 @@ func (s *Service) RoleByIDOrName(ctx context.Context, id, name string) (*Role, e
 	}
 	return rs[0], nil
 }
+
+// subtree returns a project and all its descendants; for a domain id (the
+// project acting as the domain) every project of the domain.
+func (s *Service) subtree(ctx context.Context, id string) ([]string, error) {
+	if _, err := s.store.GetDomain(ctx, id); err == nil {
+		ps, err := s.store.ListProjects(ctx, Filter{"domain_id": id})
+		if err != nil {
+			return nil, err
+		}
+		out := []string{}
+		for _, p := range ps {
+			out = append(out, p.ID)
+		}
+		return out, nil
+	}
+	out := []string{id}
+	for i := 0; i < len(out) && len(out) < 100000; i++ {
+		children, err := s.store.ListProjects(ctx, Filter{"parent_id": out[i]})
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range children {
+			out = append(out, c.ID)
+		}
+	}
+	return out, nil
+}
