@@ -190,3 +190,29 @@ func TestGlanceFaultNegotiation(t *testing.T) {
 		}
 	}
 }
+
+// A literal route beside a wildcard sibling must not make Register panic,
+// and each keeps its own methods.
+func TestRegisterLiteralBesideWildcard(t *testing.T) {
+	ok := func(r *http.Request) (*Response, error) { return JSON(200, map[string]string{"p": r.Pattern}), nil }
+	mux := http.NewServeMux()
+	(&Service{Name: "t", Prefix: "/c/", Fault: NovaFault, Routes: []Route{
+		{Method: "GET", Path: "/c/flavors/detail", Handler: ok, Public: true},
+		{Method: "GET", Path: "/c/flavors/{id}", Handler: ok, Public: true},
+		{Method: "DELETE", Path: "/c/flavors/{id}", Handler: ok, Public: true},
+		{Method: "", Path: "/c/legacy/{rest...}", Handler: ok, Public: true},
+	}}).Register(mux)
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/c/flavors/detail", 200}, {"GET", "/c/flavors/7", 200}, {"DELETE", "/c/flavors/7", 200},
+		{"POST", "/c/flavors/7", 405}, {"DELETE", "/c/flavors/detail", 200}, {"PUT", "/c/legacy/a/b", 200},
+	} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(c.method, c.path, nil))
+		if rec.Code != c.status {
+			t.Errorf("%s %s: %d, want %d", c.method, c.path, rec.Code, c.status)
+		}
+	}
+}

@@ -32,7 +32,7 @@ func KeystoneFault(e *Error, _ *http.Request) (string, []byte) {
 // novaKeys are Nova's (and Cinder's) fault body keys by status.
 var novaKeys = map[int]string{
 	400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
-	405: "badMethod", 406: "HTTPNotAcceptable", 409: "conflictingRequest", 413: "overLimit",
+	405: "badMethod", 409: "conflictingRequest", 413: "overLimit",
 	415: "badMediaType", 429: "overLimit", 501: "notImplemented", 503: "serviceUnavailable",
 }
 

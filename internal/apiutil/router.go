@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -64,6 +65,9 @@ type Service struct {
 	Before func(r *http.Request) (*http.Request, error)
 	// Decorate, when set, can add headers to every response of the service.
 	Decorate func(r *http.Request, h http.Header)
+	// Fallback, when set, serves (authenticated) the requests under Prefix
+	// that no route matches, instead of the 404.
+	Fallback Handler
 }
 
 // Register mounts the routes on mux, plus a 405 answer for known paths with
@@ -74,39 +78,93 @@ func (s *Service) Register(mux *http.ServeMux) {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
 	methods := map[string][]string{}
+	real := map[string]bool{}
 	var order []string
 	for _, rt := range s.Routes {
-		mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+		pattern := strings.TrimSpace(rt.Method + " " + rt.Path)
+		mux.Handle(pattern, s.wrap(rt))
+		real[pattern] = true
+		if rt.Method == "" {
+			continue // a catch-all route answers every method itself
+		}
 		if _, ok := methods[rt.Path]; !ok {
 			order = append(order, rt.Path)
 		}
 		methods[rt.Path] = append(methods[rt.Path], rt.Method)
 	}
+	// A known path asked with another method gets a 405 with Allow, unless
+	// another route (a wildcard sibling) serves that method there.
 	for _, p := range order {
 		allowed := methods[p]
 		if slices.Contains(allowed, "GET") && !slices.Contains(allowed, "HEAD") {
 			allowed = append(allowed, "HEAD")
 		}
 		allow := strings.Join(allowed, ", ")
-		if p == s.Prefix {
-			// The prefix path itself is a route; its catch-all is registered below.
-			continue
+		sample := samplePath(p)
+		for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+			if slices.Contains(allowed, m) {
+				continue
+			}
+			if _, pat := mux.Handler(&http.Request{Method: m, URL: &url.URL{Path: sample}}); real[pat] {
+				continue
+			}
+			s.handle405(mux, m+" "+p, allow)
 		}
-		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", allow)
-			s.WriteError(w, r, &Error{Status: 405, Message: "The method is not allowed for the requested URL.", Err: ErrNotAllowed})
-		})
 	}
 	if s.Prefix != "" {
+		var fallback http.Handler
+		if s.Fallback != nil {
+			fallback = s.wrap(Route{Handler: s.Fallback})
+		}
 		mux.HandleFunc(s.Prefix, func(w http.ResponseWriter, r *http.Request) {
 			if allowed, ok := methods[s.Prefix]; ok && r.URL.Path == s.Prefix {
 				w.Header().Set("Allow", strings.Join(allowed, ", "))
 				s.WriteError(w, r, &Error{Status: 405, Message: "The method is not allowed for the requested URL.", Err: ErrNotAllowed})
 				return
 			}
+			if fallback != nil {
+				fallback.ServeHTTP(w, r)
+				return
+			}
 			s.WriteError(w, r, NotFound("The resource could not be found."))
 		})
 	}
+}
+
+// samplePath turns a pattern path into a concrete path it matches.
+func samplePath(p string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(p, '{')
+		if i < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		j := strings.IndexByte(p[i:], '}')
+		if j < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		b.WriteString(p[:i])
+		if p[i:i+j+1] != "{$}" {
+			b.WriteString("x")
+		}
+		p = p[i+j+1:]
+	}
+}
+
+// handle405 registers a 405 answer; a pattern that would clash with
+// another service's route is skipped (that route answers instead).
+func (s *Service) handle405(mux *http.ServeMux, pattern, allow string) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.Log.Debug("no 405 route", "pattern", pattern, "reason", p)
+		}
+	}()
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		s.WriteError(w, r, &Error{Status: 405, Message: "The method is not allowed for the requested URL.", Err: ErrNotAllowed})
+	})
 }
 
 func (s *Service) wrap(rt Route) http.Handler {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
 	"github.com/kumo-cloud/kumo/internal/bus"
+	"github.com/kumo-cloud/kumo/internal/compute"
 	"github.com/kumo-cloud/kumo/internal/config"
 	"github.com/kumo-cloud/kumo/internal/db"
 	"github.com/kumo-cloud/kumo/internal/identity"
@@ -32,13 +33,13 @@ import (
 
 // Migrations lists every component's schema, in dependency order.
 func Migrations() []db.Set {
-	return []db.Set{identity.Migrations(), image.Migrations()}
+	return []db.Set{identity.Migrations(), image.Migrations(), compute.Migrations()}
 }
 
 // PolicyDefaults collects every service's default rules.
 func PolicyDefaults() []policy.Rule {
 	var out []policy.Rule
-	for _, rules := range [][]policy.Rule{identity.PolicyDefaults(), image.PolicyDefaults()} {
+	for _, rules := range [][]policy.Rule{identity.PolicyDefaults(), image.PolicyDefaults(), compute.PolicyDefaults()} {
 		out = append(out, rules...)
 	}
 	return out

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 
+	"github.com/kumo-cloud/kumo/internal/compute"
 	"github.com/kumo-cloud/kumo/internal/config"
 	"github.com/kumo-cloud/kumo/internal/image"
 	"github.com/kumo-cloud/kumo/internal/service"
@@ -14,5 +15,9 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, fmt.Errorf("image service: %w", err)
 	}
-	return []service.API{img}, nil
+	nova, err := compute.New(deps, compute.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("compute service: %w", err)
+	}
+	return []service.API{img, nova}, nil
 }

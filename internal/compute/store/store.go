@@ -1,0 +1,47 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/kumo-cloud/kumo/internal/db"
+)
+
+// Sentinel errors of the store; the API maps them to Nova's faults.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrNoFlavor      = errors.New("flavor not found")
+	ErrDuplicateID   = errors.New("duplicate id")
+	ErrDuplicateName = errors.New("duplicate name")
+	ErrExists        = errors.New("already exists")
+	ErrMarker        = errors.New("marker not found")
+)
+
+// Store is the compute SQL on one database.
+type Store struct {
+	db *db.DB
+}
+
+// New returns the store on d.
+func New(d *db.DB) *Store { return &Store{db: d} }
+
+// DB returns the database handle.
+func (s *Store) DB() *db.DB { return s.db }
+
+// WithTx runs fn in a write transaction.
+func (s *Store) WithTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.db.WithTx(ctx, fn)
+}
+
+// Lock takes the quota lock row of scope inside tx, creating it on first
+// use. Concurrent transactions locking the same scope queue on PostgreSQL;
+// on SQLite the write transaction already excludes other writers.
+func (s *Store) Lock(ctx context.Context, tx *sql.Tx, scope string) error {
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO compute_quota_locks (scope) VALUES ($1) ON CONFLICT (scope) DO NOTHING`, scope); err != nil {
+		return err
+	}
+	var got string
+	return tx.QueryRowContext(ctx, `SELECT scope FROM compute_quota_locks WHERE scope = $1`+s.db.ForUpdate(), scope).Scan(&got)
+}

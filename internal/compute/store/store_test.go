@@ -1,0 +1,168 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/kumo-cloud/kumo/internal/compute/store"
+	"github.com/kumo-cloud/kumo/internal/db"
+	"github.com/kumo-cloud/kumo/internal/db/dbtest"
+)
+
+func names(fs []*store.Flavor) string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Name)
+	}
+	return strings.Join(out, ",")
+}
+
+func TestFlavors(t *testing.T) {
+	dbtest.Each(t, []db.Set{store.Migrations()}, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := store.New(d)
+		desc := "private one"
+		f := &store.Flavor{FlavorID: "p", Name: "priv", MemoryMB: 64, VCPUs: 1, RxtxFactor: 1.5, Description: &desc,
+			ExtraSpecs: map[string]string{"a": "1"}}
+		if err := s.CreateFlavor(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateFlavor(ctx, &store.Flavor{FlavorID: "p", Name: "x"}); !errors.Is(err, store.ErrDuplicateID) {
+			t.Fatalf("dup id: %v", err)
+		}
+		if err := s.CreateFlavor(ctx, &store.Flavor{FlavorID: "q", Name: "priv"}); !errors.Is(err, store.ErrDuplicateName) {
+			t.Fatalf("dup name: %v", err)
+		}
+		got, err := s.GetFlavor(ctx, "p")
+		if err != nil || got.IsPublic || got.RxtxFactor != 1.5 || *got.Description != desc || got.ExtraSpecs["a"] != "1" {
+			t.Fatalf("get %+v %v", got, err)
+		}
+		pub := true
+		list := func(f store.FlavorFilter) string {
+			fs, err := s.ListFlavors(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return names(fs)
+		}
+		if got := list(store.FlavorFilter{IsPublic: &pub, ProjectID: "p1"}); strings.Contains(got, "priv") {
+			t.Fatalf("private listed: %s", got)
+		}
+		if err := s.AddFlavorAccess(ctx, "p", "p1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddFlavorAccess(ctx, "p", "p1"); !errors.Is(err, store.ErrExists) {
+			t.Fatalf("dup access: %v", err)
+		}
+		if got := list(store.FlavorFilter{IsPublic: &pub, ProjectID: "p1", SortKey: "memory_mb", Limit: 2}); got != "priv,m1.nano" {
+			t.Fatalf("with access: %s", got)
+		}
+		if got := list(store.FlavorFilter{SortKey: "description", SortDesc: true, Limit: 1}); got != "priv" {
+			t.Fatalf("by description: %s", got)
+		}
+		if got := list(store.FlavorFilter{SortKey: "memory_mb", Marker: "42", Limit: 2}); got != "m1.micro,m1.tiny" {
+			t.Fatalf("after marker: %s", got)
+		}
+		if _, err := s.ListFlavors(ctx, store.FlavorFilter{Marker: "zz"}); !errors.Is(err, store.ErrMarker) {
+			t.Fatalf("bad marker: %v", err)
+		}
+		if err := s.UpdateExtraSpecs(ctx, "p", map[string]string{"a": "2", "b": "3"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteExtraSpec(ctx, "p", "b"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteExtraSpec(ctx, "p", "b"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("delete missing spec: %v", err)
+		}
+		if got, _ := s.GetFlavor(ctx, "p"); len(got.ExtraSpecs) != 1 || got.ExtraSpecs["a"] != "2" {
+			t.Fatalf("specs %v", got.ExtraSpecs)
+		}
+		if err := s.UpdateFlavorDescription(ctx, "p", nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RemoveFlavorAccess(ctx, "p", "p2"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("remove missing: %v", err)
+		}
+		if err := s.DeleteFlavor(ctx, "p"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetFlavor(ctx, "p"); !errors.Is(err, store.ErrNoFlavor) {
+			t.Fatalf("after delete: %v", err)
+		}
+		for _, err := range []error{
+			s.DeleteFlavor(ctx, "p"), s.AddFlavorAccess(ctx, "p", "x"), s.UpdateExtraSpecs(ctx, "p", nil),
+			s.UpdateFlavorDescription(ctx, "p", nil),
+		} {
+			if !errors.Is(err, store.ErrNoFlavor) {
+				t.Fatalf("missing flavor: %v", err)
+			}
+		}
+	})
+}
+
+func TestKeyPairsAndQuotas(t *testing.T) {
+	dbtest.Each(t, []db.Set{store.Migrations()}, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := store.New(d)
+		for _, n := range []string{"b", "a", "c"} {
+			err := s.WithTx(ctx, func(tx *sql.Tx) error {
+				return store.InsertKeyPair(ctx, tx, &store.KeyPair{UserID: "u", Name: n, Type: "ssh", PublicKey: "k", Fingerprint: "f"})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := s.WithTx(ctx, func(tx *sql.Tx) error {
+			return store.InsertKeyPair(ctx, tx, &store.KeyPair{UserID: "u", Name: "a", Type: "ssh"})
+		})
+		if !errors.Is(err, store.ErrExists) {
+			t.Fatalf("dup: %v", err)
+		}
+		kps, err := s.ListKeyPairs(ctx, "u", 2, "a")
+		if err != nil || len(kps) != 2 || kps[0].Name != "b" || kps[1].Name != "c" || kps[0].ID == 0 {
+			t.Fatalf("list %v %v", kps, err)
+		}
+		if n, _ := store.CountKeyPairs(ctx, d.Reader(), "u"); n != 3 {
+			t.Fatalf("count %d", n)
+		}
+		if err := s.DeleteKeyPair(ctx, "u", "a"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetKeyPair(ctx, "u", "a"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("get deleted: %v", err)
+		}
+		// Quotas.
+		err = s.WithTx(ctx, func(tx *sql.Tx) error {
+			if err := s.Lock(ctx, tx, "project:p"); err != nil {
+				return err
+			}
+			if err := store.SetQuotaLimits(ctx, tx, "p", "", map[string]int64{"cores": 5}); err != nil {
+				return err
+			}
+			if err := store.SetQuotaLimits(ctx, tx, "p", "u1", map[string]int64{"cores": 2}); err != nil {
+				return err
+			}
+			if err := store.SetQuotaLimits(ctx, tx, "p", "u2", map[string]int64{"cores": 1}); err != nil {
+				return err
+			}
+			return store.SetQuotaLimits(ctx, tx, "p", "", map[string]int64{"cores": 6})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, _ := store.QuotaLimits(ctx, d.Reader(), "p", ""); l["cores"] != 6 {
+			t.Fatalf("limits %v", l)
+		}
+		if o, _ := store.OtherUsersLimits(ctx, d.Reader(), "p", "u1"); o["cores"] != 1 {
+			t.Fatalf("others %v", o)
+		}
+		err = s.WithTx(ctx, func(tx *sql.Tx) error { return store.DeleteQuotaLimits(ctx, tx, "p", "") })
+		if l, _ := store.QuotaLimits(ctx, d.Reader(), "p", "u1"); err != nil || len(l) != 0 {
+			t.Fatalf("after reset %v %v", l, err)
+		}
+	})
+}
