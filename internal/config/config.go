@@ -45,6 +45,20 @@ type Config struct {
 		ProjectQuotaBytes int64 `yaml:"project_quota_bytes"`
 	} `yaml:"image"`
 
+	Network struct {
+		TenantNetworkTypes []string       `yaml:"tenant_network_types"`
+		NetworkVLANRanges  []string       `yaml:"network_vlan_ranges"`
+		VNIRanges          []string       `yaml:"vni_ranges"`
+		FlatNetworks       []string       `yaml:"flat_networks"`
+		MechanismDrivers   []string       `yaml:"mechanism_drivers"`
+		BaseMAC            string         `yaml:"base_mac"`
+		GlobalPhysnetMTU   int            `yaml:"global_physnet_mtu"`
+		DNSDomain          string         `yaml:"dns_domain"`
+		AvailabilityZone   string         `yaml:"availability_zone"`
+		Quotas             map[string]int `yaml:"quotas"`
+		MaxLimit           int            `yaml:"max_limit"`
+	} `yaml:"network"`
+
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
 

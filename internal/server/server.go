@@ -27,19 +27,20 @@ import (
 	"github.com/kumo-cloud/kumo/internal/db"
 	"github.com/kumo-cloud/kumo/internal/identity"
 	"github.com/kumo-cloud/kumo/internal/image"
+	"github.com/kumo-cloud/kumo/internal/network"
 	"github.com/kumo-cloud/kumo/internal/policy"
 	"github.com/kumo-cloud/kumo/internal/service"
 )
 
 // Migrations lists every component's schema, in dependency order.
 func Migrations() []db.Set {
-	return []db.Set{identity.Migrations(), image.Migrations(), compute.Migrations()}
+	return []db.Set{identity.Migrations(), image.Migrations(), compute.Migrations(), network.Migrations()}
 }
 
 // PolicyDefaults collects every service's default rules.
 func PolicyDefaults() []policy.Rule {
 	var out []policy.Rule
-	for _, rules := range [][]policy.Rule{identity.PolicyDefaults(), image.PolicyDefaults(), compute.PolicyDefaults()} {
+	for _, rules := range [][]policy.Rule{identity.PolicyDefaults(), image.PolicyDefaults(), compute.PolicyDefaults(), network.PolicyDefaults()} {
 		out = append(out, rules...)
 	}
 	return out

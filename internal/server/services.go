@@ -6,6 +6,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/compute"
 	"github.com/kumo-cloud/kumo/internal/config"
 	"github.com/kumo-cloud/kumo/internal/image"
+	"github.com/kumo-cloud/kumo/internal/network"
 	"github.com/kumo-cloud/kumo/internal/service"
 )
 
@@ -19,5 +20,15 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, fmt.Errorf("compute service: %w", err)
 	}
-	return []service.API{img, nova}, nil
+	n := cfg.Network
+	neutron, err := network.New(deps, network.Config{
+		TenantNetworkTypes: n.TenantNetworkTypes, NetworkVLANRanges: n.NetworkVLANRanges, VNIRanges: n.VNIRanges,
+		FlatNetworks: n.FlatNetworks, MechanismDrivers: n.MechanismDrivers, BaseMAC: n.BaseMAC,
+		GlobalPhysnetMTU: n.GlobalPhysnetMTU, DNSDomain: n.DNSDomain, AvailabilityZone: n.AvailabilityZone,
+		Quotas: n.Quotas, MaxLimit: n.MaxLimit,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("network service: %w", err)
+	}
+	return []service.API{img, nova, neutron}, nil
 }
