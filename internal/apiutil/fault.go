@@ -68,24 +68,48 @@ func NeutronFault(e *Error, _ *http.Request) (string, []byte) {
 	}})
 }
 
-// PlacementFault: {"errors": [{"status": 404, "title": ..., "detail": ..., "code": ..., "request_id": ...}]}.
+// placementExplanations are the status texts Placement's WSGI framework
+// puts before the specific message in an error's detail.
+var placementExplanations = map[int]string{
+	400: "The server could not comply with the request since it is either malformed or otherwise incorrect.",
+	401: "This server could not verify that you are authorized to access the document you requested. Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required.",
+	403: "Access was denied to this resource.",
+	404: "The resource could not be found.",
+	406: "The resource could not be generated that was acceptable to your browser (content of type application/json.",
+	409: "There was a conflict when trying to complete your request.",
+	413: "The request is larger than the server is willing or able to process.",
+	415: "The request media type is not supported by this server.",
+	500: "The server has either erred or is incapable of performing the requested operation.",
+	501: "The server has not implemented the requested operation.",
+}
+
+// PlacementFault: {"errors": [{"status", "title", "detail", "request_id",
+// "code"}]}; the code is sent from microversion 1.23 on (or when no
+// version was negotiated).
 func PlacementFault(e *Error, r *http.Request) (string, []byte) {
-	requestID := ""
+	requestID, withCode := "", true
 	if r != nil {
 		requestID = RequestID(r.Context())
+		if v := VersionOf(r.Context()); v != (Version{}) {
+			withCode = v.AtLeast(Version{1, 23})
+		}
 	}
-	code := e.Code
-	if code == "" {
-		code = "placement.undefined_code"
+	expl := placementExplanations[e.Status]
+	if expl == "" {
+		expl = http.StatusText(e.Status)
 	}
-	detail := fmt.Sprintf("The resource could not be found.\n\n %s  ", e.Message)
-	if e.Status != 404 {
-		detail = fmt.Sprintf("%s\n\n %s  ", http.StatusText(e.Status), e.Message)
+	item := map[string]any{
+		"status": e.Status, "title": http.StatusText(e.Status),
+		"detail": expl + "\n\n " + e.Message + "  ", "request_id": requestID,
 	}
-	return "application/json", mustJSON(map[string]any{"errors": []any{map[string]any{
-		"status": e.Status, "title": http.StatusText(e.Status), "detail": detail,
-		"code": code, "request_id": requestID,
-	}}})
+	if withCode {
+		code := e.Code
+		if code == "" {
+			code = "placement.undefined_code"
+		}
+		item["code"] = code
+	}
+	return "application/json", mustJSON(map[string]any{"errors": []any{item}})
 }
 
 // GlanceFault renders errors the way webob does for Glance: an HTML page

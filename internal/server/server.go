@@ -28,19 +28,20 @@ import (
 	"github.com/kumo-cloud/kumo/internal/identity"
 	"github.com/kumo-cloud/kumo/internal/image"
 	"github.com/kumo-cloud/kumo/internal/network"
+	"github.com/kumo-cloud/kumo/internal/placement"
 	"github.com/kumo-cloud/kumo/internal/policy"
 	"github.com/kumo-cloud/kumo/internal/service"
 )
 
 // Migrations lists every component's schema, in dependency order.
 func Migrations() []db.Set {
-	return []db.Set{identity.Migrations(), image.Migrations(), compute.Migrations(), network.Migrations()}
+	return []db.Set{identity.Migrations(), image.Migrations(), compute.Migrations(), network.Migrations(), placement.Migrations()}
 }
 
 // PolicyDefaults collects every service's default rules.
 func PolicyDefaults() []policy.Rule {
 	var out []policy.Rule
-	for _, rules := range [][]policy.Rule{identity.PolicyDefaults(), image.PolicyDefaults(), compute.PolicyDefaults(), network.PolicyDefaults()} {
+	for _, rules := range [][]policy.Rule{identity.PolicyDefaults(), image.PolicyDefaults(), compute.PolicyDefaults(), network.PolicyDefaults(), placement.PolicyDefaults()} {
 		out = append(out, rules...)
 	}
 	return out

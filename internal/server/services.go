@@ -7,6 +7,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/config"
 	"github.com/kumo-cloud/kumo/internal/image"
 	"github.com/kumo-cloud/kumo/internal/network"
+	"github.com/kumo-cloud/kumo/internal/placement"
 	"github.com/kumo-cloud/kumo/internal/service"
 )
 
@@ -30,5 +31,9 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, fmt.Errorf("network service: %w", err)
 	}
-	return []service.API{img, nova, neutron}, nil
+	pl, err := placement.New(deps, placement.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("placement service: %w", err)
+	}
+	return []service.API{img, nova, neutron, pl}, nil
 }

@@ -1,0 +1,132 @@
+package placement
+
+import (
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// standardClasses are the standard resource classes, in the order
+// GET /resource_classes lists them.
+var standardClasses = []string{
+	"VCPU", "MEMORY_MB", "DISK_GB", "PCI_DEVICE", "SRIOV_NET_VF", "NUMA_SOCKET",
+	"NUMA_CORE", "NUMA_THREAD", "NUMA_MEMORY_MB", "IPV4_ADDRESS", "VGPU",
+	"VGPU_DISPLAY_HEAD", "NET_BW_EGR_KILOBIT_PER_SEC", "NET_BW_IGR_KILOBIT_PER_SEC",
+	"PCPU", "MEM_ENCRYPTION_CONTEXT", "FPGA", "PGPU",
+	"NET_PACKET_RATE_KILOPACKET_PER_SEC", "NET_PACKET_RATE_EGR_KILOPACKET_PER_SEC",
+	"NET_PACKET_RATE_IGR_KILOPACKET_PER_SEC",
+}
+
+var standardClassSet = toSet(standardClasses)
+
+// standardTraits is Kumo's built-in trait catalogue: the well-known
+// capability names schedulers and virt drivers use. CUSTOM_ traits are
+// created through the API.
+var standardTraits = buildStandardTraits()
+
+var standardTraitSet = toSet(standardTraits)
+
+func buildStandardTraits() []string {
+	var out []string
+	add := func(prefix string, names ...string) {
+		for _, n := range names {
+			out = append(out, prefix+n)
+		}
+	}
+	add("COMPUTE_", "ACCELERATORS", "ADDRESS_SPACE_EMULATED", "ADDRESS_SPACE_PASSTHROUGH",
+		"ARCH_AARCH64", "ARCH_MIPSEL", "ARCH_PPC64LE", "ARCH_RISCV64", "ARCH_S390X", "ARCH_X86_64",
+		"CONFIG_DRIVE_REGISTRATION", "DEVICE_TAGGING", "EPHEMERAL_ENCRYPTION",
+		"EPHEMERAL_ENCRYPTION_LUKS", "EPHEMERAL_ENCRYPTION_PLAIN",
+		"FIRMWARE_BIOS", "FIRMWARE_UEFI", "GRAPHICS_MODEL_BOCHS", "GRAPHICS_MODEL_CIRRUS",
+		"GRAPHICS_MODEL_GOP", "GRAPHICS_MODEL_NONE", "GRAPHICS_MODEL_QXL", "GRAPHICS_MODEL_VGA",
+		"GRAPHICS_MODEL_VIRTIO", "GRAPHICS_MODEL_VMVGA", "GRAPHICS_MODEL_XEN",
+		"IMAGE_TYPE_AKI", "IMAGE_TYPE_AMI", "IMAGE_TYPE_ARI", "IMAGE_TYPE_ISO",
+		"IMAGE_TYPE_PLOOP", "IMAGE_TYPE_QCOW2", "IMAGE_TYPE_RAW", "IMAGE_TYPE_VDI",
+		"IMAGE_TYPE_VHD", "IMAGE_TYPE_VHDX", "IMAGE_TYPE_VMDK",
+		"NET_ATTACH_INTERFACE", "NET_ATTACH_INTERFACE_WITH_TAG", "NET_VIF_MODEL_E1000",
+		"NET_VIF_MODEL_E1000E", "NET_VIF_MODEL_IGB", "NET_VIF_MODEL_LAN9118", "NET_VIF_MODEL_NE2K_PCI",
+		"NET_VIF_MODEL_NETFRONT", "NET_VIF_MODEL_PCNET", "NET_VIF_MODEL_RTL8139",
+		"NET_VIF_MODEL_SPAPR_VLAN", "NET_VIF_MODEL_SRIOV", "NET_VIF_MODEL_VIRTIO",
+		"NET_VIF_MODEL_VMXNET", "NET_VIF_MODEL_VMXNET3", "NET_VIRTIO_PACKED",
+		"NODE", "REMOTE_MANAGED_PORTS", "RESCUE_BFV", "SAME_HOST_COLD_MIGRATE",
+		"SECURITY_STATELESS_FIREWALL", "SECURITY_TPM_1_2", "SECURITY_TPM_2_0",
+		"SECURITY_TPM_CRB", "SECURITY_TPM_TIS", "SECURITY_UEFI_SECURE_BOOT",
+		"SHARE_LOCAL_FS", "SOCKET_PCI_NUMA_AFFINITY", "STATUS_DISABLED",
+		"STORAGE_BUS_FDC", "STORAGE_BUS_IDE", "STORAGE_BUS_LXC", "STORAGE_BUS_SATA",
+		"STORAGE_BUS_SCSI", "STORAGE_BUS_UML", "STORAGE_BUS_USB", "STORAGE_BUS_VIRTIO",
+		"STORAGE_BUS_XEN", "STORAGE_VIRTIO_FS", "TRUSTED_CERTS", "VIOMMU_MODEL_AUTO",
+		"VIOMMU_MODEL_INTEL", "VIOMMU_MODEL_SMMUV3", "VIOMMU_MODEL_VIRTIO",
+		"VOLUME_ATTACH_WITH_TAG", "VOLUME_EXTEND", "VOLUME_MULTI_ATTACH",
+		"MEM_BACKING_FILE", "SOUND_MODEL_SB16", "SOUND_MODEL_ES1370", "SOUND_MODEL_PCSPK",
+		"SOUND_MODEL_AC97", "SOUND_MODEL_ICH6", "SOUND_MODEL_ICH9", "SOUND_MODEL_USB",
+		"SOUND_MODEL_VIRTIO")
+	add("HW_CPU_X86_", "3DNOW", "ABM", "AESNI", "AMD_IBPB", "AMD_NO_SSB", "AMD_SEV", "AMD_SEV_ES",
+		"AMD_SSBD", "AMD_SVM", "AMD_VIRT_SSBD", "AVX", "AVX2", "AVX512BW", "AVX512CD",
+		"AVX512DQ", "AVX512ER", "AVX512F", "AVX512PF", "AVX512VL", "AVX512VNNI",
+		"AVX512GFNI", "AVX512VAES", "AVX512VBMI", "AVX512VBMI2", "AVX512BITALG",
+		"AVX512VPCLMULQDQ", "AVX512VPOPCNTDQ", "BMI", "BMI2", "CLMUL", "F16C", "FMA3",
+		"FMA4", "FSGSBASE", "INTEL_MD_CLEAR", "INTEL_PCID", "INTEL_SPEC_CTRL",
+		"INTEL_SSBD", "INTEL_VMX", "MMX", "MPX", "PDCM", "PKU", "SGX", "SHA", "SSE",
+		"SSE2", "SSE3", "SSE41", "SSE42", "SSE4A", "SSSE3", "SVM", "TBM", "TSX", "VMX", "XOP")
+	add("HW_CPU_AARCH64_", "AES", "ASIMD", "ATOMICS", "CPUID", "CRC32", "EVTSTRM", "FP",
+		"PMULL", "SHA1", "SHA2", "SVE")
+	add("HW_CPU_", "HYPERTHREADING", "AMD_SEV", "X86_AMD_SEV")
+	add("HW_GPU_", "API_DIRECT2D", "API_DIRECT3D_V10_0", "API_DIRECT3D_V11_0",
+		"API_DIRECT3D_V12_0", "API_OPENGL_V4_6", "API_VULKAN", "API_CUDA_V10_0",
+		"API_CUDA_V11_0", "CUDA_COMPUTE_CAPABILITY_V7_0", "MAX_DISPLAY_HEADS_1",
+		"MAX_DISPLAY_HEADS_2", "MAX_DISPLAY_HEADS_4", "MAX_DISPLAY_HEADS_6",
+		"MAX_DISPLAY_HEADS_8", "RESOLUTION_W1920H1080", "RESOLUTION_W2560H1600",
+		"RESOLUTION_W3840H2160", "RESOLUTION_W4096H2160", "RESOLUTION_W5120H2880",
+		"RESOLUTION_W7680H4320")
+	add("HW_NIC_", "ACCEL_DEFLATE", "ACCEL_DIFFIEH", "ACCEL_ECC", "ACCEL_IPSEC",
+		"ACCEL_LZS", "ACCEL_RSA", "ACCEL_SSL", "ACCEL_TLS", "DCB_ETS", "DCB_PFC", "DCB_QCN",
+		"OFFLOAD_FDF", "OFFLOAD_GENEVE", "OFFLOAD_GRE", "OFFLOAD_GRO", "OFFLOAD_GSO",
+		"OFFLOAD_L2TUNNEL", "OFFLOAD_LRO", "OFFLOAD_RDMA", "OFFLOAD_RX", "OFFLOAD_RXHASH",
+		"OFFLOAD_RXVLAN", "OFFLOAD_SG", "OFFLOAD_SWITCHDEV", "OFFLOAD_TCS", "OFFLOAD_TSO",
+		"OFFLOAD_TX", "OFFLOAD_TXUDP", "OFFLOAD_TXVLAN", "OFFLOAD_UCS", "OFFLOAD_UFO",
+		"OFFLOAD_VXLAN", "PROGRAMMABLE_PIPELINE", "SRIOV", "SRIOV_MULTIQUEUE",
+		"SRIOV_QOS_RX", "SRIOV_QOS_TX", "SRIOV_TRUSTED", "VDPA", "MULTIQUEUE")
+	add("HW_NUMA_", "ROOT")
+	add("HW_ARCH_", "AARCH64", "ALPHA", "ARMV6", "ARMV7", "CRIS", "I686", "IA64", "LM32",
+		"M68K", "MICROBLAZE", "MICROBLAZEEL", "MIPS", "MIPS64", "MIPS64EL", "MIPSEL",
+		"OPENRISC", "PARISC", "PARISC64", "PPC", "PPC64", "PPC64LE", "PPCEMB", "PPCLE",
+		"S390", "S390X", "SH4", "SH4EB", "SPARC", "SPARC64", "UNICORE32", "X86_64", "XTENSA",
+		"XTENSAEB")
+	add("STORAGE_DISK_", "HDD", "SSD")
+	add("MISC_", "SHARES_VIA_AGGREGATE")
+	add("OWNER_", "CINDER", "CYBORG", "NOVA", "NEUTRON")
+	add("ACCELERATOR_", "AMD_XILINX", "INTEL_FPGA", "PROGRAMMABLE_FPGA")
+	sort.Strings(out)
+	return out
+}
+
+func toSet(list []string) map[string]bool {
+	m := make(map[string]bool, len(list))
+	for _, s := range list {
+		m[s] = true
+	}
+	return m
+}
+
+var (
+	customNameRE = regexp.MustCompile(`^CUSTOM_[A-Z0-9_]+$`)
+	// anyNameRE is what a resource class or trait in a query must look like.
+	anyNameRE = regexp.MustCompile(`^[A-Z0-9_]+$`)
+	suffixRE  = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+	numberRE  = regexp.MustCompile(`^[1-9][0-9]*$`)
+	uuidRE    = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)
+)
+
+func isCustom(name string) bool { return customNameRE.MatchString(name) && len(name) <= 255 }
+
+// isUUID accepts the forms Placement accepts: with or without dashes.
+func isUUID(s string) bool { return uuidRE.MatchString(s) }
+
+// normUUID returns the canonical dashed lower-case form of a uuid.
+func normUUID(s string) string {
+	h := strings.ToLower(strings.ReplaceAll(s, "-", ""))
+	if len(h) != 32 {
+		return strings.ToLower(s)
+	}
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

@@ -1,0 +1,374 @@
+package placement
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sort"
+
+	"github.com/kumo-cloud/kumo/internal/db"
+)
+
+// Consumer is what holds allocations: an instance, a migration, a port.
+type Consumer struct {
+	UUID         string
+	ProjectID    string
+	UserID       string
+	ConsumerType string
+	Generation   int64
+}
+
+// ConsumerAllocations is the full set of allocations of one consumer, as a
+// claim writes it.
+type ConsumerAllocations struct {
+	Consumer  string
+	ProjectID string
+	UserID    string
+	// ConsumerType is recorded as given (Placement 1.38); may be empty.
+	ConsumerType string
+	// CheckGeneration asks for the consumer generation check: Generation
+	// nil means the consumer must not exist yet.
+	CheckGeneration bool
+	Generation      *int64
+	// Allocations by provider uuid, then resource class. Empty removes
+	// every allocation of the consumer.
+	Allocations map[string]map[string]int64
+}
+
+// incompleteConsumer is the project and user recorded for consumers written
+// before 1.8 without them, as Placement does.
+const incompleteConsumer = "00000000-0000-0000-0000-000000000000"
+
+func (s *store) consumer(ctx context.Context, q db.Querier, uuid string, lock bool) (*Consumer, error) {
+	c := &Consumer{UUID: uuid}
+	var ct sql.NullString
+	qs := `SELECT project_id, user_id, consumer_type, generation FROM placement_consumers WHERE uuid = $1`
+	if lock {
+		qs += s.db.ForUpdate()
+	}
+	err := q.QueryRowContext(ctx, qs, uuid).Scan(&c.ProjectID, &c.UserID, &ct, &c.Generation)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	c.ConsumerType = ct.String
+	return c, err
+}
+
+type allocRow struct {
+	Consumer, Provider, Class string
+	Used                      int64
+}
+
+// replaceAllocations writes the allocations of every consumer in sets
+// atomically: all or nothing. Providers are locked in uuid order (their
+// generations bumped), so concurrent claims serialise per provider and
+// never deadlock; capacity is checked against the locked inventory.
+// provGens, when not nil, are provider generations the caller saw; a
+// mismatch is a concurrent update.
+func (s *store) replaceAllocations(ctx context.Context, sets []ConsumerAllocations, provGens map[string]int64) error {
+	return s.db.WithTx(ctx, func(tx *sql.Tx) error {
+		return s.replaceAllocationsTx(ctx, tx, sets, provGens)
+	})
+}
+
+// ProviderInventories is one provider's full inventory for the reshaper.
+type ProviderInventories struct {
+	Generation  int64
+	Inventories []Inventory
+}
+
+// reshape replaces inventories and allocations in one transaction, so that
+// inventory may move between providers together with its allocations.
+func (s *store) reshape(ctx context.Context, invs map[string]ProviderInventories, sets []ConsumerAllocations) error {
+	return s.db.WithTx(ctx, func(tx *sql.Tx) error {
+		for _, p := range sortedKeys(invs) {
+			if _, err := s.writeInventoriesTx(ctx, tx, p, invs[p].Generation, invs[p].Inventories, invReplaceAll, false, true); err != nil {
+				if errors.Is(err, ErrNotFound) {
+					return perr(400, ErrNotFound, codeProviderNotFound, "Resource provider %s in reshaper request not found.", p)
+				}
+				return err
+			}
+		}
+		if err := s.replaceAllocationsTx(ctx, tx, sets, nil); err != nil {
+			return err
+		}
+		// No allocation may be left on a class the reshape removed.
+		var orphan int
+		if len(invs) > 0 {
+			in, args := inList(sortedKeys(invs))
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM placement_allocations a LEFT JOIN placement_inventories i
+				ON i.provider_uuid = a.provider_uuid AND i.resource_class = a.resource_class
+				WHERE i.provider_uuid IS NULL AND a.provider_uuid IN `+in, args...).Scan(&orphan); err != nil {
+				return err
+			}
+		}
+		if orphan > 0 {
+			return conflict(codeInventoryInUse, ErrInUse, "Unable to reshape: inventory in use by allocations not moved by the request.")
+		}
+		return nil
+	})
+}
+
+func (s *store) replaceAllocationsTx(ctx context.Context, tx *sql.Tx, sets []ConsumerAllocations, provGens map[string]int64) error {
+	{
+		touched := map[string]bool{}
+		var old []allocRow
+		existing := map[string]*Consumer{}
+		sort.Slice(sets, func(i, j int) bool { return sets[i].Consumer < sets[j].Consumer })
+		for _, set := range sets {
+			c, err := s.consumer(ctx, tx, set.Consumer, true)
+			if err != nil {
+				return err
+			}
+			existing[set.Consumer] = c
+			if set.CheckGeneration {
+				switch {
+				case c == nil && set.Generation != nil:
+					return staleGeneration("consumer generation conflict - expected null but got %d", *set.Generation)
+				case c != nil && set.Generation == nil:
+					return staleGeneration("consumer generation conflict - expected %d but got null", c.Generation)
+				case c != nil && *set.Generation != c.Generation:
+					return staleGeneration("consumer generation conflict - expected %d but got %d", c.Generation, *set.Generation)
+				}
+			}
+			if c == nil {
+				continue
+			}
+			rows, err := tx.QueryContext(ctx, `SELECT provider_uuid, resource_class, used FROM placement_allocations WHERE consumer_uuid = $1`, set.Consumer)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				r := allocRow{Consumer: set.Consumer}
+				if err := rows.Scan(&r.Provider, &r.Class, &r.Used); err != nil {
+					rows.Close()
+					return err
+				}
+				old = append(old, r)
+				touched[r.Provider] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		for _, set := range sets {
+			for p := range set.Allocations {
+				touched[p] = true
+			}
+		}
+		provs := make([]string, 0, len(touched))
+		for p := range touched {
+			provs = append(provs, p)
+		}
+		sort.Strings(provs)
+		for _, p := range provs {
+			exp := int64(-1)
+			if g, ok := provGens[p]; ok {
+				exp = g
+			}
+			if _, err := s.bump(ctx, tx, p, exp); err != nil {
+				if errors.Is(err, ErrNotFound) {
+					return badRequest("Allocation for resource provider '%s' that does not exist.", p)
+				}
+				return err
+			}
+		}
+		for _, r := range old {
+			if _, err := tx.ExecContext(ctx, `UPDATE placement_inventories SET used = used - $3 WHERE provider_uuid = $1 AND resource_class = $2`,
+				r.Provider, r.Class, r.Used); err != nil {
+				return err
+			}
+		}
+		for _, set := range sets {
+			if existing[set.Consumer] != nil {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM placement_allocations WHERE consumer_uuid = $1`, set.Consumer); err != nil {
+					return err
+				}
+			}
+		}
+		ts := now()
+		for _, set := range sets {
+			c := existing[set.Consumer]
+			if len(set.Allocations) == 0 {
+				if c != nil {
+					if _, err := tx.ExecContext(ctx, `DELETE FROM placement_consumers WHERE uuid = $1`, set.Consumer); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			var ct any
+			if set.ConsumerType != "" {
+				ct = set.ConsumerType
+			}
+			var err error
+			if c == nil {
+				_, err = tx.ExecContext(ctx, `INSERT INTO placement_consumers (uuid, project_id, user_id, consumer_type, generation, created_at, updated_at)
+					VALUES ($1, $2, $3, $4, 1, $5, $5)`, set.Consumer, set.ProjectID, set.UserID, ct, ts)
+				if db.IsUniqueViolation(err) {
+					return staleGeneration("consumer generation conflict - expected null but the consumer %s was created concurrently", set.Consumer)
+				}
+			} else {
+				if ct == nil && c.ConsumerType != "" {
+					ct = c.ConsumerType
+				}
+				_, err = tx.ExecContext(ctx, `UPDATE placement_consumers SET project_id = $2, user_id = $3, consumer_type = $4,
+					generation = generation + 1, updated_at = $5 WHERE uuid = $1`, set.Consumer, set.ProjectID, set.UserID, ct, ts)
+			}
+			if err != nil {
+				return err
+			}
+			for _, p := range sortedKeys(set.Allocations) {
+				res := set.Allocations[p]
+				for _, rc := range sortedKeys(res) {
+					if err := s.allocate(ctx, tx, set.Consumer, p, rc, res[rc]); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	}
+}
+
+// allocate checks and records one allocation inside replaceAllocations.
+func (s *store) allocate(ctx context.Context, tx *sql.Tx, consumer, prov, rc string, amount int64) error {
+	inv, err := scanInventory(tx.QueryRowContext(ctx, `SELECT `+invCols+` FROM placement_inventories WHERE provider_uuid = $1 AND resource_class = $2`, prov, rc))
+	if errors.Is(err, sql.ErrNoRows) {
+		ok, err := s.classExists(ctx, tx, rc)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return badRequest("Unable to allocate inventory: No such resource class %s.", rc)
+		}
+		return conflict("", ErrCapacityExceeded, "Unable to allocate inventory: Inventory for '%s' on resource provider '%s' invalid.", rc, prov)
+	}
+	if err != nil {
+		return err
+	}
+	if err := inv.Check(amount); err != nil {
+		if amount < inv.MinUnit || amount > inv.MaxUnit || amount%inv.StepSize != 0 {
+			return conflict("", ErrCapacityExceeded, "Unable to allocate inventory: Unable to create allocation for '%s' on resource provider '%s'. The requested amount would violate inventory constraints.", rc, prov)
+		}
+		return conflict("", ErrCapacityExceeded, "Unable to allocate inventory: Unable to create allocation for '%s' on resource provider '%s'. The requested amount would exceed the capacity.", rc, prov)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE placement_inventories SET used = used + $3 WHERE provider_uuid = $1 AND resource_class = $2`, prov, rc, amount); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO placement_allocations (consumer_uuid, provider_uuid, resource_class, used) VALUES ($1, $2, $3, $4)`,
+		consumer, prov, rc, amount)
+	return err
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// consumerAllocations returns a consumer (nil when it has none) and its
+// allocations by provider, with each provider's generation.
+func (s *store) consumerAllocations(ctx context.Context, uuid string) (*Consumer, map[string]map[string]int64, map[string]int64, error) {
+	q := s.db.Reader()
+	c, err := s.consumer(ctx, q, uuid, false)
+	if err != nil || c == nil {
+		return nil, nil, nil, err
+	}
+	rows, err := q.QueryContext(ctx, `SELECT a.provider_uuid, a.resource_class, a.used, p.generation
+		FROM placement_allocations a JOIN placement_providers p ON p.uuid = a.provider_uuid WHERE a.consumer_uuid = $1`, uuid)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer rows.Close()
+	allocs := map[string]map[string]int64{}
+	gens := map[string]int64{}
+	for rows.Next() {
+		var p, rc string
+		var used, gen int64
+		if err := rows.Scan(&p, &rc, &used, &gen); err != nil {
+			return nil, nil, nil, err
+		}
+		if allocs[p] == nil {
+			allocs[p] = map[string]int64{}
+		}
+		allocs[p][rc] = used
+		gens[p] = gen
+	}
+	return c, allocs, gens, rows.Err()
+}
+
+// providerAllocations returns a provider's allocations by consumer.
+func (s *store) providerAllocations(ctx context.Context, uuid string) (map[string]map[string]int64, error) {
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT consumer_uuid, resource_class, used FROM placement_allocations WHERE provider_uuid = $1`, uuid)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]map[string]int64{}
+	for rows.Next() {
+		var c, rc string
+		var used int64
+		if err := rows.Scan(&c, &rc, &used); err != nil {
+			return nil, err
+		}
+		if out[c] == nil {
+			out[c] = map[string]int64{}
+		}
+		out[c][rc] = used
+	}
+	return out, rows.Err()
+}
+
+// projectUsages sums allocations of a project's (and user's) consumers.
+func (s *store) projectUsages(ctx context.Context, project, user string) (map[string]int64, error) {
+	q := `SELECT a.resource_class, SUM(a.used) FROM placement_allocations a
+		JOIN placement_consumers c ON c.uuid = a.consumer_uuid WHERE c.project_id = $1`
+	args := []any{project}
+	if user != "" {
+		q += ` AND c.user_id = $2`
+		args = append(args, user)
+	}
+	q += ` GROUP BY a.resource_class`
+	rows, err := s.db.Reader().QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var rc string
+		var n int64
+		if err := rows.Scan(&rc, &n); err != nil {
+			return nil, err
+		}
+		out[rc] = n
+	}
+	return out, rows.Err()
+}
+
+func placeholders(from, n int) string { return db.Placeholders(from, n) }
+
+// Reshape is the Go form of POST /reshaper.
+func (s *Service) Reshape(ctx context.Context, invs map[string]ProviderInventories, sets []ConsumerAllocations) error {
+	for _, pi := range invs {
+		for i := range pi.Inventories {
+			if err := normalizeInventory(&pi.Inventories[i], vMax); err != nil {
+				return err
+			}
+		}
+	}
+	return s.store.reshape(ctx, invs, sets)
+}
+
+func inList(list []string) (string, []any) {
+	args := make([]any, len(list))
+	for i, s := range list {
+		args[i] = s
+	}
+	return "(" + placeholders(1, len(list)) + ")", args
+}
