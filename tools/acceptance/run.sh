@@ -8,7 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(identity/v3 image/v2)
+[ ${#suites[@]} -gt 0 ] || suites=(identity/v3 image/v2 compute/v2 networking/v2 networking/v2/extensions
+	networking/v2/extensions/layer3 networking/v2/extensions/mtu networking/v2/extensions/networkipavailabilities
+	networking/v2/extensions/portsbinding networking/v2/extensions/quotas networking/v2/extensions/subnetpools
+	networking/v2/extensions/dns networking/v2/extensions/agents)
 
 ver=$(go list -m -f '{{.Version}}' github.com/gophercloud/gophercloud/v2)
 src=$(go mod download -json "github.com/gophercloud/gophercloud/v2@$ver" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
@@ -25,11 +28,26 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null &
 export OS_AUTH_URL="http://127.0.0.1:$port/v3" OS_USERNAME=admin OS_PASSWORD=acceptance \
 	OS_PROJECT_NAME=admin OS_TENANT_NAME=admin OS_USER_DOMAIN_NAME=Default \
 	OS_PROJECT_DOMAIN_NAME=Default OS_DOMAIN_ID=default OS_REGION_NAME=RegionOne
+
+# The fixtures a devstack has and the suites expect: an image, two flavors,
+# a tenant network with a subnet, and an external network for floating IPs.
+api="http://127.0.0.1:$port"
+token=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' -d '{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"admin","domain":{"id":"default"},"password":"acceptance"}}},"scope":{"project":{"name":"admin","domain":{"id":"default"}}}}}' "$api/v3/auth/tokens" | awk -F': ' 'tolower($1)=="x-subject-token"{print $2}' | tr -d '\r')
+post() { curl -sf -H "X-Auth-Token: $token" -H 'Content-Type: application/json' -d "$2" "$api$1"; }
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1']['$2'])"; }
+OS_IMAGE_ID=$(post /image/v2/images '{"name":"cirros","disk_format":"raw","container_format":"bare","visibility":"public"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+head -c 1048576 /dev/zero | curl -sf -X PUT -H "X-Auth-Token: $token" -H 'Content-Type: application/octet-stream' --data-binary @- "$api/image/v2/images/$OS_IMAGE_ID/file"
+OS_NETWORK_ID=$(post /networking/v2.0/networks '{"network":{"name":"private"}}' | field network id)
+OS_SUBNET_ID=$(post /networking/v2.0/subnets "{\"subnet\":{\"network_id\":\"$OS_NETWORK_ID\",\"cidr\":\"10.10.0.0/24\",\"ip_version\":4}}" | field subnet id)
+OS_EXTGW_ID=$(post /networking/v2.0/networks '{"network":{"name":"public","router:external":true,"provider:network_type":"flat","provider:physical_network":"public"}}' | field network id)
+post /networking/v2.0/subnets "{\"subnet\":{\"network_id\":\"$OS_EXTGW_ID\",\"cidr\":\"192.0.2.0/24\",\"ip_version\":4,\"enable_dhcp\":false}}" >/dev/null
+export OS_IMAGE_ID OS_NETWORK_ID OS_SUBNET_ID OS_EXTGW_ID OS_NETWORK_NAME=private OS_POOL_NAME=public \
+	OS_FLAVOR_ID=1 OS_FLAVOR_ID_RESIZE=2
 cd "$work/gophercloud"
 # These tests fetch images from the internet, which this workplace must not
 # reach (and Kumo does not fetch URLs for web-download imports).
 skip='TestImageStage|TestCreateImport'
 for s in "${suites[@]}"; do
-	go test -count=1 -timeout 10m -tags "acceptance fixtures" -skip "$skip" -json "./internal/acceptance/openstack/$s/" >"$work/out.json" 2>&1 || true
-	python3 "$root/tools/acceptance/summary.py" "$s" "$work/out.json"
+	go test -count=1 -timeout ${ACC_TIMEOUT:-10m} -tags "acceptance fixtures" -skip "$skip" -json "./internal/acceptance/openstack/$s/" >"$work/out.json" 2>&1 || true
+	python3 "$root/tools/acceptance/summary.py" "$s" "$work/out.json"; [ -z "${ACC_KEEP:-}" ] || cp "$work/out.json" "$ACC_KEEP"
 done
