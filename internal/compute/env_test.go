@@ -23,10 +23,12 @@ const publicURL = "http://kumo.test"
 // (project p-admin), alice (member of p1), rob (reader of p1) and bob
 // (member of p2).
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	h   http.Handler
 	svc *compute.Service
 	db  *db.DB
+	// stop ends the service's background work (server envs only).
+	stop func()
 }
 
 func newEnv(t *testing.T, d *db.DB, cfg compute.Config) *env {
@@ -88,7 +90,7 @@ func (e *env) do(token, method, path, version, body string) resp {
 }
 
 // expect checks the status and, for errors, Nova's fault key.
-func (r resp) expect(t *testing.T, status int, fault string) resp {
+func (r resp) expect(t testing.TB, status int, fault string) resp {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d: %s", r.status, status, r.raw)
@@ -105,7 +107,7 @@ func (r resp) expect(t *testing.T, status int, fault string) resp {
 	return r
 }
 
-func obj(t *testing.T, v any, key string) map[string]any {
+func obj(t testing.TB, v any, key string) map[string]any {
 	t.Helper()
 	m, ok := v.(map[string]any)
 	if !ok {
@@ -118,7 +120,7 @@ func obj(t *testing.T, v any, key string) map[string]any {
 	return o
 }
 
-func list(t *testing.T, v map[string]any, key string) []any {
+func list(t testing.TB, v map[string]any, key string) []any {
 	t.Helper()
 	l, ok := v[key].([]any)
 	if !ok {

@@ -45,6 +45,15 @@ type Config struct {
 		ProjectQuotaBytes int64 `yaml:"project_quota_bytes"`
 	} `yaml:"image"`
 
+	Compute struct {
+		// Driver of the in-process compute host: fake or qemu.
+		Driver string `yaml:"driver"`
+		// Hosts is how many compute hosts run in this process.
+		Hosts int `yaml:"hosts"`
+		// QEMUAccel is auto, kvm or tcg.
+		QEMUAccel string `yaml:"qemu_accel"`
+	} `yaml:"compute"`
+
 	Network struct {
 		TenantNetworkTypes []string       `yaml:"tenant_network_types"`
 		NetworkVLANRanges  []string       `yaml:"network_vlan_ranges"`
@@ -87,6 +96,9 @@ func Default() *Config {
 	c.Identity.LockoutAttempts = 6
 	c.Identity.LockoutDuration.Duration = 5 * time.Minute
 	c.ShutdownTimeout.Duration = 20 * time.Second
+	c.Compute.Driver = "fake"
+	c.Compute.Hosts = 1
+	c.Compute.QEMUAccel = "auto"
 	return c
 }
 
@@ -134,6 +146,7 @@ var Env = []struct {
 	{"KUMO_DATABASE_DSN", "postgres:// DSN (empty: SQLite in the data dir)", func(c *Config, v string) error { c.Database.DSN = v; return nil }},
 	{"KUMO_NATS_URL", "external NATS URL (empty: embedded)", func(c *Config, v string) error { c.NATS.URL = v; return nil }},
 	{"KUMO_NATS_LISTEN", "embedded NATS client address for remote agents", func(c *Config, v string) error { c.NATS.Listen = v; return nil }},
+	{"KUMO_COMPUTE_DRIVER", "compute driver of the in-process host: fake or qemu", func(c *Config, v string) error { c.Compute.Driver = v; return nil }},
 	{"KUMO_TOKEN_TTL", "token lifetime", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		c.Identity.TokenTTL.Duration = d
@@ -176,6 +189,11 @@ func (c *Config) Finish() error {
 		c.PublicURL = "http://" + host
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	switch c.Compute.Driver {
+	case "fake", "qemu":
+	default:
+		return fmt.Errorf("config: compute driver must be fake or qemu, not %q", c.Compute.Driver)
+	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:

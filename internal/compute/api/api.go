@@ -17,10 +17,12 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
 	"github.com/kumo-cloud/kumo/internal/auth"
+	"github.com/kumo-cloud/kumo/internal/compute/conductor"
 	"github.com/kumo-cloud/kumo/internal/compute/quota"
 	"github.com/kumo-cloud/kumo/internal/compute/store"
 	"github.com/kumo-cloud/kumo/internal/policy"
@@ -41,6 +43,16 @@ type Options struct {
 	Log    *slog.Logger
 	// Zones lists availability zones; nil means the single default zone.
 	Zones ZoneSource
+	// Servers starts server tasks and reaches agents; nil leaves the
+	// servers API answering 501 on create and empty lists.
+	Servers TaskKicker
+	// Images checks imageRef; nil accepts any UUID (no image service).
+	Images ImageLookup
+	// Network validates requested networks; nil is conductor.NoNetwork.
+	Network conductor.NetworkAllocator
+	// ServiceDownTime is how long a service may miss heartbeats before
+	// it is shown down (default 60s).
+	ServiceDownTime time.Duration
 }
 
 // API serves the compute routes.
@@ -52,6 +64,11 @@ type API struct {
 	log    *slog.Logger
 	zones  ZoneSource
 	legacy *legacyRouter
+
+	servers  TaskKicker
+	images   ImageLookup
+	network  conductor.NetworkAllocator
+	downTime time.Duration
 }
 
 // New returns the API.
@@ -62,7 +79,14 @@ func New(o Options) *API {
 	if o.Zones == nil {
 		o.Zones = DefaultZones{}
 	}
-	a := &API{st: o.Store, quota: o.Quota, policy: o.Policy, auth: o.Auth, log: o.Log, zones: o.Zones}
+	if o.Network == nil {
+		o.Network = conductor.NoNetwork{}
+	}
+	if o.ServiceDownTime <= 0 {
+		o.ServiceDownTime = 60 * time.Second
+	}
+	a := &API{st: o.Store, quota: o.Quota, policy: o.Policy, auth: o.Auth, log: o.Log, zones: o.Zones,
+		servers: o.Servers, images: o.Images, network: o.Network, downTime: o.ServiceDownTime}
 	a.legacy = newLegacyRouter(a.routes())
 	return a
 }
@@ -142,6 +166,37 @@ func (a *API) routes() []apiutil.Route {
 
 		rt("GET", "/os-availability-zone", a.listZones(false)),
 		rt("GET", "/os-availability-zone/detail", a.listZones(true)),
+
+		rt("GET", "/servers", a.listServers(false)),
+		rt("POST", "/servers", a.createServer),
+		// GET /servers/detail is served by showServerOrDetail (see flavors).
+		rt("GET", "/servers/{server_id}", a.showServerOrDetail),
+		rt("PUT", "/servers/{server_id}", a.updateServer),
+		rt("DELETE", "/servers/{server_id}", a.deleteServer),
+		rt("POST", "/servers/{server_id}/action", a.serverAction),
+		rt("GET", "/servers/{server_id}/metadata", a.listMetadata),
+		rt("POST", "/servers/{server_id}/metadata", a.createMetadata),
+		rt("PUT", "/servers/{server_id}/metadata", a.replaceMetadata),
+		rt("GET", "/servers/{server_id}/metadata/{key}", a.showMetadata),
+		rt("PUT", "/servers/{server_id}/metadata/{key}", a.updateMetadataItem),
+		rt("DELETE", "/servers/{server_id}/metadata/{key}", a.deleteMetadataItem),
+		rt("GET", "/servers/{server_id}/tags", a.listTags),
+		rt("PUT", "/servers/{server_id}/tags", a.replaceTags),
+		rt("DELETE", "/servers/{server_id}/tags", a.deleteTags),
+		rt("GET", "/servers/{server_id}/tags/{tag}", a.checkTag),
+		rt("PUT", "/servers/{server_id}/tags/{tag}", a.addTag),
+		rt("DELETE", "/servers/{server_id}/tags/{tag}", a.deleteTag),
+		rt("GET", "/servers/{server_id}/ips", a.listIPs),
+		rt("GET", "/servers/{server_id}/ips/{network}", a.showIPs),
+		rt("GET", "/servers/{server_id}/os-instance-actions", a.listActions),
+		rt("GET", "/servers/{server_id}/os-instance-actions/{request_id}", a.showAction),
+
+		rt("GET", "/os-services", a.listServices),
+		rt("PUT", "/os-services/{service_id}", a.updateService),
+		rt("DELETE", "/os-services/{service_id}", a.deleteService),
+		rt("GET", "/os-hypervisors", a.listHypervisors),
+		rt("GET", "/os-hypervisors/{hypervisor_id}", a.showHypervisor),
+		rt("GET", "/os-hypervisors/{hypervisor_id}/servers", a.hypervisorServers),
 	}
 }
 

@@ -18,11 +18,12 @@ func PolicyDefaults() []policy.Rule {
 		projectReader = "role:admin or (role:reader and project_id:%(project_id)s)"
 		ownerReader   = "role:admin or user_id:%(user_id)s"
 		ownerMember   = "role:admin or (role:member and user_id:%(user_id)s)"
+		projectMember = "role:admin or (role:member and project_id:%(project_id)s)"
 	)
 	r := func(name, check, desc string) policy.Rule {
 		return policy.Rule{Name: name, Check: check, Description: desc}
 	}
-	return []policy.Rule{
+	rules := []policy.Rule{
 		r(ruleFlavorCreate, admin, "Create a flavor."),
 		r(ruleFlavorUpdate, admin, "Update a flavor's description."),
 		r(ruleFlavorDelete, admin, "Delete a flavor."),
@@ -53,4 +54,76 @@ func PolicyDefaults() []policy.Rule {
 		r(ruleZoneList, anyone, "List availability zones."),
 		r(ruleZoneDetail, admin, "List availability zones with their hosts and services."),
 	}
+	for _, x := range []struct{ name, check, desc string }{
+		{ruleServersIndex, projectReader, "List the servers of a project."},
+		{ruleServersDetail, projectReader, "List the servers of a project with details."},
+		{ruleServersIndexAll, admin, "List the servers of all projects (all_tenants)."},
+		{ruleServersDetailAll, admin, "List the servers of all projects with details (all_tenants)."},
+		{ruleServersAllFilters, admin, "Use every server list filter (host, deleted, ...)."},
+		{ruleServersShow, projectReader, "Show a server."},
+		{ruleServersHostStatus, admin, "Show host_status in server views."},
+		{ruleServersCreate, projectMember, "Create a server."},
+		{ruleServersUpdate, projectMember, "Update a server."},
+		{ruleServersDelete, projectMember, "Delete a server."},
+		{ruleExtendedAttrs, admin, "Show the OS-EXT-SRV-ATTR attributes of servers."},
+		{ruleForceDelete, projectMember, "Force-delete a soft-deleted server."},
+		{ruleRestore, projectMember, "Restore a soft-deleted server."},
+		{ruleServerMetaIndex, projectReader, "List server metadata."},
+		{ruleServerMetaShow, projectReader, "Show a server metadata item."},
+		{ruleServerMetaCreate, projectMember, "Create server metadata items."},
+		{ruleServerMetaUpdate, projectMember, "Update a server metadata item."},
+		{ruleServerMetaUpdateAll, projectMember, "Replace server metadata."},
+		{ruleServerMetaDelete, projectMember, "Delete a server metadata item."},
+		{ruleTagsIndex, projectReader, "List server tags."},
+		{ruleTagsShow, projectReader, "Check a server tag."},
+		{ruleTagsUpdate, projectMember, "Add a server tag."},
+		{ruleTagsUpdateAll, projectMember, "Replace server tags."},
+		{ruleTagsDelete, projectMember, "Delete a server tag."},
+		{ruleTagsDeleteAll, projectMember, "Delete all server tags."},
+		{ruleActionsList, projectReader, "List the actions of a server."},
+		{ruleActionsShow, projectReader, "Show an action of a server."},
+		{ruleActionsEvents, admin, "Show action events (before 2.51) and their tracebacks."},
+		{ruleActionsDetails, projectReader, "Show action event details (2.84)."},
+		{ruleIPsIndex, projectReader, "List server addresses."},
+		{ruleIPsShow, projectReader, "Show server addresses of a network."},
+		{ruleStart, projectMember, "Start a server."},
+		{ruleStop, projectMember, "Stop a server."},
+		{ruleReboot, projectMember, "Reboot a server."},
+		{ruleResize, projectMember, "Resize a server."},
+		{ruleConfirmResize, projectMember, "Confirm a resize."},
+		{ruleRevertResize, projectMember, "Revert a resize."},
+		{ruleRebuild, projectMember, "Rebuild a server."},
+		{ruleCreateImage, projectMember, "Snapshot a server."},
+		{rulePause, projectMember, "Pause a server."},
+		{ruleUnpause, projectMember, "Unpause a server."},
+		{ruleSuspend, projectMember, "Suspend a server."},
+		{ruleResume, projectMember, "Resume a server."},
+		{ruleLock, projectMember, "Lock a server."},
+		{ruleUnlock, projectMember, "Unlock a server."},
+		{ruleUnlockOverride, admin, "Unlock a server locked by an admin."},
+		{ruleRescue, projectMember, "Rescue a server."},
+		{ruleUnrescue, projectMember, "Unrescue a server."},
+		{ruleShelve, projectMember, "Shelve a server."},
+		{ruleShelveOffload, admin, "Offload a shelved server."},
+		{ruleUnshelve, projectMember, "Unshelve a server."},
+		{ruleConsoleOutput, projectMember, "Show a server's console output."},
+		{ruleAdminPassword, projectMember, "Change a server's admin password."},
+		{ruleCrashDump, projectMember, "Trigger a crash dump of a server."},
+		{ruleResetState, admin, "Reset a server's state."},
+		{ruleMigrate, admin, "Cold-migrate a server."},
+		{ruleMigrateLive, admin, "Live-migrate a server."},
+		{ruleEvacuate, admin, "Evacuate a server from a failed host."},
+		{ruleServicesList, admin, "List compute services."},
+		{ruleServicesUpdate, admin, "Enable, disable or force down a compute service."},
+		{ruleServicesDelete, admin, "Delete a compute service."},
+		{ruleHypList, admin, "List hypervisors."},
+		{ruleHypDetail, admin, "List hypervisors with details."},
+		{ruleHypShow, admin, "Show a hypervisor."},
+		{ruleHypStats, admin, "Show hypervisor statistics."},
+		{ruleHypServers, admin, "List the servers of hypervisors."},
+		{ruleHypSearch, admin, "Search hypervisors."},
+	} {
+		rules = append(rules, r(x.name, x.check, x.desc))
+	}
+	return rules
 }

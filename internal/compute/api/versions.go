@@ -10,9 +10,9 @@ import (
 // This file is the one place it lives: every behaviour that depends on the
 // negotiated version compares against one of these constants.
 //
-// Versions not listed here change APIs Kumo does not serve yet (servers,
-// hypervisors, migrations, ...); they are accepted and behave like their
-// predecessor for the resources that exist.
+// Versions not listed here change APIs Kumo does not serve yet (volume
+// attachments, migrations, server groups, ...); they are accepted and
+// behave like their predecessor for the resources that exist.
 var (
 	// V2_1 is the base version: the v2.0 API with strict input validation.
 	V2_1 = apiutil.Version{Major: 2, Minor: 1}
@@ -21,6 +21,98 @@ var (
 	// views; key pair create answers 201 instead of 200 and delete 204
 	// instead of 202.
 	V2_2 = apiutil.Version{Major: 2, Minor: 2}
+
+	// V2_3: admins see more OS-EXT-SRV-ATTR fields in server views
+	// (reservation_id, launch_index, hostname, kernel_id, ramdisk_id,
+	// root_device_name, user_data).
+	V2_3 = apiutil.Version{Major: 2, Minor: 3}
+
+	// V2_9: server views show "locked".
+	V2_9 = apiutil.Version{Major: 2, Minor: 9}
+
+	// V2_11: os-services shows forced_down.
+	V2_11 = apiutil.Version{Major: 2, Minor: 11}
+
+	// V2_14: evacuate answers without adminPass.
+	V2_14 = apiutil.Version{Major: 2, Minor: 14}
+
+	// V2_16: server views show host_status (policy permitting).
+	V2_16 = apiutil.Version{Major: 2, Minor: 16}
+
+	// V2_17: the trigger_crash_dump server action exists.
+	V2_17 = apiutil.Version{Major: 2, Minor: 17}
+
+	// V2_19: servers have a description (create, update, rebuild, views).
+	V2_19 = apiutil.Version{Major: 2, Minor: 19}
+
+	// V2_21: instance actions of deleted servers can be listed.
+	V2_21 = apiutil.Version{Major: 2, Minor: 21}
+
+	// V2_26: server tags (the /tags API, views and list filters).
+	V2_26 = apiutil.Version{Major: 2, Minor: 26}
+
+	// V2_37: server create requires "networks" ("auto", "none" or a list).
+	V2_37 = apiutil.Version{Major: 2, Minor: 37}
+
+	// V2_38: an unknown status filter on server lists is a 400.
+	V2_38 = apiutil.Version{Major: 2, Minor: 38}
+
+	// V2_47: server views embed the flavor (vcpus, ram, ... original_name)
+	// instead of linking to it.
+	V2_47 = apiutil.Version{Major: 2, Minor: 47}
+
+	// V2_51: instance action events are shown to non-admins.
+	V2_51 = apiutil.Version{Major: 2, Minor: 51}
+
+	// V2_52: tags can be given when creating a server.
+	V2_52 = apiutil.Version{Major: 2, Minor: 52}
+
+	// V2_53: services and hypervisors are identified by UUID;
+	// PUT /os-services/{id} replaces the action URLs; hypervisor lists
+	// take with_servers.
+	V2_53 = apiutil.Version{Major: 2, Minor: 53}
+
+	// V2_54: rebuild takes key_name.
+	V2_54 = apiutil.Version{Major: 2, Minor: 54}
+
+	// V2_56: cold migrate takes a target host.
+	V2_56 = apiutil.Version{Major: 2, Minor: 56}
+
+	// V2_58: instance actions have updated_at and page with limit, marker
+	// and changes-since.
+	V2_58 = apiutil.Version{Major: 2, Minor: 58}
+
+	// V2_62: instance action events show host (admin) and hostId.
+	V2_62 = apiutil.Version{Major: 2, Minor: 62}
+
+	// V2_63: server views show trusted_image_certificates.
+	V2_63 = apiutil.Version{Major: 2, Minor: 63}
+
+	// V2_66: changes-before filters server lists and instance actions.
+	V2_66 = apiutil.Version{Major: 2, Minor: 66}
+
+	// V2_71: server views show server_groups.
+	V2_71 = apiutil.Version{Major: 2, Minor: 71}
+
+	// V2_73: lock takes locked_reason; views show it; lists filter on locked.
+	V2_73 = apiutil.Version{Major: 2, Minor: 73}
+
+	// V2_74: admins may name host / hypervisor_hostname on create.
+	V2_74 = apiutil.Version{Major: 2, Minor: 74}
+
+	// V2_84: instance action events show details.
+	V2_84 = apiutil.Version{Major: 2, Minor: 84}
+
+	// V2_88: hypervisor views drop the resource counters and
+	// /os-hypervisors/statistics is gone.
+	V2_88 = apiutil.Version{Major: 2, Minor: 88}
+
+	// V2_90: servers have a user-settable hostname, shown to everyone as
+	// OS-EXT-SRV-ATTR:hostname.
+	V2_90 = apiutil.Version{Major: 2, Minor: 90}
+
+	// V2_96: server views show pinned_availability_zone.
+	V2_96 = apiutil.Version{Major: 2, Minor: 96}
 
 	// V2_7: adding tenant access to a public flavor is a 409.
 	V2_7 = apiutil.Version{Major: 2, Minor: 7}
@@ -70,11 +162,9 @@ var (
 	// public_key is required) and names may also contain "@" and ".".
 	V2_92 = apiutil.Version{Major: 2, Minor: 92}
 
-	// MinVersion and MaxVersion bound what Kumo negotiates. 2.96 is the
-	// newest version whose changes (all to servers, which Kumo does not
-	// serve yet) do not alter the resources above.
+	// MinVersion and MaxVersion bound what Kumo negotiates.
 	MinVersion = V2_1
-	MaxVersion = apiutil.Version{Major: 2, Minor: 96}
+	MaxVersion = V2_96
 )
 
 // Microversions is the negotiation of the compute API.

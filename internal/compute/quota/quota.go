@@ -311,3 +311,17 @@ func (KeyPairCounter) Count(ctx context.Context, q db.Querier, projectID, userID
 	}
 	return map[string]int64{KeyPairs: n}, nil
 }
+
+// InstanceCounter counts instances, cores and ram from the live server
+// rows of a project (or of one user in it).
+type InstanceCounter struct{}
+
+func (InstanceCounter) Resources() []string { return []string{Instances, Cores, RAM} }
+
+func (InstanceCounter) Count(ctx context.Context, q db.Querier, projectID, userID string) (map[string]int64, error) {
+	n, cores, ram, err := store.CountInstances(ctx, q, projectID, userID)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]int64{Instances: n, Cores: cores, RAM: ram}, nil
+}

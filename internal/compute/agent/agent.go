@@ -1,0 +1,345 @@
+// Package agent is the compute agent: one per hypervisor host. It talks
+// to the control plane only over the bus (internal/compute/rpc): it
+// registers its host and heartbeats with the instances' power states,
+// and it executes compute.instance.op requests by driving its virt.Driver
+// and the host's image cache.
+//
+// The agent keeps no state of its own that matters: a restarted agent
+// lists the driver's instances and reports them as they are, adopting
+// running guests instead of killing them; the conductor, which holds the
+// desired state, resends whatever step it was waiting for.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kumo-cloud/kumo/internal/bus"
+	"github.com/kumo-cloud/kumo/internal/compute/rpc"
+	"github.com/kumo-cloud/kumo/internal/virt"
+)
+
+// Images gives the agent local copies of images (internal/image/cache
+// implements it).
+type Images interface {
+	Acquire(ctx context.Context, id string) (path string, release func(), err error)
+}
+
+// Config configures an agent.
+type Config struct {
+	// Host is the host name the agent registers (unique in the cloud).
+	Host string
+	// HostIP is the host's address, shown in os-hypervisors.
+	HostIP string
+	// ReportInterval is the heartbeat period (default 10s).
+	ReportInterval time.Duration
+	// OpTimeout bounds one driver operation (default 10 minutes).
+	OpTimeout time.Duration
+}
+
+// Agent is a running compute agent.
+type Agent struct {
+	cfg    Config
+	bus    *bus.Bus
+	driver virt.Driver
+	images Images
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	locks    map[string]*sync.Mutex // per instance: operations run one at a time
+	releases map[string]func()      // image cache references held by instances
+}
+
+// New returns an agent; images may be nil (instances then boot without a
+// local image, which only the fake driver accepts).
+func New(b *bus.Bus, d virt.Driver, images Images, cfg Config, log *slog.Logger) (*Agent, error) {
+	if b == nil || d == nil {
+		return nil, errors.New("agent: bus and driver are required")
+	}
+	if cfg.Host == "" {
+		return nil, errors.New("agent: no host name")
+	}
+	if cfg.ReportInterval <= 0 {
+		cfg.ReportInterval = 10 * time.Second
+	}
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 10 * time.Minute
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Agent{cfg: cfg, bus: b, driver: d, images: images, log: log.With("host", cfg.Host),
+		locks: map[string]*sync.Mutex{}, releases: map[string]func(){}}, nil
+}
+
+// Host returns the agent's host name.
+func (a *Agent) Host() string { return a.cfg.Host }
+
+// Driver returns the agent's driver.
+func (a *Agent) Driver() virt.Driver { return a.driver }
+
+// Run serves operations and heartbeats until ctx is done.
+func (a *Agent) Run(ctx context.Context) error {
+	sub, err := a.bus.Subscribe(rpc.SubjectAgent(a.cfg.Host), "", map[string]bus.Version{rpc.MsgOp: rpc.OpVersion}, a.handle)
+	if err != nil {
+		return fmt.Errorf("agent %s: subscribe: %w", a.cfg.Host, err)
+	}
+	defer sub.Unsubscribe()
+	if ids, err := a.driver.List(ctx); err == nil && len(ids) > 0 {
+		a.log.Info("adopting instances found on the host", "count", len(ids))
+	}
+	a.Report(ctx)
+	t := time.NewTicker(a.cfg.ReportInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			a.Report(ctx)
+		}
+	}
+}
+
+// Report sends one heartbeat with the host's resources and the power
+// state of every instance on it.
+func (a *Agent) Report(ctx context.Context) {
+	res, err := a.driver.Resources(ctx)
+	if err != nil {
+		a.log.Warn("read host resources", "err", err)
+		return
+	}
+	ids, err := a.driver.List(ctx)
+	if err != nil {
+		a.log.Warn("list instances", "err", err)
+		return
+	}
+	r := rpc.HostReport{Host: a.cfg.Host, Driver: a.driver.Name(), HypervisorHostname: a.cfg.Host, HostIP: a.cfg.HostIP,
+		Resources: rpc.Resources{VCPUs: res.VCPUs, MemoryMB: res.MemoryMB, DiskGB: res.DiskGB}, Instances: []rpc.InstancePower{}}
+	for _, id := range ids {
+		info, err := a.driver.Info(ctx, id)
+		if err != nil {
+			continue
+		}
+		r.Instances = append(r.Instances, rpc.InstancePower{UUID: id, PowerState: int(info.State)})
+	}
+	if err := a.bus.Publish(ctx, rpc.SubjectConductor, rpc.MsgHostReport, rpc.ReportVersion, r); err != nil && ctx.Err() == nil {
+		a.log.Warn("heartbeat", "err", err)
+	}
+}
+
+func (a *Agent) lock(uuid string) func() {
+	a.mu.Lock()
+	l, ok := a.locks[uuid]
+	if !ok {
+		l = &sync.Mutex{}
+		a.locks[uuid] = l
+	}
+	a.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+func (a *Agent) handle(ctx context.Context, m *bus.Message) (any, error) {
+	var req rpc.OpRequest
+	if err := m.Decode(&req); err != nil {
+		return nil, err
+	}
+	if req.Instance.UUID == "" {
+		return nil, bus.NewError(bus.CodeBadRequest, "no instance uuid")
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.OpTimeout)
+	defer cancel()
+	unlock := a.lock(req.Instance.UUID)
+	defer unlock()
+	log := a.log.With("instance", req.Instance.UUID, "op", req.Op)
+	out, err := a.do(ctx, &req)
+	if err != nil {
+		log.Warn("operation failed", "err", err)
+		return nil, toBusError(err)
+	}
+	if req.Op != rpc.OpDestroy && req.Op != rpc.OpConsole {
+		if info, err := a.driver.Info(ctx, req.Instance.UUID); err == nil {
+			out.PowerState = int(info.State)
+		}
+	}
+	log.Debug("operation done", "power_state", out.PowerState)
+	return out, nil
+}
+
+func toBusError(err error) *bus.Error {
+	var be *bus.Error
+	switch {
+	case errors.As(err, &be):
+		return be
+	case errors.Is(err, virt.ErrNotFound):
+		return bus.NewError(rpc.CodeNotFound, "%v", err)
+	case errors.Is(err, virt.ErrInvalidState):
+		return bus.NewError(rpc.CodeConflict, "%v", err)
+	case errors.Is(err, virt.ErrUnsupported):
+		return bus.NewError(rpc.CodeUnsupported, "%v", err)
+	}
+	return bus.NewError(rpc.CodeFailed, "%v", err)
+}
+
+// do runs one operation; every branch is idempotent.
+func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error) {
+	d, id := a.driver, req.Instance.UUID
+	info, infoErr := d.Info(ctx, id)
+	exists := infoErr == nil
+	if infoErr != nil && !errors.Is(infoErr, virt.ErrNotFound) {
+		return rpc.OpReply{}, infoErr
+	}
+	missing := func() (rpc.OpReply, error) {
+		return rpc.OpReply{}, fmt.Errorf("instance %s is not on host %s: %w", id, a.cfg.Host, virt.ErrNotFound)
+	}
+	// already reports success when the instance is in one of states.
+	already := func(states ...virt.PowerState) bool {
+		for _, s := range states {
+			if exists && info.State == s {
+				return true
+			}
+		}
+		return false
+	}
+	switch req.Op {
+	case rpc.OpInfo:
+		if !exists {
+			return missing()
+		}
+		return rpc.OpReply{PowerState: int(info.State)}, nil
+	case rpc.OpSpawn:
+		if !exists {
+			if err := a.spawn(ctx, req); err != nil {
+				return rpc.OpReply{}, err
+			}
+		}
+		if req.Stopped {
+			if err := d.PowerOff(ctx, id, 0); err != nil {
+				return rpc.OpReply{}, err
+			}
+		}
+		return rpc.OpReply{}, nil
+	case rpc.OpDestroy:
+		if err := d.Destroy(ctx, id); err != nil {
+			return rpc.OpReply{}, err
+		}
+		a.release(id)
+		return rpc.OpReply{PowerState: int(virt.NoState)}, nil
+	case rpc.OpConsole:
+		if !exists {
+			return missing()
+		}
+		out, err := d.ConsoleOutput(ctx, id, req.MaxBytes)
+		return rpc.OpReply{PowerState: int(info.State), Output: string(out)}, err
+	}
+	if !exists {
+		return missing()
+	}
+	var err error
+	switch req.Op {
+	case rpc.OpPowerOff:
+		if already(virt.Shutdown) {
+			return rpc.OpReply{}, nil
+		}
+		err = d.PowerOff(ctx, id, 60*time.Second)
+	case rpc.OpPowerOn:
+		if already(virt.Running) {
+			return rpc.OpReply{}, nil
+		}
+		err = d.PowerOn(ctx, id)
+	case rpc.OpReboot:
+		err = d.Reboot(ctx, id, req.Hard)
+	case rpc.OpPause:
+		if already(virt.Paused) {
+			return rpc.OpReply{}, nil
+		}
+		err = d.Pause(ctx, id)
+	case rpc.OpUnpause:
+		if already(virt.Running) {
+			return rpc.OpReply{}, nil
+		}
+		err = d.Unpause(ctx, id)
+	case rpc.OpSuspend:
+		if already(virt.Suspended) {
+			return rpc.OpReply{}, nil
+		}
+		err = d.Suspend(ctx, id)
+	case rpc.OpResume:
+		if already(virt.Running) {
+			return rpc.OpReply{}, nil
+		}
+		err = d.Resume(ctx, id)
+	case rpc.OpRescue:
+		if info.Rescued {
+			return rpc.OpReply{}, nil
+		}
+		img := virt.Image{ID: req.ImageID}
+		if req.ImageID != "" && a.images != nil {
+			path, release, aerr := a.images.Acquire(ctx, req.ImageID)
+			if aerr != nil {
+				return rpc.OpReply{}, fmt.Errorf("fetch rescue image: %w", aerr)
+			}
+			defer release()
+			img.Path = path
+		}
+		err = d.Rescue(ctx, id, img)
+	case rpc.OpUnrescue:
+		if !info.Rescued {
+			return rpc.OpReply{}, nil
+		}
+		err = d.Unrescue(ctx, id)
+	default:
+		return rpc.OpReply{}, bus.NewError(rpc.CodeUnsupported, "unknown operation %q", req.Op)
+	}
+	return rpc.OpReply{}, err
+}
+
+// spawn fetches the image and creates the instance; on failure nothing
+// is left behind (the driver guarantees it for itself; the image
+// reference is dropped here).
+func (a *Agent) spawn(ctx context.Context, req *rpc.OpRequest) error {
+	in := req.Instance
+	vi := &virt.Instance{UUID: in.UUID, Name: in.Name, VCPUs: in.VCPUs, MemoryMB: in.MemoryMB, RootGB: in.RootGB,
+		EphemeralGB: in.EphemeralGB, SwapMB: in.SwapMB, ConfigDrive: in.ConfigDrive,
+		Image:    virt.Image{ID: in.ImageID},
+		Metadata: virt.Metadata{Hostname: in.Hostname, UserData: in.UserData, PublicKeys: in.PublicKeys, Extra: in.Metadata}}
+	var release func()
+	if in.ImageID != "" && a.images != nil {
+		path, rel, err := a.images.Acquire(ctx, in.ImageID)
+		if err != nil {
+			return fmt.Errorf("fetch image %s: %w", in.ImageID, err)
+		}
+		vi.Image.Path, release = path, rel
+	}
+	if err := a.driver.Spawn(ctx, vi); err != nil {
+		if release != nil {
+			release()
+		}
+		return err
+	}
+	if release != nil {
+		a.mu.Lock()
+		if old := a.releases[in.UUID]; old != nil {
+			old()
+		}
+		a.releases[in.UUID] = release
+		a.mu.Unlock()
+	}
+	return nil
+}
+
+func (a *Agent) release(uuid string) {
+	a.mu.Lock()
+	rel := a.releases[uuid]
+	delete(a.releases, uuid)
+	delete(a.locks, uuid)
+	a.mu.Unlock()
+	if rel != nil {
+		rel()
+	}
+}

@@ -1,0 +1,710 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/kumo-cloud/kumo/internal/apiutil"
+	"github.com/kumo-cloud/kumo/internal/compute/conductor"
+	"github.com/kumo-cloud/kumo/internal/compute/quota"
+	"github.com/kumo-cloud/kumo/internal/compute/states"
+	"github.com/kumo-cloud/kumo/internal/compute/store"
+)
+
+// Policy rule names of servers.
+const (
+	ruleServersIndex        = "os_compute_api:servers:index"
+	ruleServersIndexAll     = "os_compute_api:servers:index:get_all_tenants"
+	ruleServersDetail       = "os_compute_api:servers:detail"
+	ruleServersDetailAll    = "os_compute_api:servers:detail:get_all_tenants"
+	ruleServersAllFilters   = "os_compute_api:servers:allow_all_filters"
+	ruleServersShow         = "os_compute_api:servers:show"
+	ruleServersHostStatus   = "os_compute_api:servers:show:host_status"
+	ruleServersCreate       = "os_compute_api:servers:create"
+	ruleServersUpdate       = "os_compute_api:servers:update"
+	ruleServersDelete       = "os_compute_api:servers:delete"
+	ruleExtendedAttrs       = "os_compute_api:os-extended-server-attributes"
+	ruleForceDelete         = "os_compute_api:os-deferred-delete:force"
+	ruleServerMetaIndex     = "os_compute_api:server-metadata:index"
+	ruleServerMetaShow      = "os_compute_api:server-metadata:show"
+	ruleServerMetaCreate    = "os_compute_api:server-metadata:create"
+	ruleServerMetaUpdate    = "os_compute_api:server-metadata:update"
+	ruleServerMetaUpdateAll = "os_compute_api:server-metadata:update_all"
+	ruleServerMetaDelete    = "os_compute_api:server-metadata:delete"
+	ruleTagsIndex           = "os_compute_api:os-server-tags:index"
+	ruleTagsShow            = "os_compute_api:os-server-tags:show"
+	ruleTagsUpdate          = "os_compute_api:os-server-tags:update"
+	ruleTagsUpdateAll       = "os_compute_api:os-server-tags:update_all"
+	ruleTagsDelete          = "os_compute_api:os-server-tags:delete"
+	ruleTagsDeleteAll       = "os_compute_api:os-server-tags:delete_all"
+	ruleActionsList         = "os_compute_api:os-instance-actions:list"
+	ruleActionsShow         = "os_compute_api:os-instance-actions:show"
+	ruleActionsEvents       = "os_compute_api:os-instance-actions:events"
+	ruleActionsDetails      = "os_compute_api:os-instance-actions:events:details"
+	ruleIPsIndex            = "os_compute_api:ips:index"
+	ruleIPsShow             = "os_compute_api:ips:show"
+)
+
+// Image is what server create needs to know about an image.
+type Image struct {
+	ID      string
+	Name    string
+	Status  string // "active" when usable
+	MinDisk int64  // GiB
+	MinRAM  int64  // MiB
+	Size    int64  // bytes
+}
+
+// ErrImageNotFound is returned by an ImageLookup for an image the caller
+// cannot see.
+var ErrImageNotFound = errors.New("image not found")
+
+// ImageLookup finds images in the image service, as the caller of ctx.
+type ImageLookup interface {
+	GetImage(ctx context.Context, id string) (*Image, error)
+}
+
+// TaskKicker starts tasks the API created and reads consoles.
+type TaskKicker interface {
+	Kick(ctx context.Context, uuid string)
+	ConsoleOutput(ctx context.Context, host, uuid string, maxBytes int) (string, error)
+}
+
+var uuidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)
+
+func isUUID(s string) bool { return uuidRe.MatchString(s) }
+
+func serverNotFound(id string) error {
+	return apiutil.NotFound("Instance %s could not be found.", id)
+}
+
+// loadServer returns a live server the caller may act on under rule: the
+// policy target is the server's project, and a server of another project
+// is a 404 for non-admins (Nova hides it).
+func (a *API) loadServer(r *http.Request, id, rule string) (*store.Instance, error) {
+	if a.servers == nil {
+		return nil, serverNotFound(id)
+	}
+	i, err := a.st.GetInstance(ctx(r), nil, id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && i.Deleted {
+		return nil, serverNotFound(id)
+	}
+	if err != nil {
+		return nil, internal(err)
+	}
+	c := caller(r)
+	target := map[string]string{"project_id": i.ProjectID, "user_id": i.UserID}
+	if i.ProjectID != c.ProjectID && !a.allowed(r, rule, target) {
+		return nil, serverNotFound(id)
+	}
+	if err := a.authorize(r, rule, target); err != nil {
+		return nil, err
+	}
+	return i, nil
+}
+
+// ---- create ----
+
+const serverCreateProps = `
+	"name": {"type": "string", "minLength": 1, "maxLength": 255},
+	"imageRef": {"type": "string"},
+	"flavorRef": {"type": ["string", "integer"], "minLength": 1},
+	"adminPass": {"type": "string"},
+	"metadata": {"type": "object", "patternProperties": {"^.{1,255}$": {"type": "string", "maxLength": 255}}, "additionalProperties": false},
+	"networks": {"oneOf": [
+		{"type": "array", "items": {"type": "object", "properties": {
+			"uuid": {"type": "string"}, "port": {"type": ["string", "null"]}, "fixed_ip": {"type": "string"},
+			"tag": {"type": "string", "maxLength": 60}}, "additionalProperties": false}},
+		{"type": "string", "enum": ["auto", "none"]}]},
+	"key_name": {"type": "string", "minLength": 1, "maxLength": 255},
+	"user_data": {"type": "string", "maxLength": 65535},
+	"availability_zone": {"type": "string", "minLength": 1, "maxLength": 255},
+	"config_drive": ` + booleanSchema + `,
+	"min_count": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
+	"max_count": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
+	"return_reservation_id": ` + booleanSchema + `,
+	"accessIPv4": {"type": "string", "format": "ipv4"},
+	"accessIPv6": {"type": "string", "format": "ipv6"},
+	"OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+	"security_groups": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+	"block_device_mapping_v2": {"type": "array"},
+	"personality": {"type": "array"},
+	"description": {"type": ["string", "null"], "maxLength": 255},
+	"tags": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}, "maxItems": 50},
+	"trusted_image_certificates": {"type": ["array", "null"]},
+	"host": {"type": "string"},
+	"hypervisor_hostname": {"type": "string"},
+	"hostname": {"type": "string", "minLength": 1, "maxLength": 255}`
+
+var serverCreateSchema = apiutil.MustSchema("compute-server-create", `{"type": "object",
+	"properties": {"server": {"type": "object", "properties": {`+serverCreateProps+`},
+		"required": ["name", "flavorRef"], "additionalProperties": false},
+		"os:scheduler_hints": {"type": "object"}, "OS-SCH-HNT:scheduler_hints": {"type": "object"}},
+	"required": ["server"], "additionalProperties": false}`)
+
+type createReq struct {
+	Name                string            `json:"name"`
+	ImageRef            *string           `json:"imageRef"`
+	FlavorRef           json.RawMessage   `json:"flavorRef"`
+	AdminPass           *string           `json:"adminPass"`
+	Metadata            map[string]string `json:"metadata"`
+	Networks            json.RawMessage   `json:"networks"`
+	KeyName             *string           `json:"key_name"`
+	UserData            *string           `json:"user_data"`
+	AvailabilityZone    *string           `json:"availability_zone"`
+	ConfigDrive         json.RawMessage   `json:"config_drive"`
+	MinCount            json.RawMessage   `json:"min_count"`
+	MaxCount            json.RawMessage   `json:"max_count"`
+	ReturnReservationID json.RawMessage   `json:"return_reservation_id"`
+	AccessIPv4          string            `json:"accessIPv4"`
+	AccessIPv6          string            `json:"accessIPv6"`
+	Description         *string           `json:"description"`
+	Tags                []string          `json:"tags"`
+	BDM                 []json.RawMessage `json:"block_device_mapping_v2"`
+	Personality         json.RawMessage   `json:"personality"`
+	Hostname            *string           `json:"hostname"`
+	Host                *string           `json:"host"`
+	HypervisorHostname  *string           `json:"hypervisor_hostname"`
+}
+
+// idFromRef takes the id out of a reference that may be a URL.
+func idFromRef(ref string) string {
+	ref = strings.TrimRight(ref, "/")
+	if i := strings.LastIndex(ref, "/"); i >= 0 {
+		return ref[i+1:]
+	}
+	return ref
+}
+
+var hostnameBad = regexp.MustCompile(`[^a-z0-9.-]+`)
+
+// sanitizeHostname follows Nova's rule for hostnames made from names.
+func sanitizeHostname(name string) string {
+	h := strings.ToLower(name)
+	h = strings.NewReplacer(" ", "-", "_", "-").Replace(h)
+	h = hostnameBad.ReplaceAllString(h, "")
+	h = strings.Trim(h, ".-")
+	if len(h) > 63 {
+		h = strings.Trim(h[:63], ".-")
+	}
+	if h == "" {
+		h = "server"
+	}
+	return h
+}
+
+func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
+	c := caller(r)
+	if err := a.authorize(r, ruleServersCreate, own(r)); err != nil {
+		return nil, err
+	}
+	if a.servers == nil {
+		return nil, apiutil.Errorf(501, "Servers are not available.").WithCode("notImplemented")
+	}
+	var body struct {
+		Server createReq `json:"server"`
+	}
+	if err := apiutil.DecodeJSON(r, serverCreateSchema, &body); err != nil {
+		return nil, err
+	}
+	s := body.Server
+	if err := checkName("name", s.Name); err != nil {
+		return nil, err
+	}
+	if s.Description != nil && !atLeast(r, V2_19) {
+		return nil, apiutil.BadRequest("Invalid input for field/attribute server. Additional properties are not allowed ('description' was unexpected)")
+	}
+	if s.Tags != nil && !atLeast(r, V2_52) {
+		return nil, apiutil.BadRequest("Invalid input for field/attribute server. Additional properties are not allowed ('tags' was unexpected)")
+	}
+	if len(s.Personality) > 0 && atLeast(r, V2_57) {
+		return nil, apiutil.BadRequest("Invalid input for field/attribute server. Additional properties are not allowed ('personality' was unexpected)")
+	}
+	if atLeast(r, V2_37) && len(s.Networks) == 0 {
+		return nil, apiutil.BadRequest("Invalid input for field/attribute server. 'networks' is a required property")
+	}
+	if len(s.BDM) > 0 {
+		return nil, apiutil.BadRequest("Block Device Mapping is Invalid: volumes are not supported yet.")
+	}
+	// Counts.
+	minCount, maxCount := int64(1), int64(1)
+	var err error
+	if len(s.MinCount) > 0 {
+		if minCount, err = intValue("min_count", s.MinCount, 1, 1<<31); err != nil {
+			return nil, err
+		}
+		maxCount = minCount
+	}
+	if len(s.MaxCount) > 0 {
+		if maxCount, err = intValue("max_count", s.MaxCount, 1, 1<<31); err != nil {
+			return nil, err
+		}
+	}
+	if minCount > maxCount {
+		return nil, apiutil.BadRequest("min_count must be <= max_count")
+	}
+	// Flavor.
+	var flavorID string
+	if err := json.Unmarshal(s.FlavorRef, &flavorID); err != nil {
+		flavorID = strings.TrimSpace(string(s.FlavorRef))
+	}
+	flavorID = idFromRef(flavorID)
+	flavor, err := a.st.GetFlavor(ctx(r), flavorID)
+	if errors.Is(err, store.ErrNoFlavor) {
+		return nil, apiutil.BadRequest("Flavor %s could not be found.", flavorID)
+	}
+	if err != nil {
+		return nil, internal(err)
+	}
+	if flavor.Disabled {
+		return nil, apiutil.BadRequest("Flavor is disabled.")
+	}
+	// Image.
+	imageRef := ""
+	if s.ImageRef != nil {
+		imageRef = idFromRef(*s.ImageRef)
+	}
+	if imageRef == "" {
+		return nil, apiutil.BadRequest("Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid.")
+	}
+	if !isUUID(imageRef) {
+		return nil, apiutil.BadRequest("Invalid imageRef provided.")
+	}
+	if a.images != nil {
+		img, err := a.images.GetImage(ctx(r), imageRef)
+		if errors.Is(err, ErrImageNotFound) || apiutil.AsError(err).Status == 404 {
+			return nil, apiutil.BadRequest("Image %s could not be found.", imageRef)
+		}
+		if err != nil {
+			return nil, internal(err)
+		}
+		if img.Status != "active" {
+			return nil, apiutil.BadRequest("Image %s is not active.", imageRef)
+		}
+		const gib = 1 << 30
+		if flavor.RootGB > 0 && img.Size > flavor.RootGB*gib {
+			return nil, apiutil.BadRequest("Flavor's disk is too small for requested image. Flavor disk is %d bytes, image is %d bytes.", flavor.RootGB*gib, img.Size)
+		}
+		if flavor.RootGB > 0 && img.MinDisk > flavor.RootGB {
+			return nil, apiutil.BadRequest("Flavor's disk is too small for requested image. Flavor disk is %d bytes, minimum disk is %d bytes.", flavor.RootGB*gib, img.MinDisk*gib)
+		}
+		if img.MinRAM > flavor.MemoryMB {
+			return nil, apiutil.BadRequest("Flavor's memory is too small for requested image.")
+		}
+	}
+	// Key pair.
+	var keyData *string
+	if s.KeyName != nil {
+		kp, err := a.st.GetKeyPair(ctx(r), c.UserID, *s.KeyName)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, apiutil.BadRequest("Invalid key_name provided.")
+		}
+		if err != nil {
+			return nil, internal(err)
+		}
+		keyData = &kp.PublicKey
+	}
+	if s.UserData != nil {
+		if _, err := base64.StdEncoding.DecodeString(*s.UserData); err != nil {
+			return nil, apiutil.BadRequest("User data needs to be valid base 64.")
+		}
+	}
+	// Networks.
+	nets, err := parseNetworks(s.Networks)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.network.Validate(ctx(r), c.ProjectID, nets); err != nil {
+		var nf *conductor.ErrNetworkNotFound
+		if errors.As(err, &nf) {
+			return nil, apiutil.BadRequest("%s", nf.Error())
+		}
+		return nil, apiutil.BadRequest("%v", err)
+	}
+	netsJSON, _ := json.Marshal(nets)
+	// Zone.
+	if s.AvailabilityZone != nil {
+		zone, _, _ := strings.Cut(*s.AvailabilityZone, ":")
+		if err := a.checkZone(r, zone); err != nil {
+			return nil, err
+		}
+		s.AvailabilityZone = &zone
+	}
+	if s.Host != nil || s.HypervisorHostname != nil {
+		if !atLeast(r, V2_74) {
+			return nil, apiutil.BadRequest("Invalid input for field/attribute server. Additional properties are not allowed ('host' was unexpected)")
+		}
+		if !caller(r).IsAdmin() {
+			return nil, apiutil.Forbidden("Policy doesn't allow compute:servers:create:requested_destination to be performed.")
+		}
+	}
+	configDrive := ""
+	if len(s.ConfigDrive) > 0 && boolValue(s.ConfigDrive) {
+		configDrive = "True"
+	}
+	adminPass := ""
+	if s.AdminPass != nil {
+		adminPass = *s.AdminPass
+	} else {
+		adminPass = randomPassword()
+	}
+	hostname := sanitizeHostname(s.Name)
+	if s.Hostname != nil {
+		if !atLeast(r, V2_90) {
+			return nil, apiutil.BadRequest("Invalid input for field/attribute server. Additional properties are not allowed ('hostname' was unexpected)")
+		}
+		hostname = *s.Hostname
+	}
+	resID := "r-" + newUUID()[:8]
+	fl := store.FlavorCopy(flavor)
+	var created []*store.Instance
+	err = a.st.WithTx(ctx(r), func(tx *sql.Tx) error {
+		count, err := a.fitQuota(r, tx, c.ProjectID, c.UserID, minCount, maxCount, fl, int64(len(s.Metadata)))
+		if err != nil {
+			return err
+		}
+		created = created[:0]
+		for n := int64(0); n < count; n++ {
+			i := &store.Instance{UUID: newUUID(), ProjectID: c.ProjectID, UserID: c.UserID, Name: s.Name,
+				Description: s.Description, Hostname: hostname, Flavor: fl, ImageRef: imageRef, KeyName: s.KeyName,
+				KeyData: keyData, UserData: s.UserData, ConfigDrive: configDrive, AvailabilityZone: s.AvailabilityZone,
+				VMState: states.Building, ReservationID: resID, LaunchIndex: int(n), Metadata: s.Metadata, Tags: s.Tags}
+			if count > 1 {
+				i.Name = fmt.Sprintf("%s-%d", s.Name, n+1)
+				i.Hostname = fmt.Sprintf("%s-%d", hostname, n+1)
+			}
+			t := &store.Task{ID: conductor.NewTaskID(), Kind: conductor.Build, Args: map[string]string{"networks": string(netsJSON)}}
+			if s.Host != nil {
+				t.Args["host"] = *s.Host
+			} else if s.HypervisorHostname != nil {
+				t.Args["host"] = *s.HypervisorHostname
+			}
+			ts := states.Scheduling
+			i.TaskID, i.Task, i.TaskState = &t.ID, t, &ts
+			if err := a.st.InsertInstance(ctx(r), tx, i); err != nil {
+				return err
+			}
+			if err := a.beginAction(r, tx, i, "create", t); err != nil {
+				return err
+			}
+			created = append(created, i)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, quotaError(err)
+	}
+	for _, i := range created {
+		a.servers.Kick(ctx(r), i.UUID)
+	}
+	if len(s.ReturnReservationID) > 0 && boolValue(s.ReturnReservationID) {
+		return apiutil.JSON(202, map[string]any{"reservation_id": resID}), nil
+	}
+	first := created[0]
+	out := map[string]any{"id": first.UUID, "links": links(r, "servers", first.UUID), "OS-DCF:diskConfig": "MANUAL",
+		"security_groups": []any{map[string]any{"name": "default"}}}
+	out["adminPass"] = adminPass
+	return apiutil.JSON(202, map[string]any{"server": out}).SetHeader("Location", links(r, "servers", first.UUID)[0].(map[string]any)["href"].(string)), nil
+}
+
+// beginAction records an instance action with the task's first event and
+// stores the task (with the ids) on the row, inside tx.
+func (a *API) beginAction(r *http.Request, tx *sql.Tx, i *store.Instance, action string, t *store.Task) error {
+	c := caller(r)
+	act := &store.Action{InstanceUUID: i.UUID, Action: action, RequestID: requestID(r), UserID: c.UserID, ProjectID: c.ProjectID}
+	ev, err := a.st.BeginAction(ctx(r), tx, act, conductor.Event(t.Kind))
+	if err != nil {
+		return err
+	}
+	t.ActionID, t.EventID = act.ID, ev
+	return a.st.UpdateInstance(ctx(r), tx, i.UUID, store.Cond{TaskID: t.ID}, store.Set{"task": t})
+}
+
+func requestID(r *http.Request) string {
+	if id := apiutil.RequestID(r.Context()); id != "" {
+		return id
+	}
+	return "req-" + newUUID()
+}
+
+// fitQuota checks the instances, cores and ram quota for between min and
+// max servers (Nova creates as many as fit, if at least min do) and the
+// metadata item limit; it returns how many to create.
+func (a *API) fitQuota(r *http.Request, tx *sql.Tx, project, user string, minCount, maxCount int64, f store.InstanceFlavor, metaItems int64) (int64, error) {
+	limits, err := a.quota.Limits(ctx(r), tx, project, "")
+	if err != nil {
+		return 0, err
+	}
+	if l := limits[quota.MetadataItems]; l >= 0 && metaItems > l {
+		return 0, apiutil.Forbidden("Quota exceeded for metadata_items: Requested %d, but already used 0 of %d metadata_items", metaItems, l)
+	}
+	deltas := func(n int64) map[string]int64 {
+		return map[string]int64{quota.Instances: n, quota.Cores: n * f.VCPUs, quota.RAM: n * f.MemoryMB}
+	}
+	err = a.quota.Check(ctx(r), tx, project, user, deltas(maxCount))
+	var over *quota.OverQuotaError
+	if err == nil || !errors.As(err, &over) || minCount == maxCount {
+		return maxCount, err
+	}
+	for n := maxCount - 1; n >= minCount; n-- {
+		if err = a.quota.Check(ctx(r), tx, project, user, deltas(n)); err == nil {
+			return n, nil
+		}
+		if !errors.As(err, &over) {
+			return 0, err
+		}
+	}
+	return 0, err
+}
+
+func quotaError(err error) error {
+	var over *quota.OverQuotaError
+	if errors.As(err, &over) {
+		return apiutil.Forbidden("%s", over.Error())
+	}
+	var ae *apiutil.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return internal(err)
+}
+
+func parseNetworks(raw json.RawMessage) (conductor.Networks, error) {
+	var n conductor.Networks
+	if len(raw) == 0 {
+		n.Auto = true
+		return n, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		n.Auto, n.None = s == "auto", s == "none"
+		return n, nil
+	}
+	if err := json.Unmarshal(raw, &n.Requests); err != nil {
+		return n, apiutil.BadRequest("Bad networks format")
+	}
+	for _, q := range n.Requests {
+		if q.UUID == "" && q.Port == "" {
+			return n, apiutil.BadRequest("Bad networks format: network uuid is not in proper format ()")
+		}
+		if q.UUID != "" && !isUUID(q.UUID) {
+			return n, apiutil.BadRequest("Bad networks format: network uuid is not in proper format (%s)", q.UUID)
+		}
+	}
+	return n, nil
+}
+
+func (a *API) checkZone(r *http.Request, zone string) error {
+	zones, err := a.zones.Zones(ctx(r))
+	if err != nil {
+		return internal(err)
+	}
+	for _, z := range zones {
+		if z.Name == zone {
+			return nil
+		}
+	}
+	return apiutil.BadRequest("The requested availability zone is not available")
+}
+
+func randomPassword() string {
+	const chars = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := []byte(newUUID() + newUUID())
+	out := make([]byte, 12)
+	for i := range out {
+		out[i] = chars[int(b[i*3])%len(chars)]
+	}
+	return string(out)
+}
+
+// ---- views ----
+
+func novaTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05Z")
+}
+
+func microTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000000")
+}
+
+func hostID(project, host string) string {
+	if host == "" {
+		return ""
+	}
+	h := sha256.Sum224([]byte(project + host))
+	return hex.EncodeToString(h[:])
+}
+
+func strOrEmpty(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func orNil(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// serverView renders a server at the request's microversion.
+func (a *API) serverView(r *http.Request, i *store.Instance, admin bool) map[string]any {
+	status := states.Status(i.VMState, i.TaskState)
+	base := apiutil.PublicURL(r) + Prefix
+	if pp := projectPrefix(r); pp != "" {
+		base += "/" + pp
+	}
+	v := map[string]any{
+		"id": i.UUID, "name": i.Name, "status": status, "tenant_id": i.ProjectID, "user_id": i.UserID,
+		"metadata": i.Metadata, "hostId": hostID(i.ProjectID, i.HostName()),
+		"created": novaTime(i.CreatedAt), "updated": novaTime(i.UpdatedAt),
+		"addresses": map[string]any{}, "accessIPv4": i.AccessIPv4, "accessIPv6": i.AccessIPv6,
+		"links": links(r, "servers", i.UUID), "OS-DCF:diskConfig": "MANUAL",
+		"key_name": orNil(i.KeyName), "config_drive": i.ConfigDrive,
+		"OS-EXT-AZ:availability_zone": a.serverZone(i),
+		"OS-EXT-STS:task_state":       orNil(i.TaskState), "OS-EXT-STS:vm_state": i.VMState,
+		"OS-EXT-STS:power_state": i.PowerState,
+		"OS-SRV-USG:launched_at": microTime(i.LaunchedAt), "OS-SRV-USG:terminated_at": microTime(i.TerminatedAt),
+		"os-extended-volumes:volumes_attached": []any{},
+	}
+	if i.ImageRef == "" {
+		v["image"] = ""
+	} else {
+		v["image"] = map[string]any{"id": i.ImageRef, "links": []any{map[string]any{"href": base + "/images/" + i.ImageRef, "rel": "bookmark"}}}
+	}
+	if atLeast(r, V2_47) {
+		f := map[string]any{"vcpus": i.Flavor.VCPUs, "ram": i.Flavor.MemoryMB, "disk": i.Flavor.RootGB,
+			"ephemeral": i.Flavor.EphemeralGB, "swap": i.Flavor.Swap, "original_name": i.Flavor.Name}
+		if a.allowed(r, ruleExtraSpecsIndex, own(r)) {
+			specs := i.Flavor.ExtraSpecs
+			if specs == nil {
+				specs = map[string]string{}
+			}
+			f["extra_specs"] = specs
+		}
+		v["flavor"] = f
+	} else {
+		v["flavor"] = map[string]any{"id": i.Flavor.ID, "links": []any{map[string]any{"href": base + "/flavors/" + i.Flavor.ID, "rel": "bookmark"}}}
+	}
+	switch status {
+	case "ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING":
+		v["progress"] = i.Progress
+	}
+	if (i.VMState == states.Error || i.VMState == states.Deleted) && i.Fault != nil {
+		f := map[string]any{"code": i.Fault.Code, "message": i.Fault.Message, "created": novaTime(i.Fault.Created)}
+		if admin || i.Fault.Code != 500 {
+			f["details"] = i.Fault.Details
+		}
+		v["fault"] = f
+	}
+	if i.AvailabilityZone != nil && atLeast(r, V2_96) {
+		v["pinned_availability_zone"] = *i.AvailabilityZone
+	} else if atLeast(r, V2_96) {
+		v["pinned_availability_zone"] = nil
+	}
+	if admin {
+		v["OS-EXT-SRV-ATTR:host"] = orNil(i.Host)
+		v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = orNil(i.Node)
+		v["OS-EXT-SRV-ATTR:instance_name"] = i.InstanceName()
+		if atLeast(r, V2_3) {
+			v["OS-EXT-SRV-ATTR:reservation_id"] = i.ReservationID
+			v["OS-EXT-SRV-ATTR:launch_index"] = i.LaunchIndex
+			v["OS-EXT-SRV-ATTR:hostname"] = i.Hostname
+			v["OS-EXT-SRV-ATTR:kernel_id"] = ""
+			v["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
+			v["OS-EXT-SRV-ATTR:root_device_name"] = "/dev/vda"
+			v["OS-EXT-SRV-ATTR:user_data"] = orNil(i.UserData)
+		}
+	} else if atLeast(r, V2_90) {
+		v["OS-EXT-SRV-ATTR:hostname"] = i.Hostname
+	}
+	if atLeast(r, V2_9) {
+		v["locked"] = i.Locked
+	}
+	if atLeast(r, V2_73) {
+		v["locked_reason"] = orNil(i.LockedReason)
+	}
+	if atLeast(r, V2_19) {
+		v["description"] = orNil(i.Description)
+	}
+	if atLeast(r, V2_26) {
+		v["tags"] = i.Tags
+	}
+	if atLeast(r, V2_63) {
+		v["trusted_image_certificates"] = nil
+	}
+	if atLeast(r, V2_71) {
+		v["server_groups"] = []any{}
+	}
+	if atLeast(r, V2_16) && a.allowed(r, ruleServersHostStatus, map[string]string{"project_id": i.ProjectID}) {
+		v["host_status"] = a.hostStatus(r, i)
+	}
+	return v
+}
+
+func (a *API) serverZone(i *store.Instance) any {
+	if i.AvailabilityZone != nil {
+		return *i.AvailabilityZone
+	}
+	if i.Host != nil {
+		return DefaultZone
+	}
+	return ""
+}
+
+// hostStatus is UP, DOWN, MAINTENANCE (disabled) or UNKNOWN; "" without a host.
+func (a *API) hostStatus(r *http.Request, i *store.Instance) string {
+	h := i.HostName()
+	if h == "" {
+		return ""
+	}
+	svcs, err := a.st.ListServices(ctx(r), h, "nova-compute")
+	if err != nil || len(svcs) == 0 {
+		return "UNKNOWN"
+	}
+	switch {
+	case !conductor.ServiceUp(svcs[0], a.downTime, time.Now()):
+		return "DOWN"
+	case svcs[0].Disabled:
+		return "MAINTENANCE"
+	}
+	return "UP"
+}
+
+func (a *API) isAdminView(r *http.Request, i *store.Instance) bool {
+	return a.allowed(r, ruleExtendedAttrs, map[string]string{"project_id": i.ProjectID})
+}
+
+func (a *API) showServer(r *http.Request) (*apiutil.Response, error) {
+	i, err := a.loadServer(r, r.PathValue("server_id"), ruleServersShow)
+	if err != nil {
+		return nil, err
+	}
+	return apiutil.JSON(200, map[string]any{"server": a.serverView(r, i, a.isAdminView(r, i))}), nil
+}
+
+// showServerOrDetail serves GET /servers/{id} and GET /servers/detail.
+func (a *API) showServerOrDetail(r *http.Request) (*apiutil.Response, error) {
+	if r.PathValue("server_id") == "detail" {
+		return a.listServers(true)(r)
+	}
+	return a.showServer(r)
+}

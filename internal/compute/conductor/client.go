@@ -1,0 +1,43 @@
+package conductor
+
+import (
+	"context"
+	"errors"
+
+	"github.com/kumo-cloud/kumo/internal/bus"
+	"github.com/kumo-cloud/kumo/internal/compute/rpc"
+)
+
+// Client is what the API needs from the conductor side, over the bus:
+// kicking new tasks and the synchronous agent calls (console output).
+type Client struct {
+	Bus *bus.Bus
+	// Local, when set, is kicked directly (all-in-one saves a bus hop).
+	Local *Conductor
+}
+
+// Kick tells a conductor that uuid has a new task. A lost kick only
+// delays the task until the next scan.
+func (c *Client) Kick(ctx context.Context, uuid string) {
+	if c.Local != nil {
+		c.Local.Kick(uuid)
+		return
+	}
+	if c.Bus != nil {
+		_ = c.Bus.Publish(context.WithoutCancel(ctx), rpc.SubjectConductor, rpc.MsgKick, rpc.KickVersion, rpc.Kick{UUID: uuid})
+	}
+}
+
+// ErrHostUnavailable is returned when the agent of a host does not answer.
+var ErrHostUnavailable = errors.New("compute host unavailable")
+
+// ConsoleOutput reads the last maxBytes of an instance's console.
+func (c *Client) ConsoleOutput(ctx context.Context, host, uuid string, maxBytes int) (string, error) {
+	var reply rpc.OpReply
+	err := c.Bus.Request(ctx, rpc.SubjectAgent(host), rpc.MsgOp, rpc.OpVersion,
+		rpc.OpRequest{Op: rpc.OpConsole, Instance: rpc.Instance{UUID: uuid}, MaxBytes: maxBytes}, &reply)
+	if errors.Is(err, bus.ErrNoResponders) {
+		return "", ErrHostUnavailable
+	}
+	return reply.Output, err
+}

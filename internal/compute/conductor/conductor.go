@@ -1,0 +1,676 @@
+// Package conductor drives every long action on a server as a persisted
+// task. The API writes the instance row with its task (vm_state,
+// task_state, task JSON and the instance action) in one transaction and
+// kicks a conductor; the conductor runs the task's steps, writing the
+// next step after each one, and asks the host's compute agent (over the
+// bus, internal/compute/rpc) to do the hypervisor work.
+//
+// vm_state / task_state while tasks run (API status in capitals):
+//
+//	                  build: schedule → network → spawn
+//	(create) ─▶ building/scheduling ─────────────────────────▶ active (ACTIVE)
+//	                 │ any step fails: undo done steps                 │
+//	                 ▼                                                 │
+//	             error (ERROR, fault set, no host)                     │
+//	                                                                   │
+//	active ──stop/powering-off──▶ stopped ──start/powering-on──▶ active
+//	active ──pause/pausing──▶ paused ──unpause/unpausing──▶ active
+//	active ──suspend/suspending──▶ suspended ──resume/resuming──▶ active
+//	active|stopped|error ──rescue/rescuing──▶ rescued ──unrescue──▶ active
+//	active|stopped|… ──reboot/rebooting(_hard)──▶ active
+//	active|stopped|error ──rebuild/rebuilding: destroy → spawn──▶ active|stopped
+//	active|stopped ──resize|migrate/resize_prep: schedule → destroy → spawn──▶ resized (VERIFY_RESIZE)
+//	resized ──confirmResize──▶ active|stopped
+//	resized ──revertResize/resize_reverting: destroy → spawn──▶ active|stopped
+//	active|paused ──os-migrateLive/migrating: schedule → spawn → destroy──▶ active
+//	active|stopped|error (host down) ──evacuate/rebuilding: schedule → spawn──▶ active|stopped
+//	active|stopped|… ──shelve/shelving: power_off → offload──▶ shelved_offloaded
+//	shelved ──shelveOffload/shelving_offloading──▶ shelved_offloaded
+//	shelved(_offloaded) ──unshelve/unshelving: schedule → network → spawn──▶ active
+//	any ──delete/deleting: destroy → network──▶ deleted (DELETED)
+//
+// A failed action other than build, rebuild, evacuate or delete puts the
+// server back in the vm_state it had, with the failure in the action's
+// event; the failed ones above end in error with a fault.
+//
+// One task per server at a time: the API only starts a task on a row
+// without one (delete excepted: it replaces any task, and every step of
+// the old one then finds its task id gone and stops). Conductors claim a
+// task with a lease they renew; a restarted conductor picks up tasks
+// whose lease ran out and re-runs their current step, which is safe
+// because every agent operation is idempotent. Nothing stays in a task
+// state: each task either reaches its end state or fails cleanly.
+package conductor
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kumo-cloud/kumo/internal/bus"
+	"github.com/kumo-cloud/kumo/internal/compute/rpc"
+	"github.com/kumo-cloud/kumo/internal/compute/states"
+	"github.com/kumo-cloud/kumo/internal/compute/store"
+	"github.com/kumo-cloud/kumo/internal/db"
+	"github.com/kumo-cloud/kumo/internal/virt"
+)
+
+// Config tunes a conductor; zero values get defaults.
+type Config struct {
+	// Host names this conductor's host in os-services (default "kumo").
+	Host string
+	// Lease is how long a claimed task is this conductor's without
+	// renewal (default 60s); a restarted conductor waits at most this
+	// long before resuming the tasks of its previous life.
+	Lease time.Duration
+	// ScanInterval is how often pending tasks are looked for (default 10s).
+	ScanInterval time.Duration
+	// ReportInterval is the heartbeat of the conductor's own services
+	// (default 10s).
+	ReportInterval time.Duration
+	// ServiceDownTime is how long a service may miss heartbeats before it
+	// counts as down (Nova's service_down_time, default 60s).
+	ServiceDownTime time.Duration
+	// OpTimeout bounds one agent operation (default 10 minutes).
+	OpTimeout time.Duration
+	// Retries is how often a step is retried after a retryable failure
+	// (default 3).
+	Retries int
+	// OnTaskEnd, when set, is called after every task ends (metrics,
+	// tests); failure is nil on success.
+	OnTaskEnd func(uuid, kind string, failure error)
+}
+
+func (c *Config) defaults() {
+	if c.Host == "" {
+		c.Host = "kumo"
+	}
+	if c.Lease <= 0 {
+		c.Lease = 60 * time.Second
+	}
+	if c.ScanInterval <= 0 {
+		c.ScanInterval = 10 * time.Second
+	}
+	if c.ReportInterval <= 0 {
+		c.ReportInterval = 10 * time.Second
+	}
+	if c.ServiceDownTime <= 0 {
+		c.ServiceDownTime = 60 * time.Second
+	}
+	if c.OpTimeout <= 0 {
+		c.OpTimeout = 10 * time.Minute
+	}
+	if c.Retries <= 0 {
+		c.Retries = 3
+	}
+}
+
+// Conductor runs server tasks.
+type Conductor struct {
+	cfg   Config
+	st    *store.Store
+	bus   *bus.Bus
+	sched Scheduler
+	net   NetworkAllocator
+	log   *slog.Logger
+	owner string
+
+	mu      sync.Mutex
+	running map[string]bool
+	again   map[string]bool
+	nodes   map[string]rpc.HostReport // last report per host, to skip unchanged node writes
+	wg      sync.WaitGroup
+	ctx     context.Context
+}
+
+// New returns a conductor. sched and net may be nil (Simple, NoNetwork).
+func New(st *store.Store, b *bus.Bus, sched Scheduler, net NetworkAllocator, cfg Config, log *slog.Logger) *Conductor {
+	cfg.defaults()
+	if sched == nil {
+		sched = Simple{}
+	}
+	if net == nil {
+		net = NoNetwork{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Conductor{cfg: cfg, st: st, bus: b, sched: sched, net: net, log: log.With("component", "conductor"),
+		owner: cfg.Host + "/" + randomID(), running: map[string]bool{}, again: map[string]bool{},
+		nodes: map[string]rpc.HostReport{}, ctx: context.Background()}
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// NewTaskID returns a fresh task id.
+func NewTaskID() string { return randomID() }
+
+// Run serves kicks and host reports, resumes pending tasks and
+// heartbeats until ctx is done, then waits for running tasks to stop.
+func (c *Conductor) Run(ctx context.Context) error {
+	c.mu.Lock()
+	c.ctx = ctx
+	c.mu.Unlock()
+	sub, err := c.bus.Subscribe(rpc.SubjectConductor, rpc.QueueConductor,
+		map[string]bus.Version{rpc.MsgKick: rpc.KickVersion, rpc.MsgHostReport: rpc.ReportVersion}, c.handle)
+	if err != nil {
+		return fmt.Errorf("conductor: subscribe: %w", err)
+	}
+	defer func() {
+		_ = sub.Unsubscribe()
+		c.wg.Wait()
+	}()
+	// Tasks left by an earlier conductor are resumed at the first scan,
+	// one interval from now, so that the hosts have reported by then.
+	c.heartbeat(ctx)
+	scan := time.NewTicker(c.cfg.ScanInterval)
+	defer scan.Stop()
+	beat := time.NewTicker(c.cfg.ReportInterval)
+	defer beat.Stop()
+	renew := time.NewTicker(c.cfg.Lease / 3)
+	defer renew.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-scan.C:
+			c.scan(ctx)
+		case <-beat.C:
+			c.heartbeat(ctx)
+		case <-renew.C:
+			if err := c.st.RenewLeases(ctx, c.owner, c.cfg.Lease); err != nil && ctx.Err() == nil {
+				c.log.Warn("renew task leases", "err", err)
+			}
+		}
+	}
+}
+
+func (c *Conductor) heartbeat(ctx context.Context) {
+	for _, b := range []string{"nova-conductor", "nova-scheduler"} {
+		if _, err := c.st.Heartbeat(ctx, c.cfg.Host, b, b[len("nova-"):], newUUID(), 1); err != nil && ctx.Err() == nil {
+			c.log.Warn("heartbeat", "binary", b, "err", err)
+		}
+	}
+}
+
+// scan starts every task no live conductor holds.
+func (c *Conductor) scan(ctx context.Context) {
+	pending, err := c.st.PendingTasks(ctx, c.owner)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("scan for pending tasks", "err", err)
+		}
+		return
+	}
+	for _, p := range pending {
+		c.Kick(p.UUID)
+	}
+}
+
+func (c *Conductor) handle(ctx context.Context, m *bus.Message) (any, error) {
+	switch m.Type {
+	case rpc.MsgKick:
+		var k rpc.Kick
+		if err := m.Decode(&k); err != nil {
+			return nil, err
+		}
+		c.Kick(k.UUID)
+	case rpc.MsgHostReport:
+		var r rpc.HostReport
+		if err := m.Decode(&r); err != nil {
+			return nil, err
+		}
+		c.report(ctx, &r)
+	}
+	return nil, nil
+}
+
+// Kick runs the task of instance uuid now (or again once the running
+// pass ends).
+func (c *Conductor) Kick(uuid string) {
+	c.mu.Lock()
+	if c.running[uuid] {
+		c.again[uuid] = true
+		c.mu.Unlock()
+		return
+	}
+	c.running[uuid] = true
+	ctx := c.ctx
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		for {
+			c.process(ctx, uuid)
+			c.mu.Lock()
+			if c.again[uuid] && ctx.Err() == nil {
+				delete(c.again, uuid)
+				c.mu.Unlock()
+				continue
+			}
+			delete(c.running, uuid)
+			delete(c.again, uuid)
+			c.mu.Unlock()
+			return
+		}
+	}()
+}
+
+// Idle reports whether no task is running (for tests).
+func (c *Conductor) Idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.running) == 0
+}
+
+// process claims and runs the current task of an instance.
+func (c *Conductor) process(ctx context.Context, uuid string) {
+	if ctx.Err() != nil {
+		return
+	}
+	inst, err := c.st.GetInstance(ctx, nil, uuid)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			c.log.Warn("load instance", "instance", uuid, "err", err)
+		}
+		return
+	}
+	if inst.Task == nil || inst.TaskID == nil {
+		return
+	}
+	if err := c.st.ClaimTask(ctx, uuid, *inst.TaskID, c.owner, c.cfg.Lease); err != nil {
+		if !errors.Is(err, store.ErrPreempted) {
+			c.log.Warn("claim task", "instance", uuid, "err", err)
+		}
+		return
+	}
+	k, ok := kinds[inst.Task.Kind]
+	if !ok {
+		c.log.Error("unknown task kind; failing it", "instance", uuid, "kind", inst.Task.Kind)
+		k = kind{event: "conductor_unknown", fail: restore}
+	}
+	r := &run{c: c, inst: inst, task: inst.Task, log: c.log.With("instance", uuid, "task", inst.Task.Kind), extra: store.Set{}}
+	r.execute(ctx, k)
+}
+
+// ---- task runner ----
+
+// step is one unit of a task: run does it (idempotently); undo, when set,
+// reverses it if a later step fails.
+type step struct {
+	name string
+	run  func(ctx context.Context, r *run) error
+	undo func(ctx context.Context, r *run) error
+}
+
+// kind is a task type: its steps, the columns it sets on success and on
+// failure (after the done steps were undone).
+type kind struct {
+	event  string
+	steps  []step
+	finish func(r *run) store.Set
+	fail   func(r *run, err error) store.Set
+}
+
+// run is one execution of a task.
+type run struct {
+	c     *Conductor
+	inst  *store.Instance
+	task  *store.Task
+	log   *slog.Logger
+	extra store.Set // columns to write with the next step
+	power int       // power state from the last agent reply
+	// persisted is set by a step that wrote its own advance (scheduling
+	// commits its choice together with the next step).
+	persisted bool
+}
+
+// errPreempted stops a run whose task was replaced.
+var errPreempted = store.ErrPreempted
+
+func (r *run) cond() store.Cond { return store.Cond{TaskID: r.task.ID} }
+
+func (r *run) execute(ctx context.Context, k kind) {
+	start := 0
+	for i, s := range k.steps {
+		if s.name == r.task.Step {
+			start = i
+		}
+	}
+	r.log.Debug("running task", "step", r.task.Step)
+	for i := start; i < len(k.steps); i++ {
+		s := k.steps[i]
+		err := r.retry(ctx, s)
+		if errors.Is(err, errPreempted) || ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.log.Warn("task failed", "step", s.name, "err", err)
+			for j := i - 1; j >= 0; j-- {
+				if u := k.steps[j].undo; u != nil {
+					if uerr := u(ctx, r); uerr != nil {
+						r.log.Warn("undo failed", "step", k.steps[j].name, "err", uerr)
+					}
+				}
+			}
+			r.end(ctx, k.fail(r, err), err)
+			return
+		}
+		if i+1 < len(k.steps) {
+			if r.persisted {
+				r.persisted = false
+				continue
+			}
+			r.task.Step = k.steps[i+1].name
+			set := r.extra
+			r.extra = store.Set{}
+			set["task"] = r.task
+			if err := r.c.st.UpdateInstance(ctx, nil, r.inst.UUID, r.cond(), set); err != nil {
+				if !errors.Is(err, errPreempted) {
+					r.log.Warn("persist step", "err", err)
+				}
+				return
+			}
+		}
+	}
+	set := store.Set{}
+	if k.finish != nil {
+		set = k.finish(r)
+	}
+	r.end(ctx, set, nil)
+}
+
+// retry runs a step, again after retryable failures.
+func (r *run) retry(ctx context.Context, s step) error {
+	var err error
+	for attempt := 0; attempt <= r.c.cfg.Retries; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+			}
+		}
+		err = s.run(ctx, r)
+		var be *bus.Error
+		if err == nil || !(errors.As(err, &be) && be.Retryable) {
+			return err
+		}
+	}
+	return err
+}
+
+// end finishes the task: columns of the outcome, the task cleared, the
+// event closed, in one transaction.
+func (r *run) end(ctx context.Context, set store.Set, failure error) {
+	for k, v := range r.extra {
+		if _, ok := set[k]; !ok {
+			set[k] = v
+		}
+	}
+	for k, v := range store.EndTask() {
+		set[k] = v
+	}
+	msg := ""
+	if failure != nil {
+		msg = failure.Error()
+	}
+	err := r.c.st.DB().WithTx(ctx, func(tx *sql.Tx) error {
+		if err := r.c.st.UpdateInstance(ctx, tx, r.inst.UUID, r.cond(), set); err != nil {
+			return err
+		}
+		if r.task.EventID != 0 {
+			return r.c.st.FinishEvent(ctx, tx, r.task.ActionID, r.task.EventID, msg, "")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errPreempted) {
+		r.log.Warn("finish task", "err", err)
+	}
+	if err == nil && r.c.cfg.OnTaskEnd != nil {
+		r.c.cfg.OnTaskEnd(r.inst.UUID, r.task.Kind, failure)
+	}
+}
+
+// op asks the instance's host agent for an operation.
+func (r *run) op(ctx context.Context, host, op string, mod func(*rpc.OpRequest)) (rpc.OpReply, error) {
+	req := rpc.OpRequest{Op: op, Instance: r.spec()}
+	if mod != nil {
+		mod(&req)
+	}
+	return r.c.Op(ctx, host, req)
+}
+
+// Op sends one operation to the agent of host.
+func (c *Conductor) Op(ctx context.Context, host string, req rpc.OpRequest) (rpc.OpReply, error) {
+	var reply rpc.OpReply
+	if host == "" {
+		return reply, fmt.Errorf("instance %s has no host", req.Instance.UUID)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
+	defer cancel()
+	err := c.bus.Request(ctx, rpc.SubjectAgent(host), rpc.MsgOp, rpc.OpVersion, req, &reply)
+	if errors.Is(err, bus.ErrNoResponders) {
+		return reply, &bus.Error{Code: bus.CodeUnavailable, Message: "compute host " + host + " is not available", Retryable: true}
+	}
+	return reply, err
+}
+
+// spec is the instance as the agent should create it.
+func (r *run) spec() rpc.Instance {
+	i := r.inst
+	f := i.Flavor
+	s := rpc.Instance{UUID: i.UUID, Name: i.InstanceName(), Hostname: i.Hostname, VCPUs: int(f.VCPUs), MemoryMB: int(f.MemoryMB),
+		RootGB: int(f.RootGB), EphemeralGB: int(f.EphemeralGB), SwapMB: int(f.Swap), ImageID: i.ImageRef,
+		ConfigDrive: i.ConfigDrive != "", Metadata: i.Metadata}
+	if i.UserData != nil {
+		s.UserData = []byte(*i.UserData)
+	}
+	if i.KeyName != nil && i.KeyData != nil {
+		s.PublicKeys = map[string]string{*i.KeyName: *i.KeyData}
+	}
+	return s
+}
+
+// fault builds the fault recorded on a failed server.
+func fault(err error) *store.Fault {
+	return &store.Fault{Code: 500, Message: err.Error(), Created: time.Now().UTC()}
+}
+
+// restore is the failure outcome of actions that leave the server as it
+// was: back to the previous vm_state, with the power state read again.
+func restore(r *run, err error) store.Set {
+	set := store.Set{}
+	if r.task.PrevVMState != "" {
+		set["vm_state"] = r.task.PrevVMState
+	}
+	if host := r.inst.HostName(); host != "" {
+		if rep, ierr := r.c.Op(context.WithoutCancel(r.c.ctx), host, rpc.OpRequest{Op: rpc.OpInfo, Instance: rpc.Instance{UUID: r.inst.UUID}}); ierr == nil {
+			set["power_state"] = rep.PowerState
+		}
+	}
+	return set
+}
+
+// toError puts a server in error with a fault.
+func toError(r *run, err error) store.Set {
+	return store.Set{"vm_state": states.Error, "fault": fault(err), "progress": 0}
+}
+
+// ---- host reports and power-state sync ----
+
+// report registers a host's service and node and syncs the power state
+// of its instances.
+func (c *Conductor) report(ctx context.Context, r *rpc.HostReport) {
+	if r.Host == "" {
+		return
+	}
+	svc, err := c.st.Heartbeat(ctx, r.Host, "nova-compute", "compute", newUUID(), 1)
+	if err != nil {
+		c.log.Warn("register compute service", "host", r.Host, "err", err)
+		return
+	}
+	c.mu.Lock()
+	last, seen := c.nodes[r.Host]
+	c.mu.Unlock()
+	if !seen || last.Resources != r.Resources || last.HostIP != r.HostIP || last.Driver != r.Driver {
+		n := &store.Node{UUID: newUUID(), ServiceID: svc.ID, Host: r.Host, HypervisorHostname: r.HypervisorHostname,
+			HypervisorType: hypervisorType(r.Driver), HypervisorVersion: 1000, VCPUs: int64(r.Resources.VCPUs),
+			MemoryMB: int64(r.Resources.MemoryMB), LocalGB: int64(r.Resources.DiskGB), HostIP: r.HostIP}
+		if err := c.st.UpsertNode(ctx, n); err != nil {
+			c.log.Warn("register compute node", "host", r.Host, "err", err)
+			return
+		}
+		c.mu.Lock()
+		c.nodes[r.Host] = rpc.HostReport{Resources: r.Resources, HostIP: r.HostIP, Driver: r.Driver}
+		c.mu.Unlock()
+	}
+	c.syncPower(ctx, r)
+}
+
+func hypervisorType(driver string) string {
+	switch driver {
+	case "qemu":
+		return "QEMU"
+	case "fake":
+		return "fake"
+	}
+	return driver
+}
+
+// syncPower compares what the host runs with what the database says.
+// A guest that stopped or vanished outside Kumo stops its server (with a
+// "stop" instance action, as Nova's power-state sync does); a guest of a
+// server that is deleted or lives on another host now (evacuated) is
+// destroyed; other unknown guests are left alone and logged.
+func (c *Conductor) syncPower(ctx context.Context, r *rpc.HostReport) {
+	insts, err := c.st.ListInstances(ctx, store.InstanceFilter{Host: r.Host})
+	if err != nil {
+		c.log.Warn("power sync", "host", r.Host, "err", err)
+		return
+	}
+	reported := map[string]int{}
+	for _, p := range r.Instances {
+		reported[p.UUID] = p.PowerState
+	}
+	for _, i := range insts {
+		if i.TaskID != nil || i.VMState == states.Building {
+			delete(reported, i.UUID)
+			continue
+		}
+		ps, ok := reported[i.UUID]
+		delete(reported, i.UUID)
+		if !ok {
+			ps = int(virt.NoState)
+		}
+		if ps == i.PowerState {
+			continue
+		}
+		set := store.Set{"power_state": ps}
+		stop := i.VMState == states.Active && virt.PowerState(ps) != virt.Running
+		if stop {
+			set["vm_state"] = states.Stopped
+		}
+		err := c.st.DB().WithTx(ctx, func(tx *sql.Tx) error {
+			if err := c.st.UpdateInstance(ctx, tx, i.UUID, store.Cond{NoTask: true, NotDeleted: true, VMStates: []string{i.VMState}}, set); err != nil {
+				return err
+			}
+			if !stop {
+				return nil
+			}
+			a := &store.Action{InstanceUUID: i.UUID, Action: "stop", RequestID: "req-" + newUUID(), ProjectID: i.ProjectID}
+			id, err := c.st.BeginAction(ctx, tx, a, "compute_stop_instance")
+			if err != nil {
+				return err
+			}
+			return c.st.FinishEvent(ctx, tx, a.ID, id, "", "")
+		})
+		if err != nil && !errors.Is(err, store.ErrPreempted) {
+			c.log.Warn("power sync", "instance", i.UUID, "err", err)
+			continue
+		}
+		if err == nil {
+			c.log.Info("power state changed outside Kumo", "instance", i.UUID, "power_state", ps, "stopped", stop)
+		}
+	}
+	for uuid := range reported {
+		i, err := c.st.GetInstance(ctx, nil, uuid)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				c.log.Warn("unknown instance on host left alone", "host", r.Host, "instance", uuid)
+			}
+			continue
+		}
+		if i.Deleted || i.HostName() != r.Host && i.TaskID == nil {
+			c.log.Info("destroying stale guest", "host", r.Host, "instance", uuid)
+			go func() {
+				if _, err := c.Op(context.WithoutCancel(ctx), r.Host, rpc.OpRequest{Op: rpc.OpDestroy, Instance: rpc.Instance{UUID: uuid}}); err != nil {
+					c.log.Warn("destroy stale guest", "instance", uuid, "err", err)
+				}
+			}()
+		}
+	}
+}
+
+// ---- helpers ----
+
+// ServiceUp reports whether a service counts as up at now.
+func ServiceUp(s *store.Service, downTime time.Duration, now time.Time) bool {
+	if s.ForcedDown {
+		return false
+	}
+	return !s.LastSeenUp.IsZero() && now.Sub(s.LastSeenUp) <= downTime
+}
+
+// DownTime is the configured service down time.
+func (c *Conductor) DownTime() time.Duration { return c.cfg.ServiceDownTime }
+
+// hostStates takes the scheduler's snapshot inside q.
+func (c *Conductor) hostStates(ctx context.Context, q db.Querier) ([]HostState, error) {
+	svcs, err := c.st.ListServicesQ(ctx, q, "nova-compute")
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := c.st.ListNodes(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	usage, err := c.st.HostsUsage(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	byHost := map[string]*store.Service{}
+	for _, s := range svcs {
+		byHost[s.Host] = s
+	}
+	now := time.Now()
+	var out []HostState
+	for _, n := range nodes {
+		s := byHost[n.Host]
+		if s == nil {
+			continue
+		}
+		out = append(out, HostState{Host: n.Host, Node: n.HypervisorHostname, Up: ServiceUp(s, c.cfg.ServiceDownTime, now),
+			Disabled: s.Disabled, VCPUs: n.VCPUs, MemoryMB: n.MemoryMB, DiskGB: n.LocalGB, Used: usage[n.Host]})
+	}
+	return out, nil
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

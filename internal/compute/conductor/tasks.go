@@ -1,0 +1,493 @@
+package conductor
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kumo-cloud/kumo/internal/bus"
+	"github.com/kumo-cloud/kumo/internal/compute/rpc"
+	"github.com/kumo-cloud/kumo/internal/compute/states"
+	"github.com/kumo-cloud/kumo/internal/compute/store"
+	"github.com/kumo-cloud/kumo/internal/db"
+	"github.com/kumo-cloud/kumo/internal/virt"
+)
+
+// Task kinds.
+const (
+	kindBuild         = "build"
+	kindDelete        = "delete"
+	kindStart         = "start"
+	kindStop          = "stop"
+	kindReboot        = "reboot"
+	kindPause         = "pause"
+	kindUnpause       = "unpause"
+	kindSuspend       = "suspend"
+	kindResume        = "resume"
+	kindRescue        = "rescue"
+	kindUnrescue      = "unrescue"
+	kindRebuild       = "rebuild"
+	kindResize        = "resize"
+	kindMigrate       = "migrate"
+	kindConfirmResize = "confirm_resize"
+	kindRevertResize  = "revert_resize"
+	kindLiveMigrate   = "live_migrate"
+	kindEvacuate      = "evacuate"
+	kindShelve        = "shelve"
+	kindShelveOffload = "shelve_offload"
+	kindUnshelve      = "unshelve"
+)
+
+// Kind names exported for the API, which creates the tasks.
+const (
+	Build         = kindBuild
+	Delete        = kindDelete
+	Start         = kindStart
+	Stop          = kindStop
+	Reboot        = kindReboot
+	Pause         = kindPause
+	Unpause       = kindUnpause
+	Suspend       = kindSuspend
+	Resume        = kindResume
+	Rescue        = kindRescue
+	Unrescue      = kindUnrescue
+	Rebuild       = kindRebuild
+	Resize        = kindResize
+	Migrate       = kindMigrate
+	ConfirmResize = kindConfirmResize
+	RevertResize  = kindRevertResize
+	LiveMigrate   = kindLiveMigrate
+	Evacuate      = kindEvacuate
+	Shelve        = kindShelve
+	ShelveOffload = kindShelveOffload
+	Unshelve      = kindUnshelve
+)
+
+// Event returns the name of the event an action of kind k records
+// (Nova's event names).
+func Event(k string) string {
+	if kd, ok := kinds[k]; ok {
+		return kd.event
+	}
+	return "conductor_" + k
+}
+
+var kinds map[string]kind
+
+func init() {
+	kinds = map[string]kind{
+		kindBuild: {
+			event:  "compute__do_build_and_run_instance",
+			steps:  []step{scheduleStep(nil), networkStep, spawnStep},
+			finish: becomes(states.Active, true),
+			fail:   toError,
+		},
+		kindDelete: {
+			event:  "compute_terminate_instance",
+			steps:  []step{destroyStep(true), {name: "deallocate_network", run: deallocate}},
+			finish: deleted,
+			fail:   toError,
+		},
+		kindStart:    powerKind("compute_start_instance", rpc.OpPowerOn, states.Active),
+		kindStop:     powerKind("compute_stop_instance", rpc.OpPowerOff, states.Stopped),
+		kindReboot:   powerKind("compute_reboot_instance", rpc.OpReboot, states.Active),
+		kindPause:    powerKind("compute_pause_instance", rpc.OpPause, states.Paused),
+		kindUnpause:  powerKind("compute_unpause_instance", rpc.OpUnpause, states.Active),
+		kindSuspend:  powerKind("compute_suspend_instance", rpc.OpSuspend, states.Suspended),
+		kindResume:   powerKind("compute_resume_instance", rpc.OpResume, states.Active),
+		kindRescue:   powerKind("compute_rescue_instance", rpc.OpRescue, states.Rescued),
+		kindUnrescue: powerKind("compute_unrescue_instance", rpc.OpUnrescue, states.Active),
+		kindRebuild: {
+			event:  "compute_rebuild_instance",
+			steps:  []step{destroyStep(false), spawnStep},
+			finish: keepPowerState(true),
+			fail:   toError,
+		},
+		kindResize:  resizeKind("compute_resize_instance"),
+		kindMigrate: resizeKind("compute_resize_instance"),
+		kindConfirmResize: {
+			event: "compute_confirm_resize",
+			finish: func(r *run) store.Set {
+				return store.Set{"vm_state": r.task.PrevVMState, "migration_ctx": (*store.Task)(nil)}
+			},
+			fail: restore,
+		},
+		kindRevertResize: {
+			event: "compute_revert_resize",
+			steps: []step{destroyStep(false), {name: "return_to_source", run: returnToSource}, spawnStep},
+			finish: func(r *run) store.Set {
+				set := keepPowerState(false)(r)
+				set["migration_ctx"] = (*store.Task)(nil)
+				return set
+			},
+			fail: toError,
+		},
+		kindLiveMigrate: {
+			event: "compute_live_migration",
+			steps: []step{scheduleStep(excludeCurrent), {name: "spawn_destination", run: spawnKeeping,
+				undo: func(ctx context.Context, r *run) error {
+					_, err := r.op(ctx, r.inst.HostName(), rpc.OpDestroy, nil)
+					return err
+				}},
+				{name: "destroy_source", run: destroySource}},
+			finish: becomesPrev,
+			fail:   restore,
+		},
+		kindEvacuate: {
+			event:  "compute_rebuild_instance",
+			steps:  []step{scheduleStep(excludeCurrent), spawnStep},
+			finish: keepPowerState(true),
+			fail:   toError,
+		},
+		kindShelve: {
+			event:  "compute_shelve_instance",
+			steps:  []step{{name: "power_off", run: opStep(rpc.OpPowerOff)}, offloadStep},
+			finish: shelvedOffloaded,
+			fail:   restore,
+		},
+		kindShelveOffload: {
+			event:  "compute_shelve_offload_instance",
+			steps:  []step{offloadStep},
+			finish: shelvedOffloaded,
+			fail:   restore,
+		},
+		kindUnshelve: {
+			event:  "compute_unshelve_instance",
+			steps:  []step{scheduleStep(nil), networkStep, spawnStep},
+			finish: becomes(states.Active, true),
+			fail:   restore,
+		},
+	}
+}
+
+// ---- outcomes ----
+
+func becomes(vm string, launched bool) func(r *run) store.Set {
+	return func(r *run) store.Set {
+		set := store.Set{"vm_state": vm, "power_state": r.power, "progress": 0}
+		if launched {
+			set["launched_at"] = db.FormatTime(time.Now())
+		}
+		return set
+	}
+}
+
+func becomesPrev(r *run) store.Set {
+	return store.Set{"vm_state": r.task.PrevVMState, "power_state": r.power}
+}
+
+// keepPowerState ends in stopped when the server was stopped before,
+// else active.
+func keepPowerState(launched bool) func(r *run) store.Set {
+	return func(r *run) store.Set {
+		vm := states.Active
+		if r.task.PrevVMState == states.Stopped {
+			vm = states.Stopped
+		}
+		set := becomes(vm, launched)(r)
+		set["fault"] = (*store.Fault)(nil)
+		return set
+	}
+}
+
+func deleted(r *run) store.Set {
+	now := db.FormatTime(time.Now())
+	return store.Set{"vm_state": states.Deleted, "deleted": true, "deleted_at": now, "terminated_at": now,
+		"power_state": int(virt.NoState), "progress": 0}
+}
+
+func shelvedOffloaded(r *run) store.Set {
+	return store.Set{"vm_state": states.ShelvedOffloaded, "power_state": int(virt.NoState), "host": nil, "node": nil}
+}
+
+// ---- steps ----
+
+// powerKind is a one-step action on the host.
+func powerKind(event, op, to string) kind {
+	return kind{event: event, steps: []step{{name: op, run: opStep(op)}}, finish: becomes(to, false), fail: restore}
+}
+
+func opStep(op string) func(ctx context.Context, r *run) error {
+	return func(ctx context.Context, r *run) error {
+		rep, err := r.op(ctx, r.inst.HostName(), op, func(req *rpc.OpRequest) {
+			req.Hard = r.task.Args["reboot_type"] == "HARD"
+			req.ImageID = r.task.Args["rescue_image_ref"]
+			if req.ImageID == "" && op == rpc.OpRescue {
+				req.ImageID = r.inst.ImageRef
+			}
+		})
+		r.power = rep.PowerState
+		return err
+	}
+}
+
+// excludeCurrent makes the scheduler pick another host than the current one.
+func excludeCurrent(r *run, req *Request) {
+	if h := r.inst.HostName(); h != "" {
+		req.Exclude = append(req.Exclude, h)
+	}
+}
+
+// scheduleStep picks a host and claims it: the choice and the instance's
+// new host are written in the transaction that read the hosts' usage, so
+// concurrent builds cannot overcommit a host. A target host named in the
+// task (admin migrations) is the only candidate.
+func scheduleStep(adjust func(*run, *Request)) step {
+	return step{name: "schedule", run: func(ctx context.Context, r *run) error {
+		f := r.inst.Flavor
+		if r.task.NewFlavor != nil {
+			f = *r.task.NewFlavor
+		}
+		req := Request{VCPUs: f.VCPUs, MemoryMB: f.MemoryMB, DiskGB: f.RootGB + f.EphemeralGB, Force: r.task.Args["host"]}
+		if adjust != nil {
+			adjust(r, &req)
+		}
+		if src := r.inst.HostName(); src != "" && r.task.Kind == kindResize {
+			// The instance's current usage moves with it.
+			req.Credit = map[string]store.HostUsage{src: {VCPUs: r.inst.Flavor.VCPUs, MemoryMB: r.inst.Flavor.MemoryMB,
+				DiskGB: r.inst.Flavor.RootGB + r.inst.Flavor.EphemeralGB}}
+		}
+		next := r.nextStep()
+		var chosen HostState
+		err := r.c.st.DB().WithTx(ctx, func(tx *sql.Tx) error {
+			if err := r.c.st.Lock(ctx, tx, "scheduler"); err != nil {
+				return err
+			}
+			hosts, err := r.c.hostStates(ctx, tx)
+			if err != nil {
+				return err
+			}
+			chosen, err = r.c.sched.Select(hosts, req)
+			if err != nil {
+				return err
+			}
+			r.task.SourceHost = r.inst.HostName()
+			if r.task.NewFlavor != nil && r.task.OldFlavor == nil {
+				old := r.inst.Flavor
+				r.task.OldFlavor = &old
+			}
+			r.task.Step = next
+			set := store.Set{"host": chosen.Host, "node": chosen.Node, "task": r.task}
+			if r.task.NewFlavor != nil {
+				set["flavor"] = *r.task.NewFlavor
+			}
+			return r.c.st.UpdateInstance(ctx, tx, r.inst.UUID, r.cond(), set)
+		})
+		if err != nil {
+			return err
+		}
+		r.persisted = true
+		r.inst.Host, r.inst.Node = &chosen.Host, &chosen.Node
+		if r.task.NewFlavor != nil {
+			r.inst.Flavor = *r.task.NewFlavor
+		}
+		r.log.Debug("scheduled", "host", chosen.Host)
+		return nil
+	}, undo: func(ctx context.Context, r *run) error {
+		set := store.Set{"host": nullable(r.task.SourceHost), "node": nullable(r.task.SourceHost)}
+		if r.task.OldFlavor != nil {
+			set["flavor"] = *r.task.OldFlavor
+			r.inst.Flavor = *r.task.OldFlavor
+		}
+		src := r.task.SourceHost
+		r.inst.Host = &src
+		if src == "" {
+			r.inst.Host = nil
+		}
+		r.extra = mergeSet(r.extra, set)
+		return nil
+	}}
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func mergeSet(a, b store.Set) store.Set {
+	if a == nil {
+		a = store.Set{}
+	}
+	for k, v := range b {
+		a[k] = v
+	}
+	return a
+}
+
+// nextStep names the step after the current one of the running kind.
+func (r *run) nextStep() string {
+	k := kinds[r.task.Kind]
+	for i, s := range k.steps {
+		if s.name == r.task.Step || r.task.Step == "" && i == 0 {
+			if i+1 < len(k.steps) {
+				return k.steps[i+1].name
+			}
+		}
+	}
+	return ""
+}
+
+func requestedNetworks(r *run) Networks {
+	var n Networks
+	if s := r.task.Args["networks"]; s != "" {
+		_ = json.Unmarshal([]byte(s), &n)
+	}
+	return n
+}
+
+var networkStep = step{name: "allocate_network",
+	run: func(ctx context.Context, r *run) error {
+		_, err := r.c.net.Allocate(ctx, r.inst, r.inst.HostName(), requestedNetworks(r))
+		return err
+	},
+	undo: deallocate,
+}
+
+func deallocate(ctx context.Context, r *run) error { return r.c.net.Deallocate(ctx, r.inst) }
+
+// spawnStep creates the instance on its host (powered off when it was
+// stopped); a failed spawn is cleaned up on the host before it reports.
+var spawnStep = step{name: "spawn", run: func(ctx context.Context, r *run) error {
+	host := r.inst.HostName()
+	rep, err := r.op(ctx, host, rpc.OpSpawn, func(req *rpc.OpRequest) {
+		req.Stopped = r.task.PrevVMState == states.Stopped
+	})
+	if err != nil {
+		var be *bus.Error
+		if !errors.As(err, &be) || be.Retryable || be.Code == bus.CodeTimeout {
+			// The agent may have created it after all.
+			if _, derr := r.op(context.WithoutCancel(ctx), host, rpc.OpDestroy, nil); derr != nil {
+				r.log.Warn("clean up after failed spawn", "err", derr)
+			}
+		}
+		return fmt.Errorf("Build of instance %s aborted: %w", r.inst.UUID, agentError(err))
+	}
+	r.power = rep.PowerState
+	return nil
+}}
+
+// spawnKeeping spawns on the new host and brings it to the previous
+// power state (live migration of a paused server stays paused).
+func spawnKeeping(ctx context.Context, r *run) error {
+	if err := spawnStep.run(ctx, r); err != nil {
+		return err
+	}
+	if r.task.PrevVMState == states.Paused {
+		rep, err := r.op(ctx, r.inst.HostName(), rpc.OpPause, nil)
+		r.power = rep.PowerState
+		return err
+	}
+	return nil
+}
+
+func agentError(err error) error {
+	var be *bus.Error
+	if errors.As(err, &be) {
+		return errors.New(be.Message)
+	}
+	return err
+}
+
+// destroyStep removes the instance from its host. For a delete, a host
+// whose service is down (or gone) is skipped: Nova's local delete.
+func destroyStep(local bool) step {
+	return step{name: "destroy", run: func(ctx context.Context, r *run) error {
+		host := r.inst.HostName()
+		if host == "" {
+			return nil
+		}
+		_, err := r.op(ctx, host, rpc.OpDestroy, nil)
+		var be *bus.Error
+		if err != nil && local && errors.As(err, &be) && be.Code == bus.CodeUnavailable && !r.c.hostUp(ctx, host) {
+			r.log.Warn("compute host is down: deleting locally", "host", host)
+			return nil
+		}
+		if err != nil {
+			return agentError(err)
+		}
+		return nil
+	}}
+}
+
+func (c *Conductor) hostUp(ctx context.Context, host string) bool {
+	svcs, err := c.st.ListServices(ctx, host, "nova-compute")
+	if err != nil || len(svcs) == 0 {
+		return false
+	}
+	return ServiceUp(svcs[0], c.cfg.ServiceDownTime, time.Now())
+}
+
+// destroySource removes the instance from the host it moved away from.
+func destroySource(ctx context.Context, r *run) error {
+	if r.task.SourceHost == "" || r.task.SourceHost == r.inst.HostName() {
+		return nil
+	}
+	_, err := r.c.Op(ctx, r.task.SourceHost, rpc.OpRequest{Op: rpc.OpDestroy, Instance: rpc.Instance{UUID: r.inst.UUID}})
+	return err
+}
+
+var offloadStep = step{name: "offload", run: func(ctx context.Context, r *run) error {
+	if err := destroyStep(true).run(ctx, r); err != nil {
+		return err
+	}
+	return deallocate(ctx, r)
+}}
+
+// resizeKind moves an instance to a host (maybe the same) with a new
+// flavor (a cold migration keeps the flavor): schedule with the new
+// flavor, remove the guest from the source, create it on the target.
+func resizeKind(event string) kind {
+	return kind{
+		event: event,
+		steps: []step{
+			scheduleStep(func(r *run, req *Request) {
+				if r.task.Kind == kindMigrate {
+					excludeCurrent(r, req)
+				}
+			}),
+			{name: "destroy_source", run: destroySource, undo: func(ctx context.Context, r *run) error {
+				old := r.inst.Flavor
+				if r.task.OldFlavor != nil {
+					old = *r.task.OldFlavor
+				}
+				i := *r.inst
+				i.Flavor = old
+				rr := &run{c: r.c, inst: &i, task: r.task, log: r.log}
+				_, err := rr.op(ctx, r.task.SourceHost, rpc.OpSpawn, func(req *rpc.OpRequest) {
+					req.Stopped = r.task.PrevVMState == states.Stopped
+				})
+				return err
+			}},
+			spawnStep,
+		},
+		finish: func(r *run) store.Set {
+			mig := &store.Task{Kind: r.task.Kind, PrevVMState: r.task.PrevVMState, OldFlavor: r.task.OldFlavor,
+				NewFlavor: r.task.NewFlavor, SourceHost: r.task.SourceHost}
+			return store.Set{"vm_state": states.Resized, "power_state": r.power, "migration_ctx": mig}
+		},
+		fail: restore,
+	}
+}
+
+// returnToSource moves a reverted resize back to its source host and
+// old flavor.
+func returnToSource(ctx context.Context, r *run) error {
+	m := r.inst.Migration
+	if m == nil {
+		return errors.New("no migration to revert")
+	}
+	set := store.Set{"host": nullable(m.SourceHost), "node": nullable(m.SourceHost)}
+	if m.OldFlavor != nil {
+		set["flavor"] = *m.OldFlavor
+		r.inst.Flavor = *m.OldFlavor
+	}
+	src := m.SourceHost
+	r.inst.Host, r.inst.Node = &src, &src
+	r.extra = mergeSet(r.extra, set)
+	return nil
+}

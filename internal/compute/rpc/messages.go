@@ -1,0 +1,163 @@
+// Package rpc is the bus contract between the compute control plane
+// (API, conductor) and the compute agents: subjects, message types, their
+// payloads and their version history. It is the one file to read (and
+// the one to change) when the conversation between them changes; the
+// rules for changing it are those of internal/bus.
+//
+// Agents never open the database: everything they learn and report goes
+// through these messages.
+//
+// # Subjects
+//
+//	kumo.compute.conductor      conductors, queue group "conductor"
+//	kumo.compute.agent.<host>   the agent of one host
+//
+// # Messages and version history
+//
+// compute.task.kick (event, API -> conductor): a server got a new task;
+// the conductor that receives it runs it now instead of at its next scan.
+// Losing it only delays the task (conductors scan for pending tasks).
+//
+//	1.0  {"uuid"}
+//
+// compute.host.report (event, agent -> conductor): the agent's heartbeat.
+// It registers the host's compute service and node on first receipt and
+// carries the power state of every instance the driver knows, which the
+// conductor uses to sync servers whose guests changed outside Kumo.
+//
+//	1.0  {"host", "driver", "hypervisor_hostname", "host_ip", "resources":
+//	     {"vcpus", "memory_mb", "disk_gb"}, "instances": [{"uuid",
+//	     "power_state"}]}
+//
+// compute.instance.op (request, conductor -> agent): bring one instance to
+// the state an operation implies. Operations are idempotent: repeating
+// one whose effect is already there succeeds (spawn of a running
+// instance, destroy of a missing one), so a restarted conductor can
+// simply send the step it was at again. The reply carries the instance's
+// power state afterwards.
+//
+//	1.0  request {"op", "instance": Instance, "hard", "max_bytes",
+//	     "image_id", "stopped"}; reply {"power_state", "output"}
+//	     ops: spawn, destroy, power_off, power_on, reboot, pause, unpause,
+//	     suspend, resume, rescue, unrescue, console, info
+//
+// Error codes of compute.instance.op replies: "not_found" (the driver does
+// not know the instance), "conflict" (its power state forbids the
+// operation), "unsupported" (the driver cannot do it), "failed" (the
+// driver tried and failed; Message says why).
+package rpc
+
+import "github.com/kumo-cloud/kumo/internal/bus"
+
+// Subjects.
+const (
+	SubjectConductor = "kumo.compute.conductor"
+	QueueConductor   = "conductor"
+)
+
+// SubjectAgent is the subject of the agent on host.
+func SubjectAgent(host string) string { return "kumo.compute.agent." + host }
+
+// Message types and the versions this code speaks.
+const (
+	MsgKick       = "compute.task.kick"
+	MsgHostReport = "compute.host.report"
+	MsgOp         = "compute.instance.op"
+)
+
+var (
+	KickVersion   = bus.V(1, 0)
+	ReportVersion = bus.V(1, 0)
+	OpVersion     = bus.V(1, 0)
+)
+
+// Application error codes of compute.instance.op.
+const (
+	CodeNotFound    = bus.CodeNotFound
+	CodeConflict    = bus.CodeConflict
+	CodeUnsupported = "unsupported"
+	CodeFailed      = "failed"
+)
+
+// Kick is compute.task.kick 1.0.
+type Kick struct {
+	UUID string `json:"uuid"`
+}
+
+// Resources is a host's capacity.
+type Resources struct {
+	VCPUs    int `json:"vcpus"`
+	MemoryMB int `json:"memory_mb"`
+	DiskGB   int `json:"disk_gb"`
+}
+
+// InstancePower is one instance's power state as the driver sees it.
+type InstancePower struct {
+	UUID       string `json:"uuid"`
+	PowerState int    `json:"power_state"`
+}
+
+// HostReport is compute.host.report 1.0.
+type HostReport struct {
+	Host               string          `json:"host"`
+	Driver             string          `json:"driver"`
+	HypervisorHostname string          `json:"hypervisor_hostname"`
+	HostIP             string          `json:"host_ip,omitempty"`
+	Resources          Resources       `json:"resources"`
+	Instances          []InstancePower `json:"instances"`
+}
+
+// Operations of compute.instance.op.
+const (
+	OpSpawn    = "spawn"
+	OpDestroy  = "destroy"
+	OpPowerOff = "power_off"
+	OpPowerOn  = "power_on"
+	OpReboot   = "reboot"
+	OpPause    = "pause"
+	OpUnpause  = "unpause"
+	OpSuspend  = "suspend"
+	OpResume   = "resume"
+	OpRescue   = "rescue"
+	OpUnrescue = "unrescue"
+	OpConsole  = "console"
+	OpInfo     = "info"
+)
+
+// Instance is an instance as it should be on the host.
+type Instance struct {
+	UUID        string            `json:"uuid"`
+	Name        string            `json:"name"`
+	Hostname    string            `json:"hostname,omitempty"`
+	VCPUs       int               `json:"vcpus"`
+	MemoryMB    int               `json:"memory_mb"`
+	RootGB      int               `json:"root_gb"`
+	EphemeralGB int               `json:"ephemeral_gb,omitempty"`
+	SwapMB      int               `json:"swap_mb,omitempty"`
+	ImageID     string            `json:"image_id,omitempty"`
+	ConfigDrive bool              `json:"config_drive,omitempty"`
+	UserData    []byte            `json:"user_data,omitempty"`
+	PublicKeys  map[string]string `json:"public_keys,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+}
+
+// OpRequest is the request of compute.instance.op 1.0.
+type OpRequest struct {
+	Op       string   `json:"op"`
+	Instance Instance `json:"instance"`
+	// Hard selects a hard reboot.
+	Hard bool `json:"hard,omitempty"`
+	// MaxBytes bounds console output.
+	MaxBytes int `json:"max_bytes,omitempty"`
+	// ImageID is the rescue image.
+	ImageID string `json:"image_id,omitempty"`
+	// Stopped, for spawn, powers the new instance off once created (a
+	// stopped server that is migrated or rebuilt stays off).
+	Stopped bool `json:"stopped,omitempty"`
+}
+
+// OpReply is the reply of compute.instance.op 1.0.
+type OpReply struct {
+	PowerState int    `json:"power_state"`
+	Output     string `json:"output,omitempty"`
+}
