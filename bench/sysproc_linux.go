@@ -1,0 +1,9 @@
+package main
+
+import "syscall"
+
+// sysProcAttr makes the kernel kill the server if the benchmark dies
+// before stopping it.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
