@@ -94,6 +94,9 @@ func TestAsError(t *testing.T) {
 	if e := AsError(errors.New("db exploded")); e.Status != 500 || strings.Contains(e.Message, "exploded") {
 		t.Errorf("internal errors must not leak: %+v", e)
 	}
+	if e := AsError(fmt.Errorf("query: %w", context.Canceled)); e.Status != 499 {
+		t.Errorf("client disconnect: %+v", e)
+	}
 	if AsError(fmt.Errorf("ctx: %w", BadRequest("x"))).Status != 400 {
 		t.Error("wrapped *Error")
 	}

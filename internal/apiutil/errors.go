@@ -5,6 +5,7 @@
 package apiutil
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -80,6 +81,10 @@ func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, context.Canceled) {
+		// The client went away: nothing to report as a server error.
+		return &Error{Status: 499, Message: "Client closed the request.", Err: err}
 	}
 	if errors.Is(err, policy.ErrForbidden) {
 		return &Error{Status: 403, Message: err.Error(), Err: err}
