@@ -276,20 +276,25 @@ func deref(s *string) string {
 
 // ---- projects ----
 
-func (a *API) listProjects(r *http.Request) (*apiutil.Response, error) {
+// domainListFilter builds the equality filter of a list request from the
+// query keys (with "enabled" among them read as a boolean), narrows a
+// domain reader to its own domain, and authorizes rule on that domain.
+func (a *API) domainListFilter(r *http.Request, rule string, keys ...string) (Filter, error) {
 	q := r.URL.Query()
 	f := Filter{}
-	for _, k := range []string{"name", "domain_id", "parent_id"} {
-		if v := q.Get(k); v != "" {
+	for _, k := range keys {
+		v := q.Get(k)
+		switch {
+		case v == "":
+		case k == "enabled":
+			en, err := boolQuery(r, k)
+			if err != nil {
+				return nil, err
+			}
+			f[k] = *en
+		default:
 			f[k] = v
 		}
-	}
-	en, err := boolQuery(r, "enabled")
-	if err != nil {
-		return nil, err
-	}
-	if en != nil {
-		f["enabled"] = *en
 	}
 	c := caller(r)
 	target := map[string]string{"domain_id": q.Get("domain_id")}
@@ -297,7 +302,12 @@ func (a *API) listProjects(r *http.Request) (*apiutil.Response, error) {
 		// A domain reader lists its own domain.
 		f["domain_id"], target["domain_id"] = c.DomainID, c.DomainID
 	}
-	if err := a.authorize(r, "identity:list_projects", target); err != nil {
+	return f, a.authorize(r, rule, target)
+}
+
+func (a *API) listProjects(r *http.Request) (*apiutil.Response, error) {
+	f, err := a.domainListFilter(r, "identity:list_projects", "name", "domain_id", "parent_id", "enabled")
+	if err != nil {
 		return nil, err
 	}
 	isDomain, err := boolQuery(r, "is_domain")
@@ -486,26 +496,8 @@ func (a *API) deleteProject(r *http.Request) (*apiutil.Response, error) {
 // ---- users ----
 
 func (a *API) listUsers(r *http.Request) (*apiutil.Response, error) {
-	q := r.URL.Query()
-	f := Filter{}
-	for _, k := range []string{"name", "domain_id"} {
-		if v := q.Get(k); v != "" {
-			f[k] = v
-		}
-	}
-	en, err := boolQuery(r, "enabled")
+	f, err := a.domainListFilter(r, "identity:list_users", "name", "domain_id", "enabled")
 	if err != nil {
-		return nil, err
-	}
-	if en != nil {
-		f["enabled"] = *en
-	}
-	c := caller(r)
-	target := map[string]string{"domain_id": q.Get("domain_id")}
-	if !c.IsAdmin() && c.DomainID != "" && q.Get("domain_id") == "" {
-		f["domain_id"], target["domain_id"] = c.DomainID, c.DomainID
-	}
-	if err := a.authorize(r, "identity:list_users", target); err != nil {
 		return nil, err
 	}
 	us, err := a.svc.store.ListUsers(r.Context(), f)
@@ -644,19 +636,8 @@ func groupList(r *http.Request, gs []*Group) *apiutil.Response {
 }
 
 func (a *API) listGroups(r *http.Request) (*apiutil.Response, error) {
-	q := r.URL.Query()
-	f := Filter{}
-	for _, k := range []string{"name", "domain_id"} {
-		if v := q.Get(k); v != "" {
-			f[k] = v
-		}
-	}
-	c := caller(r)
-	target := map[string]string{"domain_id": q.Get("domain_id")}
-	if !c.IsAdmin() && c.DomainID != "" && q.Get("domain_id") == "" {
-		f["domain_id"], target["domain_id"] = c.DomainID, c.DomainID
-	}
-	if err := a.authorize(r, "identity:list_groups", target); err != nil {
+	f, err := a.domainListFilter(r, "identity:list_groups", "name", "domain_id")
+	if err != nil {
 		return nil, err
 	}
 	gs, err := a.svc.store.ListGroups(r.Context(), f)
