@@ -12,6 +12,10 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
+// ErrMalformedBody marks a body that is empty or not JSON (services whose
+// API words that differently can recognise it with errors.Is).
+var ErrMalformedBody = fmt.Errorf("malformed request body: %w", ErrBadRequest)
+
 // MaxBodyBytes bounds JSON request bodies.
 const MaxBodyBytes = 1 << 20
 
@@ -92,19 +96,19 @@ func DecodeJSON(r *http.Request, schema *Schema, v any) error {
 // DecodeJSONBytes is DecodeJSON on a body already read.
 func DecodeJSONBytes(b []byte, schema *Schema, v any) error {
 	if len(bytes.TrimSpace(b)) == 0 {
-		return BadRequest("The request body is empty; a JSON object was expected.")
+		return &Error{Status: 400, Message: "The request body is empty; a JSON object was expected.", Err: ErrMalformedBody}
 	}
 	if schema != nil {
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 		if err != nil {
-			return BadRequest("Malformed request body: %v", cleanJSONError(err))
+			return &Error{Status: 400, Message: "Malformed request body: " + cleanJSONError(err), Err: ErrMalformedBody}
 		}
 		if err := schema.Validate(doc); err != nil {
 			return err
 		}
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return BadRequest("Malformed request body: %v", cleanJSONError(err))
+		return &Error{Status: 400, Message: "Malformed request body: " + cleanJSONError(err), Err: ErrMalformedBody}
 	}
 	return nil
 }

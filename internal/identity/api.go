@@ -230,7 +230,7 @@ func boolQuery(r *http.Request, key string) (*bool, error) {
 // body decodes a JSON request object that wraps a single key.
 func body(r *http.Request, schema *apiutil.Schema, key string) (map[string]any, error) {
 	var doc map[string]any
-	if err := apiutil.DecodeJSON(r, schema, &doc); err != nil {
+	if err := decodeJSON(r, schema, &doc); err != nil {
 		return nil, err
 	}
 	obj, ok := doc[key].(map[string]any)
@@ -305,4 +305,16 @@ func (a *API) versions(r *http.Request) (*apiutil.Response, error) {
 
 func (a *API) version(r *http.Request) (*apiutil.Response, error) {
 	return apiutil.JSON(200, map[string]any{"version": versionDoc(r)}), nil
+}
+
+// errMalformed is Keystone's answer to a body that is not JSON.
+var errMalformed = apiutil.BadRequest("Expecting to find valid JSON in request body. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error.")
+
+// decodeJSON is apiutil.DecodeJSON with Keystone's wording for bad JSON.
+func decodeJSON(r *http.Request, schema *apiutil.Schema, v any) error {
+	err := apiutil.DecodeJSON(r, schema, v)
+	if errors.Is(err, apiutil.ErrMalformedBody) {
+		return errMalformed
+	}
+	return err
 }

@@ -99,7 +99,7 @@ func (a *API) setProjectTags(r *http.Request) (*apiutil.Response, error) {
 		var body struct {
 			Tags []string `json:"tags"`
 		}
-		if err := apiutil.DecodeJSON(r, tagsSchema, &body); err != nil {
+		if err := decodeJSON(r, tagsSchema, &body); err != nil {
 			return nil, err
 		}
 		for _, t := range body.Tags {

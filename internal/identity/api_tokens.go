@@ -2,6 +2,7 @@ package identity
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -47,6 +48,9 @@ func (a *API) issueToken(r *http.Request) (*apiutil.Response, error) {
 	}
 	var req AuthRequest
 	if err := apiutil.DecodeJSONBytes(raw, authSchema, &req); err != nil {
+		if errors.Is(err, apiutil.ErrMalformedBody) {
+			return nil, errMalformed
+		}
 		return nil, err
 	}
 	var scope *scopeRequest

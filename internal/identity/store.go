@@ -80,6 +80,11 @@ func conflict(kind, field, value string) error {
 	return apiutil.Conflict("Conflict occurred attempting to store %s - Duplicate entry found with %s %s.", kind, field, value)
 }
 
+// projectConflict is Keystone's message for a duplicate project name.
+func projectConflict(p *Project) error {
+	return apiutil.Conflict("Conflict occurred attempting to store project - it is not permitted to have two projects with either the same name or same id in the same domain: name is %s, project id %s.", p.Name, p.ID)
+}
+
 // ---- domains ----
 
 const domainCols = `id, name, description, enabled, extra, created_at`
@@ -241,7 +246,7 @@ func (s *Store) CreateProject(ctx context.Context, p *Project) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO projects (`+projectCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			p.ID, p.Name, p.DomainID, nullStr(p.ParentID), p.Description, p.Enabled, encodeJSON(p.Tags), encodeJSON(p.Extra), db.FormatTime(p.CreatedAt))
 		if db.IsUniqueViolation(err) {
-			return conflict("project", "name", p.Name)
+			return projectConflict(p)
 		}
 		return err
 	})
@@ -290,7 +295,7 @@ func (s *Store) UpdateProject(ctx context.Context, p *Project) error {
 		res, err := tx.ExecContext(ctx, `UPDATE projects SET name = $2, description = $3, enabled = $4, tags = $5, extra = $6 WHERE id = $1`,
 			p.ID, p.Name, p.Description, p.Enabled, encodeJSON(p.Tags), encodeJSON(p.Extra))
 		if db.IsUniqueViolation(err) {
-			return conflict("project", "name", p.Name)
+			return projectConflict(p)
 		}
 		return mustAffect(res, err, "project", p.ID)
 	})
