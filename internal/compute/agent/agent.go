@@ -92,7 +92,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	if ids, err := a.driver.List(ctx); err == nil && len(ids) > 0 {
 		a.log.Info("adopting instances found on the host", "count", len(ids))
 	}
-	a.Report(ctx)
+	// Registration waits for a conductor to take the first report, so the
+	// host can be scheduled on as soon as both run, whichever started first.
+	for wait := 20 * time.Millisecond; !a.register(ctx); wait = min(2*wait, time.Second) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
 	t := time.NewTicker(a.cfg.ReportInterval)
 	defer t.Stop()
 	for {
@@ -105,18 +113,45 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
+// register sends the first report as a request and reports whether a
+// conductor took it.
+func (a *Agent) register(ctx context.Context) bool {
+	r, ok := a.report(ctx)
+	if !ok {
+		return false
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := a.bus.Request(rctx, rpc.SubjectConductor, rpc.MsgHostReport, rpc.ReportVersion, r, nil); err != nil {
+		a.log.Debug("registration not taken yet", "err", err)
+		return false
+	}
+	return true
+}
+
 // Report sends one heartbeat with the host's resources and the power
 // state of every instance on it.
 func (a *Agent) Report(ctx context.Context) {
+	r, ok := a.report(ctx)
+	if !ok {
+		return
+	}
+	if err := a.bus.Publish(ctx, rpc.SubjectConductor, rpc.MsgHostReport, rpc.ReportVersion, r); err != nil && ctx.Err() == nil {
+		a.log.Warn("heartbeat", "err", err)
+	}
+}
+
+// report reads the host's resources and instances.
+func (a *Agent) report(ctx context.Context) (rpc.HostReport, bool) {
 	res, err := a.driver.Resources(ctx)
 	if err != nil {
 		a.log.Warn("read host resources", "err", err)
-		return
+		return rpc.HostReport{}, false
 	}
 	ids, err := a.driver.List(ctx)
 	if err != nil {
 		a.log.Warn("list instances", "err", err)
-		return
+		return rpc.HostReport{}, false
 	}
 	r := rpc.HostReport{Host: a.cfg.Host, Driver: a.driver.Name(), HypervisorHostname: a.cfg.Host, HostIP: a.cfg.HostIP,
 		Resources: rpc.Resources{VCPUs: res.VCPUs, MemoryMB: res.MemoryMB, DiskGB: res.DiskGB}, Instances: []rpc.InstancePower{}}
@@ -127,9 +162,7 @@ func (a *Agent) Report(ctx context.Context) {
 		}
 		r.Instances = append(r.Instances, rpc.InstancePower{UUID: id, PowerState: int(info.State)})
 	}
-	if err := a.bus.Publish(ctx, rpc.SubjectConductor, rpc.MsgHostReport, rpc.ReportVersion, r); err != nil && ctx.Err() == nil {
-		a.log.Warn("heartbeat", "err", err)
-	}
+	return r, true
 }
 
 func (a *Agent) lock(uuid string) func() {
