@@ -127,6 +127,7 @@ type Conductor struct {
 	nodes   map[string]rpc.HostReport // last report per host, to skip unchanged node writes
 	wg      sync.WaitGroup
 	ctx     context.Context
+	started time.Time
 }
 
 // New returns a conductor. sched and net may be nil (Simple, NoNetwork).
@@ -160,6 +161,7 @@ func NewTaskID() string { return randomID() }
 func (c *Conductor) Run(ctx context.Context) error {
 	c.mu.Lock()
 	c.ctx = ctx
+	c.started = time.Now()
 	c.mu.Unlock()
 	sub, err := c.bus.Subscribe(rpc.SubjectConductor, rpc.QueueConductor,
 		map[string]bus.Version{rpc.MsgKick: rpc.KickVersion, rpc.MsgHostReport: rpc.ReportVersion}, c.handle)
@@ -673,4 +675,13 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// warmingUp reports whether the conductor started so recently that hosts
+// may not have reported yet (they register within moments of a conductor
+// appearing, and at the latest by their next heartbeat).
+func (c *Conductor) warmingUp() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.started.IsZero() && time.Since(c.started) < c.cfg.ReportInterval+5*time.Second
 }

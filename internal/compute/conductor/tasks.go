@@ -252,7 +252,8 @@ func scheduleStep(adjust func(*run, *Request)) step {
 		}
 		next := r.nextStep()
 		var chosen HostState
-		err := r.c.st.DB().WithTx(ctx, func(tx *sql.Tx) error {
+		known := 0
+		try := func(tx *sql.Tx) error {
 			if err := r.c.st.Lock(ctx, tx, "scheduler"); err != nil {
 				return err
 			}
@@ -260,6 +261,7 @@ func scheduleStep(adjust func(*run, *Request)) step {
 			if err != nil {
 				return err
 			}
+			known = len(hosts)
 			chosen, err = r.c.sched.Select(hosts, req)
 			if err != nil {
 				return err
@@ -275,7 +277,18 @@ func scheduleStep(adjust func(*run, *Request)) step {
 				set["flavor"] = *r.task.NewFlavor
 			}
 			return r.c.st.UpdateInstance(ctx, tx, r.inst.UUID, r.cond(), set)
-		})
+		}
+		err := r.c.st.DB().WithTx(ctx, try)
+		// Right after a conductor starts no host may have reported yet:
+		// wait for the first reports rather than failing the build.
+		for errors.Is(err, ErrNoValidHost) && known == 0 && r.c.warmingUp() {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+			err = r.c.st.DB().WithTx(ctx, try)
+		}
 		if err != nil {
 			return err
 		}
