@@ -55,7 +55,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.cfg.Listen, "listen", g.cfg.Listen, "HOST:PORT the APIs listen on")
 	pf.StringVar(&g.cfg.PublicURL, "public-url", "", "root URL clients reach the APIs at (default: http://LISTEN)")
 	pf.StringVar(&g.cfg.Region, "region", g.cfg.Region, "region name in the catalog")
-	root.AddCommand(serveCmd(g), dbCmd(g), bootstrapCmd(g), tokenCmd(g), versionCmd())
+	root.AddCommand(serveCmd(g), agentCmd(g), dbCmd(g), bootstrapCmd(g), tokenCmd(g), versionCmd())
 	return root
 }
 
@@ -331,5 +331,41 @@ processes pick the new key up within a minute.`,
 			return nil
 		},
 	})
+	return cmd
+}
+
+func agentCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "agent", Short: "Run an agent on a host of its own"}
+	var ac server.AgentConfig
+	compute := &cobra.Command{
+		Use:   "compute",
+		Short: "Run a compute host that joins a control plane through its NATS",
+		Long: `Run a compute host. It never opens the database: it registers with the
+conductor and takes its orders over the bus (--nats-url), and fetches images
+from the image API (--image-url) as the user named by the usual OS_*
+variables (OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, ... or an
+application credential). The control plane must accept remote agents:
+kumo serve --nats-listen 0.0.0.0:4222.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.load(cmd); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			ac.DataDir = g.cfg.DataDir
+			if ac.QEMUAccel == "" {
+				ac.QEMUAccel = g.cfg.Compute.QEMUAccel
+			}
+			return server.RunComputeAgent(ctx, ac, g.log)
+		},
+	}
+	f := compute.Flags()
+	f.StringVar(&ac.NATSURL, "nats-url", os.Getenv("KUMO_NATS_URL"), "the control plane's NATS URL(s)")
+	f.StringVar(&ac.Host, "host", "", "host name to register (default: this machine's)")
+	f.StringVar(&ac.HostIP, "host-ip", "", "this host's address, shown in os-hypervisors")
+	f.StringVar(&ac.Driver, "compute-driver", "qemu", "hypervisor: qemu or fake (simulated, for scale tests)")
+	f.StringVar(&ac.QEMUAccel, "qemu-accel", "", "auto, kvm or tcg")
+	f.StringVar(&ac.ImageURL, "image-url", "", "the image endpoint, e.g. http://controller:5000/image")
+	cmd.AddCommand(compute)
 	return cmd
 }
