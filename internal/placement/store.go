@@ -373,27 +373,38 @@ func (s *store) listProviders(ctx context.Context, f *ProviderFilter) ([]Provide
 
 // classExists reports whether rc is a standard or created custom class.
 func (s *store) classExists(ctx context.Context, q db.Querier, rc string) (bool, error) {
-	if standardClassSet[rc] {
-		return true, nil
-	}
-	if !isCustom(rc) {
-		return false, nil
-	}
-	var n int
-	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM placement_resource_classes WHERE name = $1`, rc).Scan(&n)
-	return n > 0, err
+	return nameExists(ctx, q, standardClassSet, "placement_resource_classes", rc)
 }
 
 // missingClasses returns the classes among rcs that do not exist.
 func (s *store) missingClasses(ctx context.Context, q db.Querier, rcs []string) ([]string, error) {
+	return missingNames(ctx, q, standardClassSet, "placement_resource_classes", rcs)
+}
+
+// nameExists reports whether name is a standard one or a custom one
+// created in table (resource classes and traits share these rules).
+func nameExists(ctx context.Context, q db.Querier, standard map[string]bool, table, name string) (bool, error) {
+	if standard[name] {
+		return true, nil
+	}
+	if !isCustom(name) {
+		return false, nil
+	}
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table+` WHERE name = $1`, name).Scan(&n)
+	return n > 0, err
+}
+
+// missingNames returns the names among names that do not exist.
+func missingNames(ctx context.Context, q db.Querier, standard map[string]bool, table string, names []string) ([]string, error) {
 	var out []string
-	for _, rc := range rcs {
-		ok, err := s.classExists(ctx, q, rc)
+	for _, name := range names {
+		ok, err := nameExists(ctx, q, standard, table, name)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			out = append(out, rc)
+			out = append(out, name)
 		}
 	}
 	return out, nil
@@ -491,29 +502,11 @@ func (s *store) associatedTraits(ctx context.Context) (map[string]bool, error) {
 }
 
 func (s *store) traitExists(ctx context.Context, q db.Querier, name string) (bool, error) {
-	if standardTraitSet[name] {
-		return true, nil
-	}
-	if !isCustom(name) {
-		return false, nil
-	}
-	var n int
-	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM placement_traits WHERE name = $1`, name).Scan(&n)
-	return n > 0, err
+	return nameExists(ctx, q, standardTraitSet, "placement_traits", name)
 }
 
 func (s *store) missingTraits(ctx context.Context, q db.Querier, names []string) ([]string, error) {
-	var out []string
-	for _, t := range names {
-		ok, err := s.traitExists(ctx, q, t)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			out = append(out, t)
-		}
-	}
-	return out, nil
+	return missingNames(ctx, q, standardTraitSet, "placement_traits", names)
 }
 
 func (s *store) createTrait(ctx context.Context, name string) (created bool, err error) {
