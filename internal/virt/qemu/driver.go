@@ -155,6 +155,21 @@ func (d *Driver) lock(uuid string) (*handle, *record, error) {
 	return h, rec, nil
 }
 
+// lockState is lock followed by reading the instance's power state; on
+// error nothing stays locked.
+func (d *Driver) lockState(ctx context.Context, uuid string) (*handle, *record, virt.PowerState, error) {
+	h, rec, err := d.lock(uuid)
+	if err != nil {
+		return nil, nil, virt.NoState, err
+	}
+	st, err := d.state(ctx, h, uuid)
+	if err != nil {
+		h.unlock()
+		return nil, nil, virt.NoState, err
+	}
+	return h, rec, st, nil
+}
+
 func (d *Driver) handle(uuid string) *handle {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -153,15 +153,11 @@ func (d *Driver) Destroy(ctx context.Context, uuid string) error {
 // PowerOff asks the guest to power off (ACPI) and waits up to timeout,
 // then stops it hard. timeout 0 stops it at once.
 func (d *Driver) PowerOff(ctx context.Context, uuid string, timeout time.Duration) error {
-	h, _, err := d.lock(uuid)
+	h, _, st, err := d.lockState(ctx, uuid)
 	if err != nil {
 		return err
 	}
 	defer h.unlock()
-	st, err := d.state(ctx, h, uuid)
-	if err != nil {
-		return err
-	}
 	switch st {
 	case virt.Shutdown:
 		return nil
@@ -176,15 +172,11 @@ func (d *Driver) PowerOff(ctx context.Context, uuid string, timeout time.Duratio
 
 // PowerOn starts a stopped or crashed instance.
 func (d *Driver) PowerOn(ctx context.Context, uuid string) error {
-	h, rec, err := d.lock(uuid)
+	h, rec, st, err := d.lockState(ctx, uuid)
 	if err != nil {
 		return err
 	}
 	defer h.unlock()
-	st, err := d.state(ctx, h, uuid)
-	if err != nil {
-		return err
-	}
 	switch st {
 	case virt.Running:
 		return nil
@@ -204,15 +196,11 @@ func (d *Driver) PowerOn(ctx context.Context, uuid string) error {
 // Running). Hard restarts the process from any state, dropping paused or
 // suspended state, so it also picks up a changed configuration.
 func (d *Driver) Reboot(ctx context.Context, uuid string, hard bool) error {
-	h, rec, err := d.lock(uuid)
+	h, rec, st, err := d.lockState(ctx, uuid)
 	if err != nil {
 		return err
 	}
 	defer h.unlock()
-	st, err := d.state(ctx, h, uuid)
-	if err != nil {
-		return err
-	}
 	if !hard {
 		if st != virt.Running {
 			return errState("soft reboot", uuid, st)
@@ -252,15 +240,11 @@ func (d *Driver) Unpause(ctx context.Context, uuid string) error {
 
 // qmpTransition runs fn if the instance is in state from.
 func (d *Driver) qmpTransition(ctx context.Context, uuid, op string, from virt.PowerState, fn func(context.Context, *handle) error) error {
-	h, _, err := d.lock(uuid)
+	h, _, st, err := d.lockState(ctx, uuid)
 	if err != nil {
 		return err
 	}
 	defer h.unlock()
-	st, err := d.state(ctx, h, uuid)
-	if err != nil {
-		return err
-	}
 	if st != from {
 		return errState(op, uuid, st)
 	}

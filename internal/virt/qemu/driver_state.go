@@ -18,15 +18,11 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 // Suspend saves the guest's memory and device state to state.sav (a QEMU
 // migration stream) and ends the process, like libvirt's managed save.
 func (d *Driver) Suspend(ctx context.Context, uuid string) error {
-	h, _, err := d.lock(uuid)
+	h, _, st, err := d.lockState(ctx, uuid)
 	if err != nil {
 		return err
 	}
 	defer h.unlock()
-	st, err := d.state(ctx, h, uuid)
-	if err != nil {
-		return err
-	}
 	if st != virt.Running {
 		return errState("suspend", uuid, st)
 	}
@@ -85,15 +81,11 @@ func waitMigration(ctx context.Context, c *qmp.Client) error {
 
 // Resume starts QEMU waiting for the saved state, loads it and continues.
 func (d *Driver) Resume(ctx context.Context, uuid string) error {
-	h, rec, err := d.lock(uuid)
+	h, rec, st, err := d.lockState(ctx, uuid)
 	if err != nil {
 		return err
 	}
 	defer h.unlock()
-	st, err := d.state(ctx, h, uuid)
-	if err != nil {
-		return err
-	}
 	if st != virt.Suspended {
 		return errState("resume", uuid, st)
 	}
@@ -139,15 +131,11 @@ func (d *Driver) Resume(ctx context.Context, uuid string) error {
 // Rescue restarts the instance from the rescue image (the instance's own
 // image when rescue has no file) with its root disk attached second.
 func (d *Driver) Rescue(ctx context.Context, uuid string, rescue virt.Image) error {
-	h, rec, err := d.lock(uuid)
+	h, rec, st, err := d.lockState(ctx, uuid)
 	if err != nil {
 		return err
 	}
 	defer h.unlock()
-	st, err := d.state(ctx, h, uuid)
-	if err != nil {
-		return err
-	}
 	if rec.Rescue != nil || (st != virt.Running && st != virt.Shutdown) {
 		return errState("rescue", uuid, st)
 	}
