@@ -608,25 +608,36 @@ func (s *Service) ingestErr(err error, room int64) error {
 	return err
 }
 
-// Upload stores image data: PUT /v2/images/{id}/file.
-func (s *Service) Upload(ctx context.Context, id string, body io.Reader, contentLength int64) error {
-	c := callerOf(ctx)
+// prepareData loads an image for an upload or a stage, checks the upload
+// rule, and returns the bytes the owner may still store; a declared
+// length beyond that is refused before any byte is read.
+func (s *Service) prepareData(ctx context.Context, c caller, id string, contentLength int64) (*Image, int64, error) {
 	img, isMember, err := s.load(ctx, c, id)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	if err := s.authorize(c, ruleUploadImage, s.memberTarget(img, c, isMember)); err != nil {
-		return err
+		return nil, 0, err
 	}
 	room, err := s.room(ctx, img.Owner, id)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	if contentLength > room {
 		if room >= s.cfg.MaxImageBytes {
-			return s.tooBig()
+			return nil, 0, s.tooBig()
 		}
-		return overQuota(contentLength, room)
+		return nil, 0, overQuota(contentLength, room)
+	}
+	return img, room, nil
+}
+
+// Upload stores image data: PUT /v2/images/{id}/file.
+func (s *Service) Upload(ctx context.Context, id string, body io.Reader, contentLength int64) error {
+	c := callerOf(ctx)
+	img, room, err := s.prepareData(ctx, c, id, contentLength)
+	if err != nil {
+		return err
 	}
 	img, err = s.transition(ctx, id, []string{StatusQueued}, StatusSaving, func(img *Image) error {
 		if img.DiskFormat == nil || img.ContainerFormat == nil {
@@ -780,22 +791,9 @@ func (s *Service) Stage(ctx context.Context, id string, body io.Reader, contentL
 	if !slices.Contains(s.cfg.ImportMethods, "glance-direct") {
 		return apiutil.NotFound("Image import is not enabled.")
 	}
-	img, isMember, err := s.load(ctx, c, id)
+	_, room, err := s.prepareData(ctx, c, id, contentLength)
 	if err != nil {
 		return err
-	}
-	if err := s.authorize(c, ruleUploadImage, s.memberTarget(img, c, isMember)); err != nil {
-		return err
-	}
-	room, err := s.room(ctx, img.Owner, id)
-	if err != nil {
-		return err
-	}
-	if contentLength > room {
-		if room >= s.cfg.MaxImageBytes {
-			return s.tooBig()
-		}
-		return overQuota(contentLength, room)
 	}
 	if _, err := s.transition(ctx, id, []string{StatusQueued}, StatusUploading, nil); err != nil {
 		return err
