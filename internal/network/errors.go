@@ -68,3 +68,16 @@ func subnetNotFound(id string) *apiutil.Error {
 func portNotFound(id string) *apiutil.Error {
 	return notFound("PortNotFound", "Port %s could not be found.", id)
 }
+
+// createdResponse renders the 201 answer of a create: one object, or the
+// plural list for a bulk create.
+func createdResponse[T any](bulk bool, plural, singular string, items []T, render func(T) map[string]any) *apiutil.Response {
+	if !bulk {
+		return apiutil.JSON(201, map[string]any{singular: render(items[0])})
+	}
+	out := make([]map[string]any, len(items))
+	for i, it := range items {
+		out[i] = render(it)
+	}
+	return apiutil.JSON(201, map[string]any{plural: out})
+}

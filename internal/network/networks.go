@@ -406,14 +406,7 @@ func (s *Service) createNetworks(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if bulk {
-		items := make([]map[string]any, len(created))
-		for i, n := range created {
-			items[i] = s.renderNetwork(c, n)
-		}
-		return apiutil.JSON(201, map[string]any{"networks": items}), nil
-	}
-	return apiutil.JSON(201, map[string]any{"network": s.renderNetwork(c, created[0])}), nil
+	return createdResponse(bulk, "networks", "network", created, func(n *Network) map[string]any { return s.renderNetwork(c, n) }), nil
 }
 
 // createNetwork allocates the segment and inserts the network.

@@ -545,14 +545,7 @@ func (s *Service) createPorts(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if bulk {
-		items := make([]map[string]any, len(created))
-		for i, p := range created {
-			items[i] = s.renderPort(c, p, "")
-		}
-		return apiutil.JSON(201, map[string]any{"ports": items}), nil
-	}
-	return apiutil.JSON(201, map[string]any{"port": s.renderPort(c, created[0], "")}), nil
+	return createdResponse(bulk, "ports", "port", created, func(p *Port) map[string]any { return s.renderPort(c, p, "") }), nil
 }
 
 // createPort is the whole port create inside a transaction: policy,

@@ -408,14 +408,7 @@ func (s *Service) createSGs(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if bulk {
-		items := make([]map[string]any, len(groups))
-		for i, g := range groups {
-			items[i] = renderSG(g)
-		}
-		return apiutil.JSON(201, map[string]any{"security_groups": items}), nil
-	}
-	return apiutil.JSON(201, map[string]any{"security_group": renderSG(groups[0])}), nil
+	return createdResponse(bulk, "security_groups", "security_group", groups, renderSG), nil
 }
 
 func (s *Service) updateSG(r *http.Request) (*apiutil.Response, error) {
@@ -797,14 +790,7 @@ func (s *Service) createRules(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if bulk {
-		items := make([]map[string]any, len(rules))
-		for i, rule := range rules {
-			items[i] = renderRule(rule)
-		}
-		return apiutil.JSON(201, map[string]any{"security_group_rules": items}), nil
-	}
-	return apiutil.JSON(201, map[string]any{"security_group_rule": renderRule(rules[0])}), nil
+	return createdResponse(bulk, "security_group_rules", "security_group_rule", rules, renderRule), nil
 }
 
 func (s *Service) listRules(r *http.Request) (*apiutil.Response, error) {

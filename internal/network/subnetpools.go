@@ -316,14 +316,7 @@ func (s *Service) createSubnetPools(r *http.Request) (*apiutil.Response, error) 
 	if err != nil {
 		return nil, err
 	}
-	if bulk {
-		items := make([]map[string]any, len(pools))
-		for i, p := range pools {
-			items[i] = renderPool(p)
-		}
-		return apiutil.JSON(201, map[string]any{"subnetpools": items}), nil
-	}
-	return apiutil.JSON(201, map[string]any{"subnetpool": renderPool(pools[0])}), nil
+	return createdResponse(bulk, "subnetpools", "subnetpool", pools, renderPool), nil
 }
 
 func (tx *txn) checkDefaultPool(ctx context.Context, p *SubnetPool) error {

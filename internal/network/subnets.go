@@ -530,14 +530,7 @@ func (s *Service) createSubnets(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if bulk {
-		items := make([]map[string]any, len(created))
-		for i, sn := range created {
-			items[i] = s.renderSubnet(c, sn)
-		}
-		return apiutil.JSON(201, map[string]any{"subnets": items}), nil
-	}
-	return apiutil.JSON(201, map[string]any{"subnet": s.renderSubnet(c, created[0])}), nil
+	return createdResponse(bulk, "subnets", "subnet", created, func(sn *Subnet) map[string]any { return s.renderSubnet(c, sn) }), nil
 }
 
 func (tx *txn) createSubnet(ctx context.Context, c *caller, req *subnetReq) (*Subnet, error) {
