@@ -8,3 +8,9 @@
 // KUMO_TEST_POSTGRES_DSN) skip without it, except under CI=true, where a
 // missing dependency fails the test.
 package e2e
+
+// The tests run a binary they build themselves, so `go test` cannot see
+// that they depend on the server's code. Importing the package that
+// assembles the server makes every change to it (and to what it imports)
+// invalidate cached e2e results.
+import _ "github.com/kumo-cloud/kumo/internal/server"
