@@ -255,7 +255,7 @@ func (a *API) deleteExtraSpec(r *http.Request) (*apiutil.Response, error) {
 	case err != nil:
 		return nil, internal(err)
 	}
-	return &apiutil.Response{Status: http.StatusAccepted}, nil
+	return &apiutil.Response{Status: http.StatusOK}, nil // Nova: 200, no body
 }
 
 // validateExtraSpec checks the extra specs Kumo knows the meaning of (from
