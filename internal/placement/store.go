@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -549,7 +550,13 @@ func (s *store) deleteTrait(ctx context.Context, name string) error {
 }
 
 func (s *store) providerTraits(ctx context.Context, q db.Querier, uuid string) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT trait FROM placement_provider_traits WHERE provider_uuid = $1 ORDER BY trait`, uuid)
+	return queryStrings(ctx, q, `SELECT trait FROM placement_provider_traits WHERE provider_uuid = $1 ORDER BY trait`, uuid)
+}
+
+// queryStrings runs a one-column query; no rows is an empty, non-nil list
+// (rendered as [] rather than null).
+func queryStrings(ctx context.Context, q db.Querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -589,29 +596,13 @@ func (s *store) setProviderTraits(ctx context.Context, uuid string, gen int64, t
 	return newGen, err
 }
 
+// dedupe returns the distinct strings of in, sorted.
 func dedupe(in []string) []string {
-	out := append([]string(nil), in...)
-	sort.Strings(out)
-	j := 0
-	for i, s := range out {
-		if i == 0 || s != out[j-1] {
-			out[j] = s
-			j++
-		}
-	}
-	return out[:j]
+	return slices.Compact(slices.Sorted(slices.Values(in)))
 }
 
 func (s *store) providerAggregates(ctx context.Context, q db.Querier, uuid string) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT aggregate_uuid FROM placement_provider_aggregates WHERE provider_uuid = $1 ORDER BY aggregate_uuid`, uuid)
-	if err != nil {
-		return nil, err
-	}
-	out, err := scanStrings(rows)
-	if out == nil {
-		out = []string{}
-	}
-	return out, err
+	return queryStrings(ctx, q, `SELECT aggregate_uuid FROM placement_provider_aggregates WHERE provider_uuid = $1 ORDER BY aggregate_uuid`, uuid)
 }
 
 func (s *store) setProviderAggregates(ctx context.Context, uuid string, gen int64, aggs []string) (int64, error) {
