@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
@@ -66,7 +67,7 @@ func (s *Service) Bootstrap(ctx context.Context, cfg BootstrapConfig) (*Bootstra
 		return nil, err
 	}
 	for _, pair := range [][2]string{{"admin", "member"}, {"member", "reader"}} {
-		if !containsStr(imp[roles[pair[0]]], roles[pair[1]]) {
+		if !slices.Contains(imp[roles[pair[0]]], roles[pair[1]]) {
 			if err := s.CreateImpliedRole(ctx, roles[pair[0]], roles[pair[1]]); err != nil {
 				return nil, fmt.Errorf("bootstrap implied role: %w", err)
 			}
@@ -174,15 +175,6 @@ func (s *Service) ensureCatalog(ctx context.Context, cfg BootstrapConfig, e serv
 		}
 	}
 	return nil
-}
-
-func containsStr(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func generatePassword() string {

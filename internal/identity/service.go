@@ -272,13 +272,9 @@ func checkSecret(hash, pw string) bool {
 // and group assignments, domain-inherited ones for projects, and implied
 // roles.
 func (s *Service) effectiveRoles(ctx context.Context, sn *snapshot, userID string, p *payload, projectDomain string) ([]auth.Role, error) {
-	groups, err := s.store.GroupsOfUser(ctx, userID)
+	actors, err := s.actors(ctx, userID)
 	if err != nil {
 		return nil, err
-	}
-	actors := []string{userID}
-	for _, g := range groups {
-		actors = append(actors, g.ID)
 	}
 	var as []Assignment
 	switch {

@@ -317,7 +317,7 @@ func (s *Service) CreateImpliedRole(ctx context.Context, prior, implied string) 
 	if err != nil {
 		return err
 	}
-	if implied == prior || containsStr(reachable(imp, implied), prior) {
+	if implied == prior || slices.Contains(reachable(imp, implied), prior) {
 		return apiutil.BadRequest("Role %s implying %s would create a cycle.", prior, implied)
 	}
 	return s.after(ctx, s.store.CreateImpliedRole(ctx, prior, implied))
