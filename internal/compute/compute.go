@@ -164,6 +164,12 @@ func (s *Service) Conductor() *conductor.Conductor { return s.conductor }
 // Agents returns the in-process agents.
 func (s *Service) Agents() []*agent.Agent { return s.agents }
 
+// ExternalEvents delivers events about servers from other services in
+// process (os-server-external-events without HTTP).
+func (s *Service) ExternalEvents(ctx context.Context, events []api.ExternalEvent) ([]api.ExternalEvent, int) {
+	return s.api.ExternalEvents(ctx, events)
+}
+
 // Quota returns the quota engine, for later parts (servers) to register
 // their usage counters and run checks in their transactions.
 func (s *Service) Quota() *quota.Engine { return s.quota }

@@ -52,6 +52,12 @@ type Config struct {
 		Hosts int `yaml:"hosts"`
 		// QEMUAccel is auto, kvm or tcg.
 		QEMUAccel string `yaml:"qemu_accel"`
+		// VIFPluggingTimeout is how long a build waits for its ports to be
+		// plugged (network-vif-plugged); 0 does not wait.
+		VIFPluggingTimeout Duration `yaml:"vif_plugging_timeout"`
+		// VIFPluggingIsFatal fails a build whose ports were not plugged in
+		// time; false lets it go on.
+		VIFPluggingIsFatal bool `yaml:"vif_plugging_is_fatal"`
 	} `yaml:"compute"`
 
 	Network struct {
@@ -99,6 +105,8 @@ func Default() *Config {
 	c.Compute.Driver = "fake"
 	c.Compute.Hosts = 1
 	c.Compute.QEMUAccel = "auto"
+	c.Compute.VIFPluggingTimeout.Duration = 300 * time.Second
+	c.Compute.VIFPluggingIsFatal = true
 	return c
 }
 

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
@@ -63,6 +64,9 @@ type Config struct {
 	Quotas map[string]int
 	// MaxLimit caps list page sizes; 0 means no cap (Neutron's default).
 	MaxLimit int
+	// AgentDownTime is how long an agent may miss reports before it is
+	// dead (Neutron's agent_down_time); default 75s.
+	AgentDownTime time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -94,6 +98,9 @@ type Service struct {
 	macFixed   int // leading bytes of macBase that are fixed
 	quotas     map[string]int
 	now        func() time.Time
+
+	notifyMu sync.Mutex
+	notifier ComputeNotifier
 }
 
 // New builds the service. When deps.Policy is nil it enforces
@@ -235,6 +242,10 @@ func (s *Service) Routes() *apiutil.Service {
 		rt("GET", "/availability_zones", s.listAvailabilityZones),
 		rt("GET", "/agents", s.listAgents),
 		rt("GET", "/agents/{id}", s.showAgent),
+		rt("PUT", "/agents/{id}", s.updateAgent),
+		rt("DELETE", "/agents/{id}", s.deleteAgent),
+		rt("GET", "/auto-allocated-topology/{project_id}", s.showAutoTopology),
+		rt("DELETE", "/auto-allocated-topology/{project_id}", s.deleteAutoTopology),
 	}
 	routes = append(routes, s.securityGroupRoutes(rt)...)
 	routes = append(routes, s.routerRoutes(rt)...)

@@ -10,6 +10,8 @@ import (
 	"github.com/kumo-cloud/kumo/internal/auth"
 	"github.com/kumo-cloud/kumo/internal/compute"
 	"github.com/kumo-cloud/kumo/internal/compute/api"
+	"github.com/kumo-cloud/kumo/internal/compute/conductor"
+	"github.com/kumo-cloud/kumo/internal/compute/netalloc"
 	"github.com/kumo-cloud/kumo/internal/config"
 	"github.com/kumo-cloud/kumo/internal/image"
 	"github.com/kumo-cloud/kumo/internal/image/cache"
@@ -33,7 +35,24 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if cfg.Compute.Driver == "fake" {
 		deps.Log.Warn("compute driver is fake: servers are simulated, no real VMs run (use --compute-driver qemu)")
 	}
+	n := cfg.Network
+	neutron, err := network.New(deps, network.Config{
+		TenantNetworkTypes: n.TenantNetworkTypes, NetworkVLANRanges: n.NetworkVLANRanges, VNIRanges: n.VNIRanges,
+		FlatNetworks: n.FlatNetworks, MechanismDrivers: n.MechanismDrivers, BaseMAC: n.BaseMAC,
+		GlobalPhysnetMTU: n.GlobalPhysnetMTU, DNSDomain: n.DNSDomain, AvailabilityZone: n.AvailabilityZone,
+		Quotas: n.Quotas, MaxLimit: n.MaxLimit,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("network service: %w", err)
+	}
+	vifWait := cfg.Compute.VIFPluggingTimeout.Duration
+	if vifWait <= 0 {
+		vifWait = -1
+	}
 	nova, err := compute.New(deps, compute.Config{
+		Network: netalloc.New(neutron),
+		ConductorConfig: conductor.Config{VIFPluggingTimeout: vifWait,
+			VIFPluggingNotFatal: !cfg.Compute.VIFPluggingIsFatal},
 		Conductor:  true,
 		Driver:     cfg.Compute.Driver,
 		Hosts:      cfg.Compute.Hosts,
@@ -51,16 +70,8 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, fmt.Errorf("compute service: %w", err)
 	}
-	n := cfg.Network
-	neutron, err := network.New(deps, network.Config{
-		TenantNetworkTypes: n.TenantNetworkTypes, NetworkVLANRanges: n.NetworkVLANRanges, VNIRanges: n.VNIRanges,
-		FlatNetworks: n.FlatNetworks, MechanismDrivers: n.MechanismDrivers, BaseMAC: n.BaseMAC,
-		GlobalPhysnetMTU: n.GlobalPhysnetMTU, DNSDomain: n.DNSDomain, AvailabilityZone: n.AvailabilityZone,
-		Quotas: n.Quotas, MaxLimit: n.MaxLimit,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("network service: %w", err)
-	}
+	// Port status changes reach Compute as external events.
+	neutron.SetComputeNotifier(netalloc.Notifier(nova))
 	pl, err := placement.New(deps, placement.Config{})
 	if err != nil {
 		return nil, fmt.Errorf("placement service: %w", err)

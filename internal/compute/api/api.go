@@ -188,6 +188,11 @@ func (a *API) routes() []apiutil.Route {
 		rt("DELETE", "/servers/{server_id}/tags/{tag}", a.deleteTag),
 		rt("GET", "/servers/{server_id}/ips", a.listIPs),
 		rt("GET", "/servers/{server_id}/ips/{network}", a.showIPs),
+		rt("GET", "/servers/{server_id}/os-interface", a.listInterfaces),
+		rt("POST", "/servers/{server_id}/os-interface", a.attachInterface),
+		rt("GET", "/servers/{server_id}/os-interface/{port_id}", a.showInterface),
+		rt("DELETE", "/servers/{server_id}/os-interface/{port_id}", a.detachInterface),
+		rt("POST", "/os-server-external-events", a.createExternalEvents),
 		rt("GET", "/servers/{server_id}/os-instance-actions", a.listActions),
 		rt("GET", "/servers/{server_id}/os-instance-actions/{request_id}", a.showAction),
 

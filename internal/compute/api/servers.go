@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -324,12 +325,8 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.network.Validate(ctx(r), c.ProjectID, nets); err != nil {
-		var nf *conductor.ErrNetworkNotFound
-		if errors.As(err, &nf) {
-			return nil, apiutil.BadRequest("%s", nf.Error())
-		}
-		return nil, apiutil.BadRequest("%v", err)
+	if err := a.network.Validate(ctx(r), c.ProjectID, nets, int(maxCount)); err != nil {
+		return nil, networkError(err, 400)
 	}
 	netsJSON, _ := json.Marshal(nets)
 	// Zone.
@@ -482,7 +479,7 @@ func quotaError(err error) error {
 func parseNetworks(raw json.RawMessage) (conductor.Networks, error) {
 	var n conductor.Networks
 	if len(raw) == 0 {
-		n.Auto = true
+		// Before 2.37: the one network available, if any.
 		return n, nil
 	}
 	var s string
@@ -499,6 +496,14 @@ func parseNetworks(raw json.RawMessage) (conductor.Networks, error) {
 		}
 		if q.UUID != "" && !isUUID(q.UUID) {
 			return n, apiutil.BadRequest("Bad networks format: network uuid is not in proper format (%s)", q.UUID)
+		}
+		if q.Port != "" && !isUUID(q.Port) {
+			return n, apiutil.BadRequest("Bad networks format: port uuid is not in proper format (%s)", q.Port)
+		}
+		if q.FixedIP != "" {
+			if _, err := netip.ParseAddr(q.FixedIP); err != nil {
+				return n, apiutil.BadRequest("Invalid fixed IP address (%s)", q.FixedIP)
+			}
 		}
 	}
 	return n, nil
@@ -698,7 +703,7 @@ func (a *API) showServer(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return apiutil.JSON(200, map[string]any{"server": a.serverView(r, i, a.isAdminView(r, i))}), nil
+	return apiutil.JSON(200, map[string]any{"server": a.fullServerView(r, i)}), nil
 }
 
 // showServerOrDetail serves GET /servers/{id} and GET /servers/detail.

@@ -367,7 +367,7 @@ func (a *API) rebuild(r *http.Request, id string, arg json.RawMessage) (*apiutil
 	}
 	ts := states.Rebuilding
 	i.TaskState = &ts
-	v := a.serverView(r, i, a.isAdminView(r, i))
+	v := a.fullServerView(r, i)
 	v["adminPass"] = pass
 	return apiutil.JSON(202, map[string]any{"server": v}), nil
 }

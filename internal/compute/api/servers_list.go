@@ -200,9 +200,15 @@ func (a *API) listServers(detail bool) apiutil.Handler {
 			insts = kept
 		}
 		out := make([]any, 0, len(insts))
+		var addrs map[string][]conductor.VIF
+		if detail {
+			addrs = a.interfacesOf(r, insts)
+		}
 		for _, i := range insts {
 			if detail {
-				out = append(out, a.serverView(r, i, a.isAdminView(r, i)))
+				v := a.serverView(r, i, a.isAdminView(r, i))
+				v["addresses"] = addressesView(addrs[i.UUID])
+				out = append(out, v)
 			} else {
 				out = append(out, map[string]any{"id": i.UUID, "name": i.Name, "links": links(r, "servers", i.UUID)})
 			}
@@ -284,7 +290,7 @@ func (a *API) updateServer(r *http.Request) (*apiutil.Response, error) {
 		}
 		i.UpdatedAt = time.Now()
 	}
-	return apiutil.JSON(200, map[string]any{"server": a.serverView(r, i, a.isAdminView(r, i))}), nil
+	return apiutil.JSON(200, map[string]any{"server": a.fullServerView(r, i)}), nil
 }
 
 // checkLock refuses a locked server to callers other than admins.

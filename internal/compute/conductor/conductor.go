@@ -82,6 +82,13 @@ type Config struct {
 	// Retries is how often a step is retried after a retryable failure
 	// (default 3).
 	Retries int
+	// VIFPluggingTimeout is how long a build waits for the networking
+	// service to report the server's ports plugged (Nova's
+	// vif_plugging_timeout, default 300s); negative: do not wait.
+	VIFPluggingTimeout time.Duration
+	// VIFPluggingNotFatal lets a build go on after the timeout (Nova's
+	// vif_plugging_is_fatal = false); by default it fails.
+	VIFPluggingNotFatal bool
 	// OnTaskEnd, when set, is called after every task ends (metrics,
 	// tests); failure is nil on success.
 	OnTaskEnd func(uuid, kind string, failure error)
@@ -109,6 +116,9 @@ func (c *Config) defaults() {
 	if c.Retries <= 0 {
 		c.Retries = 3
 	}
+	if c.VIFPluggingTimeout == 0 {
+		c.VIFPluggingTimeout = 300 * time.Second
+	}
 }
 
 // Conductor runs server tasks.
@@ -125,6 +135,7 @@ type Conductor struct {
 	running map[string]bool
 	again   map[string]bool
 	nodes   map[string]rpc.HostReport // last report per host, to skip unchanged node writes
+	waiters map[string]chan struct{}  // closed by the next kick of the instance
 	wg      sync.WaitGroup
 	ctx     context.Context
 	started time.Time
@@ -144,7 +155,7 @@ func New(st *store.Store, b *bus.Bus, sched Scheduler, net NetworkAllocator, cfg
 	}
 	return &Conductor{cfg: cfg, st: st, bus: b, sched: sched, net: net, log: log.With("component", "conductor"),
 		owner: cfg.Host + "/" + randomID(), running: map[string]bool{}, again: map[string]bool{},
-		nodes: map[string]rpc.HostReport{}, ctx: context.Background()}
+		nodes: map[string]rpc.HostReport{}, waiters: map[string]chan struct{}{}, ctx: context.Background()}
 }
 
 func randomID() string {
@@ -241,6 +252,10 @@ func (c *Conductor) handle(ctx context.Context, m *bus.Message) (any, error) {
 // pass ends).
 func (c *Conductor) Kick(uuid string) {
 	c.mu.Lock()
+	if w := c.waiters[uuid]; w != nil {
+		close(w)
+		delete(c.waiters, uuid)
+	}
 	if c.running[uuid] {
 		c.again[uuid] = true
 		c.mu.Unlock()
@@ -266,6 +281,25 @@ func (c *Conductor) Kick(uuid string) {
 			return
 		}
 	}()
+}
+
+// waiter returns a channel the next Kick of the instance closes (an
+// external event arrived), for steps that wait on something outside.
+func (c *Conductor) waiter(uuid string) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.waiters[uuid]
+	if w == nil {
+		w = make(chan struct{})
+		c.waiters[uuid] = w
+	}
+	return w
+}
+
+func (c *Conductor) dropWaiter(uuid string) {
+	c.mu.Lock()
+	delete(c.waiters, uuid)
+	c.mu.Unlock()
 }
 
 // Idle reports whether no task is running (for tests).
