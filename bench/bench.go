@@ -86,11 +86,11 @@ type Options struct {
 
 // Report is the outcome of one `kumo bench` run.
 type Report struct {
-	Scenario string    `json:"scenario"`
-	Started  time.Time `json:"started"`
-	Machine  Machine   `json:"machine"`
+	Scenario string     `json:"scenario"`
+	Started  time.Time  `json:"started"`
+	Machine  Machine    `json:"machine"`
 	Server   ServerInfo `json:"server"`
-	Results  []*Result `json:"results"`
+	Results  []*Result  `json:"results"`
 }
 
 // Machine describes where the run happened.
@@ -531,3 +531,5 @@ func (e *env) progressTicker(label string, count int, d time.Duration, done, err
 	}()
 	return func() { close(stop) }
 }
+
+func sortDur(d []time.Duration) { slices.Sort(d) }

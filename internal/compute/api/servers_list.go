@@ -200,6 +200,9 @@ func (a *API) listServers(detail bool) apiutil.Handler {
 			insts = kept
 		}
 		out := make([]any, 0, len(insts))
+		if detail {
+			r = withHostStatusMemo(r)
+		}
 		for _, i := range insts {
 			if detail {
 				out = append(out, a.serverView(r, i, a.isAdminView(r, i)))
