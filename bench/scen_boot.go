@@ -19,11 +19,20 @@ func runBootDelete(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	w := e.newWatcher(ctx)
-	conc, count := e.conc(50), e.opts.Count
+	count := e.opts.Count
 	if count <= 0 {
 		count = 1000
 	}
+	r := e.bootDelete(ctx, "boot-delete", image, e.conc(50), count, nil)
+	r.target("servers/s", r.OpsPerSecond, 100, "/s", true)
+	r.target("p95 POST→ACTIVE", r.P95ms, 300, "ms", false)
+	return nil
+}
+
+// bootDelete boots and deletes count servers at conc, each until ACTIVE
+// then until gone, and returns the phase's result.
+func (e *env) bootDelete(ctx context.Context, name, image string, conc, count int, params map[string]any) *Result {
+	w := e.newWatcher(ctx)
 	del := make([]time.Duration, 0, count)
 	delCh := make(chan time.Duration, count)
 	boot := func(ctx context.Context, worker, i int) (time.Duration, error) {
@@ -46,8 +55,12 @@ func runBootDelete(ctx context.Context, e *env) error {
 		delCh <- time.Since(t1)
 		return lat, nil
 	}
-	p := e.begin(ctx, "boot-delete", map[string]any{"concurrency": conc, "servers": count, "driver": "fake"})
-	lat, errs, first := e.load(ctx, "boot-delete", conc, count, 0, 0, boot)
+	if params == nil {
+		params = map[string]any{}
+	}
+	params["concurrency"], params["servers"], params["driver"] = conc, count, "fake"
+	p := e.begin(ctx, name, params)
+	lat, errs, first := e.load(ctx, name, conc, count, 0, 0, boot)
 	r := p.end(ctx, lat, errs, first)
 	close(delCh)
 	for d := range delCh {
@@ -58,8 +71,6 @@ func runBootDelete(ctx context.Context, e *env) error {
 	r.extra("delete_p95_ms", msf(pct(del, .95)))
 	r.extra("watcher_polls", float64(w.polls))
 	r.Note = "latency = POST /servers → ACTIVE seen (polled every 25 ms by one GET /servers/detail?changes-since watcher); ops/s = full boot+delete cycles per second; queries/op = all statements per boot+delete"
-	r.target("servers/s", r.OpsPerSecond, 100, "/s", true)
-	r.target("p95 POST→ACTIVE", r.P95ms, 300, "ms", false)
 	e.logf("%s", r.line())
-	return nil
+	return r
 }
