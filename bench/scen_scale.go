@@ -17,7 +17,7 @@ import (
 
 func init() {
 	scenarios["scale"] = scenario{
-		help: "--hosts (default 1000) fake compute hosts as real agents on the bus, each with its own NATS connection, service, node and heartbeat, in this process: control-plane CPU and RSS idle, then boot-delete across them (--count, default 500)",
+		help:       "--hosts (default 1000) fake compute hosts as real agents on the bus, each with its own NATS connection, service, node and heartbeat, in this process: control-plane CPU and RSS idle, then boot-delete across them (--count, default 500)",
 		natsListen: true,
 		run:        runScale,
 	}
