@@ -55,7 +55,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.cfg.Listen, "listen", g.cfg.Listen, "HOST:PORT the APIs listen on")
 	pf.StringVar(&g.cfg.PublicURL, "public-url", "", "root URL clients reach the APIs at (default: http://LISTEN)")
 	pf.StringVar(&g.cfg.Region, "region", g.cfg.Region, "region name in the catalog")
-	root.AddCommand(serveCmd(g), agentCmd(g), dbCmd(g), bootstrapCmd(g), tokenCmd(g), versionCmd())
+	root.AddCommand(serveCmd(g), agentCmd(g), dbCmd(g), bootstrapCmd(g), tokenCmd(g), versionCmd(), benchCmd())
 	return root
 }
 

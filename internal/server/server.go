@@ -76,6 +76,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if s.DB, err = OpenDB(ctx, cfg, log); err != nil {
 		return nil, err
 	}
+	s.registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kumo_db_queries_total", Help: "SQL statements run by this process."},
+			func() float64 { return float64(s.DB.Queries()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kumo_db_transactions_total", Help: "Database transactions begun by this process."},
+			func() float64 { return float64(s.DB.Transactions()) }))
 	if cfg.Database.AutoSync {
 		if err := s.DB.Migrate(ctx, []db.Phase{db.Expand, db.Contract}, Migrations()...); err != nil {
 			s.Close()

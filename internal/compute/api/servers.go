@@ -681,6 +681,28 @@ func (a *API) hostStatus(r *http.Request, i *store.Instance) string {
 	if h == "" {
 		return ""
 	}
+	if memo, ok := r.Context().Value(hostStatusMemo{}).(map[string]string); ok {
+		if st, ok := memo[h]; ok {
+			return st
+		}
+		st := a.lookupHostStatus(r, h)
+		memo[h] = st
+		return st
+	}
+	return a.lookupHostStatus(r, h)
+}
+
+// hostStatusMemo keys a request's map of host → status, so that a list
+// asks once per host instead of once per server.
+type hostStatusMemo struct{}
+
+// withHostStatusMemo returns r with an empty host status memo (for one
+// goroutine's use).
+func withHostStatusMemo(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), hostStatusMemo{}, map[string]string{}))
+}
+
+func (a *API) lookupHostStatus(r *http.Request, h string) string {
 	svcs, err := a.st.ListServices(ctx(r), h, "nova-compute")
 	if err != nil || len(svcs) == 0 {
 		return "UNKNOWN"

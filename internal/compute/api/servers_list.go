@@ -202,6 +202,7 @@ func (a *API) listServers(detail bool) apiutil.Handler {
 		out := make([]any, 0, len(insts))
 		var addrs map[string][]conductor.VIF
 		if detail {
+			r = withHostStatusMemo(r)
 			addrs = a.interfacesOf(r, insts)
 		}
 		for _, i := range insts {
