@@ -30,10 +30,18 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, err
 	}
+	var nova *compute.Service
+	vol, err := newVolume(deps, cfg, img, func(ctx context.Context, uuid string) (bool, error) {
+		return nova.InstanceExists(ctx, uuid)
+	})
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Compute.Driver == "fake" {
 		deps.Log.Warn("compute driver is fake: servers are simulated, no real VMs run (use --compute-driver qemu)")
 	}
-	nova, err := compute.New(deps, compute.Config{
+	nova, err = compute.New(deps, compute.Config{
+		Volumes:    novaVolumes{vol},
 		Conductor:  true,
 		Driver:     cfg.Compute.Driver,
 		Hosts:      cfg.Compute.Hosts,
@@ -65,7 +73,7 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, fmt.Errorf("placement service: %w", err)
 	}
-	return []service.API{img, nova, neutron, pl}, nil
+	return []service.API{img, nova, neutron, pl, vol}, nil
 }
 
 // novaImages lets the compute API check imageRef as the caller sees it.
