@@ -118,7 +118,9 @@ func (n novaVolumes) Complete(ctx context.Context, id, device string) error {
 
 func (n novaVolumes) Abort(ctx context.Context, id string) { _, _ = n.s.DeleteAttachment(ctx, id) }
 
-func (n novaVolumes) BeginDetach(ctx context.Context, id string) error { return n.s.BeginDetach(ctx, id) }
+func (n novaVolumes) BeginDetach(ctx context.Context, id string) error {
+	return n.s.BeginDetach(ctx, id)
+}
 
 func (n novaVolumes) RollDetach(ctx context.Context, volumeID string) { n.s.RollDetach(ctx, volumeID) }
 
