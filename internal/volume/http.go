@@ -103,22 +103,11 @@ func (s *Service) Routes() *apiutil.Service {
 		{"PUT", "/os-services/{action}", s.updateService},
 		{"GET", "/extensions", s.extensions},
 	}
-	paths := map[string][]string{}
 	for _, rt := range table {
 		h := rt.h
 		inner.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
 			res := r.Context().Value(resultKey{}).(*result)
 			res.resp, res.err = h(r)
-			res.hit = true
-		})
-		paths[rt.path] = append(paths[rt.path], rt.method)
-	}
-	for p, methods := range paths {
-		allow := strings.Join(methods, ", ")
-		inner.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			res := r.Context().Value(resultKey{}).(*result)
-			res.err = &apiutil.Error{Status: 405, Message: "The method is not allowed for the requested URL.", Err: apiutil.ErrNotAllowed,
-				Header: http.Header{"Allow": []string{allow}}}
 			res.hit = true
 		})
 	}
@@ -139,6 +128,9 @@ func (s *Service) Routes() *apiutil.Service {
 		r2.URL.Path = "/" + rest
 		r2.URL.RawPath = ""
 		inner.ServeHTTP(discard{}, r2)
+		if !res.hit && methodMismatch(inner, r2) {
+			return nil, &apiutil.Error{Status: 405, Message: "The method is not allowed for the requested URL.", Err: apiutil.ErrNotAllowed}
+		}
 		if !res.hit {
 			return nil, apiutil.NotFound("The resource could not be found.")
 		}
@@ -241,4 +233,19 @@ func version(r *http.Request) apiutil.Version { return apiutil.VersionOf(r.Conte
 
 func atLeast(r *http.Request, minor int) bool {
 	return version(r).AtLeast(apiutil.Version{Major: 3, Minor: minor})
+}
+
+// methodMismatch reports whether another method would match r's path.
+func methodMismatch(mux *http.ServeMux, r *http.Request) bool {
+	for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+		if m == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pat := mux.Handler(r2); pat != "" {
+			return true
+		}
+	}
+	return false
 }
