@@ -19,6 +19,7 @@ package compute
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -79,6 +80,9 @@ type Config struct {
 	Network conductor.NetworkAllocator
 	// Scheduler picks hosts; nil is conductor.Simple.
 	Scheduler conductor.Scheduler
+	// Volumes is the block storage service for os-volume_attachments;
+	// nil answers those routes with 404s and empty lists.
+	Volumes api.VolumeService
 }
 
 // Service is the compute service.
@@ -109,7 +113,7 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	}
 	log = log.With("component", "compute")
 	opts := api.Options{Store: st, Quota: q, Policy: deps.Policy, Auth: deps.Auth, Log: log, Zones: cfg.Zones,
-		Images: cfg.Images, Network: cfg.Network, ServiceDownTime: cfg.ConductorConfig.ServiceDownTime}
+		Images: cfg.Images, Network: cfg.Network, Volumes: cfg.Volumes, ServiceDownTime: cfg.ConductorConfig.ServiceDownTime}
 	if deps.Bus != nil {
 		client := &conductor.Client{Bus: deps.Bus}
 		if cfg.Conductor {
@@ -207,3 +211,16 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 var _ service.API = (*Service)(nil)
+
+// InstanceExists reports whether a server exists and is not deleted (the
+// volume service uses it to settle attachments of deleted servers).
+func (s *Service) InstanceExists(ctx context.Context, uuid string) (bool, error) {
+	i, err := s.store.GetInstance(ctx, nil, uuid)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !i.Deleted, nil
+}

@@ -60,6 +60,15 @@ type Config struct {
 		VIFPluggingIsFatal bool `yaml:"vif_plugging_is_fatal"`
 	} `yaml:"compute"`
 
+	// Volume configures the block storage backends: a file backend
+	// (always, named "file") and, when LVMVolumeGroup is set, an LVM
+	// backend named "lvm".
+	Volume struct {
+		FileFormat     string `yaml:"file_format"` // raw (default) or qcow2
+		LVMVolumeGroup string `yaml:"lvm_volume_group"`
+		LVMThinPool    string `yaml:"lvm_thin_pool"`
+	} `yaml:"volume"`
+
 	Network struct {
 		TenantNetworkTypes []string       `yaml:"tenant_network_types"`
 		NetworkVLANRanges  []string       `yaml:"network_vlan_ranges"`
@@ -155,6 +164,7 @@ var Env = []struct {
 	{"KUMO_NATS_URL", "external NATS URL (empty: embedded)", func(c *Config, v string) error { c.NATS.URL = v; return nil }},
 	{"KUMO_NATS_LISTEN", "embedded NATS client address for remote agents", func(c *Config, v string) error { c.NATS.Listen = v; return nil }},
 	{"KUMO_COMPUTE_DRIVER", "compute driver of the in-process host: fake or qemu", func(c *Config, v string) error { c.Compute.Driver = v; return nil }},
+	{"KUMO_VOLUME_LVM_VG", "volume group of the LVM volume backend (empty: none)", func(c *Config, v string) error { c.Volume.LVMVolumeGroup = v; return nil }},
 	{"KUMO_TOKEN_TTL", "token lifetime", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		c.Identity.TokenTTL.Duration = d

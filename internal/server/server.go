@@ -31,17 +31,18 @@ import (
 	"github.com/kumo-cloud/kumo/internal/placement"
 	"github.com/kumo-cloud/kumo/internal/policy"
 	"github.com/kumo-cloud/kumo/internal/service"
+	"github.com/kumo-cloud/kumo/internal/volume"
 )
 
 // Migrations lists every component's schema, in dependency order.
 func Migrations() []db.Set {
-	return []db.Set{identity.Migrations(), image.Migrations(), compute.Migrations(), network.Migrations(), placement.Migrations()}
+	return []db.Set{identity.Migrations(), image.Migrations(), compute.Migrations(), network.Migrations(), placement.Migrations(), volume.Migrations()}
 }
 
 // PolicyDefaults collects every service's default rules.
 func PolicyDefaults() []policy.Rule {
 	var out []policy.Rule
-	for _, rules := range [][]policy.Rule{identity.PolicyDefaults(), image.PolicyDefaults(), compute.PolicyDefaults(), network.PolicyDefaults(), placement.PolicyDefaults()} {
+	for _, rules := range [][]policy.Rule{identity.PolicyDefaults(), image.PolicyDefaults(), compute.PolicyDefaults(), network.PolicyDefaults(), placement.PolicyDefaults(), volume.PolicyDefaults()} {
 		out = append(out, rules...)
 	}
 	return out

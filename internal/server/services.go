@@ -32,6 +32,13 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, err
 	}
+	var nova *compute.Service
+	vol, err := newVolume(deps, cfg, img, func(ctx context.Context, uuid string) (bool, error) {
+		return nova.InstanceExists(ctx, uuid)
+	})
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Compute.Driver == "fake" {
 		deps.Log.Warn("compute driver is fake: servers are simulated, no real VMs run (use --compute-driver qemu)")
 	}
@@ -49,7 +56,8 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if vifWait <= 0 {
 		vifWait = -1
 	}
-	nova, err := compute.New(deps, compute.Config{
+	nova, err = compute.New(deps, compute.Config{
+		Volumes: novaVolumes{vol},
 		Network: netalloc.New(neutron),
 		ConductorConfig: conductor.Config{VIFPluggingTimeout: vifWait,
 			VIFPluggingNotFatal: !cfg.Compute.VIFPluggingIsFatal},
@@ -76,7 +84,7 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, fmt.Errorf("placement service: %w", err)
 	}
-	return []service.API{img, nova, neutron, pl}, nil
+	return []service.API{img, nova, neutron, pl, vol}, nil
 }
 
 // novaImages lets the compute API check imageRef as the caller sees it.

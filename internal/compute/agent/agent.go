@@ -240,6 +240,11 @@ func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error)
 		return false
 	}
 	switch req.Op {
+	case rpc.OpAttachVolume, rpc.OpDetachVolume:
+		if !exists {
+			return missing()
+		}
+		return rpc.OpReply{PowerState: int(info.State)}, a.volumeOp(ctx, req)
 	case rpc.OpInfo:
 		if !exists {
 			return missing()

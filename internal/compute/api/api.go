@@ -48,6 +48,8 @@ type Options struct {
 	Servers TaskKicker
 	// Images checks imageRef; nil accepts any UUID (no image service).
 	Images ImageLookup
+	// Volumes serves os-volume_attachments; nil means no block storage.
+	Volumes VolumeService
 	// Network validates requested networks; nil is conductor.NoNetwork.
 	Network conductor.NetworkAllocator
 	// ServiceDownTime is how long a service may miss heartbeats before
@@ -67,6 +69,7 @@ type API struct {
 
 	servers  TaskKicker
 	images   ImageLookup
+	volumes  VolumeService
 	network  conductor.NetworkAllocator
 	downTime time.Duration
 }
@@ -86,7 +89,7 @@ func New(o Options) *API {
 		o.ServiceDownTime = 60 * time.Second
 	}
 	a := &API{st: o.Store, quota: o.Quota, policy: o.Policy, auth: o.Auth, log: o.Log, zones: o.Zones,
-		servers: o.Servers, images: o.Images, network: o.Network, downTime: o.ServiceDownTime}
+		servers: o.Servers, images: o.Images, volumes: o.Volumes, network: o.Network, downTime: o.ServiceDownTime}
 	a.legacy = newLegacyRouter(a.routes())
 	return a
 }
@@ -194,6 +197,10 @@ func (a *API) routes() []apiutil.Route {
 		rt("DELETE", "/servers/{server_id}/os-interface/{port_id}", a.detachInterface),
 		rt("POST", "/os-server-external-events", a.createExternalEvents),
 		rt("GET", "/servers/{server_id}/os-instance-actions", a.listActions),
+		rt("GET", "/servers/{server_id}/os-volume_attachments", a.listVolumeAttachments),
+		rt("POST", "/servers/{server_id}/os-volume_attachments", a.attachVolume),
+		rt("GET", "/servers/{server_id}/os-volume_attachments/{volume_id}", a.showVolumeAttachment),
+		rt("DELETE", "/servers/{server_id}/os-volume_attachments/{volume_id}", a.detachVolume),
 		rt("GET", "/servers/{server_id}/os-instance-actions/{request_id}", a.showAction),
 
 		rt("GET", "/os-services", a.listServices),

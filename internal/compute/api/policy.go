@@ -130,5 +130,5 @@ func PolicyDefaults() []policy.Rule {
 	} {
 		rules = append(rules, r(x.name, x.check, x.desc))
 	}
-	return rules
+	return append(rules, volumeAttachmentRules()...)
 }

@@ -40,6 +40,10 @@
 //	     "image_id", "stopped"}; reply {"power_state", "output"}
 //	     ops: spawn, destroy, power_off, power_on, reboot, pause, unpause,
 //	     suspend, resume, rescue, unrescue, console, info
+//	1.1  ops attach_volume and detach_volume with the request field
+//	     "volume": {"id", "path", "format", "device", "read_only"}; the
+//	     agent hot-plugs the disk into the running guest (or unplugs it).
+//	     Both are idempotent. An agent speaking 1.0 answers "unsupported".
 //
 // Error codes of compute.instance.op replies: "not_found" (the driver does
 // not know the instance), "conflict" (its power state forbids the
@@ -68,7 +72,7 @@ const (
 var (
 	KickVersion   = bus.V(1, 0)
 	ReportVersion = bus.V(1, 0)
-	OpVersion     = bus.V(1, 0)
+	OpVersion     = bus.V(1, 1)
 )
 
 // Application error codes of compute.instance.op.
@@ -122,7 +126,20 @@ const (
 	OpUnrescue = "unrescue"
 	OpConsole  = "console"
 	OpInfo     = "info"
+	// 1.1
+	OpAttachVolume = "attach_volume"
+	OpDetachVolume = "detach_volume"
 )
+
+// Volume is a block storage volume as the agent plugs it (1.1): a local
+// file or block device.
+type Volume struct {
+	ID       string `json:"id"`
+	Path     string `json:"path"`
+	Format   string `json:"format"`
+	Device   string `json:"device,omitempty"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
 
 // Instance is an instance as it should be on the host.
 type Instance struct {
@@ -154,6 +171,8 @@ type OpRequest struct {
 	// Stopped, for spawn, powers the new instance off once created (a
 	// stopped server that is migrated or rebuilt stays off).
 	Stopped bool `json:"stopped,omitempty"`
+	// Volume is the disk of attach_volume and detach_volume (1.1).
+	Volume *Volume `json:"volume,omitempty"`
 }
 
 // OpReply is the reply of compute.instance.op 1.0.

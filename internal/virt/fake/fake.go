@@ -37,7 +37,8 @@ type Driver struct {
 
 	mu       sync.Mutex
 	insts    map[string]*instance
-	failures map[string][]error // queued failures by operation
+	failures map[string][]error                // queued failures by operation
+	vols     map[string]map[string]virt.Volume // plugged volumes by instance (volumes.go)
 }
 
 // New returns a fake driver; a zero Config gets a 16 VCPU, 64 GiB, 1 TiB host.
