@@ -106,7 +106,6 @@ func (l *lab) firewall() *Firewall {
 	})
 }
 
-
 func port(v vm, id string, groups ...string) Port {
 	return Port{ID: id, Device: v.tap, MACAddress: v.mac, FixedIPs: []string{v.ip}, PortSecurityEnabled: true, SecurityGroups: groups}
 }
