@@ -298,7 +298,7 @@ func (b *B) NAT(dnat bool, addr netip.Addr, port uint16) *B {
 	}
 	text := fmt.Sprintf("%s %s to %s", word, fword, addr)
 	es := []expr.Any{&expr.Immediate{Register: 1, Data: addr.AsSlice()}}
-	n := &expr.NAT{Type: kind, Family: fam, RegAddrMin: 1, RegAddrMax: 1, Specified: true}
+	n := &expr.NAT{Type: kind, Family: fam, RegAddrMin: 1, RegAddrMax: 1}
 	if port != 0 {
 		text = fmt.Sprintf("%s %s to %s", word, fword, netip.AddrPortFrom(addr, port))
 		es = append(es, &expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(port)})
