@@ -79,14 +79,7 @@ func (n novaImages) GetImage(ctx context.Context, id string) (*api.Image, error)
 		}
 		return nil, err
 	}
-	out := &api.Image{ID: img.ID, Status: img.Status, MinDisk: img.MinDisk, MinRAM: img.MinRAM}
-	if img.Name != nil {
-		out.Name = *img.Name
-	}
-	if img.Size != nil {
-		out.Size = *img.Size
-	}
-	return out, nil
+	return novaImage(img), nil
 }
 
 // localImages is the image cache's fetcher inside the all-in-one process:

@@ -133,7 +133,7 @@ func (a *API) routes() []apiutil.Route {
 	rt := func(method, path string, h apiutil.Handler) apiutil.Route {
 		return apiutil.Route{Method: method, Path: path, Handler: h}
 	}
-	return []apiutil.Route{
+	rts := []apiutil.Route{
 		rt("GET", "/flavors", a.listFlavors(false)),
 		rt("POST", "/flavors", a.createFlavor),
 		// GET /flavors/detail is served by showFlavor: a literal route
@@ -198,6 +198,7 @@ func (a *API) routes() []apiutil.Route {
 		rt("GET", "/os-hypervisors/{hypervisor_id}", a.showHypervisor),
 		rt("GET", "/os-hypervisors/{hypervisor_id}/servers", a.hypervisorServers),
 	}
+	return append(rts, a.imageRoutes()...)
 }
 
 // ---- version discovery ----

@@ -63,6 +63,12 @@ type Image struct {
 	MinDisk int64  // GiB
 	MinRAM  int64  // MiB
 	Size    int64  // bytes
+
+	// Shown by the /images proxy (ImageProxy).
+	SizeKnown  bool
+	Created    time.Time
+	Updated    time.Time
+	Properties map[string]string
 }
 
 // ErrImageNotFound is returned by an ImageLookup for an image the caller
