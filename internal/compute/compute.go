@@ -79,6 +79,9 @@ type Config struct {
 	Network conductor.NetworkAllocator
 	// Scheduler picks hosts; nil is conductor.Simple.
 	Scheduler conductor.Scheduler
+	// ReclaimInterval > 0 turns on soft delete: deleted servers wait this
+	// long for a restore (Nova's reclaim_instance_interval).
+	ReclaimInterval time.Duration
 }
 
 // Service is the compute service.
@@ -109,11 +112,14 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	}
 	log = log.With("component", "compute")
 	opts := api.Options{Store: st, Quota: q, Policy: deps.Policy, Auth: deps.Auth, Log: log, Zones: cfg.Zones,
-		Images: cfg.Images, Network: cfg.Network, ServiceDownTime: cfg.ConductorConfig.ServiceDownTime}
+		Images: cfg.Images, Network: cfg.Network, ServiceDownTime: cfg.ConductorConfig.ServiceDownTime,
+		ReclaimInterval: cfg.ReclaimInterval}
 	if deps.Bus != nil {
 		client := &conductor.Client{Bus: deps.Bus}
 		if cfg.Conductor {
-			s.conductor = conductor.New(st, deps.Bus, cfg.Scheduler, cfg.Network, cfg.ConductorConfig, log)
+			cc := cfg.ConductorConfig
+			cc.ReclaimInterval = cfg.ReclaimInterval
+			s.conductor = conductor.New(st, deps.Bus, cfg.Scheduler, cfg.Network, cc, log)
 			client.Local = s.conductor
 		}
 		opts.Servers = client

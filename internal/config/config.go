@@ -52,6 +52,9 @@ type Config struct {
 		Hosts int `yaml:"hosts"`
 		// QEMUAccel is auto, kvm or tcg.
 		QEMUAccel string `yaml:"qemu_accel"`
+		// ReclaimInstanceInterval > 0 turns on soft delete: deleted servers
+		// can be restored for this long (Nova's reclaim_instance_interval).
+		ReclaimInstanceInterval Duration `yaml:"reclaim_instance_interval"`
 	} `yaml:"compute"`
 
 	Network struct {

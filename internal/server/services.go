@@ -34,11 +34,12 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 		deps.Log.Warn("compute driver is fake: servers are simulated, no real VMs run (use --compute-driver qemu)")
 	}
 	nova, err := compute.New(deps, compute.Config{
-		Conductor:  true,
-		Driver:     cfg.Compute.Driver,
-		Hosts:      cfg.Compute.Hosts,
-		Images:     novaImages{img},
-		ImageCache: imgCache,
+		Conductor:       true,
+		Driver:          cfg.Compute.Driver,
+		Hosts:           cfg.Compute.Hosts,
+		ReclaimInterval: cfg.Compute.ReclaimInstanceInterval.Duration,
+		Images:          novaImages{img},
+		ImageCache:      imgCache,
 		Drivers: map[string]func(host string) (virt.Driver, error){
 			"qemu": func(host string) (virt.Driver, error) {
 				return qemu.New(qemu.Config{

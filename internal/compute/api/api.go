@@ -53,6 +53,8 @@ type Options struct {
 	// ServiceDownTime is how long a service may miss heartbeats before
 	// it is shown down (default 60s).
 	ServiceDownTime time.Duration
+	// ReclaimInterval > 0 turns on soft delete (reclaim_instance_interval).
+	ReclaimInterval time.Duration
 }
 
 // API serves the compute routes.
@@ -69,6 +71,7 @@ type API struct {
 	images   ImageLookup
 	network  conductor.NetworkAllocator
 	downTime time.Duration
+	reclaim  time.Duration
 }
 
 // New returns the API.
@@ -86,7 +89,8 @@ func New(o Options) *API {
 		o.ServiceDownTime = 60 * time.Second
 	}
 	a := &API{st: o.Store, quota: o.Quota, policy: o.Policy, auth: o.Auth, log: o.Log, zones: o.Zones,
-		servers: o.Servers, images: o.Images, network: o.Network, downTime: o.ServiceDownTime}
+		servers: o.Servers, images: o.Images, network: o.Network, downTime: o.ServiceDownTime,
+		reclaim: o.ReclaimInterval}
 	a.legacy = newLegacyRouter(a.routes())
 	return a
 }

@@ -246,8 +246,8 @@ func (a *API) actions() map[string]actionHandler {
 		"changePassword":      a.changePassword,
 		"trigger_crash_dump":  a.crashDump,
 		"createImage":         a.createImage,
-		"forceDelete":         a.deferred("forceDelete", ruleForceDelete),
-		"restore":             a.deferred("restore", ruleRestore),
+		"forceDelete":         a.forceDelete,
+		"restore":             a.restoreServer,
 	}
 }
 
@@ -713,20 +713,3 @@ func (a *API) createImage(r *http.Request, id string, arg json.RawMessage) (*api
 	return nil, apiutil.Errorf(501, "Snapshots are not implemented yet.").WithCode("notImplemented")
 }
 
-// deferred serves forceDelete and restore: only soft-deleted servers
-// (Kumo deletes at once, as Nova does with reclaim_instance_interval 0).
-func (a *API) deferred(name, rule string) actionHandler {
-	return func(r *http.Request, id string, arg json.RawMessage) (*apiutil.Response, error) {
-		i, err := a.loadServer(r, id, rule)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkState(name, i, []string{states.SoftDeleted}); err != nil {
-			return nil, err
-		}
-		if err := a.startDelete(r, i); err != nil {
-			return nil, err
-		}
-		return &apiutil.Response{Status: 202}, nil
-	}
-}

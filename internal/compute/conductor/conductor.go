@@ -82,6 +82,10 @@ type Config struct {
 	// Retries is how often a step is retried after a retryable failure
 	// (default 3).
 	Retries int
+	// ReclaimInterval is how long a soft-deleted server waits before it
+	// is deleted for good (Nova's reclaim_instance_interval); 0 turns
+	// reclaim off.
+	ReclaimInterval time.Duration
 	// OnTaskEnd, when set, is called after every task ends (metrics,
 	// tests); failure is nil on success.
 	OnTaskEnd func(uuid, kind string, failure error)
@@ -187,6 +191,7 @@ func (c *Conductor) Run(ctx context.Context) error {
 			return nil
 		case <-scan.C:
 			c.scan(ctx)
+			c.reclaim(ctx)
 		case <-beat.C:
 			c.heartbeat(ctx)
 		case <-renew.C:
