@@ -712,4 +712,3 @@ func (a *API) createImage(r *http.Request, id string, arg json.RawMessage) (*api
 	// image service, which does not exist yet.
 	return nil, apiutil.Errorf(501, "Snapshots are not implemented yet.").WithCode("notImplemented")
 }
-
