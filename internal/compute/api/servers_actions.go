@@ -653,46 +653,6 @@ func (a *API) consoleOutput(r *http.Request, id string, arg json.RawMessage) (*a
 	return apiutil.JSON(200, map[string]any{"output": out}), nil
 }
 
-func (a *API) changePassword(r *http.Request, id string, arg json.RawMessage) (*apiutil.Response, error) {
-	m, err := args(arg, "adminPass")
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := str(m["adminPass"]); !ok {
-		return nil, apiutil.BadRequest("Invalid input for field/attribute changePassword. 'adminPass' is a required property")
-	}
-	i, err := a.loadServer(r, id, ruleAdminPassword)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.checkLock(r, i); err != nil {
-		return nil, err
-	}
-	if err := checkState("changePassword", i, []string{states.Active}); err != nil {
-		return nil, err
-	}
-	// No driver can set a guest's password yet (the virt.Driver interface
-	// has no such operation): Nova's answer for such drivers.
-	return nil, apiutil.Errorf(501, "Unable to set password on instance").WithCode("notImplemented")
-}
-
-func (a *API) crashDump(r *http.Request, id string, arg json.RawMessage) (*apiutil.Response, error) {
-	if !atLeast(r, V2_17) {
-		return nil, apiutil.BadRequest("There is no such action: trigger_crash_dump")
-	}
-	i, err := a.loadServer(r, id, ruleCrashDump)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.checkLock(r, i); err != nil {
-		return nil, err
-	}
-	if err := checkState("trigger_crash_dump", i, []string{states.Active, states.Paused, states.Rescued, states.Resized, states.Error}); err != nil {
-		return nil, err
-	}
-	return nil, apiutil.BadRequest("Triggering crash dump is not supported")
-}
-
 func (a *API) createImage(r *http.Request, id string, arg json.RawMessage) (*apiutil.Response, error) {
 	m, err := args(arg, "name", "metadata")
 	if err != nil {

@@ -583,6 +583,11 @@ func (c *Conductor) syncPower(ctx context.Context, r *rpc.HostReport) {
 		if ps == i.PowerState {
 			continue
 		}
+		// The report may predate a task that just ended (a build that
+		// finished after the agent listed its guests): ask again.
+		if ps, ok = c.freshPower(ctx, r.Host, i.UUID); !ok || ps == i.PowerState {
+			continue
+		}
 		set := store.Set{"power_state": ps}
 		stop := i.VMState == states.Active && virt.PowerState(ps) != virt.Running
 		if stop {
@@ -627,6 +632,22 @@ func (c *Conductor) syncPower(ctx context.Context, r *rpc.HostReport) {
 			}()
 		}
 	}
+}
+
+// freshPower asks the host for an instance's power state now; ok is
+// false when the host does not answer.
+func (c *Conductor) freshPower(ctx context.Context, host, uuid string) (int, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rep, err := c.Op(ctx, host, rpc.OpRequest{Op: rpc.OpInfo, Instance: rpc.Instance{UUID: uuid}})
+	var be *bus.Error
+	if errors.As(err, &be) && be.Code == rpc.CodeNotFound {
+		return int(virt.NoState), true
+	}
+	if err != nil {
+		return 0, false
+	}
+	return rep.PowerState, true
 }
 
 // ---- helpers ----

@@ -40,6 +40,8 @@
 //	     "image_id", "stopped"}; reply {"power_state", "output"}
 //	     ops: spawn, destroy, power_off, power_on, reboot, pause, unpause,
 //	     suspend, resume, rescue, unrescue, console, info
+//	1.1  ops set_password (request field "password") and inject_nmi;
+//	     error code "no_guest_agent"
 //
 // Error codes of compute.instance.op replies: "not_found" (the driver does
 // not know the instance), "conflict" (its power state forbids the
@@ -68,7 +70,7 @@ const (
 var (
 	KickVersion   = bus.V(1, 0)
 	ReportVersion = bus.V(1, 0)
-	OpVersion     = bus.V(1, 0)
+	OpVersion     = bus.V(1, 1)
 )
 
 // Application error codes of compute.instance.op.
@@ -77,6 +79,8 @@ const (
 	CodeConflict    = bus.CodeConflict
 	CodeUnsupported = "unsupported"
 	CodeFailed      = "failed"
+	// CodeNoGuestAgent: the operation needs a guest agent (1.1).
+	CodeNoGuestAgent = "no_guest_agent"
 )
 
 // Kick is compute.task.kick 1.0.
@@ -122,6 +126,9 @@ const (
 	OpUnrescue = "unrescue"
 	OpConsole  = "console"
 	OpInfo     = "info"
+	// 1.1
+	OpSetPassword = "set_password"
+	OpInjectNMI   = "inject_nmi"
 )
 
 // Instance is an instance as it should be on the host.
@@ -154,6 +161,8 @@ type OpRequest struct {
 	// Stopped, for spawn, powers the new instance off once created (a
 	// stopped server that is migrated or rebuilt stays off).
 	Stopped bool `json:"stopped,omitempty"`
+	// Password is the new admin password of set_password (1.1).
+	Password string `json:"password,omitempty"`
 }
 
 // OpReply is the reply of compute.instance.op 1.0.
