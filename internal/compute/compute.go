@@ -83,6 +83,9 @@ type Config struct {
 	// Volumes is the block storage service for os-volume_attachments;
 	// nil answers those routes with 404s and empty lists.
 	Volumes api.VolumeService
+	// ReclaimInterval > 0 turns on soft delete: deleted servers wait this
+	// long for a restore (Nova's reclaim_instance_interval).
+	ReclaimInterval time.Duration
 }
 
 // Service is the compute service.
@@ -113,11 +116,14 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	}
 	log = log.With("component", "compute")
 	opts := api.Options{Store: st, Quota: q, Policy: deps.Policy, Auth: deps.Auth, Log: log, Zones: cfg.Zones,
-		Images: cfg.Images, Network: cfg.Network, Volumes: cfg.Volumes, ServiceDownTime: cfg.ConductorConfig.ServiceDownTime}
+		Images: cfg.Images, Network: cfg.Network, Volumes: cfg.Volumes, ServiceDownTime: cfg.ConductorConfig.ServiceDownTime,
+		ReclaimInterval: cfg.ReclaimInterval}
 	if deps.Bus != nil {
 		client := &conductor.Client{Bus: deps.Bus}
 		if cfg.Conductor {
-			s.conductor = conductor.New(st, deps.Bus, cfg.Scheduler, cfg.Network, cfg.ConductorConfig, log)
+			cc := cfg.ConductorConfig
+			cc.ReclaimInterval = cfg.ReclaimInterval
+			s.conductor = conductor.New(st, deps.Bus, cfg.Scheduler, cfg.Network, cc, log)
 			client.Local = s.conductor
 		}
 		opts.Servers = client

@@ -58,6 +58,9 @@ type Config struct {
 		// VIFPluggingIsFatal fails a build whose ports were not plugged in
 		// time; false lets it go on.
 		VIFPluggingIsFatal bool `yaml:"vif_plugging_is_fatal"`
+		// ReclaimInstanceInterval > 0 turns on soft delete: deleted servers
+		// can be restored for this long (Nova's reclaim_instance_interval).
+		ReclaimInstanceInterval Duration `yaml:"reclaim_instance_interval"`
 	} `yaml:"compute"`
 
 	// Volume configures the block storage backends: a file backend

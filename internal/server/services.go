@@ -61,11 +61,12 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 		Network: netalloc.New(neutron),
 		ConductorConfig: conductor.Config{VIFPluggingTimeout: vifWait,
 			VIFPluggingNotFatal: !cfg.Compute.VIFPluggingIsFatal},
-		Conductor:  true,
-		Driver:     cfg.Compute.Driver,
-		Hosts:      cfg.Compute.Hosts,
-		Images:     novaImages{img},
-		ImageCache: imgCache,
+		Conductor:       true,
+		Driver:          cfg.Compute.Driver,
+		Hosts:           cfg.Compute.Hosts,
+		ReclaimInterval: cfg.Compute.ReclaimInstanceInterval.Duration,
+		Images:          novaImages{img},
+		ImageCache:      imgCache,
 		Drivers: map[string]func(host string) (virt.Driver, error){
 			"qemu": func(host string) (virt.Driver, error) {
 				return qemu.New(qemu.Config{
@@ -98,14 +99,7 @@ func (n novaImages) GetImage(ctx context.Context, id string) (*api.Image, error)
 		}
 		return nil, err
 	}
-	out := &api.Image{ID: img.ID, Status: img.Status, MinDisk: img.MinDisk, MinRAM: img.MinRAM}
-	if img.Name != nil {
-		out.Name = *img.Name
-	}
-	if img.Size != nil {
-		out.Size = *img.Size
-	}
-	return out, nil
+	return novaImage(img), nil
 }
 
 // localImages is the image cache's fetcher inside the all-in-one process:

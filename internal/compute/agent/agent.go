@@ -215,6 +215,8 @@ func toBusError(err error) *bus.Error {
 		return bus.NewError(rpc.CodeConflict, "%v", err)
 	case errors.Is(err, virt.ErrUnsupported):
 		return bus.NewError(rpc.CodeUnsupported, "%v", err)
+	case errors.Is(err, virt.ErrNoGuestAgent):
+		return bus.NewError(rpc.CodeNoGuestAgent, "%v", err)
 	}
 	return bus.NewError(rpc.CodeFailed, "%v", err)
 }
@@ -331,6 +333,10 @@ func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error)
 			return rpc.OpReply{}, nil
 		}
 		err = d.Unrescue(ctx, id)
+	case rpc.OpSetPassword:
+		err = d.SetAdminPassword(ctx, id, req.Password)
+	case rpc.OpInjectNMI:
+		err = d.InjectNMI(ctx, id)
 	default:
 		return rpc.OpReply{}, bus.NewError(rpc.CodeUnsupported, "unknown operation %q", req.Op)
 	}

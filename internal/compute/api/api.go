@@ -55,6 +55,8 @@ type Options struct {
 	// ServiceDownTime is how long a service may miss heartbeats before
 	// it is shown down (default 60s).
 	ServiceDownTime time.Duration
+	// ReclaimInterval > 0 turns on soft delete (reclaim_instance_interval).
+	ReclaimInterval time.Duration
 }
 
 // API serves the compute routes.
@@ -72,6 +74,7 @@ type API struct {
 	volumes  VolumeService
 	network  conductor.NetworkAllocator
 	downTime time.Duration
+	reclaim  time.Duration
 }
 
 // New returns the API.
@@ -89,7 +92,8 @@ func New(o Options) *API {
 		o.ServiceDownTime = 60 * time.Second
 	}
 	a := &API{st: o.Store, quota: o.Quota, policy: o.Policy, auth: o.Auth, log: o.Log, zones: o.Zones,
-		servers: o.Servers, images: o.Images, volumes: o.Volumes, network: o.Network, downTime: o.ServiceDownTime}
+		servers: o.Servers, images: o.Images, volumes: o.Volumes, network: o.Network, downTime: o.ServiceDownTime,
+		reclaim: o.ReclaimInterval}
 	a.legacy = newLegacyRouter(a.routes())
 	return a
 }
@@ -136,7 +140,7 @@ func (a *API) routes() []apiutil.Route {
 	rt := func(method, path string, h apiutil.Handler) apiutil.Route {
 		return apiutil.Route{Method: method, Path: path, Handler: h}
 	}
-	return []apiutil.Route{
+	rts := []apiutil.Route{
 		rt("GET", "/flavors", a.listFlavors(false)),
 		rt("POST", "/flavors", a.createFlavor),
 		// GET /flavors/detail is served by showFlavor: a literal route
@@ -210,6 +214,7 @@ func (a *API) routes() []apiutil.Route {
 		rt("GET", "/os-hypervisors/{hypervisor_id}", a.showHypervisor),
 		rt("GET", "/os-hypervisors/{hypervisor_id}/servers", a.hypervisorServers),
 	}
+	return append(rts, a.imageRoutes()...)
 }
 
 // ---- version discovery ----

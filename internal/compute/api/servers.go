@@ -18,6 +18,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/apiutil"
 	"github.com/kumo-cloud/kumo/internal/compute/conductor"
 	"github.com/kumo-cloud/kumo/internal/compute/quota"
+	"github.com/kumo-cloud/kumo/internal/compute/rpc"
 	"github.com/kumo-cloud/kumo/internal/compute/states"
 	"github.com/kumo-cloud/kumo/internal/compute/store"
 )
@@ -64,6 +65,12 @@ type Image struct {
 	MinDisk int64  // GiB
 	MinRAM  int64  // MiB
 	Size    int64  // bytes
+
+	// Shown by the /images proxy (ImageProxy).
+	SizeKnown  bool
+	Created    time.Time
+	Updated    time.Time
+	Properties map[string]string
 }
 
 // ErrImageNotFound is returned by an ImageLookup for an image the caller
@@ -79,6 +86,8 @@ type ImageLookup interface {
 type TaskKicker interface {
 	Kick(ctx context.Context, uuid string)
 	ConsoleOutput(ctx context.Context, host, uuid string, maxBytes int) (string, error)
+	// InstanceOp runs a synchronous agent operation (servers_guest.go).
+	InstanceOp(ctx context.Context, host string, req rpc.OpRequest) (rpc.OpReply, error)
 }
 
 var uuidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)

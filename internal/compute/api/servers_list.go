@@ -310,6 +310,9 @@ func (a *API) deleteServer(r *http.Request) (*apiutil.Response, error) {
 	if err := a.checkLock(r, i); err != nil {
 		return nil, err
 	}
+	if a.softDeletes(i) {
+		return apiutil.NoContent(), a.startTask(r, i, actSoftDelete, &store.Task{}, nil)
+	}
 	if err := a.startDelete(r, i); err != nil {
 		return nil, err
 	}

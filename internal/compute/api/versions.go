@@ -132,7 +132,8 @@ var (
 	// V2_36: network quotas (fixed_ips, floating_ips, security_groups,
 	// security_group_rules) leave os-quota-sets and the network limits
 	// (maxSecurityGroups, maxSecurityGroupRules, maxTotalFloatingIps and
-	// their totals) leave /limits.
+	// their totals) leave /limits; the /images proxy (and its metadata)
+	// answers 404.
 	V2_36 = apiutil.Version{Major: 2, Minor: 36}
 
 	// V2_39: maxImageMeta leaves /limits.

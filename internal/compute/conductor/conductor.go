@@ -89,6 +89,10 @@ type Config struct {
 	// VIFPluggingNotFatal lets a build go on after the timeout (Nova's
 	// vif_plugging_is_fatal = false); by default it fails.
 	VIFPluggingNotFatal bool
+	// ReclaimInterval is how long a soft-deleted server waits before it
+	// is deleted for good (Nova's reclaim_instance_interval); 0 turns
+	// reclaim off.
+	ReclaimInterval time.Duration
 	// OnTaskEnd, when set, is called after every task ends (metrics,
 	// tests); failure is nil on success.
 	OnTaskEnd func(uuid, kind string, failure error)
@@ -198,6 +202,7 @@ func (c *Conductor) Run(ctx context.Context) error {
 			return nil
 		case <-scan.C:
 			c.scan(ctx)
+			c.reclaim(ctx)
 		case <-beat.C:
 			c.heartbeat(ctx)
 		case <-renew.C:
@@ -612,6 +617,11 @@ func (c *Conductor) syncPower(ctx context.Context, r *rpc.HostReport) {
 		if ps == i.PowerState {
 			continue
 		}
+		// The report may predate a task that just ended (a build that
+		// finished after the agent listed its guests): ask again.
+		if ps, ok = c.freshPower(ctx, r.Host, i.UUID); !ok || ps == i.PowerState {
+			continue
+		}
 		set := store.Set{"power_state": ps}
 		stop := i.VMState == states.Active && virt.PowerState(ps) != virt.Running
 		if stop {
@@ -656,6 +666,22 @@ func (c *Conductor) syncPower(ctx context.Context, r *rpc.HostReport) {
 			}()
 		}
 	}
+}
+
+// freshPower asks the host for an instance's power state now; ok is
+// false when the host does not answer.
+func (c *Conductor) freshPower(ctx context.Context, host, uuid string) (int, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rep, err := c.Op(ctx, host, rpc.OpRequest{Op: rpc.OpInfo, Instance: rpc.Instance{UUID: uuid}})
+	var be *bus.Error
+	if errors.As(err, &be) && be.Code == rpc.CodeNotFound {
+		return int(virt.NoState), true
+	}
+	if err != nil {
+		return 0, false
+	}
+	return rep.PowerState, true
 }
 
 // ---- helpers ----

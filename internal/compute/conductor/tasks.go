@@ -154,6 +154,8 @@ func init() {
 			finish: shelvedOffloaded,
 			fail:   restore,
 		},
+		SoftDelete: softDeleteKind(),
+		Restore:    restoreKind(),
 		kindUnshelve: {
 			event:  "compute_unshelve_instance",
 			steps:  []step{scheduleStep(nil), rebindStep, spawnStep, waitPluggedStep},

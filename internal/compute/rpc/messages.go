@@ -44,6 +44,8 @@
 //	     "volume": {"id", "path", "format", "device", "read_only"}; the
 //	     agent hot-plugs the disk into the running guest (or unplugs it).
 //	     Both are idempotent. An agent speaking 1.0 answers "unsupported".
+//	1.2  ops set_password (request field "password") and inject_nmi;
+//	     error code "no_guest_agent"
 //
 // Error codes of compute.instance.op replies: "not_found" (the driver does
 // not know the instance), "conflict" (its power state forbids the
@@ -72,7 +74,7 @@ const (
 var (
 	KickVersion   = bus.V(1, 0)
 	ReportVersion = bus.V(1, 0)
-	OpVersion     = bus.V(1, 1)
+	OpVersion     = bus.V(1, 2)
 )
 
 // Application error codes of compute.instance.op.
@@ -81,6 +83,8 @@ const (
 	CodeConflict    = bus.CodeConflict
 	CodeUnsupported = "unsupported"
 	CodeFailed      = "failed"
+	// CodeNoGuestAgent: the operation needs a guest agent (1.1).
+	CodeNoGuestAgent = "no_guest_agent"
 )
 
 // Kick is compute.task.kick 1.0.
@@ -129,6 +133,9 @@ const (
 	// 1.1
 	OpAttachVolume = "attach_volume"
 	OpDetachVolume = "detach_volume"
+	// 1.2
+	OpSetPassword = "set_password"
+	OpInjectNMI   = "inject_nmi"
 )
 
 // Volume is a block storage volume as the agent plugs it (1.1): a local
@@ -173,6 +180,8 @@ type OpRequest struct {
 	Stopped bool `json:"stopped,omitempty"`
 	// Volume is the disk of attach_volume and detach_volume (1.1).
 	Volume *Volume `json:"volume,omitempty"`
+	// Password is the new admin password of set_password (1.2).
+	Password string `json:"password,omitempty"`
 }
 
 // OpReply is the reply of compute.instance.op 1.0.
