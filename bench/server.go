@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -77,6 +78,9 @@ func startServer(ctx context.Context, bin string, extra []string) (*server, erro
 		return nil, err
 	}
 	args := append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--listen", addr}, extra...)
+	if !slices.Contains(extra, "--compute-driver") {
+		args = append(args, "--compute-driver", "fake") // benchmarks of the control plane
+	}
 	s.cmd = exec.Command(bin, args...)
 	var env []string
 	for _, kv := range os.Environ() {

@@ -30,15 +30,14 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Compute.Driver == "fake" {
-		deps.Log.Warn("compute driver is fake: servers are simulated, no real VMs run (use --compute-driver qemu)")
-	}
+	driver := ComputeDriver(cfg.Compute.Driver, deps.Log)
 	nova, err := compute.New(deps, compute.Config{
-		Conductor:  true,
-		Driver:     cfg.Compute.Driver,
-		Hosts:      cfg.Compute.Hosts,
-		Images:     novaImages{img},
-		ImageCache: imgCache,
+		Conductor:        true,
+		Driver:           driver,
+		ForceConfigDrive: cfg.Compute.ForceConfigDrive,
+		Hosts:            cfg.Compute.Hosts,
+		Images:           novaImages{img},
+		ImageCache:       imgCache,
 		Drivers: map[string]func(host string) (virt.Driver, error){
 			"qemu": func(host string) (virt.Driver, error) {
 				return qemu.New(qemu.Config{
@@ -107,7 +106,7 @@ func (l localImages) Meta(ctx context.Context, id string) (cache.Meta, error) {
 	if img.Status != image.StatusActive {
 		return cache.Meta{}, fmt.Errorf("image %s is %s, not active", id, img.Status)
 	}
-	m := cache.Meta{ID: id}
+	m := cache.Meta{ID: id, Properties: img.Properties}
 	if img.Size != nil {
 		m.Size = *img.Size
 	}
@@ -121,6 +120,11 @@ func (l localImages) Meta(ctx context.Context, id string) (cache.Meta, error) {
 		m.DiskFormat = *img.DiskFormat
 	}
 	return m, nil
+}
+
+// Upload implements cache.Uploader: snapshots from the in-process agents.
+func (l localImages) Upload(ctx context.Context, id string, r io.Reader) error {
+	return l.s.Upload(l.ctx(ctx), id, r, -1)
 }
 
 func (l localImages) Open(ctx context.Context, id string) (io.ReadCloser, error) {

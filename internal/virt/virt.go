@@ -164,3 +164,12 @@ type Driver interface {
 	// ConsoleOutput returns up to the last maxBytes of the serial console.
 	ConsoleOutput(ctx context.Context, uuid string, maxBytes int) ([]byte, error)
 }
+
+// Consoler is implemented by drivers whose guests have interactive
+// consoles reachable on the host.
+type Consoler interface {
+	// ConsoleSocket returns the host-local unix socket of the instance's
+	// console of the given type ("serial": the raw serial port; "vnc": an
+	// RFB server). ErrUnsupported for other types.
+	ConsoleSocket(ctx context.Context, uuid, kind string) (string, error)
+}
