@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -110,6 +111,9 @@ func startServer(ctx context.Context, cfg serverConfig, progress io.Writer) (*se
 	logf, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
+	}
+	if !slices.Contains(cfg.extra, "--compute-driver") {
+		args = append(args, "--compute-driver", "fake") // benchmarks of the control plane
 	}
 	s.cmd = exec.Command(bin, args...)
 	var env []string

@@ -180,7 +180,7 @@ project and user and the service catalog, and writes DATA_DIR/clouds.yaml
 	f.StringVar(&g.cfg.NATS.URL, "nats-url", "", "external NATS URL(s); empty starts an embedded server")
 	f.StringVar(&g.cfg.NATS.Listen, "nats-listen", "", "HOST:PORT for the embedded NATS server to accept remote agents on (default: in-process only)")
 	f.StringVar(&g.cfg.PolicyFile, "policy-file", "", "YAML/JSON file of policy rule overrides")
-	f.StringVar(&g.cfg.Compute.Driver, "compute-driver", g.cfg.Compute.Driver, "hypervisor of the in-process compute host: fake (no real VMs) or qemu")
+	f.StringVar(&g.cfg.Compute.Driver, "compute-driver", g.cfg.Compute.Driver, "hypervisor of the in-process compute host: auto (qemu where qemu-system-x86_64 runs, else fake), fake (no real VMs) or qemu")
 	return cmd
 }
 

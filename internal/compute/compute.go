@@ -71,6 +71,9 @@ type Config struct {
 	Drivers map[string]func(host string) (virt.Driver, error)
 	// AgentReportInterval is the agents' heartbeat (default 10s).
 	AgentReportInterval time.Duration
+	// ForceConfigDrive gives every instance of the in-process agents a
+	// config drive.
+	ForceConfigDrive bool
 	// ImageCache gives in-process agents local image files; nil boots
 	// without fetching (the fake driver needs no file).
 	ImageCache agent.Images
@@ -139,7 +142,7 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 			if err != nil {
 				return nil, err
 			}
-			ag, err := agent.New(deps.Bus, d, cfg.ImageCache, agent.Config{Host: host, ReportInterval: cfg.AgentReportInterval}, log)
+			ag, err := agent.New(deps.Bus, d, cfg.ImageCache, agent.Config{Host: host, ReportInterval: cfg.AgentReportInterval, ForceConfigDrive: cfg.ForceConfigDrive}, log)
 			if err != nil {
 				return nil, err
 			}

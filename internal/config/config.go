@@ -46,7 +46,8 @@ type Config struct {
 	} `yaml:"image"`
 
 	Compute struct {
-		// Driver of the in-process compute host: fake or qemu.
+		// Driver of the in-process compute host: auto (qemu where it can
+		// run, else fake), fake or qemu.
 		Driver string `yaml:"driver"`
 		// Hosts is how many compute hosts run in this process.
 		Hosts int `yaml:"hosts"`
@@ -61,6 +62,8 @@ type Config struct {
 		// ReclaimInstanceInterval > 0 turns on soft delete: deleted servers
 		// can be restored for this long (Nova's reclaim_instance_interval).
 		ReclaimInstanceInterval Duration `yaml:"reclaim_instance_interval"`
+		// ForceConfigDrive gives every server a config drive.
+		ForceConfigDrive bool `yaml:"force_config_drive"`
 	} `yaml:"compute"`
 
 	// Volume configures the block storage backends: a file backend
@@ -114,7 +117,7 @@ func Default() *Config {
 	c.Identity.LockoutAttempts = 6
 	c.Identity.LockoutDuration.Duration = 5 * time.Minute
 	c.ShutdownTimeout.Duration = 20 * time.Second
-	c.Compute.Driver = "fake"
+	c.Compute.Driver = "auto"
 	c.Compute.Hosts = 1
 	c.Compute.QEMUAccel = "auto"
 	c.Compute.VIFPluggingTimeout.Duration = 300 * time.Second
@@ -166,7 +169,7 @@ var Env = []struct {
 	{"KUMO_DATABASE_DSN", "postgres:// DSN (empty: SQLite in the data dir)", func(c *Config, v string) error { c.Database.DSN = v; return nil }},
 	{"KUMO_NATS_URL", "external NATS URL (empty: embedded)", func(c *Config, v string) error { c.NATS.URL = v; return nil }},
 	{"KUMO_NATS_LISTEN", "embedded NATS client address for remote agents", func(c *Config, v string) error { c.NATS.Listen = v; return nil }},
-	{"KUMO_COMPUTE_DRIVER", "compute driver of the in-process host: fake or qemu", func(c *Config, v string) error { c.Compute.Driver = v; return nil }},
+	{"KUMO_COMPUTE_DRIVER", "compute driver of the in-process host: auto, fake or qemu", func(c *Config, v string) error { c.Compute.Driver = v; return nil }},
 	{"KUMO_VOLUME_LVM_VG", "volume group of the LVM volume backend (empty: none)", func(c *Config, v string) error { c.Volume.LVMVolumeGroup = v; return nil }},
 	{"KUMO_TOKEN_TTL", "token lifetime", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
@@ -211,9 +214,9 @@ func (c *Config) Finish() error {
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	switch c.Compute.Driver {
-	case "fake", "qemu":
+	case "auto", "fake", "qemu":
 	default:
-		return fmt.Errorf("config: compute driver must be fake or qemu, not %q", c.Compute.Driver)
+		return fmt.Errorf("config: compute driver must be auto, fake or qemu, not %q", c.Compute.Driver)
 	}
 	switch c.LogFormat {
 	case "text", "json":

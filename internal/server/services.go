@@ -39,9 +39,7 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Compute.Driver == "fake" {
-		deps.Log.Warn("compute driver is fake: servers are simulated, no real VMs run (use --compute-driver qemu)")
-	}
+	driver := ComputeDriver(cfg.Compute.Driver, deps.Log)
 	n := cfg.Network
 	neutron, err := network.New(deps, network.Config{
 		TenantNetworkTypes: n.TenantNetworkTypes, NetworkVLANRanges: n.NetworkVLANRanges, VNIRanges: n.VNIRanges,
@@ -61,12 +59,13 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 		Network: netalloc.New(neutron),
 		ConductorConfig: conductor.Config{VIFPluggingTimeout: vifWait,
 			VIFPluggingNotFatal: !cfg.Compute.VIFPluggingIsFatal},
-		Conductor:       true,
-		Driver:          cfg.Compute.Driver,
-		Hosts:           cfg.Compute.Hosts,
-		ReclaimInterval: cfg.Compute.ReclaimInstanceInterval.Duration,
-		Images:          novaImages{img},
-		ImageCache:      imgCache,
+		Conductor:        true,
+		Driver:           driver,
+		ForceConfigDrive: cfg.Compute.ForceConfigDrive,
+		Hosts:            cfg.Compute.Hosts,
+		ReclaimInterval:  cfg.Compute.ReclaimInstanceInterval.Duration,
+		Images:           novaImages{img},
+		ImageCache:       imgCache,
 		Drivers: map[string]func(host string) (virt.Driver, error){
 			"qemu": func(host string) (virt.Driver, error) {
 				return qemu.New(qemu.Config{
@@ -120,7 +119,7 @@ func (l localImages) Meta(ctx context.Context, id string) (cache.Meta, error) {
 	if img.Status != image.StatusActive {
 		return cache.Meta{}, fmt.Errorf("image %s is %s, not active", id, img.Status)
 	}
-	m := cache.Meta{ID: id}
+	m := cache.Meta{ID: id, Properties: img.Properties}
 	if img.Size != nil {
 		m.Size = *img.Size
 	}
@@ -134,6 +133,11 @@ func (l localImages) Meta(ctx context.Context, id string) (cache.Meta, error) {
 		m.DiskFormat = *img.DiskFormat
 	}
 	return m, nil
+}
+
+// Upload implements cache.Uploader: snapshots from the in-process agents.
+func (l localImages) Upload(ctx context.Context, id string, r io.Reader) error {
+	return l.s.Upload(l.ctx(ctx), id, r, -1)
 }
 
 func (l localImages) Open(ctx context.Context, id string) (io.ReadCloser, error) {

@@ -176,3 +176,12 @@ type Driver interface {
 	// trigger_crash_dump); ErrInvalidState in other states.
 	InjectNMI(ctx context.Context, uuid string) error
 }
+
+// Consoler is implemented by drivers whose guests have interactive
+// consoles reachable on the host.
+type Consoler interface {
+	// ConsoleSocket returns the host-local unix socket of the instance's
+	// console of the given type ("serial": the raw serial port; "vnc": an
+	// RFB server). ErrUnsupported for other types.
+	ConsoleSocket(ctx context.Context, uuid, kind string) (string, error)
+}

@@ -389,7 +389,7 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 				i.Name = fmt.Sprintf("%s-%d", s.Name, n+1)
 				i.Hostname = fmt.Sprintf("%s-%d", hostname, n+1)
 			}
-			t := &store.Task{ID: conductor.NewTaskID(), Kind: conductor.Build, Args: map[string]string{"networks": string(netsJSON)}}
+			t := &store.Task{ID: conductor.NewTaskID(), Kind: conductor.Build, Args: map[string]string{"networks": string(netsJSON), "admin_pass": adminPass}}
 			if s.Host != nil {
 				t.Args["host"] = *s.Host
 			} else if s.HypervisorHostname != nil {

@@ -358,7 +358,7 @@ func (a *API) rebuild(r *http.Request, id string, arg json.RawMessage) (*apiutil
 	if !ok {
 		pass = randomPassword()
 	}
-	if err := a.startTask(r, i, actRebuild, &store.Task{}, extra); err != nil {
+	if err := a.startTask(r, i, actRebuild, &store.Task{Args: map[string]string{"admin_pass": pass}}, extra); err != nil {
 		return nil, err
 	}
 	if md != nil {

@@ -47,6 +47,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -519,6 +520,12 @@ func (r *run) spec() rpc.Instance {
 	}
 	if i.KeyName != nil && i.KeyData != nil {
 		s.PublicKeys = map[string]string{*i.KeyName: *i.KeyData}
+	}
+	if r.task != nil {
+		s.AdminPass = r.task.Args["admin_pass"]
+		if v := r.task.Args["vifs"]; v != "" {
+			_ = json.Unmarshal([]byte(v), &s.VIFs)
+		}
 	}
 	return s
 }

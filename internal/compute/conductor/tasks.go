@@ -357,8 +357,25 @@ func requestedNetworks(r *run) Networks {
 
 var networkStep = step{name: "allocate_network",
 	run: func(ctx context.Context, r *run) error {
-		_, err := r.c.net.Allocate(ctx, r.inst, r.inst.HostName(), requestedNetworks(r))
-		return err
+		vifs, err := r.c.net.Allocate(ctx, r.inst, r.inst.HostName(), requestedNetworks(r))
+		if err != nil || len(vifs) == 0 {
+			return err
+		}
+		// The host plugs a tap per port; the list travels in the task
+		// (persisted with the next step) to the spawn request.
+		hv := make([]rpc.VIF, 0, len(vifs))
+		for _, v := range vifs {
+			hv = append(hv, rpc.VIF{PortID: v.PortID, NetworkID: v.NetworkID, MAC: v.MAC})
+		}
+		b, err := json.Marshal(hv)
+		if err != nil {
+			return err
+		}
+		if r.task.Args == nil {
+			r.task.Args = map[string]string{}
+		}
+		r.task.Args["vifs"] = string(b)
+		return nil
 	},
 	undo: deallocate,
 }
