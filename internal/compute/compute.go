@@ -32,6 +32,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/compute/quota"
 	"github.com/kumo-cloud/kumo/internal/compute/store"
 	"github.com/kumo-cloud/kumo/internal/db"
+	"github.com/kumo-cloud/kumo/internal/placement"
 	"github.com/kumo-cloud/kumo/internal/policy"
 	"github.com/kumo-cloud/kumo/internal/service"
 	"github.com/kumo-cloud/kumo/internal/virt"
@@ -77,8 +78,11 @@ type Config struct {
 	Images api.ImageLookup
 	// Network allocates server networks; nil is conductor.NoNetwork.
 	Network conductor.NetworkAllocator
-	// Scheduler picks hosts; nil is conductor.Simple.
-	Scheduler conductor.Scheduler
+	// Placement is the placement service the conductor schedules over
+	// and writes resource providers to; required with Conductor.
+	Placement *placement.Service
+	// AgentResources tunes the in-process agents' resource trackers.
+	AgentResources agent.ResourceConfig
 }
 
 // Service is the compute service.
@@ -113,7 +117,13 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	if deps.Bus != nil {
 		client := &conductor.Client{Bus: deps.Bus}
 		if cfg.Conductor {
-			s.conductor = conductor.New(st, deps.Bus, cfg.Scheduler, cfg.Network, cfg.ConductorConfig, log)
+			if cfg.Placement == nil {
+				return nil, fmt.Errorf("compute: the conductor needs the placement service")
+			}
+			if cfg.ConductorConfig.Metrics == nil {
+				cfg.ConductorConfig.Metrics = deps.Metrics
+			}
+			s.conductor = conductor.New(st, deps.Bus, cfg.Placement, cfg.Network, cfg.ConductorConfig, log)
 			client.Local = s.conductor
 		}
 		opts.Servers = client
@@ -129,7 +139,7 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 			if err != nil {
 				return nil, err
 			}
-			ag, err := agent.New(deps.Bus, d, cfg.ImageCache, agent.Config{Host: host, ReportInterval: cfg.AgentReportInterval}, log)
+			ag, err := agent.New(deps.Bus, d, cfg.ImageCache, agent.Config{Host: host, ReportInterval: cfg.AgentReportInterval, Resources: cfg.AgentResources}, log)
 			if err != nil {
 				return nil, err
 			}

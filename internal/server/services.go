@@ -30,6 +30,10 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, err
 	}
+	pl, err := placement.New(deps, placement.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("placement service: %w", err)
+	}
 	if cfg.Compute.Driver == "fake" {
 		deps.Log.Warn("compute driver is fake: servers are simulated, no real VMs run (use --compute-driver qemu)")
 	}
@@ -39,6 +43,7 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 		Hosts:      cfg.Compute.Hosts,
 		Images:     novaImages{img},
 		ImageCache: imgCache,
+		Placement:  pl,
 		Drivers: map[string]func(host string) (virt.Driver, error){
 			"qemu": func(host string) (virt.Driver, error) {
 				return qemu.New(qemu.Config{
@@ -60,10 +65,6 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("network service: %w", err)
-	}
-	pl, err := placement.New(deps, placement.Config{})
-	if err != nil {
-		return nil, fmt.Errorf("placement service: %w", err)
 	}
 	return []service.API{img, nova, neutron, pl}, nil
 }

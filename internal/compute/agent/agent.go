@@ -39,6 +39,8 @@ type Config struct {
 	ReportInterval time.Duration
 	// OpTimeout bounds one driver operation (default 10 minutes).
 	OpTimeout time.Duration
+	// Resources tunes the resource tracker (resources.go).
+	Resources ResourceConfig
 }
 
 // Agent is a running compute agent.
@@ -120,6 +122,7 @@ func (a *Agent) register(ctx context.Context) bool {
 	if !ok {
 		return false
 	}
+	r.Startup = true
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := a.bus.Request(rctx, rpc.SubjectConductor, rpc.MsgHostReport, rpc.ReportVersion, r, nil); err != nil {
@@ -154,7 +157,8 @@ func (a *Agent) report(ctx context.Context) (rpc.HostReport, bool) {
 		return rpc.HostReport{}, false
 	}
 	r := rpc.HostReport{Host: a.cfg.Host, Driver: a.driver.Name(), HypervisorHostname: a.cfg.Host, HostIP: a.cfg.HostIP,
-		Resources: rpc.Resources{VCPUs: res.VCPUs, MemoryMB: res.MemoryMB, DiskGB: res.DiskGB}, Instances: []rpc.InstancePower{}}
+		Resources: rpc.Resources{VCPUs: res.VCPUs, MemoryMB: res.MemoryMB, DiskGB: res.DiskGB}, Instances: []rpc.InstancePower{},
+		Provider: a.cfg.Resources.ProviderReport(res)}
 	for _, id := range ids {
 		info, err := a.driver.Info(ctx, id)
 		if err != nil {
