@@ -12,12 +12,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kumo-cloud/kumo/internal/compute/rpc"
 	"github.com/kumo-cloud/kumo/internal/compute/scheduler"
 	"github.com/kumo-cloud/kumo/internal/compute/states"
 	"github.com/kumo-cloud/kumo/internal/compute/store"
 	"github.com/kumo-cloud/kumo/internal/placement"
 	"github.com/kumo-cloud/kumo/internal/virt"
-	"github.com/kumo-cloud/kumo/internal/compute/rpc"
 )
 
 // The scheduling steps of the conductor's tasks: a request spec from the
