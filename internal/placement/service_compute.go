@@ -9,20 +9,29 @@ import (
 // Go-level helpers for the compute conductor: custom traits created on
 // demand and every allocation at once, for the allocation audit.
 
-// EnsureTraits creates the CUSTOM_* traits of names that do not exist;
-// standard traits always exist and other names are refused.
-func (s *Service) EnsureTraits(ctx context.Context, names []string) error {
+// EnsureTraits creates the CUSTOM_* traits of names that do not exist
+// and returns the names placement knows (the custom ones and the
+// standard ones) and those it does not.
+func (s *Service) EnsureTraits(ctx context.Context, names []string) (known, unknown []string, err error) {
 	for _, n := range names {
-		if strings.HasPrefix(n, "CUSTOM_") {
-			if !isCustom(n) {
-				return badRequest("Invalid trait name %q", n)
-			}
+		if strings.HasPrefix(n, "CUSTOM_") && isCustom(n) {
 			if _, err := s.store.createTrait(ctx, n); err != nil {
-				return fmt.Errorf("placement: create trait %s: %w", n, err)
+				return nil, nil, fmt.Errorf("placement: create trait %s: %w", n, err)
 			}
+			known = append(known, n)
+			continue
+		}
+		ok, err := s.store.traitExists(ctx, s.store.db.Reader(), n)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			known = append(known, n)
+		} else {
+			unknown = append(unknown, n)
 		}
 	}
-	return nil
+	return known, unknown, nil
 }
 
 // AllAllocations returns every allocation: consumer -> provider -> class

@@ -95,10 +95,13 @@ func (c *Conductor) writeProvider(ctx context.Context, node *store.Node, want *r
 		invs = append(invs, placement.Inventory{ResourceClass: rc, Total: i.Total, Reserved: i.Reserved, MinUnit: i.MinUnit,
 			MaxUnit: i.MaxUnit, StepSize: i.StepSize, AllocationRatio: i.AllocationRatio})
 	}
-	if err := c.pl.EnsureTraits(ctx, want.Traits); err != nil {
+	traits, unknown, err := c.pl.EnsureTraits(ctx, want.Traits)
+	if err != nil {
 		return err
 	}
-	var err error
+	if len(unknown) > 0 {
+		c.log.Warn("host reports traits placement does not know; left out", "host", node.Host, "traits", unknown)
+	}
 	for attempt := 0; attempt < 5; attempt++ {
 		var p placement.Provider
 		p, err = c.pl.Provider(ctx, node.UUID)
@@ -115,7 +118,7 @@ func (c *Conductor) writeProvider(ctx context.Context, node *store.Node, want *r
 			}
 			return fmt.Errorf("inventories of %s: %w", node.Host, err)
 		}
-		if gen, err = c.pl.SetTraits(ctx, node.UUID, gen, want.Traits); err != nil {
+		if gen, err = c.pl.SetTraits(ctx, node.UUID, gen, traits); err != nil {
 			if errors.Is(err, placement.ErrConcurrentUpdate) {
 				continue
 			}
