@@ -33,6 +33,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/compute/quota"
 	"github.com/kumo-cloud/kumo/internal/compute/store"
 	"github.com/kumo-cloud/kumo/internal/db"
+	"github.com/kumo-cloud/kumo/internal/placement"
 	"github.com/kumo-cloud/kumo/internal/policy"
 	"github.com/kumo-cloud/kumo/internal/service"
 	"github.com/kumo-cloud/kumo/internal/virt"
@@ -81,14 +82,17 @@ type Config struct {
 	Images api.ImageLookup
 	// Network allocates server networks; nil is conductor.NoNetwork.
 	Network conductor.NetworkAllocator
-	// Scheduler picks hosts; nil is conductor.Simple.
-	Scheduler conductor.Scheduler
 	// Volumes is the block storage service for os-volume_attachments;
 	// nil answers those routes with 404s and empty lists.
 	Volumes api.VolumeService
 	// ReclaimInterval > 0 turns on soft delete: deleted servers wait this
 	// long for a restore (Nova's reclaim_instance_interval).
 	ReclaimInterval time.Duration
+	// Placement is the placement service the conductor schedules over
+	// and writes resource providers to; required with Conductor.
+	Placement *placement.Service
+	// AgentResources tunes the in-process agents' resource trackers.
+	AgentResources agent.ResourceConfig
 }
 
 // Service is the compute service.
@@ -124,9 +128,15 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	if deps.Bus != nil {
 		client := &conductor.Client{Bus: deps.Bus}
 		if cfg.Conductor {
+			if cfg.Placement == nil {
+				return nil, fmt.Errorf("compute: the conductor needs the placement service")
+			}
 			cc := cfg.ConductorConfig
 			cc.ReclaimInterval = cfg.ReclaimInterval
-			s.conductor = conductor.New(st, deps.Bus, cfg.Scheduler, cfg.Network, cc, log)
+			if cc.Metrics == nil {
+				cc.Metrics = deps.Metrics
+			}
+			s.conductor = conductor.New(st, deps.Bus, cfg.Placement, cfg.Network, cc, log)
 			client.Local = s.conductor
 		}
 		opts.Servers = client
@@ -142,7 +152,7 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 			if err != nil {
 				return nil, err
 			}
-			ag, err := agent.New(deps.Bus, d, cfg.ImageCache, agent.Config{Host: host, ReportInterval: cfg.AgentReportInterval, ForceConfigDrive: cfg.ForceConfigDrive}, log)
+			ag, err := agent.New(deps.Bus, d, cfg.ImageCache, agent.Config{Host: host, ReportInterval: cfg.AgentReportInterval, ForceConfigDrive: cfg.ForceConfigDrive, Resources: cfg.AgentResources}, log)
 			if err != nil {
 				return nil, err
 			}

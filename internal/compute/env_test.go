@@ -13,6 +13,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/compute"
 	"github.com/kumo-cloud/kumo/internal/db"
 	"github.com/kumo-cloud/kumo/internal/db/dbtest"
+	"github.com/kumo-cloud/kumo/internal/placement"
 	"github.com/kumo-cloud/kumo/internal/policy"
 	"github.com/kumo-cloud/kumo/internal/service"
 )
@@ -29,6 +30,8 @@ type env struct {
 	db  *db.DB
 	// stop ends the service's background work (server envs only).
 	stop func()
+	// pl is the placement service the conductor schedules over.
+	pl *placement.Service
 }
 
 func newEnv(t *testing.T, d *db.DB, cfg compute.Config) *env {

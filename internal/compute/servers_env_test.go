@@ -19,6 +19,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/compute/conductor"
 	"github.com/kumo-cloud/kumo/internal/db"
 	"github.com/kumo-cloud/kumo/internal/db/dbtest"
+	"github.com/kumo-cloud/kumo/internal/placement"
 	"github.com/kumo-cloud/kumo/internal/policy"
 	"github.com/kumo-cloud/kumo/internal/service"
 	"github.com/kumo-cloud/kumo/internal/virt/fake"
@@ -72,6 +73,14 @@ func newServerEnv(t testing.TB, d *db.DB, hosts int, mod func(*compute.Config)) 
 	if os.Getenv("KUMO_TEST_LOG") != "" {
 		deps.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	if err := d.Migrate(context.Background(), []db.Phase{db.Expand}, placement.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := placement.New(deps, placement.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Placement = pl
 	svc, err := compute.New(deps, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +99,7 @@ func newServerEnv(t testing.TB, d *db.DB, hosts int, mod func(*compute.Config)) 
 		})
 	}
 	t.Cleanup(stop)
-	e := &env{t: t, h: apiutil.Middleware(mux, publicURL, nil, nil), svc: svc, db: d, stop: stop}
+	e := &env{t: t, h: apiutil.Middleware(mux, publicURL, nil, nil), svc: svc, db: d, stop: stop, pl: pl}
 	if hosts > 0 {
 		e.eventually(func() bool {
 			r := e.do("admin", "GET", v21+"/os-hypervisors", "2.53", "")

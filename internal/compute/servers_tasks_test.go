@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,7 +40,8 @@ func TestNoValidHost(t *testing.T) {
 	e.do("admin", "PUT", v21+"/os-services/"+svc["id"].(string), "2.53", `{"status": "disabled", "disabled_reason": "maint"}`).expect(t, 200, "")
 	id := e.boot("alice", "")
 	v := e.waitStatus(id, "ERROR")
-	if v["fault"].(map[string]any)["message"] != "No valid host was found. There are not enough hosts available." {
+	if msg, _ := v["fault"].(map[string]any)["message"].(string); !strings.HasPrefix(msg, "No valid host was found. There are not enough hosts available.") ||
+		!strings.Contains(msg, "ComputeFilter eliminated 1") {
 		t.Fatalf("fault %v", v["fault"])
 	}
 	s := obj(t, e.do("admin", "PUT", v21+"/os-services/"+svc["id"].(string), "2.53", `{"status": "enabled"}`).expect(t, 200, "").body, "service")

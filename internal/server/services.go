@@ -32,6 +32,10 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, err
 	}
+	pl, err := placement.New(deps, placement.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("placement service: %w", err)
+	}
 	var nova *compute.Service
 	vol, err := newVolume(deps, cfg, img, func(ctx context.Context, uuid string) (bool, error) {
 		return nova.InstanceExists(ctx, uuid)
@@ -66,6 +70,7 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 		ReclaimInterval:  cfg.Compute.ReclaimInstanceInterval.Duration,
 		Images:           novaImages{img},
 		ImageCache:       imgCache,
+		Placement:        pl,
 		Drivers: map[string]func(host string) (virt.Driver, error){
 			"qemu": func(host string) (virt.Driver, error) {
 				return qemu.New(qemu.Config{
@@ -80,10 +85,6 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	}
 	// Port status changes reach Compute as external events.
 	neutron.SetComputeNotifier(netalloc.Notifier(nova))
-	pl, err := placement.New(deps, placement.Config{})
-	if err != nil {
-		return nil, fmt.Errorf("placement service: %w", err)
-	}
 	return []service.API{img, nova, neutron, pl, vol}, nil
 }
 

@@ -47,6 +47,8 @@ type Config struct {
 	// ForceConfigDrive gives every instance a config drive, whatever the
 	// server asked for (Nova's force_config_drive).
 	ForceConfigDrive bool
+	// Resources tunes the resource tracker (resources.go).
+	Resources ResourceConfig
 }
 
 // Agent is a running compute agent.
@@ -128,6 +130,7 @@ func (a *Agent) register(ctx context.Context) bool {
 	if !ok {
 		return false
 	}
+	r.Startup = true
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := a.bus.Request(rctx, rpc.SubjectConductor, rpc.MsgHostReport, rpc.ReportVersion, r, nil); err != nil {
@@ -162,7 +165,8 @@ func (a *Agent) report(ctx context.Context) (rpc.HostReport, bool) {
 		return rpc.HostReport{}, false
 	}
 	r := rpc.HostReport{Host: a.cfg.Host, Driver: a.driver.Name(), HypervisorHostname: a.cfg.Host, HostIP: a.cfg.HostIP,
-		Resources: rpc.Resources{VCPUs: res.VCPUs, MemoryMB: res.MemoryMB, DiskGB: res.DiskGB}, Instances: []rpc.InstancePower{}}
+		Resources: rpc.Resources{VCPUs: res.VCPUs, MemoryMB: res.MemoryMB, DiskGB: res.DiskGB}, Instances: []rpc.InstancePower{},
+		Provider: a.cfg.Resources.ProviderReport(res)}
 	for _, id := range ids {
 		info, err := a.driver.Info(ctx, id)
 		if err != nil {

@@ -56,10 +56,12 @@ import (
 
 	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/compute/rpc"
+	"github.com/kumo-cloud/kumo/internal/compute/scheduler"
 	"github.com/kumo-cloud/kumo/internal/compute/states"
 	"github.com/kumo-cloud/kumo/internal/compute/store"
-	"github.com/kumo-cloud/kumo/internal/db"
+	"github.com/kumo-cloud/kumo/internal/placement"
 	"github.com/kumo-cloud/kumo/internal/virt"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config tunes a conductor; zero values get defaults.
@@ -97,6 +99,13 @@ type Config struct {
 	// OnTaskEnd, when set, is called after every task ends (metrics,
 	// tests); failure is nil on success.
 	OnTaskEnd func(uuid, kind string, failure error)
+	// Scheduler tunes the scheduler (zones, weighers, placement limit).
+	Scheduler scheduler.Config
+	// AuditInterval is how often allocations are audited against the
+	// servers (default 5 minutes; audit.go).
+	AuditInterval time.Duration
+	// Metrics registers the conductor's metrics; nil skips them.
+	Metrics prometheus.Registerer
 }
 
 func (c *Config) defaults() {
@@ -124,6 +133,9 @@ func (c *Config) defaults() {
 	if c.VIFPluggingTimeout == 0 {
 		c.VIFPluggingTimeout = 300 * time.Second
 	}
+	if c.AuditInterval <= 0 {
+		c.AuditInterval = 5 * time.Minute
+	}
 }
 
 // Conductor runs server tasks.
@@ -131,8 +143,11 @@ type Conductor struct {
 	cfg   Config
 	st    *store.Store
 	bus   *bus.Bus
-	sched Scheduler
+	pl    *placement.Service
+	sched *scheduler.Scheduler
 	net   NetworkAllocator
+	locks keyLocks
+	audit *auditMetrics
 	log   *slog.Logger
 	owner string
 
@@ -141,26 +156,27 @@ type Conductor struct {
 	again   map[string]bool
 	nodes   map[string]rpc.HostReport // last report per host, to skip unchanged node writes
 	waiters map[string]chan struct{}  // closed by the next kick of the instance
+	provs   map[string]provState      // last provider written per host
 	wg      sync.WaitGroup
 	ctx     context.Context
 	started time.Time
 }
 
-// New returns a conductor. sched and net may be nil (Simple, NoNetwork).
-func New(st *store.Store, b *bus.Bus, sched Scheduler, net NetworkAllocator, cfg Config, log *slog.Logger) *Conductor {
+// New returns a conductor scheduling over placement pl; net may be nil
+// (NoNetwork).
+func New(st *store.Store, b *bus.Bus, pl *placement.Service, net NetworkAllocator, cfg Config, log *slog.Logger) *Conductor {
 	cfg.defaults()
-	if sched == nil {
-		sched = Simple{}
-	}
 	if net == nil {
 		net = NoNetwork{}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Conductor{cfg: cfg, st: st, bus: b, sched: sched, net: net, log: log.With("component", "conductor"),
+	log = log.With("component", "conductor")
+	return &Conductor{cfg: cfg, st: st, bus: b, pl: pl, sched: scheduler.New(pl, cfg.Scheduler, log), net: net, log: log,
 		owner: cfg.Host + "/" + randomID(), running: map[string]bool{}, again: map[string]bool{},
-		nodes: map[string]rpc.HostReport{}, waiters: map[string]chan struct{}{}, ctx: context.Background()}
+		nodes: map[string]rpc.HostReport{}, waiters: map[string]chan struct{}{}, provs: map[string]provState{}, ctx: context.Background(),
+		audit: newAuditMetrics(cfg.Metrics)}
 }
 
 func randomID() string {
@@ -197,10 +213,16 @@ func (c *Conductor) Run(ctx context.Context) error {
 	defer beat.Stop()
 	renew := time.NewTicker(c.cfg.Lease / 3)
 	defer renew.Stop()
+	audit := time.NewTicker(c.cfg.AuditInterval)
+	defer audit.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-audit.C:
+			if _, err := c.Audit(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("allocation audit", "err", err)
+			}
 		case <-scan.C:
 			c.scan(ctx)
 			c.reclaim(ctx)
@@ -583,6 +605,11 @@ func (c *Conductor) report(ctx context.Context, r *rpc.HostReport) {
 		c.nodes[r.Host] = rpc.HostReport{Resources: r.Resources, HostIP: r.HostIP, Driver: r.Driver}
 		c.mu.Unlock()
 	}
+	if c.pl != nil {
+		if err := c.syncProvider(ctx, r); err != nil && ctx.Err() == nil {
+			c.log.Warn("sync resource provider", "host", r.Host, "err", err)
+		}
+	}
 	c.syncPower(ctx, r)
 }
 
@@ -703,37 +730,6 @@ func ServiceUp(s *store.Service, downTime time.Duration, now time.Time) bool {
 
 // DownTime is the configured service down time.
 func (c *Conductor) DownTime() time.Duration { return c.cfg.ServiceDownTime }
-
-// hostStates takes the scheduler's snapshot inside q.
-func (c *Conductor) hostStates(ctx context.Context, q db.Querier) ([]HostState, error) {
-	svcs, err := c.st.ListServicesQ(ctx, q, "nova-compute")
-	if err != nil {
-		return nil, err
-	}
-	nodes, err := c.st.ListNodes(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	usage, err := c.st.HostsUsage(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	byHost := map[string]*store.Service{}
-	for _, s := range svcs {
-		byHost[s.Host] = s
-	}
-	now := time.Now()
-	var out []HostState
-	for _, n := range nodes {
-		s := byHost[n.Host]
-		if s == nil {
-			continue
-		}
-		out = append(out, HostState{Host: n.Host, Node: n.HypervisorHostname, Up: ServiceUp(s, c.cfg.ServiceDownTime, now),
-			Disabled: s.Disabled, VCPUs: n.VCPUs, MemoryMB: n.MemoryMB, DiskGB: n.LocalGB, Used: usage[n.Host]})
-	}
-	return out, nil
-}
 
 func newUUID() string {
 	var b [16]byte

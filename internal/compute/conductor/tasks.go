@@ -2,7 +2,6 @@ package conductor
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/compute/rpc"
+	"github.com/kumo-cloud/kumo/internal/compute/scheduler"
 	"github.com/kumo-cloud/kumo/internal/compute/states"
 	"github.com/kumo-cloud/kumo/internal/compute/store"
 	"github.com/kumo-cloud/kumo/internal/db"
@@ -87,7 +87,7 @@ func init() {
 		},
 		kindDelete: {
 			event:  "compute_terminate_instance",
-			steps:  []step{destroyStep(true), {name: "deallocate_network", run: deallocate}},
+			steps:  []step{destroyStep(true), {name: "deallocate_network", run: deallocate}, releaseStep},
 			finish: deleted,
 			fail:   toError,
 		},
@@ -110,6 +110,7 @@ func init() {
 		kindMigrate: resizeKind("compute_resize_instance"),
 		kindConfirmResize: {
 			event: "compute_confirm_resize",
+			steps: []step{confirmStep},
 			finish: func(r *run) store.Set {
 				return store.Set{"vm_state": r.task.PrevVMState, "migration_ctx": (*store.Task)(nil)}
 			},
@@ -132,13 +133,13 @@ func init() {
 					_, err := r.op(ctx, r.inst.HostName(), rpc.OpDestroy, nil)
 					return err
 				}},
-				{name: "destroy_source", run: destroySource}},
+				{name: "destroy_source", run: destroySource}, migrationStep("finish_migration", "completed", true)},
 			finish: becomesPrev,
 			fail:   restore,
 		},
 		kindEvacuate: {
 			event:  "compute_rebuild_instance",
-			steps:  []step{scheduleStep(excludeCurrent), rebindStep, spawnStep, waitPluggedStep},
+			steps:  []step{scheduleStep(excludeCurrent), rebindStep, spawnStep, waitPluggedStep, migrationStep("finish_migration", "done", true)},
 			finish: keepPowerState(true),
 			fail:   toError,
 		},
@@ -224,97 +225,6 @@ func opStep(op string) func(ctx context.Context, r *run) error {
 		r.power = rep.PowerState
 		return err
 	}
-}
-
-// excludeCurrent makes the scheduler pick another host than the current one.
-func excludeCurrent(r *run, req *Request) {
-	if h := r.inst.HostName(); h != "" {
-		req.Exclude = append(req.Exclude, h)
-	}
-}
-
-// scheduleStep picks a host and claims it: the choice and the instance's
-// new host are written in the transaction that read the hosts' usage, so
-// concurrent builds cannot overcommit a host. A target host named in the
-// task (admin migrations) is the only candidate.
-func scheduleStep(adjust func(*run, *Request)) step {
-	return step{name: "schedule", run: func(ctx context.Context, r *run) error {
-		f := r.inst.Flavor
-		if r.task.NewFlavor != nil {
-			f = *r.task.NewFlavor
-		}
-		req := Request{VCPUs: f.VCPUs, MemoryMB: f.MemoryMB, DiskGB: f.RootGB + f.EphemeralGB, Force: r.task.Args["host"]}
-		if adjust != nil {
-			adjust(r, &req)
-		}
-		if src := r.inst.HostName(); src != "" && r.task.Kind == kindResize {
-			// The instance's current usage moves with it.
-			req.Credit = map[string]store.HostUsage{src: {VCPUs: r.inst.Flavor.VCPUs, MemoryMB: r.inst.Flavor.MemoryMB,
-				DiskGB: r.inst.Flavor.RootGB + r.inst.Flavor.EphemeralGB}}
-		}
-		next := r.nextStep()
-		var chosen HostState
-		known := 0
-		try := func(tx *sql.Tx) error {
-			if err := r.c.st.Lock(ctx, tx, "scheduler"); err != nil {
-				return err
-			}
-			hosts, err := r.c.hostStates(ctx, tx)
-			if err != nil {
-				return err
-			}
-			known = len(hosts)
-			chosen, err = r.c.sched.Select(hosts, req)
-			if err != nil {
-				return err
-			}
-			r.task.SourceHost = r.inst.HostName()
-			if r.task.NewFlavor != nil && r.task.OldFlavor == nil {
-				old := r.inst.Flavor
-				r.task.OldFlavor = &old
-			}
-			r.task.Step = next
-			set := store.Set{"host": chosen.Host, "node": chosen.Node, "task": r.task}
-			if r.task.NewFlavor != nil {
-				set["flavor"] = *r.task.NewFlavor
-			}
-			return r.c.st.UpdateInstance(ctx, tx, r.inst.UUID, r.cond(), set)
-		}
-		err := r.c.st.DB().WithTx(ctx, try)
-		// Right after a conductor starts no host may have reported yet:
-		// wait for the first reports rather than failing the build.
-		for errors.Is(err, ErrNoValidHost) && known == 0 && r.c.warmingUp() {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
-			err = r.c.st.DB().WithTx(ctx, try)
-		}
-		if err != nil {
-			return err
-		}
-		r.persisted = true
-		r.inst.Host, r.inst.Node = &chosen.Host, &chosen.Node
-		if r.task.NewFlavor != nil {
-			r.inst.Flavor = *r.task.NewFlavor
-		}
-		r.log.Debug("scheduled", "host", chosen.Host)
-		return nil
-	}, undo: func(ctx context.Context, r *run) error {
-		set := store.Set{"host": nullable(r.task.SourceHost), "node": nullable(r.task.SourceHost)}
-		if r.task.OldFlavor != nil {
-			set["flavor"] = *r.task.OldFlavor
-			r.inst.Flavor = *r.task.OldFlavor
-		}
-		src := r.task.SourceHost
-		r.inst.Host = &src
-		if src == "" {
-			r.inst.Host = nil
-		}
-		r.extra = mergeSet(r.extra, set)
-		return nil
-	}}
 }
 
 func nullable(s string) any {
@@ -523,7 +433,10 @@ var offloadStep = step{name: "offload", run: func(ctx context.Context, r *run) e
 	}
 	// The ports stay the server's, bound to no host (Nova's shelve
 	// offload); unshelve binds them again.
-	return r.c.net.Rebind(ctx, r.inst, "")
+	if err := r.c.net.Rebind(ctx, r.inst, ""); err != nil {
+		return err
+	}
+	return releaseStep.run(ctx, r)
 }}
 
 // resizeKind moves an instance to a host (maybe the same) with a new
@@ -533,9 +446,9 @@ func resizeKind(event string) kind {
 	return kind{
 		event: event,
 		steps: []step{
-			scheduleStep(func(r *run, req *Request) {
+			scheduleStep(func(r *run, spec *scheduler.Spec) {
 				if r.task.Kind == kindMigrate {
-					excludeCurrent(r, req)
+					excludeCurrent(r, spec)
 				}
 			}),
 			rebindStep,
@@ -553,10 +466,12 @@ func resizeKind(event string) kind {
 				return err
 			}},
 			spawnStep,
+			migrationStep("finish_migration", "finished", false),
 		},
 		finish: func(r *run) store.Set {
 			mig := &store.Task{Kind: r.task.Kind, PrevVMState: r.task.PrevVMState, OldFlavor: r.task.OldFlavor,
-				NewFlavor: r.task.NewFlavor, SourceHost: r.task.SourceHost}
+				NewFlavor: r.task.NewFlavor, SourceHost: r.task.SourceHost,
+				Args: map[string]string{"migration_uuid": r.task.Args["migration_uuid"]}}
 			return store.Set{"vm_state": states.Resized, "power_state": r.power, "migration_ctx": mig}
 		},
 		fail: restore,
@@ -569,6 +484,14 @@ func returnToSource(ctx context.Context, r *run) error {
 	m := r.inst.Migration
 	if m == nil {
 		return errors.New("no migration to revert")
+	}
+	if mig := pendingMigration(r.inst); mig != "" {
+		if err := r.c.moveBack(ctx, r.inst, mig); err != nil {
+			return fmt.Errorf("return allocations: %w", err)
+		}
+		if err := r.c.st.SetMigrationStatus(ctx, mig, "reverted"); err != nil {
+			return err
+		}
 	}
 	set := store.Set{"host": nullable(m.SourceHost), "node": nullable(m.SourceHost)}
 	if m.OldFlavor != nil {

@@ -28,6 +28,13 @@
 //	1.0  {"host", "driver", "hypervisor_hostname", "host_ip", "resources":
 //	     {"vcpus", "memory_mb", "disk_gb"}, "instances": [{"uuid",
 //	     "power_state"}]}
+//	1.1  adds the resource tracker's view: "provider": {"inventories":
+//	     {CLASS: {"total", "reserved", "min_unit", "max_unit", "step_size",
+//	     "allocation_ratio"}}, "traits": [...]}, and "startup" (true on
+//	     the registration report of a starting agent: the conductor then
+//	     heals the host's resource provider in placement whatever its
+//	     cache says). A 1.0 report gets inventories derived from
+//	     "resources" with Nova's default allocation ratios.
 //
 // compute.instance.op (request, conductor -> agent): bring one instance to
 // the state an operation implies. Operations are idempotent: repeating
@@ -80,7 +87,7 @@ const (
 
 var (
 	KickVersion   = bus.V(1, 0)
-	ReportVersion = bus.V(1, 0)
+	ReportVersion = bus.V(1, 1)
 	OpVersion     = bus.V(1, 3)
 )
 
@@ -120,6 +127,27 @@ type HostReport struct {
 	HostIP             string          `json:"host_ip,omitempty"`
 	Resources          Resources       `json:"resources"`
 	Instances          []InstancePower `json:"instances"`
+	// Provider (1.1) is what the host's resource provider should hold.
+	Provider *ProviderReport `json:"provider,omitempty"`
+	// Startup (1.1) marks the registration report of a starting agent.
+	Startup bool `json:"startup,omitempty"`
+}
+
+// ProviderReport is a host's inventories (by placement resource class)
+// and traits, as its resource tracker computes them.
+type ProviderReport struct {
+	Inventories map[string]InventoryReport `json:"inventories"`
+	Traits      []string                   `json:"traits"`
+}
+
+// InventoryReport is one resource class of a host.
+type InventoryReport struct {
+	Total           int64   `json:"total"`
+	Reserved        int64   `json:"reserved"`
+	MinUnit         int64   `json:"min_unit"`
+	MaxUnit         int64   `json:"max_unit"`
+	StepSize        int64   `json:"step_size"`
+	AllocationRatio float64 `json:"allocation_ratio"`
 }
 
 // Operations of compute.instance.op.

@@ -14,6 +14,7 @@ func Migrations() db.Set {
 			{Version: 2, Name: "default flavors", SQL: seedFlavorsV2},
 			{Version: 3, Name: "servers, actions, services, nodes", SQLite: schemaV3SQLite, Postgres: schemaV3Postgres},
 			{Version: 4, Name: "server list order indexes", SQL: serverListIndexesV4},
+			{Version: 5, Name: "aggregates, server groups, migrations", SQLite: schemaV4SQLite, Postgres: schemaV4Postgres},
 		},
 	}
 }

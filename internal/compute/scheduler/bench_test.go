@@ -1,0 +1,70 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/kumo-cloud/kumo/internal/db/dbtest"
+	"github.com/kumo-cloud/kumo/internal/placement"
+	"github.com/kumo-cloud/kumo/internal/service"
+)
+
+// manyHosts returns n hosts in 10 zones with a few aggregates each.
+func manyHosts(n int) []*Host {
+	aggs := make([]*Aggregate, 10)
+	for i := range aggs {
+		aggs[i] = &Aggregate{UUID: fmt.Sprint("agg", i), Metadata: map[string]string{"availability_zone": fmt.Sprint("az", i), "ssd": fmt.Sprint(i%2 == 0)}}
+	}
+	out := make([]*Host, n)
+	for i := range out {
+		out[i] = &Host{Host: fmt.Sprintf("h%05d", i), Node: fmt.Sprintf("h%05d", i), Provider: fmt.Sprint("rp", i), Up: i%50 != 0,
+			HypervisorType: "QEMU", Aggregates: []*Aggregate{aggs[i%10]},
+			Free:   map[string]int64{"VCPU": int64(i % 64), "MEMORY_MB": int64(i * 37 % 65536), "DISK_GB": int64(i % 1000)},
+			Traits: map[string]bool{"HW_ARCH_X86_64": true}}
+	}
+	return out
+}
+
+// BenchmarkChoose is one scheduling decision (every filter and weigher)
+// over 10,000 hosts: the scheduler's own cost, without placement.
+func BenchmarkChoose(b *testing.B) {
+	hosts := manyHosts(10000)
+	s := New(nil, Config{}, nil)
+	spec := &Spec{ProjectID: "p", Resources: map[string]int64{"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1},
+		Image:      map[string]string{"hw_architecture": "x86_64"},
+		ExtraSpecs: map[string]string{"aggregate_instance_extra_specs:ssd": "true"},
+		Group:      &Group{Policy: "anti-affinity", Members: map[string]int{"h00002": 1}}}
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Choose(hosts, spec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "decisions/s")
+}
+
+// BenchmarkSchedule is a full decision with 10,000 providers in
+// placement (SQLite): candidates (limit 1000), filters, weighers and the
+// claim.
+func BenchmarkSchedule(b *testing.B) {
+	d := dbtest.OpenSQLite(b, placement.Migrations())
+	pl, err := placement.New(service.Deps{DB: d}, placement.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hosts := seed(b, pl, 10000, 1<<20)
+	s := New(pl, Config{}, nil)
+	spec := &Spec{ProjectID: "p", Resources: map[string]int64{"VCPU": 1, "MEMORY_MB": 1, "DISK_GB": 1}}
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		c := fmt.Sprintf("30000000-0000-4000-8000-%012d", i)
+		if _, err := s.Schedule(context.Background(), hosts, spec, 1, claimer(pl, []string{c})); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "decisions/s")
+}

@@ -1,0 +1,164 @@
+package compute_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/kumo-cloud/kumo/internal/placement"
+)
+
+// allocs returns every allocation on the cloud: consumer -> provider ->
+// class -> amount.
+func (e *env) allocs() map[string]map[string]map[string]int64 {
+	e.t.Helper()
+	a, err := e.pl.AllAllocations(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return a
+}
+
+// nodeOf returns the resource provider (hypervisor id) of host.
+func (e *env) nodeOf(host string) string {
+	e.t.Helper()
+	for _, h := range list(e.t, e.do("admin", "GET", v21+"/os-hypervisors/detail", "2.53", "").body, "hypervisors") {
+		hv := h.(map[string]any)
+		if hv["service"].(map[string]any)["host"] == host {
+			return hv["id"].(string)
+		}
+	}
+	e.t.Fatalf("no hypervisor of %s", host)
+	return ""
+}
+
+// TestAllocationsFollowServers: placement holds what the servers use,
+// through build, resize with revert and confirm, cold migration, delete
+// and the audit's repairs.
+func TestAllocationsFollowServers(t *testing.T) {
+	e := newServerEnv(t, nil, 2, nil)
+	ctx := context.Background()
+	// The resource tracker's provider: Nova's ratios, the fake host's size.
+	prov := e.nodeOf("compute1")
+	var invs map[string]placement.Inventory
+	e.eventually(func() bool {
+		invs, _ = e.pl.Inventories(ctx, prov)
+		return len(invs) == 3
+	}, "provider inventories")
+	if v := invs["VCPU"]; v.Total != 16 || v.AllocationRatio != 16 || invs["MEMORY_MB"].AllocationRatio != 1.5 || invs["DISK_GB"].Total != 1024 {
+		t.Fatalf("inventories %+v", invs)
+	}
+	traits, _ := e.pl.Traits(ctx, prov)
+	if !contains(traits, "CUSTOM_KUMO_FAKE") || !contains(traits, "COMPUTE_NET_ATTACH_INTERFACE") || !contains(traits, "HW_ARCH_X86_64") {
+		t.Fatalf("traits %v", traits)
+	}
+
+	id := e.boot("alice", "")
+	v := e.waitStatus(id, "ACTIVE")
+	src := v["OS-EXT-SRV-ATTR:host"].(string)
+	want := map[string]int64{"VCPU": 1, "MEMORY_MB": 128, "DISK_GB": 1}
+	checkAlloc := func(consumer, host string, want map[string]int64) {
+		t.Helper()
+		got := e.allocs()[consumer]
+		p := e.nodeOf(host)
+		if len(got) != 1 || len(got[p]) != len(want) {
+			t.Fatalf("allocations of %s: %v, want %v on %s", consumer, got, want, host)
+		}
+		for rc, n := range want {
+			if got[p][rc] != n {
+				t.Fatalf("allocations of %s: %v, want %v on %s", consumer, got, want, host)
+			}
+		}
+	}
+	checkAlloc(id, src, want)
+
+	// Resize: the source moves to the migration consumer.
+	e.action("alice", id, `{"resize": {"flavorRef": "84"}}`, 202)
+	v = e.waitStatus(id, "VERIFY_RESIZE")
+	all := e.allocs()
+	if len(all) != 2 {
+		t.Fatalf("during resize: %v", all)
+	}
+	var mig string
+	for c := range all {
+		if c != id {
+			mig = c
+		}
+	}
+	checkAlloc(mig, src, want)
+	checkAlloc(id, v["OS-EXT-SRV-ATTR:host"].(string), map[string]int64{"VCPU": 1, "MEMORY_MB": 192, "DISK_GB": 1})
+	// Revert: back to the source, the migration holds nothing.
+	e.action("alice", id, `{"revertResize": null}`, 202)
+	e.waitStatus(id, "ACTIVE")
+	if all := e.allocs(); len(all) != 1 {
+		t.Fatalf("after revert: %v", all)
+	}
+	checkAlloc(id, src, want)
+
+	// Cold migration to the other host, confirmed.
+	e.action("admin", id, `{"migrate": null}`, 202)
+	v = e.waitStatus(id, "VERIFY_RESIZE")
+	dst := v["OS-EXT-SRV-ATTR:host"].(string)
+	if dst == src {
+		t.Fatalf("migrated to the same host %s", dst)
+	}
+	e.action("alice", id, `{"confirmResize": null}`, 204)
+	e.waitStatus(id, "ACTIVE")
+	if all := e.allocs(); len(all) != 1 {
+		t.Fatalf("after confirm: %v", all)
+	}
+	checkAlloc(id, dst, want)
+
+	// The audit restores a lost allocation and removes a dead one.
+	if err := e.pl.DeleteAllocations(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.svc.Conductor().Audit(ctx)
+	if err != nil || rep.Missing != 1 {
+		t.Fatalf("audit %+v %v", rep, err)
+	}
+	checkAlloc(id, dst, want)
+
+	// Delete releases everything.
+	e.do("alice", "DELETE", v21+"/servers/"+id, "", "").expect(t, 204, "")
+	e.waitGone(id)
+	if all := e.allocs(); len(all) != 0 {
+		t.Fatalf("after delete: %v", all)
+	}
+}
+
+// TestMultiCreateOneRequest: min_count servers are scheduled together,
+// spread over the hosts.
+func TestMultiCreateOneRequest(t *testing.T) {
+	e := newServerEnv(t, nil, 2, nil)
+	r := e.do("alice", "POST", v21+"/servers", "2.96", `{"server": {"name": "m", "imageRef": "`+imageID+`", "flavorRef": "42",
+		"networks": "none", "min_count": 4, "return_reservation_id": true}}`).expect(t, 202, "")
+	res := r.body["reservation_id"].(string)
+	var hosts = map[string]int{}
+	e.eventually(func() bool {
+		l := list(t, e.do("admin", "GET", v21+"/servers/detail?all_tenants=1&reservation_id="+res, "2.96", "").body, "servers")
+		clear(hosts)
+		for _, s := range l {
+			s := s.(map[string]any)
+			if s["status"] != "ACTIVE" {
+				return false
+			}
+			hosts[s["OS-EXT-SRV-ATTR:host"].(string)]++
+		}
+		return len(l) == 4
+	}, "4 servers active")
+	if hosts["compute1"] != 2 || hosts["compute2"] != 2 {
+		t.Fatalf("spread %v", hosts)
+	}
+	if n := len(e.allocs()); n != 4 {
+		t.Fatalf("%d consumers", n)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
