@@ -214,6 +214,7 @@ CREATE TABLE net_quotas (
 	PRIMARY KEY (project_id, resource)
 );
 `},
+			agentsMigration,
 		},
 	}
 }

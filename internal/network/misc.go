@@ -121,19 +121,3 @@ func (s *Service) listAvailabilityZones(r *http.Request) (*apiutil.Response, err
 	}
 	return apiutil.JSON(200, map[string]any{"availability_zones": out}), nil
 }
-
-// agents: the network agents register themselves once the data plane
-// exists; until then the list is empty.
-func (s *Service) listAgents(r *http.Request) (*apiutil.Response, error) {
-	if err := s.authorize(s.caller(r), "get_agent", nil); err != nil {
-		return nil, err
-	}
-	return apiutil.JSON(200, map[string]any{"agents": []any{}}), nil
-}
-
-func (s *Service) showAgent(r *http.Request) (*apiutil.Response, error) {
-	if err := s.authorize(s.caller(r), "get_agent", nil); err != nil {
-		return nil, err
-	}
-	return nil, notFound("AgentNotFound", "Agent %s could not be found.", r.PathValue("id"))
-}

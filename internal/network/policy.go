@@ -83,6 +83,8 @@ func PolicyDefaults() []policy.Rule {
 		r("get_network_ip_availability", admin, "Show the IP availability of networks."),
 		r("get_availability_zone", authenticated, "List availability zones."),
 		r("get_agent", admin, "Show network agents."),
+		r("update_agent", admin, "Change a network agent's admin state or description."),
+		r("delete_agent", admin, "Delete a network agent's record."),
 	}
 	for _, a := range []string{"shared", "router:external", "is_default", "provider:network_type",
 		"provider:physical_network", "provider:segmentation_id"} {

@@ -63,6 +63,9 @@ type Config struct {
 	Quotas map[string]int
 	// MaxLimit caps list page sizes; 0 means no cap (Neutron's default).
 	MaxLimit int
+	// AgentDownTime is how long after its last heartbeat an agent is
+	// shown dead; default DefaultAgentDownTime.
+	AgentDownTime time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -94,6 +97,7 @@ type Service struct {
 	macFixed   int // leading bytes of macBase that are fixed
 	quotas     map[string]int
 	now        func() time.Time
+	dp         dataPlane // the network agents' side (dataplane.go)
 }
 
 // New builds the service. When deps.Policy is nil it enforces
@@ -120,6 +124,7 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	s := &Service{deps: deps, cfg: cfg, db: deps.DB, policy: enf, log: log.With("service", "network"),
 		backend: be, now: time.Now}
 	s.extensions = be.extensionAliases()
+	s.dp.init()
 	if err := s.parseBaseMAC(cfg.BaseMAC); err != nil {
 		return nil, err
 	}
@@ -175,8 +180,12 @@ func (s *Service) Catalog() []service.CatalogEntry {
 	return []service.CatalogEntry{{Type: "network", Name: "neutron", Path: "/networking"}}
 }
 
-// Run implements service.API; the control plane has no background work yet.
+// Run implements service.API: with a bus, it serves the network agents
+// (dataplane.go) until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
+	if s.deps.Bus != nil {
+		return s.runDataPlane(ctx)
+	}
 	<-ctx.Done()
 	return nil
 }
@@ -235,6 +244,8 @@ func (s *Service) Routes() *apiutil.Service {
 		rt("GET", "/availability_zones", s.listAvailabilityZones),
 		rt("GET", "/agents", s.listAgents),
 		rt("GET", "/agents/{id}", s.showAgent),
+		rt("PUT", "/agents/{id}", s.updateAgent),
+		rt("DELETE", "/agents/{id}", s.deleteAgent),
 	}
 	routes = append(routes, s.securityGroupRoutes(rt)...)
 	routes = append(routes, s.routerRoutes(rt)...)
@@ -248,6 +259,11 @@ func (s *Service) Routes() *apiutil.Service {
 			rt("PUT", "/"+kind.collection+"/{id}/tags/{tag}", s.tagHandler(kind, "add")),
 			rt("DELETE", "/"+kind.collection+"/{id}/tags/{tag}", s.tagHandler(kind, "remove")),
 		)
+	}
+	for i := range routes {
+		if routes[i].Method != http.MethodGet {
+			routes[i].Handler = s.notifyAfter(routes[i].Handler)
+		}
 	}
 	return &apiutil.Service{
 		Name: "network", Prefix: prefix + "/", Fault: apiutil.NeutronFault,
