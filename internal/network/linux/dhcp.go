@@ -186,7 +186,7 @@ func (s *DHCPServer) Serve(ctx context.Context) error {
 		}
 		resp, err := Respond(s.table.Load(), req)
 		if err != nil {
-			s.log.Warn("dhcp: build reply", "mac", req.ClientHWAddr, "err", err)
+			s.log.Warn("dhcp: build reply", "mac", req.ClientHWAddr.String(), "err", err)
 			continue
 		}
 		if resp == nil {
@@ -197,10 +197,10 @@ func (s *DHCPServer) Serve(ctx context.Context) error {
 			dst.IP = req.ClientIPAddr
 		}
 		if _, err := s.conn.WriteToUDP(resp.ToBytes(), dst); err != nil {
-			s.log.Warn("dhcp: send reply", "mac", req.ClientHWAddr, "err", err)
+			s.log.Warn("dhcp: send reply", "mac", req.ClientHWAddr.String(), "err", err)
 			continue
 		}
-		s.log.Debug("dhcp: answered", "type", resp.MessageType(), "mac", req.ClientHWAddr, "ip", resp.YourIPAddr)
+		s.log.Debug("dhcp: answered", "type", resp.MessageType(), "mac", req.ClientHWAddr.String(), "ip", resp.YourIPAddr)
 	}
 }
 

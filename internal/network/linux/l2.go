@@ -170,7 +170,7 @@ func (l *L2) createUplink(spec Link, br netlink.Link) error {
 	case KindVXLAN:
 		la := netlink.NewLinkAttrs()
 		la.Name, la.MTU, la.MasterIndex = spec.Name, spec.MTU, br.Attrs().Index
-		vx := &netlink.Vxlan{LinkAttrs: la, VxlanId: spec.VNI, SrcAddr: net.IP(spec.Local.AsSlice()), Port: spec.DstPort, Learning: true}
+		vx := &netlink.Vxlan{LinkAttrs: la, VxlanId: spec.VNI, SrcAddr: net.IP(spec.Local.AsSlice()), Port: spec.DstPort, Learning: false}
 		if err := l.h.LinkAdd(vx); err != nil {
 			return fmt.Errorf("create vxlan %s (vni %d): %w", spec.Name, spec.VNI, err)
 		}

@@ -27,7 +27,7 @@ type ServicePort struct {
 // EnsureServicePort creates or repairs a service port; a correct one is
 // left as it is. It returns the namespace, open (the caller closes it).
 func (l *L2) EnsureServicePort(sp ServicePort) (netns.NsHandle, error) {
-	ns, err := l.ensureNamespace(sp.Namespace)
+	ns, err := EnsureNamedNetns(sp.Namespace)
 	if err != nil {
 		return ns, err
 	}
@@ -87,15 +87,6 @@ func (l *L2) EnsureServicePort(sp ServicePort) (netns.NsHandle, error) {
 		return fail(err)
 	}
 	return ns, nil
-}
-
-func (l *L2) ensureNamespace(name string) (netns.NsHandle, error) {
-	if !l.ns.IsOpen() {
-		return EnsureNamedNetns(name)
-	}
-	// Tests run the host in a namespace of its own; named namespaces are
-	// global either way.
-	return EnsureNamedNetns(name)
 }
 
 // syncAddrs makes the link's global addresses exactly want.
