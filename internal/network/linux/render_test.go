@@ -26,7 +26,7 @@ func TestRender(t *testing.T) {
 				Peers: []Peer{{IP: peer, MACs: []string{"FA:16:3E:00:00:02"}}, {IP: local, MACs: []string{"fa:16:3e:00:00:01"}}}},
 			want: NetworkPlan{Network: net1, Bridge: Link{Name: "brq11111111-22", Kind: KindBridge, MTU: 1450},
 				Uplink: &Link{Name: "vxlan-42", Kind: KindVXLAN, MTU: 1450, Master: "brq11111111-22", VNI: 42, Local: local, DstPort: 4789},
-				FDB: []FDB{{Device: "vxlan-42", MAC: ZeroMAC, Dst: peer}, {Device: "vxlan-42", MAC: "fa:16:3e:00:00:02", Dst: peer}}},
+				FDB:    []FDB{{Device: "vxlan-42", MAC: ZeroMAC, Dst: peer}, {Device: "vxlan-42", MAC: "fa:16:3e:00:00:02", Dst: peer}}},
 		},
 		{
 			name: "flat enslaves the mapped interface",
