@@ -133,6 +133,7 @@ func (m *Metadata) caller(networkID string, src netip.Addr) (port rpc.Port, all 
 	for _, other := range m.a.desired {
 		for _, p := range other.Ports {
 			if p.DeviceID == port.DeviceID {
+				p.NetworkID = other.ID
 				all = append(all, p)
 				nets[other.ID] = other
 			}
