@@ -257,7 +257,7 @@ func (a *Agent) setNetwork(n *rpc.NetworkState) {
 	a.desired[n.ID] = n
 	a.dirty[n.ID] = true
 	for _, p := range n.Ports {
-		if p.Host == a.cfg.Host {
+		if p.Host == a.cfg.Host && p.DeviceOwner != rpc.DeviceOwnerDHCP {
 			a.tapIndex[devName(p)] = p.ID
 		}
 	}
@@ -287,7 +287,7 @@ func (a *Agent) fullSync(ctx context.Context) error {
 		a.desired[n.ID] = n
 		a.dirty[n.ID] = true
 		for _, p := range n.Ports {
-			if p.Host == a.cfg.Host {
+			if p.Host == a.cfg.Host && p.DeviceOwner != rpc.DeviceOwnerDHCP {
 				a.tapIndex[devName(p)] = p.ID
 			}
 		}
@@ -545,7 +545,7 @@ func (a *Agent) rewirePort(pid string, done map[string]bool) *rpc.PortStatus {
 	var port rpc.Port
 	for _, cand := range a.desired {
 		for _, p := range cand.Ports {
-			if p.ID == pid && p.Host == a.cfg.Host {
+			if p.ID == pid && p.Host == a.cfg.Host && p.DeviceOwner != rpc.DeviceOwnerDHCP {
 				n, port = cand, p
 			}
 		}
