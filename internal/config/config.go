@@ -66,9 +66,26 @@ type Config struct {
 		AvailabilityZone   string         `yaml:"availability_zone"`
 		Quotas             map[string]int `yaml:"quotas"`
 		MaxLimit           int            `yaml:"max_limit"`
+		// Agent is the in-process network agent (this host's data plane).
+		Agent NetworkAgent `yaml:"agent"`
 	} `yaml:"network"`
 
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// NetworkAgent configures a network agent.
+type NetworkAgent struct {
+	// Mode of the in-process agent: auto (on when running as root with
+	// the qemu compute driver), on or off.
+	Mode string `yaml:"mode"`
+	// LocalIP is the VXLAN underlay address; empty: VXLAN networks are
+	// wired only when the host has no peers (no tunnel endpoint).
+	LocalIP string `yaml:"local_ip"`
+	// InterfaceMappings are "physnet:interface" pairs for flat and VLAN.
+	InterfaceMappings []string `yaml:"interface_mappings"`
+	// DHCP and Metadata run those services for the networks.
+	DHCP     bool `yaml:"dhcp"`
+	Metadata bool `yaml:"metadata"`
 }
 
 // Duration reads "90s", "1h" in YAML.
@@ -99,6 +116,7 @@ func Default() *Config {
 	c.Compute.Driver = "fake"
 	c.Compute.Hosts = 1
 	c.Compute.QEMUAccel = "auto"
+	c.Network.Agent = NetworkAgent{Mode: "auto", DHCP: true, Metadata: true}
 	return c
 }
 
@@ -146,6 +164,7 @@ var Env = []struct {
 	{"KUMO_DATABASE_DSN", "postgres:// DSN (empty: SQLite in the data dir)", func(c *Config, v string) error { c.Database.DSN = v; return nil }},
 	{"KUMO_NATS_URL", "external NATS URL (empty: embedded)", func(c *Config, v string) error { c.NATS.URL = v; return nil }},
 	{"KUMO_NATS_LISTEN", "embedded NATS client address for remote agents", func(c *Config, v string) error { c.NATS.Listen = v; return nil }},
+	{"KUMO_NETWORK_AGENT", "in-process network agent: auto, on or off", func(c *Config, v string) error { c.Network.Agent.Mode = v; return nil }},
 	{"KUMO_COMPUTE_DRIVER", "compute driver of the in-process host: fake or qemu", func(c *Config, v string) error { c.Compute.Driver = v; return nil }},
 	{"KUMO_TOKEN_TTL", "token lifetime", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
@@ -193,6 +212,11 @@ func (c *Config) Finish() error {
 	case "fake", "qemu":
 	default:
 		return fmt.Errorf("config: compute driver must be fake or qemu, not %q", c.Compute.Driver)
+	}
+	switch c.Network.Agent.Mode {
+	case "auto", "on", "off":
+	default:
+		return fmt.Errorf("config: network.agent.mode must be auto, on or off, not %q", c.Network.Agent.Mode)
 	}
 	switch c.LogFormat {
 	case "text", "json":

@@ -65,7 +65,13 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, fmt.Errorf("placement service: %w", err)
 	}
-	return []service.API{img, nova, neutron, pl}, nil
+	apis := []service.API{img, nova, neutron, pl}
+	if ag, err := inProcessNetworkAgent(deps, cfg); err != nil {
+		return nil, fmt.Errorf("network agent: %w", err)
+	} else if ag != nil {
+		apis = append(apis, ag)
+	}
+	return apis, nil
 }
 
 // novaImages lets the compute API check imageRef as the caller sees it.
