@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -144,7 +145,7 @@ func (f *fakeServer) render(n *rpc.NetworkState) *rpc.NetworkState {
 }
 
 func (f *fakeServer) publishLocked(n *rpc.NetworkState) {
-	if err := f.b.Publish(context.Background(), rpc.SubjectAgents, rpc.MsgNetworkState, rpc.NetworkStateVersion, f.render(n)); err != nil {
+	if err := f.b.Publish(context.Background(), rpc.SubjectAgents, rpc.MsgNetworkState, rpc.NetworkStateVersion, f.render(n)); err != nil && !errors.Is(err, bus.ErrClosed) {
 		f.t.Errorf("publish: %v", err)
 	}
 }
@@ -234,7 +235,11 @@ func testLog(t testing.TB) *slog.Logger {
 func startAgent(t testing.TB, b *bus.Bus, cfg Config) (*Agent, context.CancelFunc) {
 	t.Helper()
 	cfg.ReportInterval = 200 * time.Millisecond
-	a, err := New(b, cfg, testLog(t).With("agent", cfg.Host))
+	log := testLog(t)
+	if _, bench := t.(*testing.B); bench {
+		log = quietLog(t)
+	}
+	a, err := New(b, cfg, log.With("agent", cfg.Host))
 	if err != nil {
 		t.Fatal(err)
 	}
