@@ -120,6 +120,7 @@ type Agent struct {
 
 	// Owned by the loop.
 	runCtx   context.Context
+	links    linux.Links // the host's links at the start of a pass
 	applied  map[string]linux.NetworkPlan
 	netErr   map[string]error
 	ports    map[string]portState // local ports: last status
@@ -358,6 +359,15 @@ func (a *Agent) pass(ctx context.Context) time.Duration {
 
 	var reports []rpc.PortStatus
 	retry := time.Duration(0)
+	a.links = nil
+	if len(states) > 0 { // whole networks to check: one dump beats a lookup per port
+		if links, err := a.l2.Snapshot(); err == nil {
+			a.links = links
+		} else {
+			a.log.Warn("link dump", "err", err)
+		}
+	}
+	defer func() { a.links = nil }()
 	ids := make([]string, 0, len(states))
 	for id := range states {
 		ids = append(ids, id)
@@ -512,7 +522,7 @@ func (a *Agent) wire(n *rpc.NetworkState, p rpc.Port, netErr error) *rpc.PortSta
 		}
 		st.status = rpc.StatusDown
 	default:
-		err := a.l2.Plug(devName(p), linux.BridgeName(n.ID), n.MTU)
+		err := a.l2.PlugCached(a.links, devName(p), linux.BridgeName(n.ID), n.MTU)
 		switch {
 		case err == nil:
 			st.status = rpc.StatusActive
