@@ -108,6 +108,8 @@ func (g *globals) load(cmd *cobra.Command) error {
 			cfg.PolicyFile = flagged.PolicyFile
 		case "compute-driver":
 			cfg.Compute.Driver = flagged.Compute.Driver
+		case "network-agent":
+			cfg.Network.Agent.Mode = flagged.Network.Agent.Mode
 		}
 	})
 	if err := cfg.Finish(); err != nil {
@@ -181,6 +183,7 @@ project and user and the service catalog, and writes DATA_DIR/clouds.yaml
 	f.StringVar(&g.cfg.NATS.Listen, "nats-listen", "", "HOST:PORT for the embedded NATS server to accept remote agents on (default: in-process only)")
 	f.StringVar(&g.cfg.PolicyFile, "policy-file", "", "YAML/JSON file of policy rule overrides")
 	f.StringVar(&g.cfg.Compute.Driver, "compute-driver", g.cfg.Compute.Driver, "hypervisor of the in-process compute host: auto (qemu where qemu-system-x86_64 runs, else fake), fake (no real VMs) or qemu")
+	f.StringVar(&g.cfg.Network.Agent.Mode, "network-agent", g.cfg.Network.Agent.Mode, "in-process network agent wiring this host: auto (on as root with --compute-driver qemu), on or off")
 	return cmd
 }
 
@@ -366,6 +369,37 @@ kumo serve --nats-listen 0.0.0.0:4222.`,
 	f.StringVar(&ac.Driver, "compute-driver", "qemu", "hypervisor: qemu or fake (simulated, for scale tests)")
 	f.StringVar(&ac.QEMUAccel, "qemu-accel", "", "auto, kvm or tcg")
 	f.StringVar(&ac.ImageURL, "image-url", "", "the image endpoint, e.g. http://controller:5000/image")
-	cmd.AddCommand(compute)
+	cmd.AddCommand(compute, networkAgentCmd(g))
+	return cmd
+}
+
+func networkAgentCmd(g *globals) *cobra.Command {
+	var nc server.NetworkAgentConfig
+	cmd := &cobra.Command{
+		Use:   "network",
+		Short: "Run a network agent (L2, DHCP, metadata) that joins a control plane through its NATS",
+		Long: `Run a network agent on this host. It never opens the database: it receives
+every network's desired state over the bus (--nats-url) and wires this
+host to it: a Linux bridge per network, VXLAN tunnels from --local-ip to the
+other hosts, flat and VLAN networks on the interfaces of --interface-mapping,
+the taps of the VMs bound to --host, and (with --dhcp, --metadata) DHCP and
+the metadata API in a namespace per network. It needs root. The control
+plane must accept remote agents: kumo serve --nats-listen 0.0.0.0:4222.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.load(cmd); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return server.RunNetworkAgent(ctx, nc, g.log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&nc.NATSURL, "nats-url", os.Getenv("KUMO_NATS_URL"), "the control plane's NATS URL(s)")
+	f.StringVar(&nc.Host, "host", "", "host name ports are bound to (default: this machine's; the compute agent's --host)")
+	f.StringVar(&nc.LocalIP, "local-ip", "", "this host's VXLAN underlay address")
+	f.StringSliceVar(&nc.InterfaceMappings, "interface-mapping", nil, "physnet:interface for flat and VLAN networks (repeatable)")
+	f.BoolVar(&nc.DHCP, "dhcp", true, "serve DHCP for networks with DHCP enabled")
+	f.BoolVar(&nc.Metadata, "metadata", true, "serve the metadata API (with --dhcp)")
 	return cmd
 }

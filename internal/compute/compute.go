@@ -209,10 +209,14 @@ func (s *Service) Catalog() []service.CatalogEntry {
 // agents until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, len(s.agents)+1)
+	errs := make(chan error, len(s.agents)+2)
 	if s.conductor != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- s.conductor.Run(ctx) }()
+		// The network agents' metadata service asks the conductor's side.
+		md := &metadataResponder{st: s.store, passwords: map[string]string{}}
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- md.run(ctx, s.deps.Bus) }()
 	}
 	for _, a := range s.agents {
 		wg.Add(1)

@@ -87,9 +87,26 @@ type Config struct {
 		AvailabilityZone   string         `yaml:"availability_zone"`
 		Quotas             map[string]int `yaml:"quotas"`
 		MaxLimit           int            `yaml:"max_limit"`
+		// Agent is the in-process network agent (this host's data plane).
+		Agent NetworkAgent `yaml:"agent"`
 	} `yaml:"network"`
 
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// NetworkAgent configures a network agent.
+type NetworkAgent struct {
+	// Mode of the in-process agent: auto (on when running as root with
+	// the qemu compute driver), on or off.
+	Mode string `yaml:"mode"`
+	// LocalIP is the VXLAN underlay address; empty: VXLAN networks are
+	// wired only when the host has no peers (no tunnel endpoint).
+	LocalIP string `yaml:"local_ip"`
+	// InterfaceMappings are "physnet:interface" pairs for flat and VLAN.
+	InterfaceMappings []string `yaml:"interface_mappings"`
+	// DHCP and Metadata run those services for the networks.
+	DHCP     bool `yaml:"dhcp"`
+	Metadata bool `yaml:"metadata"`
 }
 
 // Duration reads "90s", "1h" in YAML.
@@ -122,6 +139,7 @@ func Default() *Config {
 	c.Compute.QEMUAccel = "auto"
 	c.Compute.VIFPluggingTimeout.Duration = 300 * time.Second
 	c.Compute.VIFPluggingIsFatal = true
+	c.Network.Agent = NetworkAgent{Mode: "auto", DHCP: true, Metadata: true}
 	return c
 }
 
@@ -171,6 +189,7 @@ var Env = []struct {
 	{"KUMO_NATS_LISTEN", "embedded NATS client address for remote agents", func(c *Config, v string) error { c.NATS.Listen = v; return nil }},
 	{"KUMO_COMPUTE_DRIVER", "compute driver of the in-process host: auto, fake or qemu", func(c *Config, v string) error { c.Compute.Driver = v; return nil }},
 	{"KUMO_VOLUME_LVM_VG", "volume group of the LVM volume backend (empty: none)", func(c *Config, v string) error { c.Volume.LVMVolumeGroup = v; return nil }},
+	{"KUMO_NETWORK_AGENT", "in-process network agent: auto, on or off", func(c *Config, v string) error { c.Network.Agent.Mode = v; return nil }},
 	{"KUMO_TOKEN_TTL", "token lifetime", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		c.Identity.TokenTTL.Duration = d
@@ -217,6 +236,11 @@ func (c *Config) Finish() error {
 	case "auto", "fake", "qemu":
 	default:
 		return fmt.Errorf("config: compute driver must be auto, fake or qemu, not %q", c.Compute.Driver)
+	}
+	switch c.Network.Agent.Mode {
+	case "auto", "on", "off":
+	default:
+		return fmt.Errorf("config: network.agent.mode must be auto, on or off, not %q", c.Network.Agent.Mode)
 	}
 	switch c.LogFormat {
 	case "text", "json":

@@ -101,6 +101,7 @@ type Service struct {
 
 	notifyMu sync.Mutex
 	notifier ComputeNotifier
+	dp         dataPlane // the network agents' side (dataplane.go)
 }
 
 // New builds the service. When deps.Policy is nil it enforces
@@ -127,6 +128,7 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	s := &Service{deps: deps, cfg: cfg, db: deps.DB, policy: enf, log: log.With("service", "network"),
 		backend: be, now: time.Now}
 	s.extensions = be.extensionAliases()
+	s.dp.init()
 	if err := s.parseBaseMAC(cfg.BaseMAC); err != nil {
 		return nil, err
 	}
@@ -182,8 +184,12 @@ func (s *Service) Catalog() []service.CatalogEntry {
 	return []service.CatalogEntry{{Type: "network", Name: "neutron", Path: "/networking"}}
 }
 
-// Run implements service.API; the control plane has no background work yet.
+// Run implements service.API: with a bus, it serves the network agents
+// (dataplane.go) until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
+	if s.deps.Bus != nil {
+		return s.runDataPlane(ctx)
+	}
 	<-ctx.Done()
 	return nil
 }
@@ -259,6 +265,11 @@ func (s *Service) Routes() *apiutil.Service {
 			rt("PUT", "/"+kind.collection+"/{id}/tags/{tag}", s.tagHandler(kind, "add")),
 			rt("DELETE", "/"+kind.collection+"/{id}/tags/{tag}", s.tagHandler(kind, "remove")),
 		)
+	}
+	for i := range routes {
+		if routes[i].Method != http.MethodGet {
+			routes[i].Handler = s.notifyAfter(routes[i].Handler)
+		}
 	}
 	return &apiutil.Service{
 		Name: "network", Prefix: prefix + "/", Fault: apiutil.NeutronFault,

@@ -85,7 +85,13 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	}
 	// Port status changes reach Compute as external events.
 	neutron.SetComputeNotifier(netalloc.Notifier(nova))
-	return []service.API{img, nova, neutron, pl, vol}, nil
+	apis := []service.API{img, nova, neutron, pl, vol}
+	if ag, err := inProcessNetworkAgent(deps, cfg, driver); err != nil {
+		return nil, fmt.Errorf("network agent: %w", err)
+	} else if ag != nil {
+		apis = append(apis, ag)
+	}
+	return apis, nil
 }
 
 // novaImages lets the compute API check imageRef as the caller sees it.

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+
+	"github.com/kumo-cloud/kumo/internal/apiutil"
+	"github.com/kumo-cloud/kumo/internal/bus"
+	"github.com/kumo-cloud/kumo/internal/config"
+	netagent "github.com/kumo-cloud/kumo/internal/network/agent"
+	"github.com/kumo-cloud/kumo/internal/network/linux"
+	"github.com/kumo-cloud/kumo/internal/service"
+)
+
+// NetworkAgentConfig configures `kumo agent network` on a host of its own.
+type NetworkAgentConfig struct {
+	NATSURL string // the control plane's NATS (required)
+	Host    string // host name ports are bound to; default the machine's
+	config.NetworkAgent
+}
+
+// networkAgentConfig turns the configuration into the agent's.
+func networkAgentConfig(host string, c config.NetworkAgent) (netagent.Config, error) {
+	cfg := netagent.Config{Host: host, DHCP: c.DHCP, Metadata: c.Metadata}
+	if c.LocalIP != "" {
+		ip, err := netip.ParseAddr(c.LocalIP)
+		if err != nil {
+			return cfg, fmt.Errorf("network agent: local_ip %q: %w", c.LocalIP, err)
+		}
+		cfg.LocalIP = ip
+	}
+	m, err := linux.ParseMappings(c.InterfaceMappings)
+	if err != nil {
+		return cfg, fmt.Errorf("network agent: %w", err)
+	}
+	cfg.InterfaceMappings = m
+	return cfg, nil
+}
+
+// RunNetworkAgent runs a network agent that reaches the control plane
+// only through the bus, until ctx ends.
+func RunNetworkAgent(ctx context.Context, cfg NetworkAgentConfig, log *slog.Logger) error {
+	if cfg.NATSURL == "" {
+		return errors.New("agent: --nats-url is required (the control plane's NATS)")
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("agent: the network agent needs root (it creates bridges, namespaces and devices)")
+	}
+	if cfg.Host == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return err
+		}
+		cfg.Host = h
+	}
+	acfg, err := networkAgentConfig(cfg.Host, cfg.NetworkAgent)
+	if err != nil {
+		return err
+	}
+	b, err := bus.Open(ctx, bus.Config{URL: cfg.NATSURL, Name: "kumo-network-agent@" + cfg.Host}, log)
+	if err != nil {
+		return fmt.Errorf("agent: bus: %w", err)
+	}
+	defer b.Close()
+	a, err := netagent.New(b, acfg, log.With("component", "network-agent", "host", cfg.Host))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	log.Info("network agent running", "host", cfg.Host, "local_ip", cfg.LocalIP, "dhcp", cfg.DHCP, "metadata", cfg.Metadata, "nats", cfg.NATSURL)
+	return a.Run(ctx)
+}
+
+// networkAgentService runs the in-process network agent as a background
+// service of `kumo serve` (no routes of its own).
+type networkAgentService struct{ a *netagent.Agent }
+
+func (networkAgentService) Routes() *apiutil.Service        { return &apiutil.Service{Name: "network-agent"} }
+func (networkAgentService) Catalog() []service.CatalogEntry { return nil }
+func (s networkAgentService) Run(ctx context.Context) error {
+	defer s.a.Close()
+	return s.a.Run(ctx)
+}
+
+// inProcessNetworkAgent builds the all-in-one host's network agent, or
+// nil when it is off. Mode auto turns it on when the process is root and
+// runs real VMs (compute driver qemu): then the VMs' taps need wiring, and
+// the agent may change the host's networking.
+func inProcessNetworkAgent(deps service.Deps, cfg *config.Config, driver string) (service.API, error) {
+	ac := cfg.Network.Agent
+	on := ac.Mode == "on" || ac.Mode == "auto" && os.Geteuid() == 0 && driver == "qemu"
+	if !on || deps.Bus == nil {
+		return nil, nil
+	}
+	host := "compute" // the in-process compute host's name (compute.Config.HostPrefix)
+	if cfg.Compute.Hosts > 1 {
+		host = "compute1"
+		deps.Log.Warn("the in-process network agent wires the ports of host compute1 only", "hosts", cfg.Compute.Hosts)
+	}
+	acfg, err := networkAgentConfig(host, ac)
+	if err != nil {
+		return nil, err
+	}
+	a, err := netagent.New(deps.Bus, acfg, deps.Log.With("component", "network-agent", "host", host))
+	if err != nil {
+		return nil, err
+	}
+	return networkAgentService{a}, nil
+}
