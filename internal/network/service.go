@@ -101,7 +101,7 @@ type Service struct {
 
 	notifyMu sync.Mutex
 	notifier ComputeNotifier
-	dp         dataPlane // the network agents' side (dataplane.go)
+	dp       dataPlane // the network agents' side (dataplane.go)
 }
 
 // New builds the service. When deps.Policy is nil it enforces
