@@ -117,6 +117,9 @@ func (s *Service) Routes() *apiutil.Service {
 		project := ""
 		if !topLevel[first] {
 			project, rest = first, tail
+			if rest == "" {
+				return nil, apiutil.NotFound("The resource could not be found.")
+			}
 			if c := auth.From(r.Context()); c != nil && c.ProjectID != "" && project != c.ProjectID && !c.IsAdmin() {
 				return nil, apiutil.BadRequest("Malformed request url")
 			}
