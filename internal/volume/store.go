@@ -192,7 +192,12 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 		}
 		return err
 	}
-	return s.writeMetadata(ctx, tx, v.ID, v.Metadata)
+	for _, k := range slices.Sorted(maps.Keys(v.Metadata)) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO volume_metadata (volume_id, key, value) VALUES ($1, $2, $3)`, v.ID, k, v.Metadata[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) writeMetadata(ctx context.Context, tx *sql.Tx, id string, md map[string]string) error {

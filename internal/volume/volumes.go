@@ -202,6 +202,14 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Volume, error
 	}
 	if srcHost != nil {
 		v.Host = srcHost // clones and snapshots stay on their backend
+	} else if b, err := s.schedule(ctx, t, v.Size); err == nil {
+		host := s.hostOf(b)
+		v.Host = &host
+	} else {
+		// As in Cinder, the volume exists, in error, when no backend
+		// can hold it.
+		s.log.Warn("no backend for volume", "volume", v.ID, "err", err)
+		v.Status, v.Task = StatusError, nil
 	}
 	err = s.store.CreateVolume(ctx, v, func(tx *sql.Tx) error {
 		return s.checkQuota(ctx, tx, c.project, 1, 0, int64(v.Size), v.Size)
@@ -209,8 +217,10 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Volume, error
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("creating volume", "volume", v.ID, "size", v.Size, "type", t.Name)
-	s.kickVolume(v.ID)
+	if v.Task != nil {
+		s.log.Info("creating volume", "volume", v.ID, "size", v.Size, "type", t.Name)
+		s.kickVolume(v.ID)
+	}
 	return v, nil
 }
 
