@@ -90,6 +90,8 @@ type handle struct {
 type record struct {
 	Instance  virt.Instance `json:"instance"`
 	Rescue    *virt.Image   `json:"rescue,omitempty"`
+	// Volumes are the attached volumes (driver_volumes.go).
+	Volumes []pluggedVolume `json:"volumes,omitempty"`
 	StartedAt time.Time     `json:"started_at"`
 }
 
