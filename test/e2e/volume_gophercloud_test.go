@@ -167,6 +167,28 @@ func TestVolumeGophercloud(t *testing.T) {
 		t.Fatalf("server: %v", err)
 	}
 	scancel()
+	// A stopped server cannot take a hot-plug: 409, and the volume stays
+	// available.
+	if err := servers.Stop(ctx, nova, srv.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel = context.WithTimeout(ctx, 30*time.Second)
+	if err := servers.WaitForStatus(sctx, nova, srv.ID, "SHUTOFF"); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	scancel()
+	if _, err := volumeattach.Create(ctx, nova, srv.ID, volumeattach.CreateOpts{VolumeID: ids[1]}).Extract(); !gophercloud.ResponseCodeIs(err, 409) {
+		t.Errorf("attach to a stopped server: %v", err)
+	}
+	waitVol(ids[1], "available")
+	if err := servers.Start(ctx, nova, srv.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel = context.WithTimeout(ctx, 30*time.Second)
+	if err := servers.WaitForStatus(sctx, nova, srv.ID, "ACTIVE"); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	scancel()
 	va, err := volumeattach.Create(ctx, nova, srv.ID, volumeattach.CreateOpts{VolumeID: ids[1]}).Extract()
 	if err != nil {
 		t.Fatalf("attach: %v", err)
