@@ -514,6 +514,21 @@ func (s *Store) UsageOf(ctx context.Context, q db.Querier, project string) (Usag
 	return u, nil
 }
 
+// TypeUsageOf counts what project holds of one volume type, inside q.
+func (s *Store) TypeUsageOf(ctx context.Context, q db.Querier, project, typeID string) (Usage, error) {
+	var u Usage
+	var vg, sg sql.NullInt64
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*), SUM(size) FROM volumes WHERE project_id = $1 AND type_id = $2`, project, typeID).Scan(&u.Volumes, &vg); err != nil {
+		return u, err
+	}
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*), SUM(s.size) FROM volume_snapshots s JOIN volumes v ON v.id = s.volume_id
+WHERE s.project_id = $1 AND v.type_id = $2`, project, typeID).Scan(&u.Snapshots, &sg); err != nil {
+		return u, err
+	}
+	u.Gigabytes = vg.Int64 + sg.Int64
+	return u, nil
+}
+
 // ProvisionedGB sums the sizes of volumes and snapshots on a backend host.
 func (s *Store) ProvisionedGB(ctx context.Context, host string) (int64, error) {
 	var n sql.NullInt64

@@ -212,7 +212,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Volume, error
 		v.Status, v.Task = StatusError, nil
 	}
 	err = s.store.CreateVolume(ctx, v, func(tx *sql.Tx) error {
-		return s.checkQuota(ctx, tx, c.project, 1, 0, int64(v.Size), v.Size)
+		return s.checkQuota(ctx, tx, c.project, 1, 0, int64(v.Size), v.Size, t)
 	})
 	if err != nil {
 		return nil, err
@@ -687,7 +687,7 @@ func (s *Service) Extend(ctx context.Context, id string, newSize int) error {
 		if newSize <= v.Size {
 			return apiutil.BadRequest("Invalid input received: New size for extend must be greater than current size. (current: %d, extended: %d).", v.Size, newSize)
 		}
-		if err := s.checkQuota(ctx, tx, v.ProjectID, 0, 0, int64(newSize-v.Size), newSize); err != nil {
+		if err := s.checkQuota(ctx, tx, v.ProjectID, 0, 0, int64(newSize-v.Size), newSize, &VolumeType{ID: v.TypeID, Name: v.TypeName}); err != nil {
 			return err
 		}
 		v.Status = StatusExtending
