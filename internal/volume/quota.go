@@ -16,7 +16,6 @@ var defaultQuotas = map[string]int64{
 	"per_volume_gigabytes": -1, "groups": 10,
 }
 
-
 func (s *Service) defaults() map[string]int64 {
 	d := maps.Clone(defaultQuotas)
 	for k, v := range s.cfg.Quotas {
