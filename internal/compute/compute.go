@@ -235,12 +235,14 @@ func (s *Service) Run(ctx context.Context) error {
 
 var _ service.API = (*Service)(nil)
 
-// InstanceExists reports whether a server exists and is not deleted (the
-// volume service uses it to settle attachments of deleted servers).
+// InstanceExists reports whether a server may still use its volumes: it
+// is false only for a server Nova knows as deleted (the volume service
+// then settles its attachments). An id Nova never saw counts as existing:
+// the v3 attachments API takes any instance id.
 func (s *Service) InstanceExists(ctx context.Context, uuid string) (bool, error) {
 	i, err := s.store.GetInstance(ctx, nil, uuid)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return true, nil
 	}
 	if err != nil {
 		return false, err

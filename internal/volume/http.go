@@ -35,7 +35,7 @@ const Prefix = "/volume"
 // else in that position is a project id (/v3/{project_id}/volumes).
 var topLevel = map[string]bool{
 	"volumes": true, "snapshots": true, "types": true, "attachments": true, "os-quota-sets": true,
-	"limits": true, "os-availability-zone": true, "os-services": true, "extensions": true,
+	"limits": true, "os-availability-zone": true, "os-services": true, "extensions": true, "scheduler-stats": true,
 }
 
 type projectKey struct{}
@@ -102,6 +102,7 @@ func (s *Service) Routes() *apiutil.Service {
 		{"GET", "/os-services", s.listServices},
 		{"PUT", "/os-services/{action}", s.updateService},
 		{"GET", "/extensions", s.extensions},
+		{"GET", "/scheduler-stats/get_pools", s.pools},
 	}
 	for _, rt := range table {
 		h := rt.h
@@ -117,6 +118,9 @@ func (s *Service) Routes() *apiutil.Service {
 		project := ""
 		if !topLevel[first] {
 			project, rest = first, tail
+			if rest == "" {
+				return nil, apiutil.NotFound("The resource could not be found.")
+			}
 			if c := auth.From(r.Context()); c != nil && c.ProjectID != "" && project != c.ProjectID && !c.IsAdmin() {
 				return nil, apiutil.BadRequest("Malformed request url")
 			}

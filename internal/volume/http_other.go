@@ -160,17 +160,30 @@ func (s *Service) snapshotAction(r *http.Request) (*apiutil.Response, error) {
 	if err := decode(r, &body); err != nil {
 		return nil, err
 	}
-	raw, ok := body["os-reset_status"]
-	if !ok || len(body) != 1 {
+	if len(body) != 1 {
 		return nil, apiutil.BadRequest("There is either no action or more than one action in the request body.")
 	}
 	var a struct {
-		Status string `json:"status"`
+		Status   string `json:"status"`
+		Progress string `json:"progress"`
 	}
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return nil, apiutil.BadRequest("Malformed request body")
+	for action, raw := range body {
+		if action != "os-force_delete" {
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return nil, apiutil.BadRequest("Malformed request body")
+			}
+		}
+		switch action {
+		case "os-reset_status":
+			return &apiutil.Response{Status: 202}, s.ResetSnapshotStatus(r.Context(), r.PathValue("id"), a.Status)
+		case "os-update_snapshot_status":
+			return &apiutil.Response{Status: 202}, s.UpdateSnapshotStatus(r.Context(), r.PathValue("id"), a.Status, a.Progress)
+		case "os-force_delete":
+			return &apiutil.Response{Status: 202}, s.ForceDeleteSnapshot(r.Context(), r.PathValue("id"))
+		}
+		return nil, apiutil.BadRequest("There is no such action: %s", action)
 	}
-	return &apiutil.Response{Status: 202}, s.ResetSnapshotStatus(r.Context(), r.PathValue("id"), a.Status)
+	return nil, nil
 }
 
 func (s *Service) getSnapshotMetadata(r *http.Request) (*apiutil.Response, error) {
@@ -619,11 +632,11 @@ func quotaView(qs *QuotaSet) map[string]any {
 	if qs.Usage != nil {
 		used = map[string]int64{"volumes": qs.Usage.Volumes, "snapshots": qs.Usage.Snapshots, "gigabytes": qs.Usage.Gigabytes}
 	}
-	for _, k := range quotaResources {
+	for k, limit := range qs.Limits {
 		if qs.Usage != nil {
-			out[k] = map[string]int64{"limit": qs.Limits[k], "in_use": used[k], "reserved": 0, "allocated": 0}
+			out[k] = map[string]int64{"limit": limit, "in_use": used[k], "reserved": 0, "allocated": 0}
 		} else {
-			out[k] = qs.Limits[k]
+			out[k] = limit
 		}
 	}
 	return out
@@ -691,6 +704,23 @@ func (s *Service) limits(r *http.Request) (*apiutil.Response, error) {
 		"totalVolumesUsed": u.Volumes, "totalSnapshotsUsed": u.Snapshots, "totalGigabytesUsed": u.Gigabytes,
 		"totalBackupsUsed": 0, "totalBackupGigabytesUsed": 0,
 	}}}), nil
+}
+
+func (s *Service) pools(r *http.Request) (*apiutil.Response, error) {
+	ps, err := s.Pools(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	detail, _ := boolParam(r.URL.Query().Get("detail"))
+	out := make([]any, len(ps))
+	for i, p := range ps {
+		m := map[string]any{"name": p.Name}
+		if detail {
+			m["capabilities"] = p.Capabilities
+		}
+		out[i] = m
+	}
+	return apiutil.JSON(200, map[string]any{"pools": out}), nil
 }
 
 func (s *Service) zones(r *http.Request) (*apiutil.Response, error) {

@@ -523,6 +523,19 @@ func (s *Service) volumeAction(r *http.Request) (*apiutil.Response, error) {
 			return &apiutil.Response{Status: 202}, s.ResetStatus(ctx, id, a.Status, a.AttachStatus)
 		case "os-force_delete":
 			return &apiutil.Response{Status: 202}, s.Delete(ctx, id, false, true)
+		case "os-reserve", "os-unreserve":
+			return &apiutil.Response{Status: 202}, s.Reserve(ctx, id, action == "os-reserve")
+		case "os-retype":
+			var a struct {
+				NewType string `json:"new_type"`
+			}
+			if err := arg(&a); err != nil {
+				return nil, err
+			}
+			if a.NewType == "" {
+				return nil, apiutil.BadRequest("Invalid input for field/attribute new_type.")
+			}
+			return &apiutil.Response{Status: 202}, s.Retype(ctx, id, a.NewType)
 		case "os-volume_upload_image":
 			var a struct {
 				ImageName       string `json:"image_name"`

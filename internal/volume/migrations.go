@@ -58,6 +58,8 @@ CREATE TABLE volumes (
 	updated_at TEXT
 );
 CREATE INDEX volumes_project_idx ON volumes (project_id, created_at, id);
+CREATE INDEX volumes_usage_idx ON volumes (project_id, size);
+CREATE INDEX volumes_host_idx ON volumes (host, size);
 CREATE INDEX volumes_status_idx ON volumes (status);
 CREATE TABLE volume_metadata (
 	volume_id TEXT NOT NULL REFERENCES volumes (id) ON DELETE CASCADE,
@@ -83,6 +85,7 @@ CREATE TABLE volume_snapshots (
 );
 CREATE INDEX volume_snapshots_project_idx ON volume_snapshots (project_id, created_at, id);
 CREATE INDEX volume_snapshots_volume_idx ON volume_snapshots (volume_id);
+CREATE INDEX volume_snapshots_usage_idx ON volume_snapshots (project_id, size);
 CREATE TABLE volume_attachments (
 	id TEXT PRIMARY KEY,
 	volume_id TEXT NOT NULL REFERENCES volumes (id) ON DELETE CASCADE,

@@ -54,7 +54,7 @@ func PolicyDefaults() []policy.Rule {
 	r := func(name, check, desc string) policy.Rule {
 		return policy.Rule{Name: name, Check: check, Description: desc}
 	}
-	return []policy.Rule{
+	return append([]policy.Rule{
 		r(ruleCreate, member, "Create a volume."),
 		r(ruleGet, reader, "Show a volume."),
 		r(ruleGetAll, reader, "List volumes."),
@@ -92,5 +92,5 @@ func PolicyDefaults() []policy.Rule {
 		r(ruleAttachGet, reader, "Show and list attachments."),
 		r(ruleHostAttr, admin, "See the host of a volume."),
 		r(ruleTenantAttr, reader, "See the project of a volume."),
-	}
+	}, moreRules()...)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"maps"
+	"strings"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
 )
@@ -14,9 +15,6 @@ var defaultQuotas = map[string]int64{
 	"volumes": 10, "snapshots": 10, "gigabytes": 1000, "backups": 10, "backup_gigabytes": 1000,
 	"per_volume_gigabytes": -1, "groups": 10,
 }
-
-// quotaResources lists the resources in a stable order.
-var quotaResources = []string{"volumes", "snapshots", "gigabytes", "backups", "backup_gigabytes", "per_volume_gigabytes", "groups"}
 
 func (s *Service) defaults() map[string]int64 {
 	d := maps.Clone(defaultQuotas)
@@ -49,12 +47,36 @@ func overLimit(format string, args ...any) error {
 	return &apiutil.Error{Status: 413, Message: fmt.Sprintf(format, args...), Err: apiutil.ErrOverLimit, Code: "overLimit"}
 }
 
+// typeResources are the per-volume-type quota resources, named
+// "<resource>_<type name>" as Cinder does.
+var typeResources = []string{"volumes", "snapshots", "gigabytes"}
+
 // checkQuota verifies, in tx, that project can add volumes, snapshots
-// and gigabytes (a volume of size for per_volume_gigabytes when size>0).
-func (s *Service) checkQuota(ctx context.Context, tx *sql.Tx, project string, volumes, snapshots, gigabytes int64, size int) error {
+// and gigabytes (a volume of size for per_volume_gigabytes when size>0)
+// of volume type t (per-type limits; t may be nil).
+func (s *Service) checkQuota(ctx context.Context, tx *sql.Tx, project string, volumes, snapshots, gigabytes int64, size int, t *VolumeType) error {
 	l, err := s.limitsOf(ctx, tx, project)
 	if err != nil {
 		return err
+	}
+	if t != nil {
+		lv, okv := l["volumes_"+t.Name]
+		lg, okg := l["gigabytes_"+t.Name]
+		ls, oks := l["snapshots_"+t.Name]
+		if okv && lv >= 0 || okg && lg >= 0 || oks && ls >= 0 {
+			u, err := s.store.TypeUsageOf(ctx, tx, project, t.ID)
+			if err != nil {
+				return err
+			}
+			switch {
+			case okv && lv >= 0 && volumes > 0 && u.Volumes+volumes > lv:
+				return overLimit("VolumeLimitExceeded: Maximum number of volumes allowed (%d) exceeded for quota 'volumes_%s'.", lv, t.Name)
+			case okg && lg >= 0 && gigabytes > 0 && u.Gigabytes+gigabytes > lg:
+				return overLimit("VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes_%s quota. Requested %dG, quota is %dG and %dG has been consumed.", t.Name, gigabytes, lg, u.Gigabytes)
+			case oks && ls >= 0 && snapshots > 0 && u.Snapshots+snapshots > ls:
+				return overLimit("SnapshotLimitExceeded: Maximum number of snapshots allowed (%d) exceeded", ls)
+			}
+		}
 	}
 	if pv := l["per_volume_gigabytes"]; pv >= 0 && size > 0 && int64(size) > pv {
 		return overLimit("Requested volume size %dG is larger than maximum allowed limit %dG.", size, pv)
@@ -97,6 +119,9 @@ func (s *Service) GetQuotas(ctx context.Context, project string, usage bool) (*Q
 	if err != nil {
 		return nil, err
 	}
+	if err := s.addTypeLimits(ctx, l); err != nil {
+		return nil, err
+	}
 	qs := &QuotaSet{Project: project, Limits: l}
 	if usage {
 		u, err := s.store.UsageOf(ctx, s.deps.DB.Reader(), project)
@@ -114,7 +139,43 @@ func (s *Service) DefaultQuotas(ctx context.Context, project string) (*QuotaSet,
 	if err := s.authorize(c, ruleQuotaShow, project); err != nil {
 		return nil, err
 	}
-	return &QuotaSet{Project: project, Limits: s.defaults()}, nil
+	l := s.defaults()
+	if err := s.addTypeLimits(ctx, l); err != nil {
+		return nil, err
+	}
+	return &QuotaSet{Project: project, Limits: l}, nil
+}
+
+// addTypeLimits adds the per-type resources (unlimited unless set).
+func (s *Service) addTypeLimits(ctx context.Context, l map[string]int64) error {
+	ts, err := s.store.ListTypes(ctx, "", true, nil)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		for _, r := range typeResources {
+			if _, ok := l[r+"_"+t.Name]; !ok {
+				l[r+"_"+t.Name] = -1
+			}
+		}
+	}
+	return nil
+}
+
+// validQuotaKey reports whether k is a quota resource, per-type ones
+// included.
+func (s *Service) validQuotaKey(ctx context.Context, k string) bool {
+	if _, ok := defaultQuotas[k]; ok {
+		return true
+	}
+	for _, r := range typeResources {
+		if name, ok := strings.CutPrefix(k, r+"_"); ok && name != "" {
+			if _, err := s.store.GetType(ctx, nil, name, true); err == nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // UpdateQuotas sets limits; a limit below current usage is refused, as
@@ -125,7 +186,7 @@ func (s *Service) UpdateQuotas(ctx context.Context, project string, limits map[s
 		return nil, err
 	}
 	for k, v := range limits {
-		if _, ok := defaultQuotas[k]; !ok {
+		if !s.validQuotaKey(ctx, k) {
 			return nil, apiutil.BadRequest("Bad key(s) in quota set: %s", k)
 		}
 		if v < -1 {

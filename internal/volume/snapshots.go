@@ -76,7 +76,7 @@ func (s *Service) CreateSnapshot(ctx context.Context, req SnapshotRequest) (*Sna
 			}
 			return apiutil.BadRequest("Invalid volume: Volume %s status must be available or in-use, but current status is: %s.", v.ID, cur.Status)
 		}
-		return s.checkQuota(ctx, tx, v.ProjectID, 0, 1, int64(v.Size), 0)
+		return s.checkQuota(ctx, tx, v.ProjectID, 0, 1, int64(v.Size), 0, &VolumeType{ID: cur.TypeID, Name: cur.TypeName})
 	})
 	if err != nil {
 		return nil, err

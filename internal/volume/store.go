@@ -192,7 +192,12 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 		}
 		return err
 	}
-	return s.writeMetadata(ctx, tx, v.ID, v.Metadata)
+	for _, k := range slices.Sorted(maps.Keys(v.Metadata)) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO volume_metadata (volume_id, key, value) VALUES ($1, $2, $3)`, v.ID, k, v.Metadata[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) writeMetadata(ctx context.Context, tx *sql.Tx, id string, md map[string]string) error {
@@ -503,6 +508,21 @@ func (s *Store) UsageOf(ctx context.Context, q db.Querier, project string) (Usag
 		return u, err
 	}
 	if err := q.QueryRowContext(ctx, `SELECT COUNT(*), SUM(size) FROM volume_snapshots WHERE project_id = $1`, project).Scan(&u.Snapshots, &sg); err != nil {
+		return u, err
+	}
+	u.Gigabytes = vg.Int64 + sg.Int64
+	return u, nil
+}
+
+// TypeUsageOf counts what project holds of one volume type, inside q.
+func (s *Store) TypeUsageOf(ctx context.Context, q db.Querier, project, typeID string) (Usage, error) {
+	var u Usage
+	var vg, sg sql.NullInt64
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*), SUM(size) FROM volumes WHERE project_id = $1 AND type_id = $2`, project, typeID).Scan(&u.Volumes, &vg); err != nil {
+		return u, err
+	}
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*), SUM(s.size) FROM volume_snapshots s JOIN volumes v ON v.id = s.volume_id
+WHERE s.project_id = $1 AND v.type_id = $2`, project, typeID).Scan(&u.Snapshots, &sg); err != nil {
 		return u, err
 	}
 	u.Gigabytes = vg.Int64 + sg.Int64

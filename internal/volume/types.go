@@ -44,11 +44,9 @@ func (s *Service) ListTypes(ctx context.Context, isPublic *bool) ([]*VolumeType,
 	if c.admin {
 		return s.store.ListTypes(ctx, "", true, isPublic)
 	}
-	t := true
 	if isPublic != nil && !*isPublic {
 		return s.store.ListTypes(ctx, c.project, false, isPublic)
 	}
-	_ = t
 	return s.store.ListTypes(ctx, c.project, false, nil)
 }
 

@@ -202,15 +202,25 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Volume, error
 	}
 	if srcHost != nil {
 		v.Host = srcHost // clones and snapshots stay on their backend
+	} else if b, err := s.schedule(ctx, t, v.Size); err == nil {
+		host := s.hostOf(b)
+		v.Host = &host
+	} else {
+		// As in Cinder, the volume exists, in error, when no backend
+		// can hold it.
+		s.log.Warn("no backend for volume", "volume", v.ID, "err", err)
+		v.Status, v.Task = StatusError, nil
 	}
 	err = s.store.CreateVolume(ctx, v, func(tx *sql.Tx) error {
-		return s.checkQuota(ctx, tx, c.project, 1, 0, int64(v.Size), v.Size)
+		return s.checkQuota(ctx, tx, c.project, 1, 0, int64(v.Size), v.Size, t)
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("creating volume", "volume", v.ID, "size", v.Size, "type", t.Name)
-	s.kickVolume(v.ID)
+	if v.Task != nil {
+		s.log.Info("creating volume", "volume", v.ID, "size", v.Size, "type", t.Name)
+		s.kickVolume(v.ID)
+	}
 	return v, nil
 }
 
@@ -677,7 +687,7 @@ func (s *Service) Extend(ctx context.Context, id string, newSize int) error {
 		if newSize <= v.Size {
 			return apiutil.BadRequest("Invalid input received: New size for extend must be greater than current size. (current: %d, extended: %d).", v.Size, newSize)
 		}
-		if err := s.checkQuota(ctx, tx, v.ProjectID, 0, 0, int64(newSize-v.Size), newSize); err != nil {
+		if err := s.checkQuota(ctx, tx, v.ProjectID, 0, 0, int64(newSize-v.Size), newSize, &VolumeType{ID: v.TypeID, Name: v.TypeName}); err != nil {
 			return err
 		}
 		v.Status = StatusExtending

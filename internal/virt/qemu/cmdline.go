@@ -23,6 +23,9 @@ type VM struct {
 
 	Disks []Disk
 	NICs  []NetDev
+	// HotplugPorts adds that many PCIe root ports (ids hotplug0...) on
+	// q35, the slots volumes are hot-plugged into (driver_volumes.go).
+	HotplugPorts int
 
 	QMPSocket  string // unix socket, server side
 	PIDFile    string
@@ -52,6 +55,9 @@ type Disk struct {
 	Serial   string // visible in the guest as /dev/disk/by-id/virtio-<serial>
 	// BootIndex orders boot devices; 0 leaves the disk out of the order.
 	BootIndex int
+	// Bus places the device on a hot-plug port (a volume, so that it can
+	// be unplugged later); empty means the default bus.
+	Bus string `json:",omitempty"`
 }
 
 // NetDev is one virtio-net NIC. Tap names a host tap device; User selects
@@ -143,6 +149,11 @@ func Args(vm VM) ([]string, error) {
 			a = append(a, "-append", vm.Append)
 		}
 	}
+	if machine == "q35" {
+		for i := 0; i < vm.HotplugPorts; i++ {
+			a = append(a, "-device", fmt.Sprintf("pcie-root-port,id=hotplug%d,chassis=%d,bus=pcie.0", i, i+1))
+		}
+	}
 	for _, d := range vm.Disks {
 		if d.ID == "" || d.Path == "" {
 			return nil, fmt.Errorf("qemu: disk needs an id and a path: %+v", d)
@@ -159,9 +170,12 @@ func Args(vm VM) ([]string, error) {
 			ro = "on"
 		}
 		a = append(a, "-blockdev", fmt.Sprintf(
-			"driver=%s,node-name=%s,read-only=%s,discard=unmap,file.driver=file,file.filename=%s",
-			format, d.ID, ro, escape(d.Path)))
+			"driver=%s,node-name=%s,read-only=%s,discard=unmap,file.driver=%s,file.filename=%s",
+			format, d.ID, ro, fileDriver(d.Path), escape(d.Path)))
 		dev := "virtio-blk-pci,drive=" + d.ID + ",id=" + d.ID
+		if d.Bus != "" {
+			dev += ",bus=" + d.Bus
+		}
 		if d.Serial != "" {
 			dev += ",serial=" + escape(d.Serial)
 		}
@@ -205,4 +219,13 @@ func Args(vm VM) ([]string, error) {
 		a = append(a, "-daemonize")
 	}
 	return a, nil
+}
+
+// fileDriver is QEMU's protocol driver for a disk path: host_device for
+// block devices (LVM volumes), file otherwise.
+func fileDriver(path string) string {
+	if strings.HasPrefix(path, "/dev/") {
+		return "host_device"
+	}
+	return "file"
 }

@@ -92,9 +92,11 @@ type handle struct {
 
 // record is instance.json.
 type record struct {
-	Instance  virt.Instance `json:"instance"`
-	Rescue    *virt.Image   `json:"rescue,omitempty"`
-	StartedAt time.Time     `json:"started_at"`
+	Instance virt.Instance `json:"instance"`
+	Rescue   *virt.Image   `json:"rescue,omitempty"`
+	// Volumes are the attached volumes (driver_volumes.go).
+	Volumes   []pluggedVolume `json:"volumes,omitempty"`
+	StartedAt time.Time       `json:"started_at"`
 }
 
 // New returns a driver. It creates StateDir but starts nothing: running

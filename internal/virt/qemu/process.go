@@ -105,6 +105,10 @@ func (d *Driver) vm(rec *record, accel string, incoming bool) VM {
 	if inst.ConfigDrive {
 		vm.Disks = append(vm.Disks, Disk{ID: "config", Path: d.path(uuid, "config.iso"), Format: "raw", ReadOnly: true, Serial: "config-2"})
 	}
+	vm.HotplugPorts = hotplugPorts
+	for _, v := range rec.Volumes {
+		vm.Disks = append(vm.Disks, v.disk())
+	}
 	for i, n := range inst.NICs {
 		vm.NICs = append(vm.NICs, NetDev{ID: fmt.Sprintf("net%d", i), MAC: n.MAC, Tap: n.Tap, MTU: n.MTU, User: d.cfg.UserNetworking})
 	}

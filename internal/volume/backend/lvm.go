@@ -96,11 +96,11 @@ func (l *LVM) remove(ctx context.Context, lv string) error {
 }
 
 func (l *LVM) create(ctx context.Context, lv string, size int64) error {
-	args := []string{"-y", "-W", "n", "-Z", "n", "-n", lv}
+	args := []string{"-y", "-n", lv}
 	if l.thinPool != "" {
 		args = append(args, "-V", strconv.FormatInt(size, 10)+"b", "--thinpool", l.thinPool, l.vg)
 	} else {
-		args = append(args, "-L", strconv.FormatInt(size, 10)+"b", l.vg)
+		args = append(args, "-W", "n", "-Z", "n", "-L", strconv.FormatInt(size, 10)+"b", l.vg)
 	}
 	if _, err := run(ctx, "lvcreate", args...); err != nil {
 		if strings.Contains(err.Error(), "insufficient free space") || strings.Contains(err.Error(), "Insufficient") {
