@@ -66,9 +66,9 @@ func TestRenderGolden(t *testing.T) {
 
 func TestRenderErrors(t *testing.T) {
 	r := Router{
-		ID:         "r",
-		Interfaces: []Interface{{PortID: "p1", MACAddress: "nope", IPs: []string{"10.0.0.1"}}},
-		Routes:     []Route{{Destination: "10.9.0.0/16", NextHop: "2001:db8::1"}},
+		ID:          "r",
+		Interfaces:  []Interface{{PortID: "p1", MACAddress: "nope", IPs: []string{"10.0.0.1"}}},
+		Routes:      []Route{{Destination: "10.9.0.0/16", NextHop: "2001:db8::1"}},
 		FloatingIPs: []FloatingIP{{FloatingIP: "203.0.113.5", FixedIP: "10.0.0.5"}},
 	}
 	_, err := Render(r)
@@ -78,8 +78,8 @@ func TestRenderErrors(t *testing.T) {
 		}
 	}
 	r = Router{ID: "r", EnableSNAT: true,
-		Gateway: &Gateway{Interface: Interface{PortID: "g", IPs: []string{"2001:db8::5/64"}}, NextHops: []string{"x"}},
-		FloatingIPs:     []FloatingIP{{FloatingIP: "203.0.113.5", FixedIP: "2001:db8::9"}},
+		Gateway:     &Gateway{Interface: Interface{PortID: "g", IPs: []string{"2001:db8::5/64"}}, NextHops: []string{"x"}},
+		FloatingIPs: []FloatingIP{{FloatingIP: "203.0.113.5", FixedIP: "2001:db8::9"}},
 		PortForwardings: []PortForwarding{{FloatingIP: "203.0.113.5", Protocol: "icmp", ExternalPort: 1, InternalIP: "10.0.0.1", InternalPort: 1},
 			{FloatingIP: "203.0.113.5", Protocol: "tcp", ExternalPort: 0, InternalIP: "10.0.0.1", InternalPort: 70000}},
 	}

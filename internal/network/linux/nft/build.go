@@ -27,7 +27,8 @@ func NewRule() *B { return &B{} }
 
 // Rule returns the finished rule.
 func (b *B) Rule() Rule {
-	return Rule{Text: strings.Join(b.text, " "), Exprs: b.exprs}
+	text := strings.Join(b.text, " ")
+	return Rule{Text: text, Exprs: b.exprs, key: keyOf(text)}
 }
 
 func (b *B) add(text string, e ...expr.Any) *B {

@@ -28,18 +28,19 @@ type Firewall struct {
 	mu     sync.Mutex
 	ids    map[string]uint32 // port id → mark id
 	loaded bool
+	cache  *renderCache
 }
 
 // NewFirewall returns a Firewall whose nftables connections are made by
 // dial; nil means the current network namespace.
 func NewFirewall(log *slog.Logger, dial func() (*nftables.Conn, error)) *Firewall {
 	if dial == nil {
-		dial = func() (*nftables.Conn, error) { return nftables.New() }
+		dial = Dial(-1)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Firewall{log: log, dial: dial, syncer: NewSyncer(dial), ids: map[string]uint32{}}
+	return &Firewall{log: log, dial: dial, syncer: NewSyncer(dial), ids: map[string]uint32{}, cache: newRenderCache()}
 }
 
 // Apply converges the host's security-group rules to d. It is idempotent
@@ -61,7 +62,7 @@ func (f *Firewall) Apply(ctx context.Context, d Desired) (SyncStats, error) {
 		f.loaded = true
 	}
 	ids := f.assign(d)
-	rs, perr := render(d, ids)
+	rs, perr := f.cache.render(d, ids)
 	st, err := f.syncer.Sync(ctx, rs)
 	if err != nil {
 		f.loaded = false

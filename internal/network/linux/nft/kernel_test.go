@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/nftables"
 )
 
 // Kernel tests build a "host" namespace with a bridge and VM namespaces
@@ -101,9 +99,7 @@ func (l *lab) firewall() *Firewall {
 		l.t.Fatal(err)
 	}
 	l.t.Cleanup(func() { f.Close() })
-	return NewFirewall(nil, func() (*nftables.Conn, error) {
-		return nftables.New(nftables.WithNetNSFd(int(f.Fd())))
-	})
+	return NewFirewall(nil, Dial(int(f.Fd())))
 }
 
 func port(v vm, id string, groups ...string) Port {

@@ -50,7 +50,46 @@ func securedPorts(ps []Port) []Port {
 	return out
 }
 
+// renderCache memoizes the parts of a ruleset that depend on one port or
+// one group, so re-rendering a host after a single change costs little
+// more than rendering that change. Parts are keyed by a fingerprint of
+// their inputs.
+type renderCache struct {
+	ports   map[string]*portPart
+	groups  map[string]*groupPart
+	members map[string]*memberPart
+}
+
+type portPart struct {
+	fp      string
+	spoof   *Chain
+	out, in *Chain
+	elems   [4]Elem // ports, spoof, egress, ingress
+	err     error
+}
+
+type groupPart struct {
+	fp     string
+	eg, ig *Chain
+	sets   []string
+	errs   []error
+}
+
+type memberPart struct {
+	fp    string
+	elems []Elem
+	err   error
+}
+
+func newRenderCache() *renderCache {
+	return &renderCache{ports: map[string]*portPart{}, groups: map[string]*groupPart{}, members: map[string]*memberPart{}}
+}
+
 func render(d Desired, ids map[string]uint32) (*Ruleset, error) {
+	return newRenderCache().render(d, ids)
+}
+
+func (rc *renderCache) render(d Desired, ids map[string]uint32) (*Ruleset, error) {
 	var errs []error
 	groups := map[string]*Group{}
 	for i := range d.Groups {
@@ -78,6 +117,8 @@ func render(d Desired, ids map[string]uint32) (*Ruleset, error) {
 	}
 
 	usedGroups := map[string]bool{}
+	seenPorts, seenDevs := map[string]bool{}, map[string]bool{}
+	var portChains []*Chain
 	for _, p := range securedPorts(d.Ports) {
 		id := ids[p.ID]
 		if p.Device == "" || len(p.Device) >= unix.IFNAMSIZ {
@@ -88,10 +129,11 @@ func render(d Desired, ids map[string]uint32) (*Ruleset, error) {
 			errs = append(errs, &PortError{p.ID, fmt.Errorf("no mark id")})
 			continue
 		}
-		sc, err := spoofChain(p)
-		if err != nil {
-			errs = append(errs, &PortError{p.ID, err})
+		if seenPorts[p.ID] || seenDevs[p.Device] {
+			errs = append(errs, &PortError{p.ID, fmt.Errorf("port or device %s listed twice", p.Device)})
+			continue
 		}
+		seenPorts[p.ID], seenDevs[p.Device] = true, true
 		stateful := true
 		var gs []string
 		for _, g := range p.SecurityGroups {
@@ -109,13 +151,22 @@ func render(d Desired, ids map[string]uint32) (*Ruleset, error) {
 			usedGroups[g] = true
 		}
 		sort.Strings(gs)
-		br.Chains = append(br.Chains, sc)
-		in.Chains = append(in.Chains, portChain(p.ID, true, stateful, gs), portChain(p.ID, false, stateful, gs))
-		dev := IfnameBytes(p.Device)
-		portMarks.Elems = append(portMarks.Elems, Elem{Key: dev, Val: Mark32(markEgress | id), Text: fmt.Sprintf("%q : 0x%08x", p.Device, markEgress|id)})
-		spoof.Elems = append(spoof.Elems, Elem{Key: dev, Verdict: jump(sc.Name), Text: fmt.Sprintf("%q : jump %s", p.Device, sc.Name)})
-		egress.Elems = append(egress.Elems, Elem{Key: Mark32(markEgress | id), Verdict: jump("o-" + p.ID), Text: fmt.Sprintf("0x%08x : jump o-%s", markEgress|id, p.ID)})
-		ingress.Elems = append(ingress.Elems, Elem{Key: Mark32(markIngress | id), Verdict: jump("i-" + p.ID), Text: fmt.Sprintf("0x%08x : jump i-%s", markIngress|id, p.ID)})
+		part := rc.port(p, id, stateful, gs)
+		if part.err != nil {
+			errs = append(errs, &PortError{p.ID, part.err})
+		}
+		br.Chains = append(br.Chains, part.spoof)
+		portChains = append(portChains, part.out, part.in)
+		portMarks.Elems = append(portMarks.Elems, part.elems[0])
+		spoof.Elems = append(spoof.Elems, part.elems[1])
+		egress.Elems = append(egress.Elems, part.elems[2])
+		ingress.Elems = append(ingress.Elems, part.elems[3])
+	}
+	in.Chains = append(in.Chains, portChains...)
+	for id := range rc.ports {
+		if !seenPorts[id] {
+			delete(rc.ports, id)
+		}
 	}
 
 	// Group chains, and the member sets their remote-group rules use.
@@ -126,24 +177,17 @@ func render(d Desired, ids map[string]uint32) (*Ruleset, error) {
 	}
 	sort.Strings(gids)
 	for _, g := range gids {
-		grp := groups[g]
-		var eg, ig []Rule
-		for _, r := range grp.Rules {
-			rule, set, err := sgRule(r)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("security group %s rule %s: %w", g, r.ID, err))
-				continue
-			}
-			if set != "" {
-				remote[set] = true
-			}
-			if r.Direction == "egress" {
-				eg = append(eg, rule)
-			} else {
-				ig = append(ig, rule)
-			}
+		part := rc.group(groups[g])
+		errs = append(errs, part.errs...)
+		for _, s := range part.sets {
+			remote[s] = true
 		}
-		in.Chains = append(in.Chains, &Chain{Name: "ge-" + g, Rules: dedupe(eg)}, &Chain{Name: "gi-" + g, Rules: dedupe(ig)})
+		in.Chains = append(in.Chains, part.eg, part.ig)
+	}
+	for id := range rc.groups {
+		if !usedGroups[id] {
+			delete(rc.groups, id)
+		}
 	}
 	var setNames []string
 	for s := range remote {
@@ -160,14 +204,93 @@ func render(d Desired, ids map[string]uint32) (*Ruleset, error) {
 		if grp := groups[name[3:]]; grp != nil {
 			members = grp.Members
 		}
-		elems, err := rangeElems(members, v6)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("security group %s members: %w", name[3:], err))
+		part := rc.memberSet(name, members, v6)
+		if part.err != nil {
+			errs = append(errs, fmt.Errorf("security group %s members: %w", name[3:], part.err))
 		}
-		set.Elems = elems
+		set.Elems = part.elems
 		in.Sets = append(in.Sets, set)
 	}
+	for name := range rc.members {
+		if !remote[name] {
+			delete(rc.members, name)
+		}
+	}
 	return &Ruleset{Tables: []*Table{br, in}}, errors.Join(errs...)
+}
+
+func (rc *renderCache) port(p Port, id uint32, stateful bool, gs []string) *portPart {
+	fp := fmt.Sprintf("%q|%q|%q|%q|%d|%t|%q", p.Device, p.MACAddress, p.FixedIPs, p.AllowedAddressPairs, id, stateful, gs)
+	if part := rc.ports[p.ID]; part != nil && part.fp == fp {
+		return part
+	}
+	part := &portPart{fp: fp}
+	part.spoof, part.err = spoofChain(p)
+	part.out, part.in = portChain(p.ID, true, stateful, gs), portChain(p.ID, false, stateful, gs)
+	dev := IfnameBytes(p.Device)
+	part.elems = [4]Elem{
+		Elem{Key: dev, Val: Mark32(markEgress | id), Text: fmt.Sprintf("%q : 0x%08x", p.Device, markEgress|id)}.withID(),
+		Elem{Key: dev, Verdict: jump(part.spoof.Name), Text: fmt.Sprintf("%q : jump %s", p.Device, part.spoof.Name)}.withID(),
+		Elem{Key: Mark32(markEgress | id), Verdict: jump("o-" + p.ID), Text: fmt.Sprintf("0x%08x : jump o-%s", markEgress|id, p.ID)}.withID(),
+		Elem{Key: Mark32(markIngress | id), Verdict: jump("i-" + p.ID), Text: fmt.Sprintf("0x%08x : jump i-%s", markIngress|id, p.ID)}.withID(),
+	}
+	rc.ports[p.ID] = part
+	return part
+}
+
+func ruleFingerprint(r SGRule) string {
+	pr := func(p *int) string {
+		if p == nil {
+			return "-"
+		}
+		return strconv.Itoa(*p)
+	}
+	return strings.Join([]string{r.ID, r.Direction, r.EtherType, r.Protocol, pr(r.PortRangeMin), pr(r.PortRangeMax), r.RemoteIPPrefix, r.RemoteGroupID}, "\x00")
+}
+
+func (rc *renderCache) group(grp *Group) *groupPart {
+	var fps []string
+	for _, r := range grp.Rules {
+		fps = append(fps, ruleFingerprint(r))
+	}
+	fp := strings.Join(fps, "\x01")
+	if part := rc.groups[grp.ID]; part != nil && part.fp == fp {
+		return part
+	}
+	part := &groupPart{fp: fp}
+	var eg, ig []Rule
+	seen := map[string]bool{}
+	for _, r := range grp.Rules {
+		rule, set, err := sgRule(r)
+		if err != nil {
+			part.errs = append(part.errs, fmt.Errorf("security group %s rule %s: %w", grp.ID, r.ID, err))
+			continue
+		}
+		if set != "" && !seen[set] {
+			seen[set] = true
+			part.sets = append(part.sets, set)
+		}
+		if r.Direction == "egress" {
+			eg = append(eg, rule)
+		} else {
+			ig = append(ig, rule)
+		}
+	}
+	part.eg = &Chain{Name: "ge-" + grp.ID, Rules: dedupe(eg)}
+	part.ig = &Chain{Name: "gi-" + grp.ID, Rules: dedupe(ig)}
+	rc.groups[grp.ID] = part
+	return part
+}
+
+func (rc *renderCache) memberSet(name string, members []string, v6 bool) *memberPart {
+	fp := strings.Join(members, ",")
+	if part := rc.members[name]; part != nil && part.fp == fp {
+		return part
+	}
+	part := &memberPart{fp: fp}
+	part.elems, part.err = rangeElems(members, v6)
+	rc.members[name] = part
+	return part
 }
 
 func jump(chain string) *expr.Verdict { return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain} }
@@ -486,7 +609,7 @@ func rangeElems(members []string, v6 bool) ([]Elem, error) {
 		if hiText != loA.String() {
 			e.Text += "-" + hiText
 		}
-		out = append(out, e)
+		out = append(out, e.withID())
 	}
 	return out, errors.Join(errs...)
 }
