@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/google/nftables"
 	"github.com/kumo-cloud/kumo/internal/network/linux/nft"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -156,8 +155,7 @@ func (m *Manager) state(name string) (*routerState, error) {
 		}
 	}
 	st := &routerState{ns: h}
-	fd := int(h)
-	st.syncer = nft.NewSyncer(func() (*nftables.Conn, error) { return nftables.New(nftables.WithNetNSFd(fd)) })
+	st.syncer = nft.NewSyncer(nft.Dial(int(h)))
 	m.routers[name] = st
 	return st, nil
 }

@@ -152,21 +152,3 @@ func BenchmarkRender1000Ports(b *testing.B) {
 		}
 	}
 }
-
-func benchNSForT(t *testing.T) func() (*nftables.Conn, error) {
-	r := make([]byte, 3)
-	_, _ = rand.Read(r)
-	name := "kb" + hex.EncodeToString(r)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Skipf("ip netns add: %v %s", err, out)
-	}
-	f, err := os.Open("/run/netns/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close(); _ = exec.Command("ip", "netns", "del", name).Run() })
-	nsName = name
-	return Dial(int(f.Fd()))
-}
-
-var nsName string

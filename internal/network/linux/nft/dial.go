@@ -15,9 +15,11 @@ const bufferSize = 64 << 20
 
 // Dial returns a connection maker for the namespace open as nsFd (-1: the
 // process's own), with socket buffers large enough for whole-host batches.
+// Connections are lasting (one socket for every request of a Sync, instead
+// of one per request); users close them with CloseLasting.
 func Dial(nsFd int) func() (*nftables.Conn, error) {
 	return func() (*nftables.Conn, error) {
-		opts := []nftables.ConnOption{nftables.WithSockOptions(bigBuffers)}
+		opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigBuffers)}
 		if nsFd >= 0 {
 			opts = append(opts, nftables.WithNetNSFd(nsFd))
 		}

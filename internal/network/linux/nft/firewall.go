@@ -118,6 +118,7 @@ func (f *Firewall) loadIDs() error {
 	if err != nil {
 		return err
 	}
+	defer func() { _ = conn.CloseLasting() }()
 	tab := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
 	set, err := conn.GetSetByName(tab, "egress")
 	if err != nil {

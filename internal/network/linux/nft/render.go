@@ -115,6 +115,9 @@ func (rc *renderCache) render(d Desired, ids map[string]uint32) (*Ruleset, error
 		{Name: "forward", Hook: &Hook{Type: nftables.ChainTypeFilter, Hooknum: *nftables.ChainHookForward, Priority: 0, Policy: nftables.ChainPolicyAccept},
 			Rules: []Rule{NewRule().MarkVmap("ingress").Rule()}},
 	}
+	cb, ci := commonChains()
+	br.Chains = append(br.Chains, cb...)
+	in.Chains = append(in.Chains, ci...)
 
 	usedGroups := map[string]bool{}
 	seenPorts, seenDevs := map[string]bool{}, map[string]bool{}
@@ -345,11 +348,7 @@ func spoofChain(p Port) (*Chain, error) {
 	}
 	udp, icmp6 := uint8(unix.IPPROTO_UDP), uint8(unix.IPPROTO_ICMPV6)
 	add := func(b *B) { c.Rules = append(c.Rules, b.Rule()) }
-	// No DHCP servers and no IPv6 routers in VMs.
-	add(NewRule().EtherType(EtherIPv4).L4Proto(udp).Port(false, 67, 67).Port(true, 68, 68).Drop())
-	add(NewRule().EtherType(EtherIPv6).L4Proto(udp).Port(false, 547, 547).Port(true, 546, 546).Drop())
-	add(NewRule().EtherType(EtherIPv6).L4Proto(icmp6).ICMPType(true, 134).Drop())
-	add(NewRule().EtherType(EtherIPv6).L4Proto(icmp6).ICMPType(true, 137).Drop())
+	add(NewRule().Jump("spoof-common"))
 	for _, m := range macs {
 		// DHCP before the port has its address; ARP probes (RFC 5227);
 		// duplicate address detection and MLD from the unspecified address;
@@ -409,6 +408,51 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
+// commonChains are shared by every port: what is always dropped from VMs
+// (bridge table), and what every port lets through in each direction before
+// its security groups (inet table: conntrack state for stateful ports,
+// DHCP, IPv6 neighbour discovery and MLD).
+func commonChains() (bridge, inet []*Chain) {
+	udp, icmp6 := uint8(unix.IPPROTO_UDP), uint8(unix.IPPROTO_ICMPV6)
+	sp := &Chain{Name: "spoof-common"}
+	// No DHCP servers and no IPv6 routers (advertisements, redirects) in VMs.
+	sp.Rules = []Rule{
+		NewRule().EtherType(EtherIPv4).L4Proto(udp).Port(false, 67, 67).Port(true, 68, 68).Drop().Rule(),
+		NewRule().EtherType(EtherIPv6).L4Proto(udp).Port(false, 547, 547).Port(true, 546, 546).Drop().Rule(),
+		NewRule().EtherType(EtherIPv6).L4Proto(icmp6).ICMPType(true, 134).Drop().Rule(),
+		NewRule().EtherType(EtherIPv6).L4Proto(icmp6).ICMPType(true, 137).Drop().Rule(),
+	}
+	bridge = []*Chain{sp}
+	for _, egress := range []bool{true, false} {
+		var always []Rule
+		if egress {
+			always = append(always,
+				NewRule().NFProto(4).L4Proto(udp).Port(false, 68, 68).Port(true, 67, 67).Accept().Rule(),
+				NewRule().NFProto(6).L4Proto(udp).Port(false, 546, 546).Port(true, 547, 547).Accept().Rule())
+			for _, t := range []uint8{131, 133, 135, 136, 143} { // MLD report, RS, NS, NA, MLDv2 report
+				always = append(always, NewRule().NFProto(6).L4Proto(icmp6).ICMPType(true, t).Accept().Rule())
+			}
+		} else {
+			always = append(always,
+				NewRule().NFProto(4).L4Proto(udp).Port(false, 67, 67).Port(true, 68, 68).Accept().Rule(),
+				NewRule().NFProto(6).L4Proto(udp).Port(false, 547, 547).Port(true, 546, 546).Accept().Rule())
+			for _, t := range []uint8{130, 134, 135, 136} { // MLD query, RA, NS, NA
+				always = append(always, NewRule().NFProto(6).L4Proto(icmp6).ICMPType(true, t).Accept().Rule())
+			}
+		}
+		prefix := "in-"
+		if egress {
+			prefix = "out-"
+		}
+		stateful := append([]Rule{
+			NewRule().CtState(expr.CtStateBitINVALID).Drop().Rule(),
+			NewRule().CtState(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED).Accept().Rule(),
+		}, always...)
+		inet = append(inet, &Chain{Name: prefix + "stateful", Rules: stateful}, &Chain{Name: prefix + "stateless", Rules: always})
+	}
+	return bridge, inet
+}
+
 // portChain is o-<port> (egress, from the VM) or i-<port> (ingress).
 func portChain(portID string, egress, stateful bool, groups []string) *Chain {
 	name, gprefix := "i-"+portID, "gi-"
@@ -417,24 +461,16 @@ func portChain(portID string, egress, stateful bool, groups []string) *Chain {
 	}
 	c := &Chain{Name: name}
 	add := func(b *B) { c.Rules = append(c.Rules, b.Rule()) }
-	if stateful {
-		add(NewRule().CtState(expr.CtStateBitINVALID).Drop())
-		add(NewRule().CtState(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED).Accept())
-	}
-	udp, icmp6 := uint8(unix.IPPROTO_UDP), uint8(unix.IPPROTO_ICMPV6)
+	common := "in-"
 	if egress {
-		add(NewRule().NFProto(4).L4Proto(udp).Port(false, 68, 68).Port(true, 67, 67).Accept())
-		add(NewRule().NFProto(6).L4Proto(udp).Port(false, 546, 546).Port(true, 547, 547).Accept())
-		for _, t := range []uint8{131, 133, 135, 136, 143} { // MLD report, RS, NS, NA, MLDv2 report
-			add(NewRule().NFProto(6).L4Proto(icmp6).ICMPType(true, t).Accept())
-		}
-	} else {
-		add(NewRule().NFProto(4).L4Proto(udp).Port(false, 67, 67).Port(true, 68, 68).Accept())
-		add(NewRule().NFProto(6).L4Proto(udp).Port(false, 547, 547).Port(true, 546, 546).Accept())
-		for _, t := range []uint8{130, 134, 135, 136} { // MLD query, RA, NS, NA
-			add(NewRule().NFProto(6).L4Proto(icmp6).ICMPType(true, t).Accept())
-		}
+		common = "out-"
 	}
+	if stateful {
+		common += "stateful"
+	} else {
+		common += "stateless"
+	}
+	add(NewRule().Jump(common))
 	for _, g := range groups {
 		add(NewRule().Jump(gprefix + g))
 	}

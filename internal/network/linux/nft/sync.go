@@ -82,6 +82,7 @@ func (s *Syncer) Sync(ctx context.Context, rs *Ruleset) (SyncStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("nftables connection: %w", err)
 	}
+	defer func() { _ = conn.CloseLasting() }()
 	var after []func()
 	for _, t := range rs.Tables {
 		id := tableID{t.Family, t.Name}
@@ -124,6 +125,7 @@ func (s *Syncer) DeleteTable(ctx context.Context, family nftables.TableFamily, n
 	if err != nil {
 		return fmt.Errorf("nftables connection: %w", err)
 	}
+	defer func() { _ = conn.CloseLasting() }()
 	t, err := conn.ListTableOfFamily(name, family)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
