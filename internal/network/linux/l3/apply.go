@@ -155,7 +155,7 @@ func (m *Manager) state(name string) (*routerState, error) {
 		}
 	}
 	st := &routerState{ns: h}
-	st.syncer = nft.NewSyncer(nft.Dial(int(h)))
+	st.syncer = nft.NewNSSyncer(int(h))
 	m.routers[name] = st
 	return st, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -46,4 +47,68 @@ func bigBuffers(c *netlink.Conn) error {
 		return err
 	}
 	return serr
+}
+
+// NewNSSyncer returns a Syncer for the namespace open as nsFd (-1: the
+// process's own) that reads rules back with one dump per table.
+func NewNSSyncer(nsFd int) *Syncer {
+	s := NewSyncer(Dial(nsFd))
+	s.dumpRules = func(family nftables.TableFamily, table string) (map[string][]string, error) {
+		return dumpRuleKeys(nsFd, family, table)
+	}
+	return s
+}
+
+// dumpRuleKeys reads the rule keys (comments) of every chain of a table in
+// one netlink dump; the library can only dump one chain at a time.
+func dumpRuleKeys(nsFd int, family nftables.TableFamily, table string) (map[string][]string, error) {
+	cfg := &netlink.Config{}
+	if nsFd >= 0 {
+		cfg.NetNS = nsFd
+	}
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := bigBuffers(c); err != nil {
+		return nil, err
+	}
+	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: []byte(table + "\x00")}})
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := c.Execute(netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETRULE), Flags: netlink.Request | netlink.Dump},
+		Data:   append([]byte{byte(family), unix.NFNETLINK_V0, 0, 0}, attrs...),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dump rules of %s: %w", table, err)
+	}
+	keys := map[string][]string{}
+	for _, m := range msgs {
+		if len(m.Data) < 4 {
+			continue
+		}
+		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		if err != nil {
+			return nil, err
+		}
+		var chain string
+		var udata []byte
+		for ad.Next() {
+			switch ad.Type() {
+			case unix.NFTA_RULE_CHAIN:
+				chain = ad.String()
+			case unix.NFTA_RULE_USERDATA:
+				udata = ad.Bytes()
+			}
+		}
+		if ad.Err() != nil {
+			return nil, ad.Err()
+		}
+		k, _ := userdata.GetString(udata, userdata.TypeComment)
+		keys[chain] = append(keys[chain], k)
+	}
+	return keys, nil
 }

@@ -31,16 +31,14 @@ type Firewall struct {
 	cache  *renderCache
 }
 
-// NewFirewall returns a Firewall whose nftables connections are made by
-// dial; nil means the current network namespace.
-func NewFirewall(log *slog.Logger, dial func() (*nftables.Conn, error)) *Firewall {
-	if dial == nil {
-		dial = Dial(-1)
-	}
+// NewFirewall returns a Firewall for the network namespace open as nsFd
+// (-1: the process's own; the descriptor must stay open while the Firewall
+// is used).
+func NewFirewall(log *slog.Logger, nsFd int) *Firewall {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Firewall{log: log, dial: dial, syncer: NewSyncer(dial), ids: map[string]uint32{}, cache: newRenderCache()}
+	return &Firewall{log: log, dial: Dial(nsFd), syncer: NewNSSyncer(nsFd), ids: map[string]uint32{}, cache: newRenderCache()}
 }
 
 // Apply converges the host's security-group rules to d. It is idempotent

@@ -99,7 +99,7 @@ func (l *lab) firewall() *Firewall {
 		l.t.Fatal(err)
 	}
 	l.t.Cleanup(func() { f.Close() })
-	return NewFirewall(nil, Dial(int(f.Fd())))
+	return NewFirewall(nil, int(f.Fd()))
 }
 
 func port(v vm, id string, groups ...string) Port {

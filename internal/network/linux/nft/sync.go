@@ -31,7 +31,8 @@ import (
 // after an error) reads the tables back from the kernel, so a restarted agent
 // resumes without rewriting what is already right.
 type Syncer struct {
-	dial func() (*nftables.Conn, error)
+	dial      func() (*nftables.Conn, error)
+	dumpRules func(nftables.TableFamily, string) (map[string][]string, error) // nil: per chain
 
 	mu    sync.Mutex
 	known map[tableID]*tableState // what the kernel holds; absent = read it first
@@ -44,12 +45,12 @@ type tableID struct {
 
 type tableState struct {
 	exists bool
-	chains map[string][]string        // chain → rule keys in order
+	chains map[string][]string // chain → rule keys in order
 	// src remembers the *Chain each chain was last written from: parts of
 	// a Ruleset are immutable once synced, so the same pointer means the
 	// same rules and the comparison can be skipped.
-	src map[string]*Chain
-	sets   map[string]map[string]Elem // set → element id → element
+	src  map[string]*Chain
+	sets map[string]map[string]Elem // set → element id → element
 }
 
 // NewSyncer returns a Syncer whose connections are made by dial (for
@@ -88,7 +89,7 @@ func (s *Syncer) Sync(ctx context.Context, rs *Ruleset) (SyncStats, error) {
 		id := tableID{t.Family, t.Name}
 		cur := s.known[id]
 		if cur == nil {
-			cur, err = load(conn, t.Family, t.Name)
+			cur, err = load(conn, s.dumpRules, t.Family, t.Name)
 			if err != nil {
 				return st, fmt.Errorf("read table %s %s: %w", familyName(t.Family), t.Name, err)
 			}
@@ -169,7 +170,7 @@ func ruleKeys(rules []Rule) []string {
 }
 
 // load reads a table's chains, rule keys and set elements from the kernel.
-func load(conn *nftables.Conn, family nftables.TableFamily, name string) (*tableState, error) {
+func load(conn *nftables.Conn, dump func(nftables.TableFamily, string) (map[string][]string, error), family nftables.TableFamily, name string) (*tableState, error) {
 	st := &tableState{chains: map[string][]string{}, sets: map[string]map[string]Elem{}, src: map[string]*Chain{}}
 	tab, err := conn.ListTableOfFamily(name, family)
 	if err != nil {
@@ -183,8 +184,18 @@ func load(conn *nftables.Conn, family nftables.TableFamily, name string) (*table
 	if err != nil {
 		return nil, err
 	}
+	var dumped map[string][]string
+	if dump != nil {
+		if dumped, err = dump(family, name); err != nil {
+			return nil, err
+		}
+	}
 	for _, c := range chains {
 		if c.Table == nil || c.Table.Name != name {
+			continue
+		}
+		if dumped != nil {
+			st.chains[c.Name] = dumped[c.Name]
 			continue
 		}
 		rules, err := conn.GetRules(tab, c)
