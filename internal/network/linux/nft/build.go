@@ -249,6 +249,16 @@ func (b *B) MarkSetFromIfnameMap(out bool, set string, xor uint32) *B {
 	return b.add(text, es...)
 }
 
+// CtZoneSetFromIfnameMap sets the conntrack zone to the value the named map
+// (ifname → 16-bit zone) holds for the input device; only valid before
+// conntrack (prerouting at priority < -200).
+func (b *B) CtZoneSetFromIfnameMap(set string) *B {
+	return b.add("ct zone set iifname map @"+set,
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg},
+		&expr.Lookup{SourceRegister: reg, DestRegister: reg, IsDestRegSet: true, SetName: set},
+		&expr.Ct{Key: expr.CtKeyZONE, SourceRegister: true, Register: reg})
+}
+
 // MarkVmap jumps to the chain the named verdict map holds for the mark.
 func (b *B) MarkVmap(set string) *B {
 	return b.add("meta mark vmap @"+set,

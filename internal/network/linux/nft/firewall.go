@@ -2,6 +2,7 @@ package nft
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,7 @@ type Firewall struct {
 
 	mu     sync.Mutex
 	ids    map[string]uint32 // port id → mark id
+	zones  map[string]uint16 // bridge → conntrack zone
 	loaded bool
 	cache  *renderCache
 }
@@ -60,13 +62,14 @@ func (f *Firewall) Apply(ctx context.Context, d Desired) (SyncStats, error) {
 		f.loaded = true
 	}
 	ids := f.assign(d)
-	rs, perr := f.cache.render(d, ids)
+	zones := assignZones(d.Bridges, f.zones)
+	rs, perr := f.cache.render(d, ids, zones)
 	st, err := f.syncer.Sync(ctx, rs)
 	if err != nil {
 		f.loaded = false
 		return st, err
 	}
-	f.ids = ids
+	f.ids, f.zones = ids, zones
 	if st.Changed() {
 		f.log.Debug("security groups applied", "chains", st.ChainsWritten, "elems_added", st.ElemsAdded,
 			"elems_deleted", st.ElemsDeleted, "chains_deleted", st.ChainsDeleted)
@@ -78,7 +81,7 @@ func (f *Firewall) Apply(ctx context.Context, d Desired) (SyncStats, error) {
 func (f *Firewall) Remove(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.ids, f.loaded = map[string]uint32{}, false
+	f.ids, f.zones, f.loaded = map[string]uint32{}, map[string]uint16{}, false
 	return errors.Join(f.syncer.DeleteTable(ctx, nftables.TableFamilyBridge, TableName),
 		f.syncer.DeleteTable(ctx, nftables.TableFamilyINet, TableName))
 }
@@ -137,6 +140,18 @@ func (f *Firewall) loadIDs() error {
 		ids[strings.TrimPrefix(e.VerdictData.Chain, "o-")] = u32(e.Key) & markIDMask
 	}
 	f.ids = ids
+	f.zones = map[string]uint16{}
+	if zs, err := conn.GetSetByName(tab, "zones"); err == nil {
+		zelems, err := conn.GetSetElements(zs)
+		if err != nil {
+			return err
+		}
+		for _, e := range zelems {
+			if len(e.Val) == 2 {
+				f.zones[strings.TrimRight(string(e.Key), "\x00")] = binary.NativeEndian.Uint16(e.Val)
+			}
+		}
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -120,14 +121,20 @@ func TestKernelRuleOpensAndClosesPort(t *testing.T) {
 		{ID: "r1", Direction: "ingress", EtherType: "IPv4", Protocol: "tcp", PortRangeMin: intp(8080), PortRangeMax: intp(8080)},
 	}, egressAll...)}
 	d := Desired{
-		Ports:  []Port{port(a, "pa", "default"), port(b, "pb", "web")},
-		Groups: []Group{{ID: "default", Stateful: true, Rules: egressAll}, web},
+		Ports:   []Port{port(a, "pa", "default"), port(b, "pb", "web")},
+		Groups:  []Group{{ID: "default", Stateful: true, Rules: egressAll}, web},
+		Bridges: []string{"br0"},
 	}
 	if _, err := fw.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	if !l.reach(a, b.ip, 8080) {
 		t.Fatal("8080 allowed by rule r1 but unreachable")
+	}
+	// The flow was tracked in br0's zone.
+	ct := sh(t, "ip", "netns", "exec", l.host, "cat", "/proc/net/nf_conntrack")
+	if !strings.Contains(ct, "dport=8080") || !regexp.MustCompile(`dport=8080 .*zone=1\b`).MatchString(ct) {
+		t.Fatalf("flow not tracked in zone 1:\n%s", ct)
 	}
 	if l.reach(a, b.ip, 8081) {
 		t.Fatal("8081 reachable without a rule")

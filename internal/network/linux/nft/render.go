@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
@@ -36,7 +37,39 @@ func Render(d Desired) (*Ruleset, error) {
 	for i, p := range ports {
 		ids[p.ID] = uint32(i + 1)
 	}
-	return render(d, ids)
+	return render(d, ids, assignZones(d.Bridges, nil))
+}
+
+// zoneType is a conntrack zone as map data: 16 bits, host order.
+var zoneType = func() nftables.SetDatatype {
+	t := nftables.TypeInteger
+	t.Name, t.Bytes = "ct_zone", 2
+	return t
+}()
+
+// assignZones keeps the zones of known bridges and gives new ones the lowest
+// free zones from 1 (zone 0 is everybody else's).
+func assignZones(bridges []string, old map[string]uint16) map[string]uint16 {
+	out := map[string]uint16{}
+	used := map[uint16]bool{}
+	sorted := slices.Clone(bridges)
+	sort.Strings(sorted)
+	for _, b := range sorted {
+		if z, ok := old[b]; ok {
+			out[b], used[z] = z, true
+		}
+	}
+	next := uint16(1)
+	for _, b := range sorted {
+		if _, ok := out[b]; ok {
+			continue
+		}
+		for used[next] {
+			next++
+		}
+		out[b], used[next] = next, true
+	}
+	return out
 }
 
 func securedPorts(ps []Port) []Port {
@@ -85,11 +118,11 @@ func newRenderCache() *renderCache {
 	return &renderCache{ports: map[string]*portPart{}, groups: map[string]*groupPart{}, members: map[string]*memberPart{}}
 }
 
-func render(d Desired, ids map[string]uint32) (*Ruleset, error) {
-	return newRenderCache().render(d, ids)
+func render(d Desired, ids map[string]uint32, zones map[string]uint16) (*Ruleset, error) {
+	return newRenderCache().render(d, ids, zones)
 }
 
-func (rc *renderCache) render(d Desired, ids map[string]uint32) (*Ruleset, error) {
+func (rc *renderCache) render(d Desired, ids map[string]uint32, zones map[string]uint16) (*Ruleset, error) {
 	var errs []error
 	groups := map[string]*Group{}
 	for i := range d.Groups {
@@ -118,6 +151,22 @@ func (rc *renderCache) render(d Desired, ids map[string]uint32) (*Ruleset, error
 	cb, ci := commonChains()
 	br.Chains = append(br.Chains, cb...)
 	in.Chains = append(in.Chains, ci...)
+	zoneMap := &Set{Name: "zones", KeyType: nftables.TypeIFName, DataType: zoneType, IsMap: true}
+	in.Sets = append(in.Sets, zoneMap)
+	in.Chains = append(in.Chains, &Chain{Name: "zone", Hook: &Hook{Type: nftables.ChainTypeFilter, Hooknum: *nftables.ChainHookPrerouting, Priority: -300, Policy: nftables.ChainPolicyAccept},
+		Rules: []Rule{NewRule().CtZoneSetFromIfnameMap("zones").Rule()}})
+	var bridges []string
+	for b := range zones {
+		bridges = append(bridges, b)
+	}
+	sort.Strings(bridges)
+	for _, b := range bridges {
+		if b == "" || len(b) >= unix.IFNAMSIZ {
+			errs = append(errs, fmt.Errorf("invalid bridge name %q", b))
+			continue
+		}
+		zoneMap.Elems = append(zoneMap.Elems, Elem{Key: IfnameBytes(b), Val: binaryutil.NativeEndian.PutUint16(zones[b]), Text: fmt.Sprintf("%q : %d", b, zones[b])}.withID())
+	}
 
 	usedGroups := map[string]bool{}
 	seenPorts, seenDevs := map[string]bool{}, map[string]bool{}

@@ -30,6 +30,7 @@ func golden(t *testing.T, name, got string) {
 
 func TestRenderGolden(t *testing.T) {
 	d := Desired{
+		Bridges: []string{"brq-net2", "brq-net1"},
 		Ports: []Port{
 			{ID: "p1", Device: "tapp1", MACAddress: "fa:16:3e:11:22:33", FixedIPs: []string{"10.0.0.5", "2001:db8::5"},
 				AllowedAddressPairs: []AddressPair{{IPAddress: "10.0.0.128/25", MACAddress: "fa:16:3e:aa:bb:cc"}},
