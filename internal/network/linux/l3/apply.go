@@ -327,14 +327,23 @@ func ensureLink(nsH, hostH *netlink.Handle, ns netns.NsHandle, l LinkPlan) error
 	if err := nsH.LinkSetUp(in); err != nil {
 		return err
 	}
-	return syncAddrs(nsH, in, l.Addrs)
+	added, err := syncAddrs(nsH, in, l.Addrs)
+	for _, a := range added {
+		// Best effort, as in Neutron: a lost announcement only delays
+		// neighbours until their ARP entries expire.
+		_ = sendGARP(ns, in.Attrs().Index, in.Attrs().HardwareAddr, a.Addr())
+	}
+	return err
 }
 
-func syncAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix) error {
+// syncAddrs makes link's addresses exactly want (IPv6 link-local ones
+// aside) and returns the ones it added.
+func syncAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix) ([]netip.Prefix, error) {
 	have, err := h.AddrList(link, netlink.FAMILY_ALL)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var added []netip.Prefix
 	var errs []error
 	present := map[netip.Prefix]bool{}
 	for _, a := range have {
@@ -362,9 +371,11 @@ func syncAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix) error 
 		}
 		if err := h.AddrAdd(link, a); err != nil && !errors.Is(err, unix.EEXIST) {
 			errs = append(errs, fmt.Errorf("add address %s: %w", p, err))
+			continue
 		}
+		added = append(added, p)
 	}
-	return errors.Join(errs...)
+	return added, errors.Join(errs...)
 }
 
 func syncRoutes(h *netlink.Handle, want []RoutePlan) error {

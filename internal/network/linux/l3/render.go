@@ -17,6 +17,9 @@ import (
 // NATTable is the nftables table (family ip) in each router namespace.
 const NATTable = "kumo_router"
 
+// fromGateway marks new connections that entered through the gateway.
+const fromGateway = 0x4b0002
+
 // Plan is a router rendered to kernel objects: what Apply makes true.
 type Plan struct {
 	Namespace string
@@ -132,6 +135,15 @@ func Render(r Router) (*Plan, error) {
 		}
 		for _, f := range fs {
 			post.Rules = append(post.Rules, nft.NewRule().Ifname(true, qg).Addr(true, netip.PrefixFrom(f.priv, 32)).NAT(false, f.pub, 0).Rule())
+		}
+		if gw4.IsValid() && len(fs)+len(pfRules) > 0 {
+			// Hairpin: a VM reaching a floating IP of its own router from
+			// inside gets the gateway address as source, so the reply comes
+			// back through the router instead of straight from the target.
+			// Connections from outside are marked on the way in (postrouting
+			// has no input device to tell them apart).
+			pre.Rules = append([]nft.Rule{nft.NewRule().Ifname(false, qg).MarkSet(fromGateway).Rule()}, pre.Rules...)
+			post.Rules = append(post.Rules, nft.NewRule().MarkNot(fromGateway).CtStatusDNAT().NAT(false, gw4, 0).Rule())
 		}
 		if r.EnableSNAT {
 			if gw4.IsValid() {

@@ -58,6 +58,41 @@ func IfnameBytes(name string) []byte {
 	return b
 }
 
+// MarkSet sets the packet mark.
+func (b *B) MarkSet(v uint32) *B {
+	return b.add(fmt.Sprintf("meta mark set 0x%08x", v),
+		&expr.Immediate{Register: reg, Data: Mark32(v)},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg})
+}
+
+// MarkNot matches packets whose mark is not v.
+func (b *B) MarkNot(v uint32) *B {
+	return b.add(fmt.Sprintf("meta mark != 0x%08x", v),
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: Mark32(v)})
+}
+
+// IfnameNot matches packets whose input ("iifname") or output device is
+// not name.
+func (b *B) IfnameNot(out bool, name string) *B {
+	key, word := expr.MetaKeyIIFNAME, "iifname"
+	if out {
+		key, word = expr.MetaKeyOIFNAME, "oifname"
+	}
+	return b.add(fmt.Sprintf("%s != %q", word, name),
+		&expr.Meta{Key: key, Register: reg},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: IfnameBytes(name)})
+}
+
+// CtStatusDNAT matches connections whose destination was rewritten.
+func (b *B) CtStatusDNAT() *B {
+	const ipsDstNAT = 1 << 5 // IPS_DST_NAT
+	return b.add("ct status dnat",
+		&expr.Ct{Register: reg, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: make([]byte, 4)})
+}
+
 // NFProto matches the layer 3 family in inet tables (4 or 6).
 func (b *B) NFProto(v int) *B {
 	p, w := byte(unix.NFPROTO_IPV4), "ipv4"
