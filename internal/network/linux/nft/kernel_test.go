@@ -306,3 +306,56 @@ func TestKernelStatelessGroup(t *testing.T) {
 		t.Fatal("stateless group with both directions open blocks the flow")
 	}
 }
+
+func TestKernelIPv6(t *testing.T) {
+	l := newLab(t)
+	a := l.vm("a", "fa:16:3e:00:04:0a", "10.9.4.1")
+	b := l.vm("b", "fa:16:3e:00:04:0b", "10.9.4.2")
+	for _, v := range []struct {
+		vm   vm
+		addr string
+	}{{a, "2001:db8:4::a"}, {b, "2001:db8:4::b"}} {
+		sh(t, "ip", "-n", v.vm.ns, "addr", "add", v.addr+"/64", "dev", "eth0", "nodad")
+	}
+	l.listen(b, 8080)
+	l.listen(b, 8081)
+	fw := l.firewall()
+	ctx := context.Background()
+	pa, pb := port(a, "pa", "default"), port(b, "pb", "web")
+	pa.FixedIPs = append(pa.FixedIPs, "2001:db8:4::a")
+	pb.FixedIPs = append(pb.FixedIPs, "2001:db8:4::b")
+	d := Desired{
+		Ports: []Port{pa, pb},
+		Groups: []Group{{ID: "default", Stateful: true, Rules: egressAll},
+			{ID: "web", Stateful: true, Rules: append([]SGRule{
+				{ID: "v6", Direction: "ingress", EtherType: "IPv6", Protocol: "tcp", PortRangeMin: intp(8080), PortRangeMax: intp(8080), RemoteIPPrefix: "2001:db8:4::/64"},
+			}, egressAll...)}},
+	}
+	if _, err := fw.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	// Neighbour discovery must work through the filter for any of this.
+	if !l.reach(a, "2001:db8:4::b", 8080) {
+		t.Fatal("IPv6 8080 allowed but unreachable")
+	}
+	if l.reach(a, "2001:db8:4::b", 8081) {
+		t.Fatal("IPv6 8081 reachable without a rule")
+	}
+	if l.reach(a, b.ip, 8080) {
+		t.Fatal("IPv4 8080 reachable with an IPv6-only rule")
+	}
+	// A source address a does not own is dropped, until it is an allowed
+	// address pair.
+	sh(t, "ip", "-n", a.ns, "addr", "del", "2001:db8:4::a/64", "dev", "eth0")
+	sh(t, "ip", "-n", a.ns, "addr", "add", "2001:db8:4::99/64", "dev", "eth0", "nodad")
+	if l.reach(a, "2001:db8:4::b", 8080) {
+		t.Fatal("spoofed IPv6 source got through")
+	}
+	d.Ports[0].AllowedAddressPairs = []AddressPair{{IPAddress: "2001:db8:4::99"}}
+	if _, err := fw.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if !l.reach(a, "2001:db8:4::b", 8080) {
+		t.Fatal("IPv6 allowed address pair blocked")
+	}
+}
