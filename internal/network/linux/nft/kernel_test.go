@@ -5,12 +5,18 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netns"
 )
 
 // Kernel tests build a "host" namespace with a bridge and VM namespaces
@@ -357,5 +363,95 @@ func TestKernelIPv6(t *testing.T) {
 	}
 	if !l.reach(a, "2001:db8:4::b", 8080) {
 		t.Fatal("IPv6 allowed address pair blocked")
+	}
+}
+
+// udpIn opens a UDP socket bound to laddr inside namespace ns (the socket
+// stays in that namespace whatever thread uses it later).
+func udpIn(t *testing.T, ns, laddr string) *net.UDPConn {
+	t.Helper()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	type res struct {
+		c   *net.UDPConn
+		err error
+	}
+	ch := make(chan res)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := netns.Set(h); err != nil {
+			ch <- res{nil, err}
+			return
+		}
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			_ = c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
+			})
+			return serr
+		}}
+		pc, err := lc.ListenPacket(context.Background(), "udp4", laddr)
+		if err != nil {
+			ch <- res{nil, err}
+			return
+		}
+		ch <- res{pc.(*net.UDPConn), nil}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { r.c.Close() })
+	return r.c
+}
+
+// delivered sends one datagram from src to dst and reports whether it
+// arrived within half a second.
+func delivered(t *testing.T, src, dst *net.UDPConn, to string) bool {
+	t.Helper()
+	if _, err := src.WriteTo([]byte("ping"), net.UDPAddrFromAddrPort(netip.MustParseAddrPort(to))); err != nil {
+		t.Fatal(err)
+	}
+	_ = dst.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	buf := make([]byte, 16)
+	n, _, err := dst.ReadFrom(buf)
+	return err == nil && string(buf[:n]) == "ping"
+}
+
+func TestKernelDHCPTraffic(t *testing.T) {
+	l := newLab(t)
+	a := l.vm("a", "fa:16:3e:00:05:0a", "10.9.5.1")
+	b := l.vm("b", "fa:16:3e:00:05:0b", "10.9.5.2")
+	fw := l.firewall()
+	// a has no rules at all; b lets DHCP requests in (it plays a server
+	// someone runs in a VM).
+	d := Desired{
+		Ports: []Port{port(a, "pa", "none"), port(b, "pb", "srv")},
+		Groups: []Group{{ID: "none", Stateful: true},
+			{ID: "srv", Stateful: true, Rules: append([]SGRule{{ID: "dhcp", Direction: "ingress", EtherType: "IPv4", Protocol: "udp", PortRangeMin: intp(67), PortRangeMax: intp(67)}}, egressAll...)}},
+	}
+	if _, err := fw.Apply(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	client := udpIn(t, a.ns, "0.0.0.0:68")
+	server := udpIn(t, b.ns, "0.0.0.0:67")
+	// The client's request (68 → 67) leaves a although a allows no egress.
+	if !delivered(t, client, server, "10.9.5.2:67") {
+		t.Fatal("DHCP client request from a VM was dropped")
+	}
+	if !delivered(t, client, server, "10.9.5.255:67") {
+		t.Fatal("broadcast DHCP client request was dropped")
+	}
+	// The VM's "server" reply (67 → 68) is dropped although a accepts DHCP replies.
+	if delivered(t, server, client, "10.9.5.1:68") {
+		t.Fatal("DHCP server reply from a VM got through")
+	}
+	// Other UDP from b to a: dropped by a's ingress (no rules).
+	other := udpIn(t, b.ns, "0.0.0.0:5000")
+	if delivered(t, other, client, "10.9.5.1:68") {
+		t.Fatal("UDP 5000 → 68 reached a without a rule")
 	}
 }
