@@ -189,6 +189,9 @@ func TestKernelRouter(t *testing.T) {
 		t.Fatal("floating IP lost after resync")
 	}
 
+	if ct := sh(t, "ip", "netns", "exec", ns, "cat", "/proc/net/nf_conntrack"); !strings.Contains(ct, "203.0.113.20") {
+		t.Fatalf("no tracked connection through the floating IP:\n%s", ct)
+	}
 	// SNAT off: vmB (no floating IP) cannot get out; vmA still can via its FIP.
 	r.EnableSNAT = false
 	r.FloatingIPs = nil
@@ -200,6 +203,9 @@ func TestKernelRouter(t *testing.T) {
 	}
 	if l.reach(vmB, "203.0.113.1", 7000) {
 		t.Fatal("vmB reaches the outside with SNAT disabled")
+	}
+	if ct := sh(t, "ip", "netns", "exec", ns, "cat", "/proc/net/nf_conntrack"); strings.Contains(ct, "203.0.113.20") {
+		t.Fatalf("connections of a removed floating IP still tracked:\n%s", ct)
 	}
 	if l.reach(out, "203.0.113.20", 7000) {
 		t.Fatal("removed floating IP still reachable")

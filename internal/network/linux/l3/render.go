@@ -26,6 +26,10 @@ type Plan struct {
 	Links     []LinkPlan
 	Routes    []RoutePlan
 	NAT       *nft.Ruleset
+	// FloatingIPs maps each floating IP (and port-forwarding address) to
+	// its internal address (port forwardings: the zero Addr), so Apply can
+	// drop connection-tracking entries of mappings that went away.
+	FloatingIPs map[netip.Addr]netip.Addr
 }
 
 // LinkPlan is one veth pair.
@@ -51,7 +55,7 @@ func (r RoutePlan) String() string { return r.Dst.String() + " via " + r.Via.Str
 // address, a port forwarding to nowhere) are reported and left out; the
 // rest is still planned.
 func Render(r Router) (*Plan, error) {
-	p := &Plan{Namespace: Namespace(r.ID)}
+	p := &Plan{Namespace: Namespace(r.ID), FloatingIPs: map[netip.Addr]netip.Addr{}}
 	var errs []error
 	link := func(i Interface, gw bool, extra []netip.Prefix) *LinkPlan {
 		name, host := DeviceNames(i.PortID, gw)
@@ -96,6 +100,7 @@ func Render(r Router) (*Plan, error) {
 			}
 			fs = append(fs, fip{pub, priv})
 			fips = append(fips, netip.PrefixFrom(pub, 32))
+			p.FloatingIPs[pub] = priv
 		}
 		sort.Slice(fs, func(i, j int) bool { return fs[i].pub.Less(fs[j].pub) })
 		var pfRules []nft.Rule
@@ -107,6 +112,9 @@ func Render(r Router) (*Plan, error) {
 			}
 			pfRules = append(pfRules, rule)
 			fips = append(fips, netip.PrefixFrom(pub, 32))
+			if _, ok := p.FloatingIPs[pub]; !ok {
+				p.FloatingIPs[pub] = netip.Addr{}
+			}
 		}
 		sort.Slice(pfRules, func(i, j int) bool { return pfRules[i].Text < pfRules[j].Text })
 		gl := link(g.Interface, true, fips)
