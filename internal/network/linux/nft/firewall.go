@@ -20,10 +20,10 @@ type Firewall struct {
 	log    *slog.Logger
 	dial   func() (*nftables.Conn, error)
 	syncer *Syncer
-	// CheckBrNetfilter, when set, makes Apply require br_netfilter's
-	// bridge-nf-call-iptables/ip6tables in the current network namespace
-	// (set them to 1 if they are not). Off for namespaces other than the
-	// process's own (tests), whose defaults are already 1.
+	// CheckBrNetfilter makes Apply require br_netfilter's
+	// bridge-nf-call-iptables/ip6tables in the process's network namespace
+	// (and set them to 1 if they are not). On by default for the process's
+	// own namespace; off for others (tests), whose defaults are already 1.
 	CheckBrNetfilter bool
 
 	mu     sync.Mutex
@@ -40,7 +40,8 @@ func NewFirewall(log *slog.Logger, nsFd int) *Firewall {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Firewall{log: log, dial: Dial(nsFd), syncer: NewNSSyncer(nsFd), ids: map[string]uint32{}, cache: newRenderCache()}
+	return &Firewall{log: log, dial: Dial(nsFd), syncer: NewNSSyncer(nsFd), ids: map[string]uint32{}, cache: newRenderCache(),
+		CheckBrNetfilter: nsFd < 0}
 }
 
 // Apply converges the host's security-group rules to d. It is idempotent
