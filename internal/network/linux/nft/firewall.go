@@ -18,6 +18,7 @@ import (
 // Firewall enforces Desired on one host (one network namespace).
 type Firewall struct {
 	log    *slog.Logger
+	nsFd   int
 	dial   func() (*nftables.Conn, error)
 	syncer *Syncer
 	// CheckBrNetfilter makes Apply require br_netfilter's
@@ -40,7 +41,7 @@ func NewFirewall(log *slog.Logger, nsFd int) *Firewall {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Firewall{log: log, dial: Dial(nsFd), syncer: NewNSSyncer(nsFd), ids: map[string]uint32{}, cache: newRenderCache(),
+	return &Firewall{log: log, nsFd: nsFd, dial: Dial(nsFd), syncer: NewNSSyncer(nsFd), ids: map[string]uint32{}, cache: newRenderCache(),
 		CheckBrNetfilter: nsFd < 0}
 }
 
@@ -71,6 +72,19 @@ func (f *Firewall) Apply(ctx context.Context, d Desired) (SyncStats, error) {
 		return st, err
 	}
 	f.ids, f.zones = ids, zones
+	if len(f.cache.tightened) > 0 {
+		var ports []Port
+		for _, p := range d.Ports {
+			if f.cache.tightened[p.ID] {
+				ports = append(ports, p)
+			}
+		}
+		if err := flushPorts(f.nsFd, ports); err != nil {
+			// The rules are in place; only old connections may linger.
+			f.log.Warn("conntrack cleanup failed", "ports", len(ports), "err", err)
+		}
+		st.PortsFlushed = len(ports)
+	}
 	if st.Changed() {
 		f.log.Debug("security groups applied", "chains", st.ChainsWritten, "elems_added", st.ElemsAdded,
 			"elems_deleted", st.ElemsDeleted, "chains_deleted", st.ChainsDeleted)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -454,5 +455,91 @@ func TestKernelDHCPTraffic(t *testing.T) {
 	other := udpIn(t, b.ns, "0.0.0.0:5000")
 	if delivered(t, other, client, "10.9.5.1:68") {
 		t.Fatal("UDP 5000 → 68 reached a without a rule")
+	}
+}
+
+// tcpIn dials addr from inside namespace ns.
+func tcpIn(t *testing.T, ns, addr string) net.Conn {
+	t.Helper()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := netns.Set(h); err != nil {
+			ch <- res{nil, err}
+			return
+		}
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		ch <- res{c, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { r.c.Close() })
+	return r.c
+}
+
+// echoes writes msg on c and reports whether it comes back within 1.5 s.
+func echoes(c net.Conn, msg string) bool {
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return false
+	}
+	_ = c.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+	buf := make([]byte, len(msg))
+	n, err := io.ReadFull(c, buf)
+	return err == nil && string(buf[:n]) == msg
+}
+
+func TestKernelEstablishedFlowCutByRuleRemoval(t *testing.T) {
+	l := newLab(t)
+	a := l.vm("a", "fa:16:3e:00:06:0a", "10.9.6.1")
+	b := l.vm("b", "fa:16:3e:00:06:0b", "10.9.6.2")
+	cmd := exec.Command("ip", "netns", "exec", b.ns, "busybox", "nc", "-ll", "-p", "8083", "-e", "/bin/cat")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	time.Sleep(100 * time.Millisecond)
+	fw := l.firewall()
+	ctx := context.Background()
+	echo := SGRule{ID: "echo", Direction: "ingress", EtherType: "IPv4", Protocol: "tcp", PortRangeMin: intp(8083), PortRangeMax: intp(8083)}
+	other := SGRule{ID: "other", Direction: "ingress", EtherType: "IPv4", Protocol: "tcp", PortRangeMin: intp(9999), PortRangeMax: intp(9999)}
+	d := Desired{
+		Ports:  []Port{port(a, "pa", "default"), port(b, "pb", "srv")},
+		Groups: []Group{{ID: "default", Stateful: true, Rules: egressAll}, {ID: "srv", Stateful: true, Rules: append([]SGRule{echo, other}, egressAll...)}},
+	}
+	if _, err := fw.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	c := tcpIn(t, a.ns, "10.9.6.2:8083")
+	if !echoes(c, "one") {
+		t.Fatal("no echo on an allowed connection")
+	}
+	// Removing an unrelated rule re-checks b's connections; this one is
+	// still allowed and goes on.
+	d.Groups[1].Rules = append([]SGRule{echo}, egressAll...)
+	st, err := fw.Apply(ctx, d)
+	if err != nil || st.PortsFlushed != 1 {
+		t.Fatalf("unrelated rule removal: %+v, %v", st, err)
+	}
+	if !echoes(c, "two") {
+		t.Fatal("an allowed connection broke when another rule was removed")
+	}
+	// Removing the rule that allowed it stops the established connection.
+	d.Groups[1].Rules = egressAll
+	if _, err := fw.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if echoes(c, "three") {
+		t.Fatal("established connection survived the removal of the rule allowing it")
 	}
 }

@@ -91,10 +91,18 @@ type renderCache struct {
 	ports   map[string]*portPart
 	groups  map[string]*groupPart
 	members map[string]*memberPart
+
+	// Set by each render: groups that lost a rule, sets that lost an
+	// element since the previous render, and from them the ports whose
+	// allowed traffic shrank (their tracked connections must be re-checked).
+	shrunkGroups map[string]bool
+	shrunkSets   map[string]bool
+	tightened    map[string]bool
 }
 
 type portPart struct {
 	fp      string
+	groups  []string
 	spoof   *Chain
 	out, in *Chain
 	elems   [4]Elem // ports, spoof, egress, ingress
@@ -124,6 +132,9 @@ func render(d Desired, ids map[string]uint32, zones map[string]uint16) (*Ruleset
 
 func (rc *renderCache) render(d Desired, ids map[string]uint32, zones map[string]uint16) (*Ruleset, error) {
 	var errs []error
+	rc.shrunkGroups, rc.shrunkSets, rc.tightened = map[string]bool{}, map[string]bool{}, map[string]bool{}
+	portGroups := map[string][]string{} // port → groups, for tightened
+	lostGroup := map[string]bool{}
 	groups := map[string]*Group{}
 	for i := range d.Groups {
 		groups[d.Groups[i].ID] = &d.Groups[i]
@@ -203,6 +214,14 @@ func (rc *renderCache) render(d Desired, ids map[string]uint32, zones map[string
 			usedGroups[g] = true
 		}
 		sort.Strings(gs)
+		if old := rc.ports[p.ID]; old != nil {
+			for _, g := range old.groups {
+				if !slices.Contains(gs, g) {
+					lostGroup[p.ID] = true
+				}
+			}
+		}
+		portGroups[p.ID] = gs
 		part := rc.port(p, id, stateful, gs)
 		if part.err != nil {
 			errs = append(errs, &PortError{p.ID, part.err})
@@ -268,6 +287,24 @@ func (rc *renderCache) render(d Desired, ids map[string]uint32, zones map[string
 			delete(rc.members, name)
 		}
 	}
+	for p, gs := range portGroups {
+		tight := lostGroup[p]
+		for _, g := range gs {
+			if rc.shrunkGroups[g] {
+				tight = true
+			}
+			if part := rc.groups[g]; part != nil {
+				for _, set := range part.sets {
+					if rc.shrunkSets[set] {
+						tight = true
+					}
+				}
+			}
+		}
+		if tight {
+			rc.tightened[p] = true
+		}
+	}
 	return &Ruleset{Tables: []*Table{br, in}}, errors.Join(errs...)
 }
 
@@ -276,7 +313,7 @@ func (rc *renderCache) port(p Port, id uint32, stateful bool, gs []string) *port
 	if part := rc.ports[p.ID]; part != nil && part.fp == fp {
 		return part
 	}
-	part := &portPart{fp: fp}
+	part := &portPart{fp: fp, groups: gs}
 	part.spoof, part.err = spoofChain(p)
 	part.out, part.in = portChain(p.ID, true, stateful, gs), portChain(p.ID, false, stateful, gs)
 	dev := IfnameBytes(p.Device)
@@ -330,6 +367,9 @@ func (rc *renderCache) group(grp *Group) *groupPart {
 	}
 	part.eg = &Chain{Name: "ge-" + grp.ID, Rules: dedupe(eg)}
 	part.ig = &Chain{Name: "gi-" + grp.ID, Rules: dedupe(ig)}
+	if old := rc.groups[grp.ID]; old != nil && (lost(old.eg.Rules, part.eg.Rules) || lost(old.ig.Rules, part.ig.Rules)) {
+		rc.shrunkGroups[grp.ID] = true
+	}
 	rc.groups[grp.ID] = part
 	return part
 }
@@ -341,8 +381,34 @@ func (rc *renderCache) memberSet(name string, members []string, v6 bool) *member
 	}
 	part := &memberPart{fp: fp}
 	part.elems, part.err = rangeElems(members, v6)
+	if old := rc.members[name]; old != nil {
+		now := map[string]bool{}
+		for _, e := range part.elems {
+			now[e.id()] = true
+		}
+		for _, e := range old.elems {
+			if !now[e.id()] {
+				rc.shrunkSets[name] = true
+				break
+			}
+		}
+	}
 	rc.members[name] = part
 	return part
+}
+
+// lost reports whether a rule of old is not in new.
+func lost(old, new []Rule) bool {
+	now := map[string]bool{}
+	for _, r := range new {
+		now[r.Text] = true
+	}
+	for _, r := range old {
+		if !now[r.Text] {
+			return true
+		}
+	}
+	return false
 }
 
 func jump(chain string) *expr.Verdict { return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain} }

@@ -68,6 +68,7 @@ type SyncStats struct {
 	ChainsDeleted  int
 	SetsDeleted    int
 	TablesReloaded int
+	PortsFlushed   int // ports whose conntrack entries were deleted (Firewall)
 }
 
 // Sync converges every table in rs. Tables not in rs are left alone (use
