@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/google/nftables"
 	"github.com/kumo-cloud/kumo/internal/network/linux/nft"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -46,6 +45,7 @@ type Manager struct {
 type routerState struct {
 	ns     netns.NsHandle
 	syncer *nft.Syncer
+	fips   map[netip.Addr]netip.Addr // as last applied; nil: unknown
 }
 
 // Options configure a Manager.
@@ -156,8 +156,7 @@ func (m *Manager) state(name string) (*routerState, error) {
 		}
 	}
 	st := &routerState{ns: h}
-	fd := int(h)
-	st.syncer = nft.NewSyncer(func() (*nftables.Conn, error) { return nftables.New(nftables.WithNetNSFd(fd)) })
+	st.syncer = nft.NewNSSyncer(int(h))
 	m.routers[name] = st
 	return st, nil
 }
@@ -241,6 +240,27 @@ func (m *Manager) applyRouter(ctx context.Context, p *Plan) error {
 	if lo, err := nsH.LinkByName("lo"); err == nil {
 		_ = nsH.LinkSetUp(lo)
 	}
+	// After a restart the last applied floating IPs are unknown: take the
+	// /32 addresses on the gateway device as the floating IPs of before
+	// (mapping unknown, so only their removal counts as a change).
+	prior, known := st.fips, st.fips != nil
+	if !known {
+		prior = map[netip.Addr]netip.Addr{}
+		for _, l := range p.Links {
+			if !strings.HasPrefix(l.Name, "qg-") {
+				continue
+			}
+			if link, err := nsH.LinkByName(l.Name); err == nil {
+				addrs, _ := nsH.AddrList(link, netlink.FAMILY_V4)
+				for _, a := range addrs {
+					if ones, _ := a.Mask.Size(); ones == 32 {
+						ip, _ := netip.AddrFromSlice(a.IP)
+						prior[ip.Unmap()] = netip.Addr{}
+					}
+				}
+			}
+		}
+	}
 	var errs []error
 	wantLinks := map[string]bool{}
 	for _, l := range p.Links {
@@ -266,8 +286,44 @@ func (m *Manager) applyRouter(ctx context.Context, p *Plan) error {
 	}
 	if _, err := st.syncer.Sync(ctx, p.NAT); err != nil {
 		errs = append(errs, fmt.Errorf("nat: %w", err))
+		st.fips = nil
+		return errors.Join(errs...)
 	}
+	// Connections through a floating IP that was removed or now maps
+	// elsewhere would keep their old translation: forget them.
+	var gone []netip.Addr
+	for pub, priv := range prior {
+		if now, ok := p.FloatingIPs[pub]; !ok || (known && now != priv) {
+			gone = append(gone, pub)
+		}
+	}
+	if err := flushConntrack(nsH, gone); err != nil {
+		errs = append(errs, err)
+	}
+	st.fips = p.FloatingIPs
 	return errors.Join(errs...)
+}
+
+// flushConntrack deletes the connection-tracking entries to or translated
+// to any of addrs.
+func flushConntrack(h *netlink.Handle, addrs []netip.Addr) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	var filters []netlink.CustomConntrackFilter
+	for _, a := range addrs {
+		for _, typ := range []netlink.ConntrackFilterType{netlink.ConntrackOrigDstIP, netlink.ConntrackReplyDstIP} {
+			f := &netlink.ConntrackFilter{}
+			if err := f.AddIP(typ, a.AsSlice()); err != nil {
+				return err
+			}
+			filters = append(filters, f)
+		}
+	}
+	if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...); err != nil {
+		return fmt.Errorf("flush conntrack entries of %v: %w", addrs, err)
+	}
+	return nil
 }
 
 func ensureLink(nsH, hostH *netlink.Handle, ns netns.NsHandle, l LinkPlan) error {
@@ -329,14 +385,23 @@ func ensureLink(nsH, hostH *netlink.Handle, ns netns.NsHandle, l LinkPlan) error
 	if err := nsH.LinkSetUp(in); err != nil {
 		return err
 	}
-	return syncAddrs(nsH, in, l.Addrs)
+	added, err := syncAddrs(nsH, in, l.Addrs)
+	for _, a := range added {
+		// Best effort, as in Neutron: a lost announcement only delays
+		// neighbours until their ARP entries expire.
+		_ = sendGARP(ns, in.Attrs().Index, in.Attrs().HardwareAddr, a.Addr())
+	}
+	return err
 }
 
-func syncAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix) error {
+// syncAddrs makes link's addresses exactly want (IPv6 link-local ones
+// aside) and returns the ones it added.
+func syncAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix) ([]netip.Prefix, error) {
 	have, err := h.AddrList(link, netlink.FAMILY_ALL)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var added []netip.Prefix
 	var errs []error
 	present := map[netip.Prefix]bool{}
 	for _, a := range have {
@@ -364,9 +429,11 @@ func syncAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix) error 
 		}
 		if err := h.AddrAdd(link, a); err != nil && !errors.Is(err, unix.EEXIST) {
 			errs = append(errs, fmt.Errorf("add address %s: %w", p, err))
+			continue
 		}
+		added = append(added, p)
 	}
-	return errors.Join(errs...)
+	return added, errors.Join(errs...)
 }
 
 func syncRoutes(h *netlink.Handle, want []RoutePlan) error {

@@ -98,6 +98,7 @@ func TestKernelRouter(t *testing.T) {
 	l := newLab(t)
 	vmA := l.node("a", "bra", "10.1.0.10/24", "10.1.0.1")
 	vmB := l.node("b", "brb", "10.2.0.10/24", "10.2.0.1")
+	vmA2 := l.node("c", "bra", "10.1.0.11/24", "10.1.0.1")
 	out := l.node("o", "bre", "203.0.113.1/24", "")
 	// vmB also owns 192.168.50.1, reachable only through an extra route.
 	sh(t, "ip", "-n", vmB, "addr", "add", "192.168.50.1/32", "dev", "lo")
@@ -152,11 +153,25 @@ func TestKernelRouter(t *testing.T) {
 	if !l.reach(out, "203.0.113.20", 7000) {
 		t.Fatal("floating IP: the outside cannot reach vmA")
 	}
+	if !l.reach(vmA2, "203.0.113.20", 7000) {
+		t.Fatal("hairpin: a VM on vmA's subnet cannot reach vmA's floating IP")
+	}
 	if !l.reach(out, "203.0.113.30", 2222) {
 		t.Fatal("port forwarding 203.0.113.30:2222 → 10.2.0.10:22 does not work")
 	}
 	if l.reach(out, "203.0.113.30", 7000) {
 		t.Fatal("port forwarding opened more than its port")
+	}
+	// A new floating IP is announced by gratuitous ARP: with arp_accept the
+	// outside learns it without sending anything.
+	sh(t, "ip", "netns", "exec", out, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/eth0/arp_accept")
+	r.FloatingIPs = append(r.FloatingIPs, FloatingIP{FloatingIP: "203.0.113.21", FixedIP: "10.1.0.11"})
+	d.Routers[0] = r
+	if err := m.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if got := sh(t, "ip", "-n", out, "neigh", "show", "203.0.113.21"); !strings.Contains(got, "fa:16:3e:00:10:03") {
+		t.Fatalf("no gratuitous ARP for 203.0.113.21 seen outside: %q", got)
 	}
 	// Idempotent: a second Apply, and a new Manager (restarted agent).
 	if err := m.Apply(ctx, d); err != nil {
@@ -174,6 +189,9 @@ func TestKernelRouter(t *testing.T) {
 		t.Fatal("floating IP lost after resync")
 	}
 
+	if ct := sh(t, "ip", "netns", "exec", ns, "cat", "/proc/net/nf_conntrack"); !strings.Contains(ct, "203.0.113.20") {
+		t.Fatalf("no tracked connection through the floating IP:\n%s", ct)
+	}
 	// SNAT off: vmB (no floating IP) cannot get out; vmA still can via its FIP.
 	r.EnableSNAT = false
 	r.FloatingIPs = nil
@@ -185,6 +203,9 @@ func TestKernelRouter(t *testing.T) {
 	}
 	if l.reach(vmB, "203.0.113.1", 7000) {
 		t.Fatal("vmB reaches the outside with SNAT disabled")
+	}
+	if ct := sh(t, "ip", "netns", "exec", ns, "cat", "/proc/net/nf_conntrack"); strings.Contains(ct, "203.0.113.20") {
+		t.Fatalf("connections of a removed floating IP still tracked:\n%s", ct)
 	}
 	if l.reach(out, "203.0.113.20", 7000) {
 		t.Fatal("removed floating IP still reachable")

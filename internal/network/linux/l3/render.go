@@ -17,12 +17,19 @@ import (
 // NATTable is the nftables table (family ip) in each router namespace.
 const NATTable = "kumo_router"
 
+// fromGateway marks new connections that entered through the gateway.
+const fromGateway = 0x4b0002
+
 // Plan is a router rendered to kernel objects: what Apply makes true.
 type Plan struct {
 	Namespace string
 	Links     []LinkPlan
 	Routes    []RoutePlan
 	NAT       *nft.Ruleset
+	// FloatingIPs maps each floating IP (and port-forwarding address) to
+	// its internal address (port forwardings: the zero Addr), so Apply can
+	// drop connection-tracking entries of mappings that went away.
+	FloatingIPs map[netip.Addr]netip.Addr
 }
 
 // LinkPlan is one veth pair.
@@ -48,7 +55,7 @@ func (r RoutePlan) String() string { return r.Dst.String() + " via " + r.Via.Str
 // address, a port forwarding to nowhere) are reported and left out; the
 // rest is still planned.
 func Render(r Router) (*Plan, error) {
-	p := &Plan{Namespace: Namespace(r.ID)}
+	p := &Plan{Namespace: Namespace(r.ID), FloatingIPs: map[netip.Addr]netip.Addr{}}
 	var errs []error
 	link := func(i Interface, gw bool, extra []netip.Prefix) *LinkPlan {
 		name, host := DeviceNames(i.PortID, gw)
@@ -93,6 +100,7 @@ func Render(r Router) (*Plan, error) {
 			}
 			fs = append(fs, fip{pub, priv})
 			fips = append(fips, netip.PrefixFrom(pub, 32))
+			p.FloatingIPs[pub] = priv
 		}
 		sort.Slice(fs, func(i, j int) bool { return fs[i].pub.Less(fs[j].pub) })
 		var pfRules []nft.Rule
@@ -104,6 +112,9 @@ func Render(r Router) (*Plan, error) {
 			}
 			pfRules = append(pfRules, rule)
 			fips = append(fips, netip.PrefixFrom(pub, 32))
+			if _, ok := p.FloatingIPs[pub]; !ok {
+				p.FloatingIPs[pub] = netip.Addr{}
+			}
 		}
 		sort.Slice(pfRules, func(i, j int) bool { return pfRules[i].Text < pfRules[j].Text })
 		gl := link(g.Interface, true, fips)
@@ -132,6 +143,15 @@ func Render(r Router) (*Plan, error) {
 		}
 		for _, f := range fs {
 			post.Rules = append(post.Rules, nft.NewRule().Ifname(true, qg).Addr(true, netip.PrefixFrom(f.priv, 32)).NAT(false, f.pub, 0).Rule())
+		}
+		if gw4.IsValid() && len(fs)+len(pfRules) > 0 {
+			// Hairpin: a VM reaching a floating IP of its own router from
+			// inside gets the gateway address as source, so the reply comes
+			// back through the router instead of straight from the target.
+			// Connections from outside are marked on the way in (postrouting
+			// has no input device to tell them apart).
+			pre.Rules = append([]nft.Rule{nft.NewRule().Ifname(false, qg).MarkSet(fromGateway).Rule()}, pre.Rules...)
+			post.Rules = append(post.Rules, nft.NewRule().MarkNot(fromGateway).CtStatusDNAT().NAT(false, gw4, 0).Rule())
 		}
 		if r.EnableSNAT {
 			if gw4.IsValid() {

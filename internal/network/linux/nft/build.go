@@ -27,7 +27,8 @@ func NewRule() *B { return &B{} }
 
 // Rule returns the finished rule.
 func (b *B) Rule() Rule {
-	return Rule{Text: strings.Join(b.text, " "), Exprs: b.exprs}
+	text := strings.Join(b.text, " ")
+	return Rule{Text: text, Exprs: b.exprs, key: keyOf(text)}
 }
 
 func (b *B) add(text string, e ...expr.Any) *B {
@@ -55,6 +56,41 @@ func IfnameBytes(name string) []byte {
 	b := make([]byte, unix.IFNAMSIZ)
 	copy(b, name)
 	return b
+}
+
+// MarkSet sets the packet mark.
+func (b *B) MarkSet(v uint32) *B {
+	return b.add(fmt.Sprintf("meta mark set 0x%08x", v),
+		&expr.Immediate{Register: reg, Data: Mark32(v)},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg})
+}
+
+// MarkNot matches packets whose mark is not v.
+func (b *B) MarkNot(v uint32) *B {
+	return b.add(fmt.Sprintf("meta mark != 0x%08x", v),
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: Mark32(v)})
+}
+
+// IfnameNot matches packets whose input ("iifname") or output device is
+// not name.
+func (b *B) IfnameNot(out bool, name string) *B {
+	key, word := expr.MetaKeyIIFNAME, "iifname"
+	if out {
+		key, word = expr.MetaKeyOIFNAME, "oifname"
+	}
+	return b.add(fmt.Sprintf("%s != %q", word, name),
+		&expr.Meta{Key: key, Register: reg},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: IfnameBytes(name)})
+}
+
+// CtStatusDNAT matches connections whose destination was rewritten.
+func (b *B) CtStatusDNAT() *B {
+	const ipsDstNAT = 1 << 5 // IPS_DST_NAT
+	return b.add("ct status dnat",
+		&expr.Ct{Register: reg, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: make([]byte, 4)})
 }
 
 // NFProto matches the layer 3 family in inet tables (4 or 6).
@@ -246,6 +282,16 @@ func (b *B) MarkSetFromIfnameMap(out bool, set string, xor uint32) *B {
 	}
 	es = append(es, &expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg})
 	return b.add(text, es...)
+}
+
+// CtZoneSetFromIfnameMap sets the conntrack zone to the value the named map
+// (ifname → 16-bit zone) holds for the input device; only valid before
+// conntrack (prerouting at priority < -200).
+func (b *B) CtZoneSetFromIfnameMap(set string) *B {
+	return b.add("ct zone set iifname map @"+set,
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg},
+		&expr.Lookup{SourceRegister: reg, DestRegister: reg, IsDestRegSet: true, SetName: set},
+		&expr.Ct{Key: expr.CtKeyZONE, SourceRegister: true, Register: reg})
 }
 
 // MarkVmap jumps to the chain the named verdict map holds for the mark.

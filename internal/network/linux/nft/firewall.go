@@ -2,6 +2,7 @@ package nft
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,29 +18,31 @@ import (
 // Firewall enforces Desired on one host (one network namespace).
 type Firewall struct {
 	log    *slog.Logger
+	nsFd   int
 	dial   func() (*nftables.Conn, error)
 	syncer *Syncer
-	// CheckBrNetfilter, when set, makes Apply require br_netfilter's
-	// bridge-nf-call-iptables/ip6tables in the current network namespace
-	// (set them to 1 if they are not). Off for namespaces other than the
-	// process's own (tests), whose defaults are already 1.
+	// CheckBrNetfilter makes Apply require br_netfilter's
+	// bridge-nf-call-iptables/ip6tables in the process's network namespace
+	// (and set them to 1 if they are not). On by default for the process's
+	// own namespace; off for others (tests), whose defaults are already 1.
 	CheckBrNetfilter bool
 
 	mu     sync.Mutex
 	ids    map[string]uint32 // port id → mark id
+	zones  map[string]uint16 // bridge → conntrack zone
 	loaded bool
+	cache  *renderCache
 }
 
-// NewFirewall returns a Firewall whose nftables connections are made by
-// dial; nil means the current network namespace.
-func NewFirewall(log *slog.Logger, dial func() (*nftables.Conn, error)) *Firewall {
-	if dial == nil {
-		dial = func() (*nftables.Conn, error) { return nftables.New() }
-	}
+// NewFirewall returns a Firewall for the network namespace open as nsFd
+// (-1: the process's own; the descriptor must stay open while the Firewall
+// is used).
+func NewFirewall(log *slog.Logger, nsFd int) *Firewall {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Firewall{log: log, dial: dial, syncer: NewSyncer(dial), ids: map[string]uint32{}}
+	return &Firewall{log: log, nsFd: nsFd, dial: Dial(nsFd), syncer: NewNSSyncer(nsFd), ids: map[string]uint32{}, cache: newRenderCache(),
+		CheckBrNetfilter: nsFd < 0}
 }
 
 // Apply converges the host's security-group rules to d. It is idempotent
@@ -61,13 +64,27 @@ func (f *Firewall) Apply(ctx context.Context, d Desired) (SyncStats, error) {
 		f.loaded = true
 	}
 	ids := f.assign(d)
-	rs, perr := render(d, ids)
+	zones := assignZones(d.Bridges, f.zones)
+	rs, perr := f.cache.render(d, ids, zones)
 	st, err := f.syncer.Sync(ctx, rs)
 	if err != nil {
 		f.loaded = false
 		return st, err
 	}
-	f.ids = ids
+	f.ids, f.zones = ids, zones
+	if len(f.cache.tightened) > 0 {
+		var ports []Port
+		for _, p := range d.Ports {
+			if f.cache.tightened[p.ID] {
+				ports = append(ports, p)
+			}
+		}
+		if err := flushPorts(f.nsFd, ports); err != nil {
+			// The rules are in place; only old connections may linger.
+			f.log.Warn("conntrack cleanup failed", "ports", len(ports), "err", err)
+		}
+		st.PortsFlushed = len(ports)
+	}
 	if st.Changed() {
 		f.log.Debug("security groups applied", "chains", st.ChainsWritten, "elems_added", st.ElemsAdded,
 			"elems_deleted", st.ElemsDeleted, "chains_deleted", st.ChainsDeleted)
@@ -79,7 +96,7 @@ func (f *Firewall) Apply(ctx context.Context, d Desired) (SyncStats, error) {
 func (f *Firewall) Remove(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.ids, f.loaded = map[string]uint32{}, false
+	f.ids, f.zones, f.loaded = map[string]uint32{}, map[string]uint16{}, false
 	return errors.Join(f.syncer.DeleteTable(ctx, nftables.TableFamilyBridge, TableName),
 		f.syncer.DeleteTable(ctx, nftables.TableFamilyINet, TableName))
 }
@@ -117,6 +134,7 @@ func (f *Firewall) loadIDs() error {
 	if err != nil {
 		return err
 	}
+	defer func() { _ = conn.CloseLasting() }()
 	tab := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
 	set, err := conn.GetSetByName(tab, "egress")
 	if err != nil {
@@ -137,6 +155,18 @@ func (f *Firewall) loadIDs() error {
 		ids[strings.TrimPrefix(e.VerdictData.Chain, "o-")] = u32(e.Key) & markIDMask
 	}
 	f.ids = ids
+	f.zones = map[string]uint16{}
+	if zs, err := conn.GetSetByName(tab, "zones"); err == nil {
+		zelems, err := conn.GetSetElements(zs)
+		if err != nil {
+			return err
+		}
+		for _, e := range zelems {
+			if len(e.Val) == 2 {
+				f.zones[strings.TrimRight(string(e.Key), "\x00")] = binary.NativeEndian.Uint16(e.Val)
+			}
+		}
+	}
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
@@ -36,7 +37,39 @@ func Render(d Desired) (*Ruleset, error) {
 	for i, p := range ports {
 		ids[p.ID] = uint32(i + 1)
 	}
-	return render(d, ids)
+	return render(d, ids, assignZones(d.Bridges, nil))
+}
+
+// zoneType is a conntrack zone as map data: 16 bits, host order.
+var zoneType = func() nftables.SetDatatype {
+	t := nftables.TypeInteger
+	t.Name, t.Bytes = "ct_zone", 2
+	return t
+}()
+
+// assignZones keeps the zones of known bridges and gives new ones the lowest
+// free zones from 1 (zone 0 is everybody else's).
+func assignZones(bridges []string, old map[string]uint16) map[string]uint16 {
+	out := map[string]uint16{}
+	used := map[uint16]bool{}
+	sorted := slices.Clone(bridges)
+	sort.Strings(sorted)
+	for _, b := range sorted {
+		if z, ok := old[b]; ok {
+			out[b], used[z] = z, true
+		}
+	}
+	next := uint16(1)
+	for _, b := range sorted {
+		if _, ok := out[b]; ok {
+			continue
+		}
+		for used[next] {
+			next++
+		}
+		out[b], used[next] = next, true
+	}
+	return out
 }
 
 func securedPorts(ps []Port) []Port {
@@ -50,8 +83,58 @@ func securedPorts(ps []Port) []Port {
 	return out
 }
 
-func render(d Desired, ids map[string]uint32) (*Ruleset, error) {
+// renderCache memoizes the parts of a ruleset that depend on one port or
+// one group, so re-rendering a host after a single change costs little
+// more than rendering that change. Parts are keyed by a fingerprint of
+// their inputs.
+type renderCache struct {
+	ports   map[string]*portPart
+	groups  map[string]*groupPart
+	members map[string]*memberPart
+
+	// Set by each render: groups that lost a rule, sets that lost an
+	// element since the previous render, and from them the ports whose
+	// allowed traffic shrank (their tracked connections must be re-checked).
+	shrunkGroups map[string]bool
+	shrunkSets   map[string]bool
+	tightened    map[string]bool
+}
+
+type portPart struct {
+	fp      string
+	groups  []string
+	spoof   *Chain
+	out, in *Chain
+	elems   [4]Elem // ports, spoof, egress, ingress
+	err     error
+}
+
+type groupPart struct {
+	fp     string
+	eg, ig *Chain
+	sets   []string
+	errs   []error
+}
+
+type memberPart struct {
+	fp    string
+	elems []Elem
+	err   error
+}
+
+func newRenderCache() *renderCache {
+	return &renderCache{ports: map[string]*portPart{}, groups: map[string]*groupPart{}, members: map[string]*memberPart{}}
+}
+
+func render(d Desired, ids map[string]uint32, zones map[string]uint16) (*Ruleset, error) {
+	return newRenderCache().render(d, ids, zones)
+}
+
+func (rc *renderCache) render(d Desired, ids map[string]uint32, zones map[string]uint16) (*Ruleset, error) {
 	var errs []error
+	rc.shrunkGroups, rc.shrunkSets, rc.tightened = map[string]bool{}, map[string]bool{}, map[string]bool{}
+	portGroups := map[string][]string{} // port → groups, for tightened
+	lostGroup := map[string]bool{}
 	groups := map[string]*Group{}
 	for i := range d.Groups {
 		groups[d.Groups[i].ID] = &d.Groups[i]
@@ -76,8 +159,29 @@ func render(d Desired, ids map[string]uint32) (*Ruleset, error) {
 		{Name: "forward", Hook: &Hook{Type: nftables.ChainTypeFilter, Hooknum: *nftables.ChainHookForward, Priority: 0, Policy: nftables.ChainPolicyAccept},
 			Rules: []Rule{NewRule().MarkVmap("ingress").Rule()}},
 	}
+	cb, ci := commonChains()
+	br.Chains = append(br.Chains, cb...)
+	in.Chains = append(in.Chains, ci...)
+	zoneMap := &Set{Name: "zones", KeyType: nftables.TypeIFName, DataType: zoneType, IsMap: true}
+	in.Sets = append(in.Sets, zoneMap)
+	in.Chains = append(in.Chains, &Chain{Name: "zone", Hook: &Hook{Type: nftables.ChainTypeFilter, Hooknum: *nftables.ChainHookPrerouting, Priority: -300, Policy: nftables.ChainPolicyAccept},
+		Rules: []Rule{NewRule().CtZoneSetFromIfnameMap("zones").Rule()}})
+	var bridges []string
+	for b := range zones {
+		bridges = append(bridges, b)
+	}
+	sort.Strings(bridges)
+	for _, b := range bridges {
+		if b == "" || len(b) >= unix.IFNAMSIZ {
+			errs = append(errs, fmt.Errorf("invalid bridge name %q", b))
+			continue
+		}
+		zoneMap.Elems = append(zoneMap.Elems, Elem{Key: IfnameBytes(b), Val: binaryutil.NativeEndian.PutUint16(zones[b]), Text: fmt.Sprintf("%q : %d", b, zones[b])}.withID())
+	}
 
 	usedGroups := map[string]bool{}
+	seenPorts, seenDevs := map[string]bool{}, map[string]bool{}
+	var portChains []*Chain
 	for _, p := range securedPorts(d.Ports) {
 		id := ids[p.ID]
 		if p.Device == "" || len(p.Device) >= unix.IFNAMSIZ {
@@ -88,10 +192,11 @@ func render(d Desired, ids map[string]uint32) (*Ruleset, error) {
 			errs = append(errs, &PortError{p.ID, fmt.Errorf("no mark id")})
 			continue
 		}
-		sc, err := spoofChain(p)
-		if err != nil {
-			errs = append(errs, &PortError{p.ID, err})
+		if seenPorts[p.ID] || seenDevs[p.Device] {
+			errs = append(errs, &PortError{p.ID, fmt.Errorf("port or device %s listed twice", p.Device)})
+			continue
 		}
+		seenPorts[p.ID], seenDevs[p.Device] = true, true
 		stateful := true
 		var gs []string
 		for _, g := range p.SecurityGroups {
@@ -109,13 +214,30 @@ func render(d Desired, ids map[string]uint32) (*Ruleset, error) {
 			usedGroups[g] = true
 		}
 		sort.Strings(gs)
-		br.Chains = append(br.Chains, sc)
-		in.Chains = append(in.Chains, portChain(p.ID, true, stateful, gs), portChain(p.ID, false, stateful, gs))
-		dev := IfnameBytes(p.Device)
-		portMarks.Elems = append(portMarks.Elems, Elem{Key: dev, Val: Mark32(markEgress | id), Text: fmt.Sprintf("%q : 0x%08x", p.Device, markEgress|id)})
-		spoof.Elems = append(spoof.Elems, Elem{Key: dev, Verdict: jump(sc.Name), Text: fmt.Sprintf("%q : jump %s", p.Device, sc.Name)})
-		egress.Elems = append(egress.Elems, Elem{Key: Mark32(markEgress | id), Verdict: jump("o-" + p.ID), Text: fmt.Sprintf("0x%08x : jump o-%s", markEgress|id, p.ID)})
-		ingress.Elems = append(ingress.Elems, Elem{Key: Mark32(markIngress | id), Verdict: jump("i-" + p.ID), Text: fmt.Sprintf("0x%08x : jump i-%s", markIngress|id, p.ID)})
+		if old := rc.ports[p.ID]; old != nil {
+			for _, g := range old.groups {
+				if !slices.Contains(gs, g) {
+					lostGroup[p.ID] = true
+				}
+			}
+		}
+		portGroups[p.ID] = gs
+		part := rc.port(p, id, stateful, gs)
+		if part.err != nil {
+			errs = append(errs, &PortError{p.ID, part.err})
+		}
+		br.Chains = append(br.Chains, part.spoof)
+		portChains = append(portChains, part.out, part.in)
+		portMarks.Elems = append(portMarks.Elems, part.elems[0])
+		spoof.Elems = append(spoof.Elems, part.elems[1])
+		egress.Elems = append(egress.Elems, part.elems[2])
+		ingress.Elems = append(ingress.Elems, part.elems[3])
+	}
+	in.Chains = append(in.Chains, portChains...)
+	for id := range rc.ports {
+		if !seenPorts[id] {
+			delete(rc.ports, id)
+		}
 	}
 
 	// Group chains, and the member sets their remote-group rules use.
@@ -126,24 +248,17 @@ func render(d Desired, ids map[string]uint32) (*Ruleset, error) {
 	}
 	sort.Strings(gids)
 	for _, g := range gids {
-		grp := groups[g]
-		var eg, ig []Rule
-		for _, r := range grp.Rules {
-			rule, set, err := sgRule(r)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("security group %s rule %s: %w", g, r.ID, err))
-				continue
-			}
-			if set != "" {
-				remote[set] = true
-			}
-			if r.Direction == "egress" {
-				eg = append(eg, rule)
-			} else {
-				ig = append(ig, rule)
-			}
+		part := rc.group(groups[g])
+		errs = append(errs, part.errs...)
+		for _, s := range part.sets {
+			remote[s] = true
 		}
-		in.Chains = append(in.Chains, &Chain{Name: "ge-" + g, Rules: dedupe(eg)}, &Chain{Name: "gi-" + g, Rules: dedupe(ig)})
+		in.Chains = append(in.Chains, part.eg, part.ig)
+	}
+	for id := range rc.groups {
+		if !usedGroups[id] {
+			delete(rc.groups, id)
+		}
 	}
 	var setNames []string
 	for s := range remote {
@@ -160,14 +275,140 @@ func render(d Desired, ids map[string]uint32) (*Ruleset, error) {
 		if grp := groups[name[3:]]; grp != nil {
 			members = grp.Members
 		}
-		elems, err := rangeElems(members, v6)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("security group %s members: %w", name[3:], err))
+		part := rc.memberSet(name, members, v6)
+		if part.err != nil {
+			errs = append(errs, fmt.Errorf("security group %s members: %w", name[3:], part.err))
 		}
-		set.Elems = elems
+		set.Elems = part.elems
 		in.Sets = append(in.Sets, set)
 	}
+	for name := range rc.members {
+		if !remote[name] {
+			delete(rc.members, name)
+		}
+	}
+	for p, gs := range portGroups {
+		tight := lostGroup[p]
+		for _, g := range gs {
+			if rc.shrunkGroups[g] {
+				tight = true
+			}
+			if part := rc.groups[g]; part != nil {
+				for _, set := range part.sets {
+					if rc.shrunkSets[set] {
+						tight = true
+					}
+				}
+			}
+		}
+		if tight {
+			rc.tightened[p] = true
+		}
+	}
 	return &Ruleset{Tables: []*Table{br, in}}, errors.Join(errs...)
+}
+
+func (rc *renderCache) port(p Port, id uint32, stateful bool, gs []string) *portPart {
+	fp := fmt.Sprintf("%q|%q|%q|%q|%d|%t|%q", p.Device, p.MACAddress, p.FixedIPs, p.AllowedAddressPairs, id, stateful, gs)
+	if part := rc.ports[p.ID]; part != nil && part.fp == fp {
+		return part
+	}
+	part := &portPart{fp: fp, groups: gs}
+	part.spoof, part.err = spoofChain(p)
+	part.out, part.in = portChain(p.ID, true, stateful, gs), portChain(p.ID, false, stateful, gs)
+	dev := IfnameBytes(p.Device)
+	part.elems = [4]Elem{
+		Elem{Key: dev, Val: Mark32(markEgress | id), Text: fmt.Sprintf("%q : 0x%08x", p.Device, markEgress|id)}.withID(),
+		Elem{Key: dev, Verdict: jump(part.spoof.Name), Text: fmt.Sprintf("%q : jump %s", p.Device, part.spoof.Name)}.withID(),
+		Elem{Key: Mark32(markEgress | id), Verdict: jump("o-" + p.ID), Text: fmt.Sprintf("0x%08x : jump o-%s", markEgress|id, p.ID)}.withID(),
+		Elem{Key: Mark32(markIngress | id), Verdict: jump("i-" + p.ID), Text: fmt.Sprintf("0x%08x : jump i-%s", markIngress|id, p.ID)}.withID(),
+	}
+	rc.ports[p.ID] = part
+	return part
+}
+
+func ruleFingerprint(r SGRule) string {
+	pr := func(p *int) string {
+		if p == nil {
+			return "-"
+		}
+		return strconv.Itoa(*p)
+	}
+	return strings.Join([]string{r.ID, r.Direction, r.EtherType, r.Protocol, pr(r.PortRangeMin), pr(r.PortRangeMax), r.RemoteIPPrefix, r.RemoteGroupID}, "\x00")
+}
+
+func (rc *renderCache) group(grp *Group) *groupPart {
+	var fps []string
+	for _, r := range grp.Rules {
+		fps = append(fps, ruleFingerprint(r))
+	}
+	fp := strings.Join(fps, "\x01")
+	if part := rc.groups[grp.ID]; part != nil && part.fp == fp {
+		return part
+	}
+	part := &groupPart{fp: fp}
+	var eg, ig []Rule
+	seen := map[string]bool{}
+	for _, r := range grp.Rules {
+		rule, set, err := sgRule(r)
+		if err != nil {
+			part.errs = append(part.errs, fmt.Errorf("security group %s rule %s: %w", grp.ID, r.ID, err))
+			continue
+		}
+		if set != "" && !seen[set] {
+			seen[set] = true
+			part.sets = append(part.sets, set)
+		}
+		if r.Direction == "egress" {
+			eg = append(eg, rule)
+		} else {
+			ig = append(ig, rule)
+		}
+	}
+	part.eg = &Chain{Name: "ge-" + grp.ID, Rules: dedupe(eg)}
+	part.ig = &Chain{Name: "gi-" + grp.ID, Rules: dedupe(ig)}
+	if old := rc.groups[grp.ID]; old != nil && (lost(old.eg.Rules, part.eg.Rules) || lost(old.ig.Rules, part.ig.Rules)) {
+		rc.shrunkGroups[grp.ID] = true
+	}
+	rc.groups[grp.ID] = part
+	return part
+}
+
+func (rc *renderCache) memberSet(name string, members []string, v6 bool) *memberPart {
+	fp := strings.Join(members, ",")
+	if part := rc.members[name]; part != nil && part.fp == fp {
+		return part
+	}
+	part := &memberPart{fp: fp}
+	part.elems, part.err = rangeElems(members, v6)
+	if old := rc.members[name]; old != nil {
+		now := map[string]bool{}
+		for _, e := range part.elems {
+			now[e.id()] = true
+		}
+		for _, e := range old.elems {
+			if !now[e.id()] {
+				rc.shrunkSets[name] = true
+				break
+			}
+		}
+	}
+	rc.members[name] = part
+	return part
+}
+
+// lost reports whether a rule of old is not in new.
+func lost(old, new []Rule) bool {
+	now := map[string]bool{}
+	for _, r := range new {
+		now[r.Text] = true
+	}
+	for _, r := range old {
+		if !now[r.Text] {
+			return true
+		}
+	}
+	return false
 }
 
 func jump(chain string) *expr.Verdict { return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain} }
@@ -222,11 +463,7 @@ func spoofChain(p Port) (*Chain, error) {
 	}
 	udp, icmp6 := uint8(unix.IPPROTO_UDP), uint8(unix.IPPROTO_ICMPV6)
 	add := func(b *B) { c.Rules = append(c.Rules, b.Rule()) }
-	// No DHCP servers and no IPv6 routers in VMs.
-	add(NewRule().EtherType(EtherIPv4).L4Proto(udp).Port(false, 67, 67).Port(true, 68, 68).Drop())
-	add(NewRule().EtherType(EtherIPv6).L4Proto(udp).Port(false, 547, 547).Port(true, 546, 546).Drop())
-	add(NewRule().EtherType(EtherIPv6).L4Proto(icmp6).ICMPType(true, 134).Drop())
-	add(NewRule().EtherType(EtherIPv6).L4Proto(icmp6).ICMPType(true, 137).Drop())
+	add(NewRule().Jump("spoof-common"))
 	for _, m := range macs {
 		// DHCP before the port has its address; ARP probes (RFC 5227);
 		// duplicate address detection and MLD from the unspecified address;
@@ -286,6 +523,51 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
+// commonChains are shared by every port: what is always dropped from VMs
+// (bridge table), and what every port lets through in each direction before
+// its security groups (inet table: conntrack state for stateful ports,
+// DHCP, IPv6 neighbour discovery and MLD).
+func commonChains() (bridge, inet []*Chain) {
+	udp, icmp6 := uint8(unix.IPPROTO_UDP), uint8(unix.IPPROTO_ICMPV6)
+	sp := &Chain{Name: "spoof-common"}
+	// No DHCP servers and no IPv6 routers (advertisements, redirects) in VMs.
+	sp.Rules = []Rule{
+		NewRule().EtherType(EtherIPv4).L4Proto(udp).Port(false, 67, 67).Port(true, 68, 68).Drop().Rule(),
+		NewRule().EtherType(EtherIPv6).L4Proto(udp).Port(false, 547, 547).Port(true, 546, 546).Drop().Rule(),
+		NewRule().EtherType(EtherIPv6).L4Proto(icmp6).ICMPType(true, 134).Drop().Rule(),
+		NewRule().EtherType(EtherIPv6).L4Proto(icmp6).ICMPType(true, 137).Drop().Rule(),
+	}
+	bridge = []*Chain{sp}
+	for _, egress := range []bool{true, false} {
+		var always []Rule
+		if egress {
+			always = append(always,
+				NewRule().NFProto(4).L4Proto(udp).Port(false, 68, 68).Port(true, 67, 67).Accept().Rule(),
+				NewRule().NFProto(6).L4Proto(udp).Port(false, 546, 546).Port(true, 547, 547).Accept().Rule())
+			for _, t := range []uint8{131, 133, 135, 136, 143} { // MLD report, RS, NS, NA, MLDv2 report
+				always = append(always, NewRule().NFProto(6).L4Proto(icmp6).ICMPType(true, t).Accept().Rule())
+			}
+		} else {
+			always = append(always,
+				NewRule().NFProto(4).L4Proto(udp).Port(false, 67, 67).Port(true, 68, 68).Accept().Rule(),
+				NewRule().NFProto(6).L4Proto(udp).Port(false, 547, 547).Port(true, 546, 546).Accept().Rule())
+			for _, t := range []uint8{130, 134, 135, 136} { // MLD query, RA, NS, NA
+				always = append(always, NewRule().NFProto(6).L4Proto(icmp6).ICMPType(true, t).Accept().Rule())
+			}
+		}
+		prefix := "in-"
+		if egress {
+			prefix = "out-"
+		}
+		stateful := append([]Rule{
+			NewRule().CtState(expr.CtStateBitINVALID).Drop().Rule(),
+			NewRule().CtState(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED).Accept().Rule(),
+		}, always...)
+		inet = append(inet, &Chain{Name: prefix + "stateful", Rules: stateful}, &Chain{Name: prefix + "stateless", Rules: always})
+	}
+	return bridge, inet
+}
+
 // portChain is o-<port> (egress, from the VM) or i-<port> (ingress).
 func portChain(portID string, egress, stateful bool, groups []string) *Chain {
 	name, gprefix := "i-"+portID, "gi-"
@@ -294,24 +576,16 @@ func portChain(portID string, egress, stateful bool, groups []string) *Chain {
 	}
 	c := &Chain{Name: name}
 	add := func(b *B) { c.Rules = append(c.Rules, b.Rule()) }
-	if stateful {
-		add(NewRule().CtState(expr.CtStateBitINVALID).Drop())
-		add(NewRule().CtState(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED).Accept())
-	}
-	udp, icmp6 := uint8(unix.IPPROTO_UDP), uint8(unix.IPPROTO_ICMPV6)
+	common := "in-"
 	if egress {
-		add(NewRule().NFProto(4).L4Proto(udp).Port(false, 68, 68).Port(true, 67, 67).Accept())
-		add(NewRule().NFProto(6).L4Proto(udp).Port(false, 546, 546).Port(true, 547, 547).Accept())
-		for _, t := range []uint8{131, 133, 135, 136, 143} { // MLD report, RS, NS, NA, MLDv2 report
-			add(NewRule().NFProto(6).L4Proto(icmp6).ICMPType(true, t).Accept())
-		}
-	} else {
-		add(NewRule().NFProto(4).L4Proto(udp).Port(false, 67, 67).Port(true, 68, 68).Accept())
-		add(NewRule().NFProto(6).L4Proto(udp).Port(false, 547, 547).Port(true, 546, 546).Accept())
-		for _, t := range []uint8{130, 134, 135, 136} { // MLD query, RA, NS, NA
-			add(NewRule().NFProto(6).L4Proto(icmp6).ICMPType(true, t).Accept())
-		}
+		common = "out-"
 	}
+	if stateful {
+		common += "stateful"
+	} else {
+		common += "stateless"
+	}
+	add(NewRule().Jump(common))
 	for _, g := range groups {
 		add(NewRule().Jump(gprefix + g))
 	}
@@ -486,7 +760,7 @@ func rangeElems(members []string, v6 bool) ([]Elem, error) {
 		if hiText != loA.String() {
 			e.Text += "-" + hiText
 		}
-		out = append(out, e)
+		out = append(out, e.withID())
 	}
 	return out, errors.Join(errs...)
 }

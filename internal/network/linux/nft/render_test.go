@@ -30,6 +30,7 @@ func golden(t *testing.T, name, got string) {
 
 func TestRenderGolden(t *testing.T) {
 	d := Desired{
+		Bridges: []string{"brq-net2", "brq-net1"},
 		Ports: []Port{
 			{ID: "p1", Device: "tapp1", MACAddress: "fa:16:3e:11:22:33", FixedIPs: []string{"10.0.0.5", "2001:db8::5"},
 				AllowedAddressPairs: []AddressPair{{IPAddress: "10.0.0.128/25", MACAddress: "fa:16:3e:aa:bb:cc"}},
@@ -86,6 +87,7 @@ func TestRenderErrors(t *testing.T) {
 			{ID: "badmac", Device: "tapbad", MACAddress: "zz", PortSecurityEnabled: true},
 			{ID: "nodev", MACAddress: "fa:16:3e:00:00:02", PortSecurityEnabled: true},
 			{ID: "nogroup", Device: "tapng", MACAddress: "fa:16:3e:00:00:03", PortSecurityEnabled: true, SecurityGroups: []string{"missing"}},
+			{ID: "twin", Device: "tapok", MACAddress: "fa:16:3e:00:00:04", PortSecurityEnabled: true},
 		},
 		Groups: []Group{{ID: "g", Stateful: true, Rules: bad}},
 	}
@@ -93,7 +95,7 @@ func TestRenderErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error for bad input")
 	}
-	for _, want := range []string{"rule dir:", "rule eth:", "rule proto:", "rule range:", "rule noproto:", "rule family:", "rule both:", "rule code:", "rule gre:", "port badmac:", "port nodev:", "port nogroup:"} {
+	for _, want := range []string{"rule dir:", "rule eth:", "rule proto:", "rule range:", "rule noproto:", "rule family:", "rule both:", "rule code:", "rule gre:", "port badmac:", "port nodev:", "port nogroup:", "port twin: port or device tapok listed twice"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

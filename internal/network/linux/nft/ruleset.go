@@ -50,11 +50,19 @@ type Chain struct {
 type Rule struct {
 	Text  string
 	Exprs []expr.Any
+	key   string
 }
 
 // Key is the rule's identity, stored as the rule's comment in the kernel.
 func (r Rule) Key() string {
-	sum := sha256.Sum256([]byte(r.Text))
+	if r.key != "" {
+		return r.key
+	}
+	return keyOf(r.Text)
+}
+
+func keyOf(text string) string {
+	sum := sha256.Sum256([]byte(text))
 	return "kumo:" + hex.EncodeToString(sum[:8])
 }
 
@@ -77,10 +85,20 @@ type Elem struct {
 	Val     []byte
 	Verdict *expr.Verdict
 	Text    string
+	ident   string // cached id
+}
+
+// withID returns e with its identity computed once.
+func (e Elem) withID() Elem {
+	e.ident = e.id()
+	return e
 }
 
 // id is the element's identity for diffs.
 func (e Elem) id() string {
+	if e.ident != "" {
+		return e.ident
+	}
 	v := ""
 	if e.Verdict != nil {
 		v = fmt.Sprintf("%d/%s", e.Verdict.Kind, e.Verdict.Chain)

@@ -20,7 +20,9 @@
 // A port chain (o-/i-) drops invalid packets, accepts established and
 // related ones (stateful groups), lets DHCP and IPv6 neighbour discovery
 // through, jumps to one chain per security group and direction (ge-/gi-),
-// whose rules accept, and drops the rest. Remote-group rules look addresses
+// whose rules accept, and drops the rest. Bridged traffic of each network
+// bridge gets its own conntrack zone (inet prerouting at -300, before
+// conntrack). Remote-group rules look addresses
 // up in per-group sets (r4-/r6-) whose elements change one by one when
 // membership changes. Ports with port security disabled have no entries.
 package nft
@@ -31,6 +33,12 @@ package nft
 type Desired struct {
 	Ports  []Port
 	Groups []Group
+	// Bridges are the network bridges whose bridged traffic gets a
+	// conntrack zone of its own, so tenants with the same addresses on one
+	// host never share connection-tracking entries. They must carry no host
+	// address (Kumo's network bridges do not): host-local traffic on them
+	// would be tracked in the bridge's zone one way and zone 0 the other.
+	Bridges []string
 }
 
 // Port is one VM port as Neutron describes it.

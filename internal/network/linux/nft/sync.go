@@ -31,7 +31,8 @@ import (
 // after an error) reads the tables back from the kernel, so a restarted agent
 // resumes without rewriting what is already right.
 type Syncer struct {
-	dial func() (*nftables.Conn, error)
+	dial      func() (*nftables.Conn, error)
+	dumpRules func(nftables.TableFamily, string) (map[string][]string, error) // nil: per chain
 
 	mu    sync.Mutex
 	known map[tableID]*tableState // what the kernel holds; absent = read it first
@@ -44,8 +45,12 @@ type tableID struct {
 
 type tableState struct {
 	exists bool
-	chains map[string][]string        // chain → rule keys in order
-	sets   map[string]map[string]Elem // set → element id → element
+	chains map[string][]string // chain → rule keys in order
+	// src remembers the *Chain each chain was last written from: parts of
+	// a Ruleset are immutable once synced, so the same pointer means the
+	// same rules and the comparison can be skipped.
+	src  map[string]*Chain
+	sets map[string]map[string]Elem // set → element id → element
 }
 
 // NewSyncer returns a Syncer whose connections are made by dial (for
@@ -63,6 +68,7 @@ type SyncStats struct {
 	ChainsDeleted  int
 	SetsDeleted    int
 	TablesReloaded int
+	PortsFlushed   int // ports whose conntrack entries were deleted (Firewall)
 }
 
 // Sync converges every table in rs. Tables not in rs are left alone (use
@@ -78,21 +84,23 @@ func (s *Syncer) Sync(ctx context.Context, rs *Ruleset) (SyncStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("nftables connection: %w", err)
 	}
+	defer func() { _ = conn.CloseLasting() }()
 	var after []func()
 	for _, t := range rs.Tables {
 		id := tableID{t.Family, t.Name}
 		cur := s.known[id]
 		if cur == nil {
-			cur, err = load(conn, t.Family, t.Name)
+			cur, err = load(conn, s.dumpRules, t.Family, t.Name)
 			if err != nil {
 				return st, fmt.Errorf("read table %s %s: %w", familyName(t.Family), t.Name, err)
 			}
 			st.TablesReloaded++
 		}
-		if err := plan(conn, t, cur, &st); err != nil {
+		next, err := plan(conn, t, cur, &st)
+		if err != nil {
+			delete(s.known, id)
 			return st, err
 		}
-		next := stateOf(t)
 		after = append(after, func() { s.known[id] = next })
 	}
 	if err := conn.Flush(); err != nil {
@@ -119,6 +127,7 @@ func (s *Syncer) DeleteTable(ctx context.Context, family nftables.TableFamily, n
 	if err != nil {
 		return fmt.Errorf("nftables connection: %w", err)
 	}
+	defer func() { _ = conn.CloseLasting() }()
 	t, err := conn.ListTableOfFamily(name, family)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -138,9 +147,10 @@ func (s *Syncer) Forget() {
 }
 
 func stateOf(t *Table) *tableState {
-	st := &tableState{exists: true, chains: map[string][]string{}, sets: map[string]map[string]Elem{}}
+	st := &tableState{exists: true, chains: map[string][]string{}, sets: map[string]map[string]Elem{}, src: map[string]*Chain{}}
 	for _, c := range t.Chains {
 		st.chains[c.Name] = ruleKeys(c.Rules)
+		st.src[c.Name] = c
 	}
 	for _, set := range t.Sets {
 		m := map[string]Elem{}
@@ -161,8 +171,8 @@ func ruleKeys(rules []Rule) []string {
 }
 
 // load reads a table's chains, rule keys and set elements from the kernel.
-func load(conn *nftables.Conn, family nftables.TableFamily, name string) (*tableState, error) {
-	st := &tableState{chains: map[string][]string{}, sets: map[string]map[string]Elem{}}
+func load(conn *nftables.Conn, dump func(nftables.TableFamily, string) (map[string][]string, error), family nftables.TableFamily, name string) (*tableState, error) {
+	st := &tableState{chains: map[string][]string{}, sets: map[string]map[string]Elem{}, src: map[string]*Chain{}}
 	tab, err := conn.ListTableOfFamily(name, family)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -175,8 +185,18 @@ func load(conn *nftables.Conn, family nftables.TableFamily, name string) (*table
 	if err != nil {
 		return nil, err
 	}
+	var dumped map[string][]string
+	if dump != nil {
+		if dumped, err = dump(family, name); err != nil {
+			return nil, err
+		}
+	}
 	for _, c := range chains {
 		if c.Table == nil || c.Table.Name != name {
+			continue
+		}
+		if dumped != nil {
+			st.chains[c.Name] = dumped[c.Name]
 			continue
 		}
 		rules, err := conn.GetRules(tab, c)
@@ -271,9 +291,13 @@ func kernelChain(tab *nftables.Table, c *Chain) *nftables.Chain {
 	return kc
 }
 
-// plan queues on conn the messages that turn cur into t.
-func plan(conn *nftables.Conn, t *Table, cur *tableState, st *SyncStats) error {
+// plan queues on conn the messages that turn cur into t and returns the
+// state the kernel will hold once they are committed. It reuses (and
+// updates in place) cur's pieces, so cur is invalid afterwards.
+func plan(conn *nftables.Conn, t *Table, cur *tableState, st *SyncStats) (*tableState, error) {
 	tab := &nftables.Table{Family: t.Family, Name: t.Name}
+	next := &tableState{exists: true, chains: make(map[string][]string, len(t.Chains)),
+		sets: make(map[string]map[string]Elem, len(t.Sets)), src: make(map[string]*Chain, len(t.Chains))}
 	if !cur.exists {
 		conn.AddTable(tab)
 	}
@@ -290,42 +314,67 @@ func plan(conn *nftables.Conn, t *Table, cur *tableState, st *SyncStats) error {
 		have, ok := cur.sets[s.Name]
 		if !ok {
 			if err := conn.AddSet(ks, toKernel(s.Interval, s.Elems)); err != nil {
-				return fmt.Errorf("add set %s: %w", s.Name, err)
+				return nil, fmt.Errorf("add set %s: %w", s.Name, err)
 			}
 			st.ElemsAdded += len(s.Elems)
+			m := make(map[string]Elem, len(s.Elems))
+			for _, e := range s.Elems {
+				m[e.id()] = e
+			}
+			next.sets[s.Name] = m
 			continue
 		}
-		want := map[string]bool{}
 		var add, del []Elem
+		found := 0
 		for _, e := range s.Elems {
-			want[e.id()] = true
-			if _, ok := have[e.id()]; !ok {
+			if _, ok := have[e.id()]; ok {
+				found++
+			} else {
 				add = append(add, e)
 			}
 		}
-		for id, e := range have {
-			if !want[id] {
-				del = append(del, e)
+		if found < len(have) { // something in the kernel is no longer wanted
+			want := make(map[string]bool, len(s.Elems))
+			for _, e := range s.Elems {
+				want[e.id()] = true
+			}
+			for id, e := range have {
+				if !want[id] {
+					del = append(del, e)
+				}
 			}
 		}
 		sort.Slice(del, func(i, j int) bool { return del[i].id() < del[j].id() })
 		if len(del) > 0 {
 			if err := conn.SetDeleteElements(ks, toKernel(s.Interval, del)); err != nil {
-				return fmt.Errorf("delete elements of %s: %w", s.Name, err)
+				return nil, fmt.Errorf("delete elements of %s: %w", s.Name, err)
 			}
 		}
 		if len(add) > 0 {
 			if err := conn.SetAddElements(ks, toKernel(s.Interval, add)); err != nil {
-				return fmt.Errorf("add elements to %s: %w", s.Name, err)
+				return nil, fmt.Errorf("add elements to %s: %w", s.Name, err)
 			}
 		}
+		for _, e := range del {
+			delete(have, e.id())
+		}
+		for _, e := range add {
+			have[e.id()] = e
+		}
+		next.sets[s.Name] = have
 		st.ElemsAdded += len(add)
 		st.ElemsDeleted += len(del)
 	}
 	// 3. chains whose rules differ: flush and refill.
 	for _, c := range t.Chains {
 		have, ok := cur.chains[c.Name]
+		next.src[c.Name] = c
+		if ok && cur.src[c.Name] == c {
+			next.chains[c.Name] = have
+			continue
+		}
 		keys := ruleKeys(c.Rules)
+		next.chains[c.Name] = keys
 		if ok && slices.Equal(have, keys) {
 			continue
 		}
@@ -341,9 +390,13 @@ func plan(conn *nftables.Conn, t *Table, cur *tableState, st *SyncStats) error {
 	}
 	// 4. leftovers: empty stale chains first (dropping their jumps and set
 	//    references), then delete stale sets, then the stale chains.
+	wantChains := make(map[string]bool, len(t.Chains))
+	for _, c := range t.Chains {
+		wantChains[c.Name] = true
+	}
 	var stale []string
 	for name := range cur.chains {
-		if t.Chain(name) == nil {
+		if !wantChains[name] {
 			stale = append(stale, name)
 		}
 	}
@@ -366,7 +419,7 @@ func plan(conn *nftables.Conn, t *Table, cur *tableState, st *SyncStats) error {
 		conn.DelChain(&nftables.Chain{Table: tab, Name: name})
 		st.ChainsDeleted++
 	}
-	return nil
+	return next, nil
 }
 
 // Changed reports whether the Sync changed anything in the kernel.
