@@ -1023,6 +1023,9 @@ func (s *Service) deletePort(r *http.Request) (*apiutil.Response, error) {
 // deletePortRow removes a port with its addresses, and unlinks floating
 // IPs pointing at it.
 func (tx *txn) deletePortRow(ctx context.Context, id string) error {
+	if err := tx.deletePFs(ctx, `internal_port_id = $1`, id); err != nil {
+		return err
+	}
 	for _, q := range []string{
 		`UPDATE net_floatingips SET port_id = NULL, fixed_ip_address = NULL, router_id = NULL, status = 'DOWN' WHERE port_id = $1`,
 		`DELETE FROM net_ip_allocations WHERE port_id = $1`,
