@@ -381,25 +381,27 @@ func computeMarks(ctx context.Context, q db.Querier, portIDs []string) (map[stri
 // loadServerPorts reads the ports of servers (device_id in uuids).
 func loadServerPorts(ctx context.Context, q db.Querier, uuids []string, forUpdate string) ([]*Port, error) {
 	var ports []*Port
-	err := inChunks(uuids, func(chunk []any) error {
-		rows, err := q.QueryContext(ctx, "SELECT "+portCols+" FROM net_ports p WHERE p.device_id IN ("+db.Placeholders(1, len(chunk))+
-			") AND p.device_owner LIKE 'compute:%' ORDER BY p.created_at, p.id"+forUpdate, chunk...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			p, err := scanPort(rows)
-			if err != nil {
-				return err
-			}
-			ports = append(ports, p)
-		}
-		return rows.Err()
-	})
+	if len(uuids) == 0 {
+		return nil, nil
+	}
+	in, arg := idsIn(q, uuids)
+	rows, err := q.QueryContext(ctx, "SELECT "+portCols+" FROM net_ports p WHERE p.device_id "+in+
+		" AND p.device_owner LIKE 'compute:%' ORDER BY p.created_at, p.id"+forUpdate, arg)
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
+	for rows.Next() {
+		p, err := scanPort(rows)
+		if err != nil {
+			return nil, err
+		}
+		ports = append(ports, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
 	return ports, fillPorts(ctx, q, ports)
 }
 
