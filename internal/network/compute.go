@@ -526,20 +526,9 @@ func (tx *txn) bindServerPort(ctx context.Context, p *Port, b ServerBinding) ([]
 	old := p.Status
 	p.HostID = b.Host
 	tx.s.bindPort(p, n)
-	status := "DOWN"
-	if b.Host != "" && p.VIFType != "binding_failed" && p.AdminStateUp {
-		agent, err := tx.hostHasAgent(ctx, b.Host)
-		if err != nil {
-			return nil, err
-		}
-		if !agent {
-			status = "ACTIVE"
-		}
+	if p.Status, err = tx.boundStatus(ctx, p); err != nil {
+		return nil, err
 	}
-	if b.Host != "" && p.VIFType == "binding_failed" {
-		status = "DOWN"
-	}
-	p.Status = status
 	_, err = tx.ExecContext(ctx, `UPDATE net_ports SET binding_host_id = $1, binding_vif_type = $2, binding_vif_details = $3,
 		status = $4, revision_number = revision_number + 1, updated_at = $5 WHERE id = $6`, p.HostID, p.VIFType,
 		jsonText(mapOrEmpty(p.VIFDetails)), p.Status, db.FormatTime(tx.s.nowUTC()), p.ID)
@@ -547,6 +536,20 @@ func (tx *txn) bindServerPort(ctx context.Context, p *Port, b ServerBinding) ([]
 		return nil, err
 	}
 	return statusEvents(p, old), nil
+}
+
+// boundStatus is a port's status after (re)binding: ACTIVE when bound to
+// a host no live L2 agent serves (nothing will plug it), else DOWN until
+// the agent reports.
+func (tx *txn) boundStatus(ctx context.Context, p *Port) (string, error) {
+	if p.HostID == "" || p.VIFType == "binding_failed" || p.VIFType == "unbound" || !p.AdminStateUp {
+		return "DOWN", nil
+	}
+	agent, err := tx.hostHasAgent(ctx, p.HostID)
+	if err != nil || agent {
+		return "DOWN", err
+	}
+	return "ACTIVE", nil
 }
 
 // statusEvents are the events Neutron's Nova notifier sends for a port of

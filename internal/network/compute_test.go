@@ -219,3 +219,27 @@ func TestAutoAllocatedTopologyAPI(t *testing.T) {
 	}
 	a.expectErr(a.do("alice", "DELETE", "/auto-allocated-topology/p-alice", nil), 404, "NotFound")
 }
+
+// Binding through the API follows the same rule: a host without an agent
+// makes the port ACTIVE at once, and a server's port sends its event.
+func TestBindingStatusThroughAPI(t *testing.T) {
+	a := newTestAPI(t, Config{})
+	var log eventLog
+	a.svc.SetComputeNotifier(log.notify)
+	netID, _ := a.netWithSubnet("alice", "10.62.0.0/24")
+	p := a.create("admin", "ports", "port", map[string]any{"network_id": netID, "device_id": "vm-x", "device_owner": "compute:nova"})
+	if p["status"] != "DOWN" {
+		t.Fatalf("unbound port: %v", p["status"])
+	}
+	up := a.must(a.do("admin", "PUT", "/ports/"+p["id"].(string), map[string]any{"port": map[string]any{"binding:host_id": "h9"}}), 200).json(t)["port"].(map[string]any)
+	if up["status"] != "ACTIVE" || up["binding:vif_type"] != "bridge" {
+		t.Fatalf("bound port: %v", up)
+	}
+	if ev := log.take(); len(ev) != 1 || ev[0].Name != "network-vif-plugged" || ev[0].ServerUUID != "vm-x" {
+		t.Fatalf("events: %+v", ev)
+	}
+	bound := a.create("admin", "ports", "port", map[string]any{"network_id": netID, "binding:host_id": "h9"})
+	if bound["status"] != "ACTIVE" {
+		t.Fatalf("port created bound: %v", bound["status"])
+	}
+}

@@ -653,6 +653,11 @@ func (tx *txn) createPort(ctx context.Context, c *caller, req *portReq) (*Port, 
 		return nil, err
 	}
 	s.bindPort(&p, n)
+	if p.HostID != "" {
+		if p.Status, err = tx.boundStatus(ctx, &p); err != nil {
+			return nil, err
+		}
+	}
 	now := s.nowUTC()
 	p.CreatedAt, p.UpdatedAt, p.Revision = now, now, 1
 	_, err = tx.ExecContext(ctx, `INSERT INTO net_ports (id, project_id, network_id, name, description, mac_address,
@@ -911,7 +916,9 @@ func (s *Service) updatePort(r *http.Request) (*apiutil.Response, error) {
 	id := r.PathValue("id")
 	ctx := r.Context()
 	var out *Port
+	var events []ServerEvent
 	err = s.withTx(ctx, func(tx *txn) error {
+		events = nil
 		p, err := loadPort(ctx, tx, id, s.db.ForUpdate())
 		if err != nil {
 			return err
@@ -979,6 +986,10 @@ func (s *Service) updatePort(r *http.Request) (*apiutil.Response, error) {
 		}
 		if np.HostID != oldHost || np.VNICType != oldVNIC || np.HostID != "" && p.VIFType == "binding_failed" {
 			s.bindPort(np, n)
+			if np.Status, err = tx.boundStatus(ctx, np); err != nil {
+				return err
+			}
+			events = statusEvents(np, p.Status)
 		}
 		if np.MAC != oldMAC {
 			// SLAAC addresses follow the MAC.
@@ -1001,16 +1012,17 @@ func (s *Service) updatePort(r *http.Request) (*apiutil.Response, error) {
 		_, err = tx.ExecContext(ctx, `UPDATE net_ports SET name = $1, description = $2, mac_address = $3, admin_state_up = $4,
 			device_id = $5, device_owner = $6, port_security_enabled = $7, allowed_address_pairs = $8, binding_host_id = $9,
 			binding_vnic_type = $10, binding_vif_type = $11, binding_vif_details = $12, binding_profile = $13, dns_name = $14,
-			revision_number = $15, updated_at = $16 WHERE id = $17`, np.Name, np.Description, np.MAC, np.AdminStateUp,
+			revision_number = $15, updated_at = $16, status = $17 WHERE id = $18`, np.Name, np.Description, np.MAC, np.AdminStateUp,
 			np.DeviceID, np.DeviceOwner, np.PortSecurity, jsonText(pairsOrEmpty(np.AddressPairs)), np.HostID, np.VNICType,
 			np.VIFType, jsonText(mapOrEmpty(np.VIFDetails)), jsonText(mapOrEmpty(np.Profile)), np.DNSName, np.Revision,
-			db.FormatTime(np.UpdatedAt), id)
+			db.FormatTime(np.UpdatedAt), np.Status, id)
 		out = np
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.notify(ctx, events)
 	return apiutil.JSON(200, map[string]any{"port": s.renderPort(c, out, "")}), nil
 }
 
