@@ -104,6 +104,9 @@ type ServerPortRequest struct {
 // ServerBinding says whose ports these are and where they are bound.
 type ServerBinding struct {
 	ServerUUID, ProjectID, Host, Zone string
+	// Hostname becomes the dns_name of ports created for the server
+	// (dns-integration), when it is a valid DNS label.
+	Hostname string
 }
 
 // Errors of the compute API, matched with errors.Is.
@@ -492,6 +495,9 @@ func (tx *txn) serverPort(ctx context.Context, b ServerBinding, r ServerPortRequ
 	}
 	req := &portReq{a: attrs{}, p: Port{NetworkID: r.NetworkID, ProjectID: b.ProjectID, DeviceID: b.ServerUUID,
 		DeviceOwner: owner, AdminStateUp: true, VNICType: "normal", Status: "DOWN"}}
+	if h := strings.ToLower(b.Hostname); h != "" && len(h) <= 63 && dnsNameRE.MatchString(h) && !strings.Contains(h, ".") {
+		req.p.DNSName = h
+	}
 	if r.FixedIP.IsValid() {
 		req.ipsSet, req.ips = true, []ipRequest{{ip: r.FixedIP}}
 	}

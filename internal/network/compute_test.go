@@ -38,7 +38,7 @@ func TestServerPortsLifecycle(t *testing.T) {
 		ctx := context.Background()
 		netID, subID := a.netWithSubnet("alice", "10.60.0.0/24")
 		own := a.create("alice", "ports", "port", map[string]any{"network_id": netID})
-		b := ServerBinding{ServerUUID: "11111111-0000-4000-8000-000000000001", ProjectID: "p-alice", Host: "h1", Zone: "nova"}
+		b := ServerBinding{ServerUUID: "11111111-0000-4000-8000-000000000001", ProjectID: "p-alice", Host: "h1", Zone: "nova", Hostname: "vm-one"}
 		reqs := []ServerPortRequest{{NetworkID: netID, FixedIP: netip.MustParseAddr("10.60.0.20"), Tag: "a"}, {PortID: own["id"].(string)}}
 		ports, err := a.svc.AllocateServerPorts(ctx, b, reqs, false)
 		if err != nil {
@@ -47,6 +47,10 @@ func TestServerPortsLifecycle(t *testing.T) {
 		if len(ports) != 2 || !ports[0].ComputeCreated || ports[1].ComputeCreated || ports[0].Tag != "a" ||
 			ports[0].FixedIPs[0].Address != "10.60.0.20" || ports[0].FixedIPs[0].SubnetID != subID || ports[0].FixedIPs[0].Version != 4 {
 			t.Fatalf("allocated: %+v %+v", ports[0], ports[1])
+		}
+		created := a.must(a.do("admin", "GET", "/ports/"+ports[0].ID, nil), 200).json(t)["port"].(map[string]any)
+		if created["dns_name"] != "vm-one" {
+			t.Fatalf("dns_name of a server's port: %v", created["dns_name"])
 		}
 		for _, p := range ports {
 			// No agent on h1: bound ports are plugged at once.
