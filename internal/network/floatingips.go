@@ -331,10 +331,8 @@ func (s *Service) updateFloatingIP(r *http.Request) (*apiutil.Response, error) {
 		if err := ifMatch(r, f.Revision); err != nil {
 			return err
 		}
-		if v, ok, err := a.str("description", 255); err != nil {
+		if err := a.setStr("description", 255, &f.Description); err != nil {
 			return err
-		} else if ok {
-			f.Description = v
 		}
 		if pid, valid, present, err := a.nullableStr("port_id"); err != nil {
 			return err

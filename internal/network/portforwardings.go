@@ -173,10 +173,8 @@ func parsePF(a attrs, p *PortForwarding) error {
 		}
 		p.InternalIP = ip.String()
 	}
-	if v, ok, err := a.str("description", 255); err != nil {
+	if err := a.setStr("description", 255, &p.Description); err != nil {
 		return err
-	} else if ok {
-		p.Description = v
 	}
 	return nil
 }

@@ -429,10 +429,8 @@ func parsePortAttrs(a attrs, req *portReq) error {
 		}
 		p.Profile = m
 	}
-	if v, ok, err := a.boolean("admin_state_up"); err != nil {
+	if err := a.setBool("admin_state_up", &p.AdminStateUp); err != nil {
 		return err
-	} else if ok {
-		p.AdminStateUp = v
 	}
 	if v, ok, err := a.boolean("port_security_enabled"); err != nil {
 		return err
