@@ -247,3 +247,35 @@ func TestBindingStatusThroughAPI(t *testing.T) {
 		t.Fatalf("port created bound: %v", bound["status"])
 	}
 }
+
+// Floating IP (dis)association and port deletion reach Compute as
+// network-changed and network-vif-deleted.
+func TestNetworkChangedEvents(t *testing.T) {
+	a := newTestAPI(t, Config{})
+	var log eventLog
+	a.svc.SetComputeNotifier(log.notify)
+	ext := a.create("admin", "networks", "network", map[string]any{"name": "public", "router:external": true})
+	a.create("admin", "subnets", "subnet", map[string]any{"network_id": ext["id"], "cidr": "192.0.2.0/24", "ip_version": 4})
+	netID, subID := a.netWithSubnet("alice", "10.63.0.0/24")
+	rt := a.create("alice", "routers", "router", map[string]any{"name": "r", "external_gateway_info": map[string]any{"network_id": ext["id"]}})
+	a.must(a.do("alice", "PUT", "/routers/"+rt["id"].(string)+"/add_router_interface", map[string]any{"subnet_id": subID}), 200)
+	b := ServerBinding{ServerUUID: "11111111-0000-4000-8000-000000000009", ProjectID: "p-alice", Host: "h1", Zone: "nova"}
+	ports, err := a.svc.AllocateServerPorts(context.Background(), b, []ServerPortRequest{{NetworkID: netID}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.take()
+	fip := a.create("alice", "floatingips", "floatingip", map[string]any{"floating_network_id": ext["id"]})
+	a.must(a.do("alice", "PUT", "/floatingips/"+fip["id"].(string), map[string]any{"floatingip": map[string]any{"port_id": ports[0].ID}}), 200)
+	if ev := log.take(); len(ev) != 1 || ev[0].Name != "network-changed" || ev[0].ServerUUID != b.ServerUUID || ev[0].Tag != ports[0].ID {
+		t.Fatalf("events of an association: %+v", ev)
+	}
+	a.must(a.do("alice", "PUT", "/floatingips/"+fip["id"].(string), map[string]any{"floatingip": map[string]any{"description": "x"}}), 200)
+	if ev := log.take(); len(ev) != 0 {
+		t.Fatalf("events of a description change: %+v", ev)
+	}
+	a.must(a.do("alice", "DELETE", "/ports/"+ports[0].ID, nil), 204)
+	if ev := log.take(); len(ev) != 1 || ev[0].Name != "network-vif-deleted" {
+		t.Fatalf("events of a port delete: %+v", ev)
+	}
+}

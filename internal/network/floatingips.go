@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
@@ -323,11 +324,21 @@ func (s *Service) updateFloatingIP(r *http.Request) (*apiutil.Response, error) {
 	}
 	ctx := r.Context()
 	var out *FloatingIP
+	var changed []string // ports whose floating IP changed
 	err = s.withTx(ctx, func(tx *txn) error {
 		f, err := s.loadFIPFor(ctx, tx, c, r.PathValue("id"), "update_floatingip", s.db.ForUpdate())
 		if err != nil {
 			return err
 		}
+		oldPort := f.PortID
+		defer func() {
+			changed = nil
+			for _, p := range []string{oldPort, f.PortID} {
+				if p != "" && (p != oldPort || p != f.PortID) {
+					changed = append(changed, p)
+				}
+			}
+		}()
 		if err := ifMatch(r, f.Revision); err != nil {
 			return err
 		}
@@ -360,7 +371,22 @@ func (s *Service) updateFloatingIP(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.notifyNetworkChanged(ctx, changed)
 	return apiutil.JSON(200, map[string]any{"floatingip": renderFIP(out)}), nil
+}
+
+// notifyNetworkChanged tells Compute that the addresses of servers'
+// ports changed (network-changed, as Neutron does for floating IPs).
+func (s *Service) notifyNetworkChanged(ctx context.Context, portIDs []string) {
+	var events []ServerEvent
+	for _, id := range portIDs {
+		var dev, owner string
+		err := s.db.Reader().QueryRowContext(ctx, `SELECT device_id, device_owner FROM net_ports WHERE id = $1`, id).Scan(&dev, &owner)
+		if err == nil && dev != "" && strings.HasPrefix(owner, "compute:") {
+			events = append(events, ServerEvent{Name: "network-changed", ServerUUID: dev, Tag: id, Status: "completed"})
+		}
+	}
+	s.notify(ctx, events)
 }
 
 func (s *Service) deleteFloatingIP(r *http.Request) (*apiutil.Response, error) {

@@ -1065,10 +1065,15 @@ func (s *Service) deletePort(r *http.Request) (*apiutil.Response, error) {
 	c := s.caller(r)
 	id := r.PathValue("id")
 	ctx := r.Context()
+	var events []ServerEvent
 	err := s.withTx(ctx, func(tx *txn) error {
+		events = nil
 		p, err := loadPort(ctx, tx, id, s.db.ForUpdate())
 		if err != nil {
 			return err
+		}
+		if strings.HasPrefix(p.DeviceOwner, "compute:") && p.DeviceID != "" {
+			events = []ServerEvent{{Name: "network-vif-deleted", ServerUUID: p.DeviceID, Tag: p.ID, Status: "completed"}}
 		}
 		owner := networkOwner(ctx, tx, p.NetworkID)
 		if !portVisible(c, p, owner) {
@@ -1093,6 +1098,7 @@ func (s *Service) deletePort(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.notify(ctx, events)
 	return apiutil.NoContent(), nil
 }
 
