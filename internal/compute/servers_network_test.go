@@ -187,6 +187,8 @@ func TestServerNetworkValidation(t *testing.T) {
 			}
 		})
 	}
+	// "auto" and "none" need 2.37.
+	e.do("alice", "POST", v21+"/servers", "2.36", bootOn("x", `"none"`)).expect(t, 400, "badRequest")
 	// Two networks: "auto" is ambiguous.
 	e.network("alice", "net2", "10.5.0.0/24")
 	e.do("alice", "POST", v21+"/servers", "2.96", bootOn("x", `"auto"`)).expect(t, 409, "conflictingRequest")

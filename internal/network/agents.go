@@ -255,10 +255,8 @@ func (s *Service) updateAgent(r *http.Request) (*apiutil.Response, error) {
 		if err != nil {
 			return err
 		}
-		if v, ok, err := body.boolean("admin_state_up"); err != nil {
+		if err := body.setBool("admin_state_up", &a.AdminStateUp); err != nil {
 			return err
-		} else if ok {
-			a.AdminStateUp = v
 		}
 		if v, _, present, err := body.nullableStr("description"); err != nil {
 			return err

@@ -111,6 +111,25 @@ func (a attrs) str(name string, max int) (string, bool, error) {
 	return s, true, nil
 }
 
+// setStr stores the string attribute name (at most max bytes; 0 for no
+// limit) in dst when the request has it.
+func (a attrs) setStr(name string, max int, dst *string) error {
+	v, ok, err := a.str(name, max)
+	if ok && err == nil {
+		*dst = v
+	}
+	return err
+}
+
+// setBool stores the boolean attribute name in dst when the request has it.
+func (a attrs) setBool(name string, dst *bool) error {
+	v, ok, err := a.boolean(name)
+	if ok && err == nil {
+		*dst = v
+	}
+	return err
+}
+
 // nullableStr reads a string that may be null; null gives ok with valid false.
 func (a attrs) nullableStr(name string) (s string, valid, present bool, err error) {
 	v, ok := a[name]

@@ -104,6 +104,9 @@ type ServerPortRequest struct {
 // ServerBinding says whose ports these are and where they are bound.
 type ServerBinding struct {
 	ServerUUID, ProjectID, Host, Zone string
+	// Hostname becomes the dns_name of ports created for the server
+	// (dns-integration), when it is a valid DNS label.
+	Hostname string
 }
 
 // Errors of the compute API, matched with errors.Is.
@@ -381,25 +384,27 @@ func computeMarks(ctx context.Context, q db.Querier, portIDs []string) (map[stri
 // loadServerPorts reads the ports of servers (device_id in uuids).
 func loadServerPorts(ctx context.Context, q db.Querier, uuids []string, forUpdate string) ([]*Port, error) {
 	var ports []*Port
-	err := inChunks(uuids, func(chunk []any) error {
-		rows, err := q.QueryContext(ctx, "SELECT "+portCols+" FROM net_ports p WHERE p.device_id IN ("+db.Placeholders(1, len(chunk))+
-			") AND p.device_owner LIKE 'compute:%' ORDER BY p.created_at, p.id"+forUpdate, chunk...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			p, err := scanPort(rows)
-			if err != nil {
-				return err
-			}
-			ports = append(ports, p)
-		}
-		return rows.Err()
-	})
+	if len(uuids) == 0 {
+		return nil, nil
+	}
+	in, arg := idsIn(q, uuids)
+	rows, err := q.QueryContext(ctx, "SELECT "+portCols+" FROM net_ports p WHERE p.device_id "+in+
+		" AND p.device_owner LIKE 'compute:%' ORDER BY p.created_at, p.id"+forUpdate, arg)
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
+	for rows.Next() {
+		p, err := scanPort(rows)
+		if err != nil {
+			return nil, err
+		}
+		ports = append(ports, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
 	return ports, fillPorts(ctx, q, ports)
 }
 
@@ -490,6 +495,9 @@ func (tx *txn) serverPort(ctx context.Context, b ServerBinding, r ServerPortRequ
 	}
 	req := &portReq{a: attrs{}, p: Port{NetworkID: r.NetworkID, ProjectID: b.ProjectID, DeviceID: b.ServerUUID,
 		DeviceOwner: owner, AdminStateUp: true, VNICType: "normal", Status: "DOWN"}}
+	if h := strings.ToLower(b.Hostname); h != "" && len(h) <= 63 && dnsNameRE.MatchString(h) && !strings.Contains(h, ".") {
+		req.p.DNSName = h
+	}
 	if r.FixedIP.IsValid() {
 		req.ipsSet, req.ips = true, []ipRequest{{ip: r.FixedIP}}
 	}
@@ -524,20 +532,9 @@ func (tx *txn) bindServerPort(ctx context.Context, p *Port, b ServerBinding) ([]
 	old := p.Status
 	p.HostID = b.Host
 	tx.s.bindPort(p, n)
-	status := "DOWN"
-	if b.Host != "" && p.VIFType != "binding_failed" && p.AdminStateUp {
-		agent, err := tx.hostHasAgent(ctx, b.Host)
-		if err != nil {
-			return nil, err
-		}
-		if !agent {
-			status = "ACTIVE"
-		}
+	if p.Status, err = tx.boundStatus(ctx, p); err != nil {
+		return nil, err
 	}
-	if b.Host != "" && p.VIFType == "binding_failed" {
-		status = "DOWN"
-	}
-	p.Status = status
 	_, err = tx.ExecContext(ctx, `UPDATE net_ports SET binding_host_id = $1, binding_vif_type = $2, binding_vif_details = $3,
 		status = $4, revision_number = revision_number + 1, updated_at = $5 WHERE id = $6`, p.HostID, p.VIFType,
 		jsonText(mapOrEmpty(p.VIFDetails)), p.Status, db.FormatTime(tx.s.nowUTC()), p.ID)
@@ -545,6 +542,20 @@ func (tx *txn) bindServerPort(ctx context.Context, p *Port, b ServerBinding) ([]
 		return nil, err
 	}
 	return statusEvents(p, old), nil
+}
+
+// boundStatus is a port's status after (re)binding: ACTIVE when bound to
+// a host no live L2 agent serves (nothing will plug it), else DOWN until
+// the agent reports.
+func (tx *txn) boundStatus(ctx context.Context, p *Port) (string, error) {
+	if p.HostID == "" || p.VIFType == "binding_failed" || p.VIFType == "unbound" || !p.AdminStateUp {
+		return "DOWN", nil
+	}
+	agent, err := tx.hostHasAgent(ctx, p.HostID)
+	if err != nil || agent {
+		return "DOWN", err
+	}
+	return "ACTIVE", nil
 }
 
 // statusEvents are the events Neutron's Nova notifier sends for a port of

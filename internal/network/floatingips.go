@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
@@ -20,6 +21,7 @@ type FloatingIP struct {
 	Revision                                          int64
 	CreatedAt, UpdatedAt                              time.Time
 	Tags                                              []string
+	PortForwardings                                   []*PortForwarding
 }
 
 const fipCols = `fi.id, fi.project_id, fi.floating_network_id, fi.floating_ip_address, fi.floating_port_id, fi.port_id,
@@ -58,7 +60,7 @@ func renderFIP(f *FloatingIP) map[string]any {
 		"id": f.ID, "project_id": f.ProjectID, "tenant_id": f.ProjectID, "floating_network_id": f.NetworkID,
 		"floating_ip_address": f.Address, "port_id": nilIfEmpty(f.PortID), "fixed_ip_address": nilIfEmpty(f.FixedIP),
 		"router_id": nilIfEmpty(f.RouterID), "status": f.Status, "description": f.Description,
-		"dns_name": f.DNSName, "dns_domain": f.DNSDomain, "port_forwardings": []any{}, "tags": nonNil(f.Tags),
+		"dns_name": f.DNSName, "dns_domain": f.DNSDomain, "port_forwardings": fipForwardingsView(f.PortForwardings), "tags": nonNil(f.Tags),
 		"revision_number": f.Revision, "created_at": stamp(f.CreatedAt), "updated_at": stamp(f.UpdatedAt),
 	}
 }
@@ -79,6 +81,9 @@ func (s *Service) loadFIPFor(ctx context.Context, q db.Querier, c *caller, id, r
 		return nil, fipNotFound(id)
 	}
 	if err := s.authorize(c, rule, ownerTarget(f.ProjectID)); err != nil {
+		return nil, err
+	}
+	if err := loadFIPForwardings(ctx, q, []*FloatingIP{f}); err != nil {
 		return nil, err
 	}
 	return f, loadTags(ctx, q, "floatingip", []string{id}, func(_ string, t []string) { f.Tags = t })
@@ -106,6 +111,9 @@ func (s *Service) listFloatingIPs(r *http.Request) (*apiutil.Response, error) {
 	if err := loadTags(ctx, s.db.Reader(), "floatingip", ids, func(id string, t []string) { byID[id].Tags = t }); err != nil {
 		return nil, err
 	}
+	if err := loadFIPForwardings(ctx, s.db.Reader(), fips); err != nil {
+		return nil, err
+	}
 	items := make([]map[string]any, len(fips))
 	for i, f := range fips {
 		items[i] = selectFields(renderFIP(f), lq.fields)
@@ -125,8 +133,14 @@ func (s *Service) showFloatingIP(r *http.Request) (*apiutil.Response, error) {
 // router that connects the port's subnet to the floating network.
 func (tx *txn) associate(ctx context.Context, c *caller, f *FloatingIP, portID, fixed string) error {
 	if portID == "" {
-		f.PortID, f.FixedIP, f.RouterID, f.Status = "", "", "", "DOWN"
+		f.PortID, f.FixedIP, f.Status = "", "", "DOWN"
+		if len(f.PortForwardings) == 0 {
+			f.RouterID = ""
+		}
 		return nil
+	}
+	if len(f.PortForwardings) > 0 {
+		return conflict("FipInUseByPortForwarding", "Floating IP %s in use by Port Forwarding resources.", f.ID)
 	}
 	p, err := loadPort(ctx, tx, portID, "")
 	if err != nil {
@@ -310,18 +324,26 @@ func (s *Service) updateFloatingIP(r *http.Request) (*apiutil.Response, error) {
 	}
 	ctx := r.Context()
 	var out *FloatingIP
+	var changed []string // ports whose floating IP changed
 	err = s.withTx(ctx, func(tx *txn) error {
 		f, err := s.loadFIPFor(ctx, tx, c, r.PathValue("id"), "update_floatingip", s.db.ForUpdate())
 		if err != nil {
 			return err
 		}
+		oldPort := f.PortID
+		defer func() {
+			changed = nil
+			for _, p := range []string{oldPort, f.PortID} {
+				if p != "" && (p != oldPort || p != f.PortID) {
+					changed = append(changed, p)
+				}
+			}
+		}()
 		if err := ifMatch(r, f.Revision); err != nil {
 			return err
 		}
-		if v, ok, err := a.str("description", 255); err != nil {
+		if err := a.setStr("description", 255, &f.Description); err != nil {
 			return err
-		} else if ok {
-			f.Description = v
 		}
 		if pid, valid, present, err := a.nullableStr("port_id"); err != nil {
 			return err
@@ -349,7 +371,22 @@ func (s *Service) updateFloatingIP(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.notifyNetworkChanged(ctx, changed)
 	return apiutil.JSON(200, map[string]any{"floatingip": renderFIP(out)}), nil
+}
+
+// notifyNetworkChanged tells Compute that the addresses of servers'
+// ports changed (network-changed, as Neutron does for floating IPs).
+func (s *Service) notifyNetworkChanged(ctx context.Context, portIDs []string) {
+	var events []ServerEvent
+	for _, id := range portIDs {
+		var dev, owner string
+		err := s.db.Reader().QueryRowContext(ctx, `SELECT device_id, device_owner FROM net_ports WHERE id = $1`, id).Scan(&dev, &owner)
+		if err == nil && dev != "" && strings.HasPrefix(owner, "compute:") {
+			events = append(events, ServerEvent{Name: "network-changed", ServerUUID: dev, Tag: id, Status: "completed"})
+		}
+	}
+	s.notify(ctx, events)
 }
 
 func (s *Service) deleteFloatingIP(r *http.Request) (*apiutil.Response, error) {
@@ -361,6 +398,9 @@ func (s *Service) deleteFloatingIP(r *http.Request) (*apiutil.Response, error) {
 			return err
 		}
 		if err := ifMatch(r, f.Revision); err != nil {
+			return err
+		}
+		if err := tx.deletePFs(ctx, `floatingip_id = $1`, f.ID); err != nil {
 			return err
 		}
 		for _, q := range []string{`DELETE FROM net_tags WHERE resource_type = 'floatingip' AND resource_id = $1`, `DELETE FROM net_floatingips WHERE id = $1`} {

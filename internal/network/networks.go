@@ -497,20 +497,14 @@ func (s *Service) updateNetwork(r *http.Request) (*apiutil.Response, error) {
 		if a.has("provider:network_type") || a.has("provider:physical_network") || a.has("provider:segmentation_id") {
 			return invalidInput("Plugin does not support updating provider attributes")
 		}
-		if v, ok, err := a.str("name", 255); err != nil {
+		if err := a.setStr("name", 255, &n.Name); err != nil {
 			return err
-		} else if ok {
-			n.Name = v
 		}
-		if v, ok, err := a.str("description", 255); err != nil {
+		if err := a.setStr("description", 255, &n.Description); err != nil {
 			return err
-		} else if ok {
-			n.Description = v
 		}
-		if v, ok, err := a.str("dns_domain", 255); err != nil {
+		if err := a.setStr("dns_domain", 255, &n.DNSDomain); err != nil {
 			return err
-		} else if ok {
-			n.DNSDomain = v
 		}
 		wasShared, wasExternal := n.Shared, n.External
 		for _, f := range []struct {

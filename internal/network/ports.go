@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -54,9 +55,16 @@ func scanPort(row interface{ Scan(...any) error }) (*Port, error) {
 		&p.DNSName, &p.Revision, &created, &updated); err != nil {
 		return nil, err
 	}
-	_ = json.Unmarshal([]byte(pairs), &p.AddressPairs)
-	_ = json.Unmarshal([]byte(details), &p.VIFDetails)
-	_ = json.Unmarshal([]byte(profile), &p.Profile)
+	// Most ports have none of these: skip decoding the empty values.
+	if pairs != "[]" {
+		_ = json.Unmarshal([]byte(pairs), &p.AddressPairs)
+	}
+	if details != "{}" {
+		_ = json.Unmarshal([]byte(details), &p.VIFDetails)
+	}
+	if profile != "{}" {
+		_ = json.Unmarshal([]byte(profile), &p.Profile)
+	}
 	p.CreatedAt, p.UpdatedAt = db.ParseTime(created), db.ParseTime(updated)
 	return p, nil
 }
@@ -106,7 +114,50 @@ var portDef = &listDef{
 	attrs: []string{"allowed_address_pairs", "binding:vif_details", "binding:profile", "dns_assignment", "tags", "ip_allocation"},
 }
 
-func (s *Service) renderPort(c *caller, p *Port, netOwner string) map[string]any {
+// portView is a port as the API shows it. It is a struct (not a map) so
+// that long lists encode fast; binding attributes are only filled for
+// callers allowed to see them.
+type portView struct {
+	ID             string          `json:"id"`
+	Name           string          `json:"name"`
+	Description    string          `json:"description"`
+	ProjectID      string          `json:"project_id"`
+	TenantID       string          `json:"tenant_id"`
+	NetworkID      string          `json:"network_id"`
+	MAC            string          `json:"mac_address"`
+	AdminStateUp   bool            `json:"admin_state_up"`
+	Status         string          `json:"status"`
+	DeviceID       string          `json:"device_id"`
+	DeviceOwner    string          `json:"device_owner"`
+	FixedIPs       []fixedIP       `json:"fixed_ips"`
+	PortSecurity   bool            `json:"port_security_enabled"`
+	SecurityGroups []string        `json:"security_groups"`
+	AddressPairs   []addressPair   `json:"allowed_address_pairs"`
+	VNICType       string          `json:"binding:vnic_type"`
+	DNSName        string          `json:"dns_name"`
+	DNSAssignment  []dnsAssignment `json:"dns_assignment"`
+	IPAllocation   string          `json:"ip_allocation"`
+	Tags           []string        `json:"tags"`
+	Revision       int64           `json:"revision_number"`
+	CreatedAt      string          `json:"created_at"`
+	UpdatedAt      string          `json:"updated_at"`
+	*portBindingView
+}
+
+type portBindingView struct {
+	HostID     string         `json:"binding:host_id"`
+	VIFType    string         `json:"binding:vif_type"`
+	VIFDetails map[string]any `json:"binding:vif_details"`
+	Profile    map[string]any `json:"binding:profile"`
+}
+
+type dnsAssignment struct {
+	Hostname  string `json:"hostname"`
+	IPAddress string `json:"ip_address"`
+	FQDN      string `json:"fqdn"`
+}
+
+func (s *Service) portView(c *caller, p *Port) *portView {
 	fips := p.FixedIPs
 	if fips == nil {
 		fips = []fixedIP{}
@@ -119,42 +170,37 @@ func (s *Service) renderPort(c *caller, p *Port, netOwner string) map[string]any
 	if sgs == nil {
 		sgs = []string{}
 	}
-	dns := make([]map[string]any, 0, len(fips))
+	dns := make([]dnsAssignment, 0, len(fips))
 	for _, f := range fips {
 		host := p.DNSName
 		if host == "" {
 			host = "host-" + strings.NewReplacer(".", "-", ":", "-").Replace(f.IPAddress)
 		}
-		dns = append(dns, map[string]any{"hostname": host, "ip_address": f.IPAddress, "fqdn": host + "." + s.cfg.DNSDomain})
+		dns = append(dns, dnsAssignment{Hostname: host, IPAddress: f.IPAddress, FQDN: host + "." + s.cfg.DNSDomain})
 	}
-	m := map[string]any{
-		"id": p.ID, "name": p.Name, "description": p.Description,
-		"project_id": p.ProjectID, "tenant_id": p.ProjectID, "network_id": p.NetworkID,
-		"mac_address": p.MAC, "admin_state_up": p.AdminStateUp, "status": p.Status,
-		"device_id": p.DeviceID, "device_owner": p.DeviceOwner, "fixed_ips": fips,
-		"port_security_enabled": p.PortSecurity, "security_groups": sgs, "allowed_address_pairs": pairs,
-		"binding:vnic_type": p.VNICType, "dns_name": p.DNSName, "dns_assignment": dns,
-		"ip_allocation": "immediate", "tags": nonNil(p.Tags), "revision_number": p.Revision,
-		"created_at": stamp(p.CreatedAt), "updated_at": stamp(p.UpdatedAt),
-	}
+	v := &portView{ID: p.ID, Name: p.Name, Description: p.Description, ProjectID: p.ProjectID, TenantID: p.ProjectID,
+		NetworkID: p.NetworkID, MAC: p.MAC, AdminStateUp: p.AdminStateUp, Status: p.Status, DeviceID: p.DeviceID,
+		DeviceOwner: p.DeviceOwner, FixedIPs: fips, PortSecurity: p.PortSecurity, SecurityGroups: sgs, AddressPairs: pairs,
+		VNICType: p.VNICType, DNSName: p.DNSName, DNSAssignment: dns, IPAllocation: "immediate", Tags: nonNil(p.Tags),
+		Revision: p.Revision, CreatedAt: stamp(p.CreatedAt), UpdatedAt: stamp(p.UpdatedAt)}
 	if s.can(c, "get_port:binding:vif_type", ownerTarget(p.ProjectID)) {
-		details := p.VIFDetails
-		if details == nil {
-			details = map[string]any{}
-		}
-		profile := p.Profile
-		if profile == nil {
-			profile = map[string]any{}
-		}
-		m["binding:host_id"] = p.HostID
-		m["binding:vif_type"] = p.VIFType
-		m["binding:vif_details"] = details
-		m["binding:profile"] = profile
+		v.portBindingView = &portBindingView{HostID: p.HostID, VIFType: p.VIFType, VIFDetails: mapOrEmpty(p.VIFDetails),
+			Profile: mapOrEmpty(p.Profile)}
 	}
+	return v
+}
+
+// renderPort is portView as a map, for field selection.
+func (s *Service) renderPort(c *caller, p *Port, _ string) map[string]any {
+	b, _ := json.Marshal(s.portView(c, p))
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
 	return m
 }
 
 // fillPorts loads addresses, security groups and tags of ports in batches.
+// The ids go as one JSON array parameter: a statement with hundreds of
+// placeholders costs SQLite more to prepare than to run.
 func fillPorts(ctx context.Context, q db.Querier, ports []*Port) error {
 	if len(ports) == 0 {
 		return nil
@@ -165,43 +211,50 @@ func fillPorts(ctx context.Context, q db.Querier, ports []*Port) error {
 		byID[p.ID] = p
 		ids[i] = p.ID
 	}
-	err := inChunks(ids, func(chunk []any) error {
-		rows, err := q.QueryContext(ctx, "SELECT a.port_id, a.subnet_id, a.ip_address FROM net_ip_allocations a JOIN net_subnets s ON s.id = a.subnet_id WHERE a.port_id IN ("+
-			db.Placeholders(1, len(chunk))+") ORDER BY s.created_at, s.id, a.ip_address", chunk...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var pid string
-			var f fixedIP
-			if err := rows.Scan(&pid, &f.SubnetID, &f.IPAddress); err != nil {
-				return err
-			}
-			byID[pid].FixedIPs = append(byID[pid].FixedIPs, f)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows2, err := q.QueryContext(ctx, "SELECT port_id, security_group_id FROM net_port_security_groups WHERE port_id IN ("+
-			db.Placeholders(1, len(chunk))+") ORDER BY security_group_id", chunk...)
-		if err != nil {
-			return err
-		}
-		defer rows2.Close()
-		for rows2.Next() {
-			var pid, sg string
-			if err := rows2.Scan(&pid, &sg); err != nil {
-				return err
-			}
-			byID[pid].SecurityGroups = append(byID[pid].SecurityGroups, sg)
-		}
-		return rows2.Err()
-	})
+	in, arg := idsIn(q, ids)
+	rows, err := q.QueryContext(ctx, "SELECT a.port_id, a.subnet_id, a.ip_address FROM net_ip_allocations a JOIN net_subnets s ON s.id = a.subnet_id WHERE a.port_id "+
+		in+" ORDER BY s.created_at, s.id, a.ip_address", arg)
 	if err != nil {
 		return err
 	}
+	defer rows.Close()
+	for rows.Next() {
+		var pid string
+		var f fixedIP
+		if err := rows.Scan(&pid, &f.SubnetID, &f.IPAddress); err != nil {
+			return err
+		}
+		byID[pid].FixedIPs = append(byID[pid].FixedIPs, f)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows2, err := q.QueryContext(ctx, "SELECT port_id, security_group_id FROM net_port_security_groups WHERE port_id "+in+" ORDER BY security_group_id", arg)
+	if err != nil {
+		return err
+	}
+	defer rows2.Close()
+	for rows2.Next() {
+		var pid, sg string
+		if err := rows2.Scan(&pid, &sg); err != nil {
+			return err
+		}
+		byID[pid].SecurityGroups = append(byID[pid].SecurityGroups, sg)
+	}
+	if err := rows2.Err(); err != nil {
+		return err
+	}
 	return loadTags(ctx, q, "port", ids, func(id string, t []string) { byID[id].Tags = t })
+}
+
+// idsIn is "IN (…)" over ids passed as one JSON array parameter ($1), in
+// the SQL of the querier's engine.
+func idsIn(q db.Querier, ids []string) (string, any) {
+	arg, _ := json.Marshal(ids)
+	if isPostgres(q) {
+		return "IN (SELECT jsonb_array_elements_text($1::jsonb))", string(arg)
+	}
+	return "IN (SELECT value FROM json_each($1))", string(arg)
 }
 
 func loadPort(ctx context.Context, q db.Querier, id, forUpdate string) (*Port, error) {
@@ -259,11 +312,24 @@ func (s *Service) listPorts(r *http.Request) (*apiutil.Response, error) {
 	if err := fillPorts(ctx, q, ports); err != nil {
 		return nil, err
 	}
-	items := make([]map[string]any, len(ports))
-	for i, p := range ports {
-		items[i] = selectFields(s.renderPort(c, p, ""), lq.fields)
+	if len(lq.fields) > 0 {
+		items := make([]map[string]any, len(ports))
+		for i, p := range ports {
+			items[i] = selectFields(s.renderPort(c, p, ""), lq.fields)
+		}
+		return s.listResponse(r, lq, "ports", items, more), nil
 	}
-	return s.listResponse(r, lq, "ports", items, more), nil
+	items := make([]*portView, len(ports))
+	for i, p := range ports {
+		items[i] = s.portView(c, p)
+	}
+	body := map[string]any{"ports": items}
+	if lq.limit > 0 && len(items) > 0 {
+		if links := pageLinks(r, strings.TrimSuffix(s.base(r), prefix), lq, items[0].ID, items[len(items)-1].ID, more); len(links) > 0 {
+			body["ports_links"] = links
+		}
+	}
+	return apiutil.JSON(200, body), nil
 }
 
 func (s *Service) showPort(r *http.Request) (*apiutil.Response, error) {
@@ -363,10 +429,8 @@ func parsePortAttrs(a attrs, req *portReq) error {
 		}
 		p.Profile = m
 	}
-	if v, ok, err := a.boolean("admin_state_up"); err != nil {
+	if err := a.setBool("admin_state_up", &p.AdminStateUp); err != nil {
 		return err
-	} else if ok {
-		p.AdminStateUp = v
 	}
 	if v, ok, err := a.boolean("port_security_enabled"); err != nil {
 		return err
@@ -587,6 +651,11 @@ func (tx *txn) createPort(ctx context.Context, c *caller, req *portReq) (*Port, 
 		return nil, err
 	}
 	s.bindPort(&p, n)
+	if p.HostID != "" {
+		if p.Status, err = tx.boundStatus(ctx, &p); err != nil {
+			return nil, err
+		}
+	}
 	now := s.nowUTC()
 	p.CreatedAt, p.UpdatedAt, p.Revision = now, now, 1
 	_, err = tx.ExecContext(ctx, `INSERT INTO net_ports (id, project_id, network_id, name, description, mac_address,
@@ -845,7 +914,9 @@ func (s *Service) updatePort(r *http.Request) (*apiutil.Response, error) {
 	id := r.PathValue("id")
 	ctx := r.Context()
 	var out *Port
+	var events []ServerEvent
 	err = s.withTx(ctx, func(tx *txn) error {
+		events = nil
 		p, err := loadPort(ctx, tx, id, s.db.ForUpdate())
 		if err != nil {
 			return err
@@ -913,6 +984,10 @@ func (s *Service) updatePort(r *http.Request) (*apiutil.Response, error) {
 		}
 		if np.HostID != oldHost || np.VNICType != oldVNIC || np.HostID != "" && p.VIFType == "binding_failed" {
 			s.bindPort(np, n)
+			if np.Status, err = tx.boundStatus(ctx, np); err != nil {
+				return err
+			}
+			events = statusEvents(np, p.Status)
 		}
 		if np.MAC != oldMAC {
 			// SLAAC addresses follow the MAC.
@@ -935,16 +1010,17 @@ func (s *Service) updatePort(r *http.Request) (*apiutil.Response, error) {
 		_, err = tx.ExecContext(ctx, `UPDATE net_ports SET name = $1, description = $2, mac_address = $3, admin_state_up = $4,
 			device_id = $5, device_owner = $6, port_security_enabled = $7, allowed_address_pairs = $8, binding_host_id = $9,
 			binding_vnic_type = $10, binding_vif_type = $11, binding_vif_details = $12, binding_profile = $13, dns_name = $14,
-			revision_number = $15, updated_at = $16 WHERE id = $17`, np.Name, np.Description, np.MAC, np.AdminStateUp,
+			revision_number = $15, updated_at = $16, status = $17 WHERE id = $18`, np.Name, np.Description, np.MAC, np.AdminStateUp,
 			np.DeviceID, np.DeviceOwner, np.PortSecurity, jsonText(pairsOrEmpty(np.AddressPairs)), np.HostID, np.VNICType,
 			np.VIFType, jsonText(mapOrEmpty(np.VIFDetails)), jsonText(mapOrEmpty(np.Profile)), np.DNSName, np.Revision,
-			db.FormatTime(np.UpdatedAt), id)
+			db.FormatTime(np.UpdatedAt), np.Status, id)
 		out = np
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.notify(ctx, events)
 	return apiutil.JSON(200, map[string]any{"port": s.renderPort(c, out, "")}), nil
 }
 
@@ -989,10 +1065,15 @@ func (s *Service) deletePort(r *http.Request) (*apiutil.Response, error) {
 	c := s.caller(r)
 	id := r.PathValue("id")
 	ctx := r.Context()
+	var events []ServerEvent
 	err := s.withTx(ctx, func(tx *txn) error {
+		events = nil
 		p, err := loadPort(ctx, tx, id, s.db.ForUpdate())
 		if err != nil {
 			return err
+		}
+		if strings.HasPrefix(p.DeviceOwner, "compute:") && p.DeviceID != "" {
+			events = []ServerEvent{{Name: "network-vif-deleted", ServerUUID: p.DeviceID, Tag: p.ID, Status: "completed"}}
 		}
 		owner := networkOwner(ctx, tx, p.NetworkID)
 		if !portVisible(c, p, owner) {
@@ -1017,12 +1098,16 @@ func (s *Service) deletePort(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.notify(ctx, events)
 	return apiutil.NoContent(), nil
 }
 
 // deletePortRow removes a port with its addresses, and unlinks floating
 // IPs pointing at it.
 func (tx *txn) deletePortRow(ctx context.Context, id string) error {
+	if err := tx.deletePFs(ctx, `internal_port_id = $1`, id); err != nil {
+		return err
+	}
 	for _, q := range []string{
 		`UPDATE net_floatingips SET port_id = NULL, fixed_ip_address = NULL, router_id = NULL, status = 'DOWN' WHERE port_id = $1`,
 		`DELETE FROM net_ip_allocations WHERE port_id = $1`,
@@ -1035,4 +1120,16 @@ func (tx *txn) deletePortRow(ctx context.Context, id string) error {
 		}
 	}
 	return nil
+}
+
+// isPostgres tells the engine behind a querier: a transaction of the
+// service knows its database; a pool knows its driver.
+func isPostgres(q db.Querier) bool {
+	switch v := q.(type) {
+	case *txn:
+		return v.s.db.Dialect() == db.Postgres
+	case *sql.DB:
+		return strings.Contains(fmt.Sprintf("%T", v.Driver()), "stdlib") // pgx's database/sql driver
+	}
+	return false
 }

@@ -480,20 +480,14 @@ func (s *Service) updateRouter(r *http.Request) (*apiutil.Response, error) {
 		if err := ifMatch(r, rt.Revision); err != nil {
 			return err
 		}
-		if v, ok, err := a.str("name", 255); err != nil {
+		if err := a.setStr("name", 255, &rt.Name); err != nil {
 			return err
-		} else if ok {
-			rt.Name = v
 		}
-		if v, ok, err := a.str("description", 255); err != nil {
+		if err := a.setStr("description", 255, &rt.Description); err != nil {
 			return err
-		} else if ok {
-			rt.Description = v
 		}
-		if v, ok, err := a.boolean("admin_state_up"); err != nil {
+		if err := a.setBool("admin_state_up", &rt.AdminStateUp); err != nil {
 			return err
-		} else if ok {
-			rt.AdminStateUp = v
 		}
 		gw, err := parseGateway(c, s, a, "update", rt.ProjectID)
 		if err != nil {

@@ -368,10 +368,8 @@ func (s *Service) createSGs(r *http.Request) (*apiutil.Response, error) {
 		if g.Description, _, err = a.str("description", 255); err != nil {
 			return nil, err
 		}
-		if v, ok, err := a.boolean("stateful"); err != nil {
+		if err := a.setBool("stateful", &g.Stateful); err != nil {
 			return nil, err
-		} else if ok {
-			g.Stateful = v
 		}
 		t, _, err := a.strList("tags")
 		if err != nil {
@@ -443,10 +441,8 @@ func (s *Service) updateSG(r *http.Request) (*apiutil.Response, error) {
 			}
 			g.Name = v
 		}
-		if v, ok, err := a.str("description", 255); err != nil {
+		if err := a.setStr("description", 255, &g.Description); err != nil {
 			return err
-		} else if ok {
-			g.Description = v
 		}
 		if v, ok, err := a.boolean("stateful"); err != nil {
 			return err

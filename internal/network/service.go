@@ -255,6 +255,7 @@ func (s *Service) Routes() *apiutil.Service {
 	}
 	routes = append(routes, s.securityGroupRoutes(rt)...)
 	routes = append(routes, s.routerRoutes(rt)...)
+	routes = append(routes, s.portForwardingRoutes(rt)...)
 	routes = append(routes, s.quotaRoutes(rt)...)
 	for _, kind := range taggable {
 		routes = append(routes,

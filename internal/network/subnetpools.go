@@ -146,15 +146,11 @@ var poolPostAttrs = []string{"name", "description", "prefixes", "default_prefixl
 // parsePoolAttrs validates pool attributes over p (create or update).
 func parsePoolAttrs(a attrs, p *SubnetPool, create bool) error {
 	var err error
-	if v, ok, err := a.str("name", 255); err != nil {
+	if err := a.setStr("name", 255, &p.Name); err != nil {
 		return err
-	} else if ok {
-		p.Name = v
 	}
-	if v, ok, err := a.str("description", 255); err != nil {
+	if err := a.setStr("description", 255, &p.Description); err != nil {
 		return err
-	} else if ok {
-		p.Description = v
 	}
 	if list, ok, err := a.strList("prefixes"); err != nil {
 		return err
@@ -225,16 +221,12 @@ func parsePoolAttrs(a attrs, p *SubnetPool, create bool) error {
 	} else if present {
 		p.DefaultQuota = sql.NullInt64{Int64: q, Valid: ok}
 	}
-	if v, ok, err := a.boolean("is_default"); err != nil {
+	if err := a.setBool("is_default", &p.IsDefault); err != nil {
 		return err
-	} else if ok {
-		p.IsDefault = v
 	}
 	if create {
-		if v, ok, err := a.boolean("shared"); err != nil {
+		if err := a.setBool("shared", &p.Shared); err != nil {
 			return err
-		} else if ok {
-			p.Shared = v
 		}
 	}
 	if v, valid, _, err := a.nullableStr("address_scope_id"); err != nil {

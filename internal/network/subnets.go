@@ -670,25 +670,17 @@ func (s *Service) updateSubnet(r *http.Request) (*apiutil.Response, error) {
 		if err := ifMatch(r, sn.Revision); err != nil {
 			return err
 		}
-		if v, ok, err := a.str("name", 255); err != nil {
+		if err := a.setStr("name", 255, &sn.Name); err != nil {
 			return err
-		} else if ok {
-			sn.Name = v
 		}
-		if v, ok, err := a.str("description", 255); err != nil {
+		if err := a.setStr("description", 255, &sn.Description); err != nil {
 			return err
-		} else if ok {
-			sn.Description = v
 		}
-		if v, ok, err := a.boolean("enable_dhcp"); err != nil {
+		if err := a.setBool("enable_dhcp", &sn.EnableDHCP); err != nil {
 			return err
-		} else if ok {
-			sn.EnableDHCP = v
 		}
-		if v, ok, err := a.boolean("dns_publish_fixed_ip"); err != nil {
+		if err := a.setBool("dns_publish_fixed_ip", &sn.DNSPublishFixedIP); err != nil {
 			return err
-		} else if ok {
-			sn.DNSPublishFixedIP = v
 		}
 		if v, ok, err := parseDNS(a, sn.IPVersion); err != nil {
 			return err

@@ -50,9 +50,13 @@ func sortedTags(tags []string) []string {
 // loadTags reads the tags of ids, calling set once per resource that has any.
 func loadTags(ctx context.Context, q db.Querier, resource string, ids []string, set func(id string, tags []string)) error {
 	tags := map[string][]string{}
-	err := inChunks(ids, func(chunk []any) error {
-		rows, err := q.QueryContext(ctx, "SELECT resource_id, tag FROM net_tags WHERE resource_type = $1 AND resource_id IN ("+
-			db.Placeholders(2, len(chunk))+") ORDER BY tag", append([]any{resource}, chunk...)...)
+	err := func() error {
+		if len(ids) == 0 {
+			return nil
+		}
+		in, arg := idsIn(q, ids)
+		in = strings.Replace(in, "$1", "$2", 1)
+		rows, err := q.QueryContext(ctx, "SELECT resource_id, tag FROM net_tags WHERE resource_type = $1 AND resource_id "+in+" ORDER BY tag", resource, arg)
 		if err != nil {
 			return err
 		}
@@ -65,7 +69,7 @@ func loadTags(ctx context.Context, q db.Querier, resource string, ids []string, 
 			tags[id] = append(tags[id], tag)
 		}
 		return rows.Err()
-	})
+	}()
 	for id, t := range tags {
 		set(id, t)
 	}

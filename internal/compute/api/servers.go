@@ -329,7 +329,10 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 			return nil, apiutil.BadRequest("User data needs to be valid base 64.")
 		}
 	}
-	// Networks.
+	// Networks: "auto" and "none" exist from 2.37 on.
+	if len(s.Networks) > 0 && s.Networks[0] == '"' && !atLeast(r, V2_37) {
+		return nil, apiutil.BadRequest("Invalid input for field/attribute networks. Value: %s. %s is not of type 'array'", strings.Trim(string(s.Networks), `"`), string(s.Networks))
+	}
 	nets, err := parseNetworks(s.Networks)
 	if err != nil {
 		return nil, err

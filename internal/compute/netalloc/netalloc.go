@@ -58,7 +58,8 @@ func (a *Allocator) zone(inst *store.Instance) string {
 }
 
 func (a *Allocator) binding(inst *store.Instance, host string) network.ServerBinding {
-	return network.ServerBinding{ServerUUID: inst.UUID, ProjectID: inst.ProjectID, Host: host, Zone: a.zone(inst)}
+	return network.ServerBinding{ServerUUID: inst.UUID, ProjectID: inst.ProjectID, Host: host, Zone: a.zone(inst),
+		Hostname: inst.Hostname}
 }
 
 // Validate implements conductor.NetworkAllocator with Nova's checks:
