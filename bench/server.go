@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +22,9 @@ import (
 // server is a `kumo serve` started for the benchmark.
 type server struct {
 	dir      string
+	dataDir  string
+	dsn      string // PostgreSQL DSN, or "" for SQLite in dataDir
+	natsURL  string // embedded NATS for remote agents, when opened
 	url      string
 	password string
 	logPath  string
@@ -44,43 +49,76 @@ func (s *server) exitErr() error {
 	return fmt.Errorf("kumo exited during the benchmark: %v; log %s ends:\n%s", s.waitErr, s.logPath, b)
 }
 
-// startServer builds kumo unless bin is given, and starts it on a fresh
-// data directory and a free port.
-func startServer(ctx context.Context, bin string, extra []string) (*server, error) {
+// serverConfig is how the benchmark starts its own kumo serve.
+type serverConfig struct {
+	bin        string   // kumo binary; empty builds ./cmd/kumo
+	extra      []string // more kumo serve flags
+	dsn        string   // --db-dsn (empty: SQLite in the data dir)
+	natsListen bool     // open the embedded NATS on a free port (remote agents)
+	hosts      int      // in-process compute hosts (0: the default, 1)
+}
+
+// startServer builds kumo unless cfg.bin is given, and starts it on a
+// fresh data directory and a free port.
+func startServer(ctx context.Context, cfg serverConfig, progress io.Writer) (*server, error) {
 	dir, err := os.MkdirTemp("", "kumo-bench-")
 	if err != nil {
 		return nil, err
 	}
-	s := &server{dir: dir, logPath: filepath.Join(dir, "kumo.log"), exited: make(chan struct{})}
+	s := &server{dir: dir, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "kumo.log"), exited: make(chan struct{})}
+	bin := cfg.bin
 	if bin == "" {
 		bin = filepath.Join(dir, "kumo")
-		fmt.Fprintln(os.Stderr, "bench: building kumo")
+		fmt.Fprintln(progress, "bench: building kumo")
 		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/kumo-cloud/kumo/cmd/kumo")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		build.Stdout, build.Stderr = progress, progress
 		if err := build.Run(); err != nil {
 			return nil, fmt.Errorf("build kumo: %w", err)
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
 	s.url = "http://" + addr
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	s.password = hex.EncodeToString(b)
 
+	if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	args := []string{"serve", "--data-dir", s.dataDir, "--listen", addr}
+	if cfg.hosts > 1 {
+		yaml := fmt.Sprintf("compute:\n  hosts: %d\n", cfg.hosts)
+		if err := os.WriteFile(filepath.Join(s.dataDir, "kumo.yaml"), []byte(yaml), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.dsn != "" {
+		args = append(args, "--db-dsn", cfg.dsn)
+		s.dsn = cfg.dsn
+	}
+	if cfg.natsListen {
+		na, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--nats-listen", na)
+		s.natsURL = "nats://" + na
+	}
+	args = append(args, cfg.extra...)
 	logf, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--listen", addr}, extra...)
+	if !slices.Contains(cfg.extra, "--compute-driver") {
+		args = append(args, "--compute-driver", "fake") // benchmarks of the control plane
+	}
 	s.cmd = exec.Command(bin, args...)
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KUMO_") {
+		if !strings.HasPrefix(kv, "KUMO_") && !strings.HasPrefix(kv, "OS_") {
 			env = append(env, kv)
 		}
 	}
@@ -96,8 +134,8 @@ func startServer(ctx context.Context, bin string, extra []string) (*server, erro
 		logf.Close()
 		close(s.exited)
 	}()
-	fmt.Fprintf(os.Stderr, "bench: kumo %s at %s (pid %d), log %s\n", strings.Join(args, " "), s.url, s.pid(), s.logPath)
-	deadline := time.Now().Add(30 * time.Second)
+	fmt.Fprintf(progress, "bench: kumo %s at %s (pid %d), log %s\n", strings.Join(args, " "), s.url, s.pid(), s.logPath)
+	deadline := time.Now().Add(60 * time.Second)
 	hc := &http.Client{Timeout: time.Second}
 	for {
 		resp, err := hc.Get(s.url + "/healthz")
@@ -117,9 +155,18 @@ func startServer(ctx context.Context, bin string, extra []string) (*server, erro
 		}
 		if time.Now().After(deadline) {
 			_ = s.stop(true)
-			return nil, fmt.Errorf("kumo not healthy after 30s (log: %s)", s.logPath)
+			return nil, fmt.Errorf("kumo not healthy after 60s (log: %s)", s.logPath)
 		}
 	}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // stop sends SIGTERM, waits for a clean exit, and removes the data
@@ -146,28 +193,60 @@ func (s *server) stop(keep bool) error {
 	return os.RemoveAll(s.dir)
 }
 
-// cpuTime returns the user+system CPU time of process pid, from
-// /proc/PID/stat (Linux); zero if unavailable.
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
+// procStats are one process's CPU time and memory, from /proc (Linux).
+type procStats struct {
+	CPU     time.Duration // user+system since start
+	RSS     int64         // bytes resident now
+	PeakRSS int64         // bytes resident at most (VmHWM)
+}
+
+// readProc returns the stats of process pid (0: this process); zero
+// values where /proc is unavailable.
+func readProc(pid int) procStats {
+	p := "self"
+	if pid != 0 {
+		p = strconv.Itoa(pid)
 	}
-	// The command name (field 2) may hold spaces; fields after it are
-	// fixed: utime and stime are fields 14 and 15.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
+	var st procStats
+	if b, err := os.ReadFile("/proc/" + p + "/stat"); err == nil {
+		// The command name (field 2) may hold spaces; fields after it
+		// are fixed: utime and stime are fields 14 and 15.
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i >= 0 {
+			if fs := strings.Fields(s[i+1:]); len(fs) >= 13 {
+				ut, _ := strconv.ParseInt(fs[11], 10, 64)
+				stime, _ := strconv.ParseInt(fs[12], 10, 64)
+				const clkTck = 100 // USER_HZ on Linux
+				st.CPU = time.Duration(ut+stime) * time.Second / clkTck
+			}
+		}
 	}
-	fs := strings.Fields(s[i+1:])
-	if len(fs) < 13 {
-		return 0
+	if b, err := os.ReadFile("/proc/" + p + "/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if !ok {
+				continue
+			}
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			switch k {
+			case "VmRSS":
+				st.RSS = kb << 10
+			case "VmHWM":
+				st.PeakRSS = kb << 10
+			}
+		}
 	}
-	ut, _ := strconv.ParseInt(fs[11], 10, 64)
-	st, _ := strconv.ParseInt(fs[12], 10, 64)
-	const clkTck = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / clkTck
+	return st
+}
+
+// resetPeak restarts the peak RSS measurement of pid (Linux
+// clear_refs); false if not possible.
+func resetPeak(pid int) bool {
+	p := "self"
+	if pid != 0 {
+		p = strconv.Itoa(pid)
+	}
+	return os.WriteFile("/proc/"+p+"/clear_refs", []byte("5"), 0) == nil
 }
 
 // machineBusy returns the CPU time all processes on the machine have

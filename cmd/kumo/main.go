@@ -55,7 +55,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.cfg.Listen, "listen", g.cfg.Listen, "HOST:PORT the APIs listen on")
 	pf.StringVar(&g.cfg.PublicURL, "public-url", "", "root URL clients reach the APIs at (default: http://LISTEN)")
 	pf.StringVar(&g.cfg.Region, "region", g.cfg.Region, "region name in the catalog")
-	root.AddCommand(serveCmd(g), agentCmd(g), dbCmd(g), bootstrapCmd(g), tokenCmd(g), versionCmd())
+	root.AddCommand(serveCmd(g), agentCmd(g), dbCmd(g), bootstrapCmd(g), tokenCmd(g), versionCmd(), benchCmd())
 	return root
 }
 
@@ -182,8 +182,8 @@ project and user and the service catalog, and writes DATA_DIR/clouds.yaml
 	f.StringVar(&g.cfg.NATS.URL, "nats-url", "", "external NATS URL(s); empty starts an embedded server")
 	f.StringVar(&g.cfg.NATS.Listen, "nats-listen", "", "HOST:PORT for the embedded NATS server to accept remote agents on (default: in-process only)")
 	f.StringVar(&g.cfg.PolicyFile, "policy-file", "", "YAML/JSON file of policy rule overrides")
-	f.StringVar(&g.cfg.Compute.Driver, "compute-driver", g.cfg.Compute.Driver, "hypervisor of the in-process compute host: fake (no real VMs) or qemu")
-	f.StringVar(&g.cfg.Network.Agent.Mode, "network-agent", g.cfg.Network.Agent.Mode, "in-process network agent wiring this host: auto (on as root with --compute-driver qemu), on or off")
+	f.StringVar(&g.cfg.Compute.Driver, "compute-driver", g.cfg.Compute.Driver, "hypervisor of the in-process compute host: auto (qemu where qemu-system-x86_64 runs, else fake), fake (no real VMs) or qemu")
+	f.StringVar(&g.cfg.Network.Agent.Mode, "network-agent", g.cfg.Network.Agent.Mode, "in-process network agent wiring this host: auto (on as root when the compute host runs real VMs), on or off")
 	return cmd
 }
 

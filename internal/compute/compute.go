@@ -19,6 +19,7 @@ package compute
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -70,6 +71,9 @@ type Config struct {
 	Drivers map[string]func(host string) (virt.Driver, error)
 	// AgentReportInterval is the agents' heartbeat (default 10s).
 	AgentReportInterval time.Duration
+	// ForceConfigDrive gives every instance of the in-process agents a
+	// config drive.
+	ForceConfigDrive bool
 	// ImageCache gives in-process agents local image files; nil boots
 	// without fetching (the fake driver needs no file).
 	ImageCache agent.Images
@@ -79,6 +83,12 @@ type Config struct {
 	Network conductor.NetworkAllocator
 	// Scheduler picks hosts; nil is conductor.Simple.
 	Scheduler conductor.Scheduler
+	// Volumes is the block storage service for os-volume_attachments;
+	// nil answers those routes with 404s and empty lists.
+	Volumes api.VolumeService
+	// ReclaimInterval > 0 turns on soft delete: deleted servers wait this
+	// long for a restore (Nova's reclaim_instance_interval).
+	ReclaimInterval time.Duration
 }
 
 // Service is the compute service.
@@ -109,11 +119,14 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	}
 	log = log.With("component", "compute")
 	opts := api.Options{Store: st, Quota: q, Policy: deps.Policy, Auth: deps.Auth, Log: log, Zones: cfg.Zones,
-		Images: cfg.Images, Network: cfg.Network, ServiceDownTime: cfg.ConductorConfig.ServiceDownTime}
+		Images: cfg.Images, Network: cfg.Network, Volumes: cfg.Volumes, ServiceDownTime: cfg.ConductorConfig.ServiceDownTime,
+		ReclaimInterval: cfg.ReclaimInterval}
 	if deps.Bus != nil {
 		client := &conductor.Client{Bus: deps.Bus}
 		if cfg.Conductor {
-			s.conductor = conductor.New(st, deps.Bus, cfg.Scheduler, cfg.Network, cfg.ConductorConfig, log)
+			cc := cfg.ConductorConfig
+			cc.ReclaimInterval = cfg.ReclaimInterval
+			s.conductor = conductor.New(st, deps.Bus, cfg.Scheduler, cfg.Network, cc, log)
 			client.Local = s.conductor
 		}
 		opts.Servers = client
@@ -129,7 +142,7 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 			if err != nil {
 				return nil, err
 			}
-			ag, err := agent.New(deps.Bus, d, cfg.ImageCache, agent.Config{Host: host, ReportInterval: cfg.AgentReportInterval}, log)
+			ag, err := agent.New(deps.Bus, d, cfg.ImageCache, agent.Config{Host: host, ReportInterval: cfg.AgentReportInterval, ForceConfigDrive: cfg.ForceConfigDrive}, log)
 			if err != nil {
 				return nil, err
 			}
@@ -163,6 +176,12 @@ func (s *Service) Conductor() *conductor.Conductor { return s.conductor }
 
 // Agents returns the in-process agents.
 func (s *Service) Agents() []*agent.Agent { return s.agents }
+
+// ExternalEvents delivers events about servers from other services in
+// process (os-server-external-events without HTTP).
+func (s *Service) ExternalEvents(ctx context.Context, events []api.ExternalEvent) ([]api.ExternalEvent, int) {
+	return s.api.ExternalEvents(ctx, events)
+}
 
 // Quota returns the quota engine, for later parts (servers) to register
 // their usage counters and run checks in their transactions.
@@ -205,3 +224,16 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 var _ service.API = (*Service)(nil)
+
+// InstanceExists reports whether a server exists and is not deleted (the
+// volume service uses it to settle attachments of deleted servers).
+func (s *Service) InstanceExists(ctx context.Context, uuid string) (bool, error) {
+	i, err := s.store.GetInstance(ctx, nil, uuid)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !i.Deleted, nil
+}

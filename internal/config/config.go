@@ -46,13 +46,34 @@ type Config struct {
 	} `yaml:"image"`
 
 	Compute struct {
-		// Driver of the in-process compute host: fake or qemu.
+		// Driver of the in-process compute host: auto (qemu where it can
+		// run, else fake), fake or qemu.
 		Driver string `yaml:"driver"`
 		// Hosts is how many compute hosts run in this process.
 		Hosts int `yaml:"hosts"`
 		// QEMUAccel is auto, kvm or tcg.
 		QEMUAccel string `yaml:"qemu_accel"`
+		// VIFPluggingTimeout is how long a build waits for its ports to be
+		// plugged (network-vif-plugged); 0 does not wait.
+		VIFPluggingTimeout Duration `yaml:"vif_plugging_timeout"`
+		// VIFPluggingIsFatal fails a build whose ports were not plugged in
+		// time; false lets it go on.
+		VIFPluggingIsFatal bool `yaml:"vif_plugging_is_fatal"`
+		// ReclaimInstanceInterval > 0 turns on soft delete: deleted servers
+		// can be restored for this long (Nova's reclaim_instance_interval).
+		ReclaimInstanceInterval Duration `yaml:"reclaim_instance_interval"`
+		// ForceConfigDrive gives every server a config drive.
+		ForceConfigDrive bool `yaml:"force_config_drive"`
 	} `yaml:"compute"`
+
+	// Volume configures the block storage backends: a file backend
+	// (always, named "file") and, when LVMVolumeGroup is set, an LVM
+	// backend named "lvm".
+	Volume struct {
+		FileFormat     string `yaml:"file_format"` // raw (default) or qcow2
+		LVMVolumeGroup string `yaml:"lvm_volume_group"`
+		LVMThinPool    string `yaml:"lvm_thin_pool"`
+	} `yaml:"volume"`
 
 	Network struct {
 		TenantNetworkTypes []string       `yaml:"tenant_network_types"`
@@ -113,9 +134,11 @@ func Default() *Config {
 	c.Identity.LockoutAttempts = 6
 	c.Identity.LockoutDuration.Duration = 5 * time.Minute
 	c.ShutdownTimeout.Duration = 20 * time.Second
-	c.Compute.Driver = "fake"
+	c.Compute.Driver = "auto"
 	c.Compute.Hosts = 1
 	c.Compute.QEMUAccel = "auto"
+	c.Compute.VIFPluggingTimeout.Duration = 300 * time.Second
+	c.Compute.VIFPluggingIsFatal = true
 	c.Network.Agent = NetworkAgent{Mode: "auto", DHCP: true, Metadata: true}
 	return c
 }
@@ -165,7 +188,8 @@ var Env = []struct {
 	{"KUMO_NATS_URL", "external NATS URL (empty: embedded)", func(c *Config, v string) error { c.NATS.URL = v; return nil }},
 	{"KUMO_NATS_LISTEN", "embedded NATS client address for remote agents", func(c *Config, v string) error { c.NATS.Listen = v; return nil }},
 	{"KUMO_NETWORK_AGENT", "in-process network agent: auto, on or off", func(c *Config, v string) error { c.Network.Agent.Mode = v; return nil }},
-	{"KUMO_COMPUTE_DRIVER", "compute driver of the in-process host: fake or qemu", func(c *Config, v string) error { c.Compute.Driver = v; return nil }},
+	{"KUMO_COMPUTE_DRIVER", "compute driver of the in-process host: auto, fake or qemu", func(c *Config, v string) error { c.Compute.Driver = v; return nil }},
+	{"KUMO_VOLUME_LVM_VG", "volume group of the LVM volume backend (empty: none)", func(c *Config, v string) error { c.Volume.LVMVolumeGroup = v; return nil }},
 	{"KUMO_TOKEN_TTL", "token lifetime", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		c.Identity.TokenTTL.Duration = d
@@ -209,9 +233,9 @@ func (c *Config) Finish() error {
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	switch c.Compute.Driver {
-	case "fake", "qemu":
+	case "auto", "fake", "qemu":
 	default:
-		return fmt.Errorf("config: compute driver must be fake or qemu, not %q", c.Compute.Driver)
+		return fmt.Errorf("config: compute driver must be auto, fake or qemu, not %q", c.Compute.Driver)
 	}
 	switch c.Network.Agent.Mode {
 	case "auto", "on", "off":

@@ -44,6 +44,7 @@ type DB struct {
 	write   *sql.DB
 	dsn     string
 	log     *slog.Logger
+	count   *counters
 }
 
 // Open connects to the database named by dsn. An empty dsn means an embedded
@@ -86,14 +87,15 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 	}
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + q.Encode()
-	write, err := sql.Open("sqlite", dsn)
+	c := &counters{}
+	write, err := openCounted("sqlite", dsn, c)
 	if err != nil {
 		return nil, fmt.Errorf("db: open sqlite: %w", err)
 	}
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
-	read, err := sql.Open("sqlite", dsn)
+	read, err := openCounted("sqlite", dsn, c)
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("db: open sqlite: %w", err)
@@ -101,7 +103,7 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
 	read.SetConnMaxIdleTime(5 * time.Minute)
-	d := &DB{dialect: SQLite, read: read, write: write, dsn: path, log: log}
+	d := &DB{dialect: SQLite, read: read, write: write, dsn: path, log: log, count: c}
 	if err := write.PingContext(ctx); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("db: ping sqlite %s: %w", path, err)
@@ -110,14 +112,15 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 }
 
 func openPostgres(ctx context.Context, dsn string, log *slog.Logger) (*DB, error) {
-	pool, err := sql.Open("pgx", dsn)
+	c := &counters{}
+	pool, err := openCounted("pgx", dsn, c)
 	if err != nil {
 		return nil, fmt.Errorf("db: open postgres: %w", err)
 	}
 	pool.SetMaxOpenConns(32)
 	pool.SetMaxIdleConns(16)
 	pool.SetConnMaxIdleTime(5 * time.Minute)
-	d := &DB{dialect: Postgres, read: pool, write: pool, dsn: redact(dsn), log: log}
+	d := &DB{dialect: Postgres, read: pool, write: pool, dsn: redact(dsn), log: log, count: c}
 	if err := pool.PingContext(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("db: ping postgres %s: %w", redact(dsn), err)

@@ -912,3 +912,45 @@ func (s *Service) runImport(img *Image) {
 }
 
 var _ service.API = (*Service)(nil)
+
+// ValidStatus reports whether s is an image status Glance knows.
+func ValidStatus(s string) bool { return slices.Contains(allStatuses, s) }
+
+// UpdateProperties changes an image's custom properties through fn, which
+// gets a copy to edit (the compute API's image metadata proxy). Keys that
+// name standard, read-only or reserved attributes are refused with 403,
+// as a JSON patch of them would be.
+func (s *Service) UpdateProperties(ctx context.Context, id string, fn func(props map[string]string) error) (*Image, error) {
+	c := callerOf(ctx)
+	img, isMember, err := s.load(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(c, ruleModifyImage, s.memberTarget(img, c, isMember)); err != nil {
+		return nil, err
+	}
+	out, err := s.store.UpdateImage(ctx, id, func(img *Image, _ UsageFunc) error {
+		props := make(map[string]string, len(img.Properties))
+		for k, v := range img.Properties {
+			props[k] = v
+		}
+		if err := fn(props); err != nil {
+			return err
+		}
+		for k, v := range props {
+			if old, ok := img.Properties[k]; ok && old == v {
+				continue
+			}
+			switch {
+			case slices.Contains(readOnlyAttrs, k):
+				return apiutil.Forbidden("Attribute '%s' is read-only.", k)
+			case isReserved(k), slices.Contains(baseAttrs, k):
+				return apiutil.Forbidden("Attribute '%s' is reserved.", k)
+			}
+		}
+		img.Properties = props
+		img.UpdatedAt = s.now().UTC()
+		return nil
+	})
+	return out, mapNotFound(err, id)
+}

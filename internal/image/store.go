@@ -64,6 +64,7 @@ type ListQuery struct {
 	Owner                                               *string
 	Tags                                                []string
 	SizeMin, SizeMax                                    *int64
+	MinRAM, MinDisk                                     *int64 // at least (the compute API's image proxy filters)
 	Protected                                           *bool
 	Hidden                                              *bool
 	Times                                               []TimeFilter
@@ -473,6 +474,12 @@ func (s *SQLStore) ListImages(ctx context.Context, q ListQuery) ([]*Image, error
 	}
 	if q.SizeMax != nil {
 		where = append(where, "i.size <= "+arg(*q.SizeMax))
+	}
+	if q.MinRAM != nil {
+		where = append(where, "i.min_ram >= "+arg(*q.MinRAM))
+	}
+	if q.MinDisk != nil {
+		where = append(where, "i.min_disk >= "+arg(*q.MinDisk))
 	}
 	if q.Protected != nil {
 		where = append(where, "i.protected = "+arg(*q.Protected))

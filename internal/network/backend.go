@@ -285,7 +285,7 @@ func (m *ml2) extensionAliases() []string {
 		"availability_zone", "security-group", "stateful-security-group", "port-security", "allowed-address-pairs",
 		"router", "ext-gw-mode", "extraroute", "extraroute-atomic", "router_availability_zone",
 		"quotas", "quota_details", "subnet_allocation",
-		"dns-integration", "agent",
+		"dns-integration", "agent", "auto-allocated-topology",
 	}
 	for _, d := range m.mechs {
 		for _, a := range d.Extensions() {

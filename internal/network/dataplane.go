@@ -39,8 +39,6 @@ type dataPlane struct {
 	netHash map[string][32]byte
 	rtrHash map[string][32]byte
 	finger  string
-	// hook is told about port status changes (Nova's vif-plugged events).
-	hook func(ctx context.Context, portID, deviceID, status string)
 }
 
 func (d *dataPlane) init() {
@@ -65,15 +63,6 @@ func (s *Service) changed() {
 	case s.dp.kick <- struct{}{}:
 	default:
 	}
-}
-
-// SetPortStatusHook registers fn to be called after an agent changed a
-// port's status (ACTIVE, DOWN, ERROR): the compute side turns it into
-// network-vif-plugged / -unplugged events.
-func (s *Service) SetPortStatusHook(fn func(ctx context.Context, portID, deviceID, status string)) {
-	s.dp.mu.Lock()
-	s.dp.hook = fn
-	s.dp.mu.Unlock()
 }
 
 // notifyAfter wraps a writing handler so that a success kicks the publisher.
@@ -278,16 +267,30 @@ func (s *Service) onAgentMessage(ctx context.Context, m *bus.Message) (any, erro
 	return nil, bus.NewError(bus.CodeUnknownType, "unknown message %s", m.Type)
 }
 
-// recordHeartbeat stores a heartbeat; a new agent or a changed tunnel
-// address changes the other hosts' forwarding entries.
+// recordHeartbeat stores a heartbeat (ReportAgent); a new agent or a
+// changed tunnel address changes the other hosts' forwarding entries.
 func (s *Service) recordHeartbeat(ctx context.Context, r rpc.AgentReport) error {
-	var before string
-	err := s.db.Reader().QueryRowContext(ctx, `SELECT tunnel_ip FROM net_agents WHERE agent_type = $1 AND host = $2`, r.AgentType, r.Host).Scan(&before)
-	known := err == nil
-	if err != nil && err != sql.ErrNoRows {
+	if r.Host == "" || r.AgentType == "" {
+		return bus.NewError(bus.CodeBadRequest, "host and agent_type are required")
+	}
+	before, known, err := s.agentTunnel(ctx, r.AgentType, r.Host)
+	if err != nil {
 		return err
 	}
-	if err := s.recordReport(ctx, r); err != nil {
+	conf := map[string]any{}
+	for k, v := range r.Configurations {
+		conf[k] = v
+	}
+	if r.TunnelIP != "" {
+		conf["tunneling_ip"] = r.TunnelIP
+	}
+	az := ""
+	if r.AgentType == "DHCP agent" || r.AgentType == "L3 agent" {
+		az = s.cfg.AvailabilityZone // Neutron shows zones for DHCP and L3 agents only
+	}
+	topic := "N/A"
+	if err := s.ReportAgent(ctx, AgentReport{AgentType: r.AgentType, Binary: r.Binary, Topic: topic, Host: r.Host,
+		AvailabilityZone: az, Configurations: conf, StartFlag: r.Start || !known}); err != nil {
 		return err
 	}
 	if !known || before != r.TunnelIP {
@@ -298,6 +301,44 @@ func (s *Service) recordHeartbeat(ctx context.Context, r rpc.AgentReport) error 
 	return nil
 }
 
+// agentTunnel is the tunnel address an agent reported last.
+func (s *Service) agentTunnel(ctx context.Context, typ, host string) (string, bool, error) {
+	var conf string
+	err := s.db.Reader().QueryRowContext(ctx, `SELECT configurations FROM net_agents WHERE agent_type = $1 AND host = $2`, typ, host).Scan(&conf)
+	if err == sql.ErrNoRows {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	var m map[string]any
+	_ = json.Unmarshal([]byte(conf), &m)
+	ip, _ := m["tunneling_ip"].(string)
+	return ip, true, nil
+}
+
+// tunnelIPs maps hosts to the VXLAN address their L2 agent reported.
+func (s *Service) tunnelIPs(ctx context.Context, q db.Querier) (map[string]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT host, configurations FROM net_agents WHERE agent_type = $1`, L2AgentType)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var h, conf string
+		if err := rows.Scan(&h, &conf); err != nil {
+			return nil, err
+		}
+		var m map[string]any
+		_ = json.Unmarshal([]byte(conf), &m)
+		if ip, ok := m["tunneling_ip"].(string); ok {
+			out[h] = ip
+		}
+	}
+	return out, rows.Err()
+}
+
 func (s *Service) forgetAll() {
 	s.dp.mu.Lock()
 	s.dp.finger = ""
@@ -305,53 +346,41 @@ func (s *Service) forgetAll() {
 	s.dp.mu.Unlock()
 }
 
-// setPortStatuses applies an agent's port statuses; only the host a
+// setPortStatuses applies an agent's port statuses through SetPortStatus
+// (which tells Compute: network-vif-plugged and friends); only the host a
 // port is bound to may change it.
 func (s *Service) setPortStatuses(ctx context.Context, req rpc.PortStatusRequest) error {
-	type change struct{ port, device, status string }
-	var changes []change
-	now := db.FormatTime(s.nowUTC())
-	err := s.db.WithTx(ctx, func(tx *sqlTx) error {
-		changes = changes[:0]
-		for _, p := range req.Ports {
-			switch p.Status {
-			case rpc.StatusActive, rpc.StatusDown, rpc.StatusBuild, "ERROR":
-			default:
-				return bus.NewError(bus.CodeBadRequest, "port %s: unknown status %q", p.ID, p.Status)
-			}
-			var device string
-			err := tx.QueryRowContext(ctx, `UPDATE net_ports SET status = $1, revision_number = revision_number + 1, updated_at = $2
-				WHERE id = $3 AND binding_host_id = $4 AND status <> $1 RETURNING device_id`, p.Status, now, p.ID, req.Host).Scan(&device)
-			if err == sql.ErrNoRows {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			changes = append(changes, change{p.ID, device, p.Status})
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
 	for _, p := range req.Ports {
+		switch p.Status {
+		case rpc.StatusActive, rpc.StatusDown, rpc.StatusBuild, "ERROR":
+		default:
+			return bus.NewError(bus.CodeBadRequest, "port %s: unknown status %q", p.ID, p.Status)
+		}
+	}
+	changed := false
+	for _, p := range req.Ports {
+		var host, status string
+		err := s.db.Reader().QueryRowContext(ctx, `SELECT binding_host_id, status FROM net_ports WHERE id = $1`, p.ID).Scan(&host, &status)
+		if err == sql.ErrNoRows || err == nil && (host != req.Host || status == p.Status) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
 		if p.Error != "" {
 			s.log.Warn("port not wired on host", "port", p.ID, "host", req.Host, "status", p.Status, "reason", p.Error)
 		}
-	}
-	if len(changes) == 0 {
-		return nil
-	}
-	s.changed()
-	s.dp.mu.Lock()
-	hook := s.dp.hook
-	s.dp.mu.Unlock()
-	for _, c := range changes {
-		s.log.Info("port status", "port", c.port, "host", req.Host, "status", c.status)
-		if hook != nil {
-			hook(ctx, c.port, c.device, c.status)
+		if err := s.SetPortStatus(ctx, p.ID, p.Status); err != nil {
+			if isNotFound(err) {
+				continue
+			}
+			return err
 		}
+		s.log.Info("port status", "port", p.ID, "host", req.Host, "status", p.Status)
+		changed = true
+	}
+	if changed {
+		s.changed()
 	}
 	return nil
 }

@@ -46,6 +46,7 @@ var extensionCatalog = map[string]extensionInfo{
 	"subnet_allocation":         {"Subnet Allocation", "Subnet pools and allocation of subnets from them.", "2015-03-30T10:00:00-00:00"},
 	"dns-integration":           {"DNS Integration", "Adds dns_name to ports and floating IPs and dns_domain to networks.", "2015-08-15T18:00:00-00:00"},
 	"agent":                     {"agent", "Lists the network agents.", "2013-02-03T10:00:00-00:00"},
+	"auto-allocated-topology":   {"Auto Allocated Topology Services", "Auto Allocated Topology Services.", "2016-01-01T00:00:00-00:00"},
 	"binding":                   {"Port Binding", "Exposes the host, VIF type and details a port is bound with.", "2014-02-03T10:00:00-00:00"},
 }
 

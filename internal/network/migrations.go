@@ -214,7 +214,44 @@ CREATE TABLE net_quotas (
 	PRIMARY KEY (project_id, resource)
 );
 `},
-			agentsMigration,
+			{Version: 2, Name: "compute ports, agents, auto-allocated topologies, port forwardings", SQL: `
+ALTER TABLE net_ports ADD COLUMN compute_created BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE net_ports ADD COLUMN compute_tag TEXT NOT NULL DEFAULT '';
+CREATE TABLE net_agents (
+	id TEXT PRIMARY KEY,
+	agent_type TEXT NOT NULL,
+	agent_binary TEXT NOT NULL,
+	topic TEXT NOT NULL,
+	host TEXT NOT NULL,
+	admin_state_up BOOLEAN NOT NULL DEFAULT TRUE,
+	availability_zone TEXT,
+	description TEXT NOT NULL DEFAULT '',
+	configurations TEXT NOT NULL DEFAULT '{}',
+	started_at TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	heartbeat_at TEXT NOT NULL,
+	UNIQUE (agent_type, host)
+);
+CREATE TABLE net_auto_allocated (
+	project_id TEXT PRIMARY KEY,
+	network_id TEXT NOT NULL REFERENCES net_networks (id),
+	router_id TEXT REFERENCES net_routers (id)
+);
+CREATE TABLE net_port_forwardings (
+	id TEXT PRIMARY KEY,
+	floatingip_id TEXT NOT NULL REFERENCES net_floatingips (id),
+	internal_port_id TEXT NOT NULL REFERENCES net_ports (id),
+	internal_ip_address TEXT NOT NULL,
+	internal_port INTEGER NOT NULL,
+	internal_port_end INTEGER NOT NULL,
+	external_port INTEGER NOT NULL,
+	external_port_end INTEGER NOT NULL,
+	protocol TEXT NOT NULL,
+	description TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX net_port_forwardings_fip_idx ON net_port_forwardings (floatingip_id);
+CREATE INDEX net_port_forwardings_port_idx ON net_port_forwardings (internal_port_id);
+`},
 		},
 	}
 }

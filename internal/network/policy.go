@@ -83,8 +83,14 @@ func PolicyDefaults() []policy.Rule {
 		r("get_network_ip_availability", admin, "Show the IP availability of networks."),
 		r("get_availability_zone", authenticated, "List availability zones."),
 		r("get_agent", admin, "Show network agents."),
-		r("update_agent", admin, "Change a network agent's admin state or description."),
-		r("delete_agent", admin, "Delete a network agent's record."),
+		r("update_agent", admin, "Update a network agent (admin_state_up, description)."),
+		r("delete_agent", admin, "Delete a network agent."),
+		r("get_auto_allocated_topology", reader, "Show (and create) a project's auto-allocated topology."),
+		r("delete_auto_allocated_topology", member, "Delete a project's auto-allocated topology."),
+		r("create_floatingip_port_forwarding", member, "Create a port forwarding on a floating IP."),
+		r("get_floatingip_port_forwarding", reader, "Show the port forwardings of a floating IP."),
+		r("update_floatingip_port_forwarding", member, "Update a port forwarding."),
+		r("delete_floatingip_port_forwarding", member, "Delete a port forwarding."),
 	}
 	for _, a := range []string{"shared", "router:external", "is_default", "provider:network_type",
 		"provider:physical_network", "provider:segmentation_id"} {

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
@@ -63,8 +64,8 @@ type Config struct {
 	Quotas map[string]int
 	// MaxLimit caps list page sizes; 0 means no cap (Neutron's default).
 	MaxLimit int
-	// AgentDownTime is how long after its last heartbeat an agent is
-	// shown dead; default DefaultAgentDownTime.
+	// AgentDownTime is how long an agent may miss reports before it is
+	// dead (Neutron's agent_down_time); default 75s.
 	AgentDownTime time.Duration
 }
 
@@ -98,6 +99,9 @@ type Service struct {
 	quotas     map[string]int
 	now        func() time.Time
 	dp         dataPlane // the network agents' side (dataplane.go)
+
+	notifyMu sync.Mutex
+	notifier ComputeNotifier
 }
 
 // New builds the service. When deps.Policy is nil it enforces
@@ -246,6 +250,8 @@ func (s *Service) Routes() *apiutil.Service {
 		rt("GET", "/agents/{id}", s.showAgent),
 		rt("PUT", "/agents/{id}", s.updateAgent),
 		rt("DELETE", "/agents/{id}", s.deleteAgent),
+		rt("GET", "/auto-allocated-topology/{project_id}", s.showAutoTopology),
+		rt("DELETE", "/auto-allocated-topology/{project_id}", s.deleteAutoTopology),
 	}
 	routes = append(routes, s.securityGroupRoutes(rt)...)
 	routes = append(routes, s.routerRoutes(rt)...)

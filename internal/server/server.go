@@ -31,17 +31,18 @@ import (
 	"github.com/kumo-cloud/kumo/internal/placement"
 	"github.com/kumo-cloud/kumo/internal/policy"
 	"github.com/kumo-cloud/kumo/internal/service"
+	"github.com/kumo-cloud/kumo/internal/volume"
 )
 
 // Migrations lists every component's schema, in dependency order.
 func Migrations() []db.Set {
-	return []db.Set{identity.Migrations(), image.Migrations(), compute.Migrations(), network.Migrations(), placement.Migrations()}
+	return []db.Set{identity.Migrations(), image.Migrations(), compute.Migrations(), network.Migrations(), placement.Migrations(), volume.Migrations()}
 }
 
 // PolicyDefaults collects every service's default rules.
 func PolicyDefaults() []policy.Rule {
 	var out []policy.Rule
-	for _, rules := range [][]policy.Rule{identity.PolicyDefaults(), image.PolicyDefaults(), compute.PolicyDefaults(), network.PolicyDefaults(), placement.PolicyDefaults()} {
+	for _, rules := range [][]policy.Rule{identity.PolicyDefaults(), image.PolicyDefaults(), compute.PolicyDefaults(), network.PolicyDefaults(), placement.PolicyDefaults(), volume.PolicyDefaults()} {
 		out = append(out, rules...)
 	}
 	return out
@@ -76,6 +77,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if s.DB, err = OpenDB(ctx, cfg, log); err != nil {
 		return nil, err
 	}
+	s.registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kumo_db_queries_total", Help: "SQL statements run by this process."},
+			func() float64 { return float64(s.DB.Queries()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kumo_db_transactions_total", Help: "Database transactions begun by this process."},
+			func() float64 { return float64(s.DB.Transactions()) }))
 	if cfg.Database.AutoSync {
 		if err := s.DB.Migrate(ctx, []db.Phase{db.Expand, db.Contract}, Migrations()...); err != nil {
 			s.Close()

@@ -10,6 +10,8 @@ import (
 	"github.com/kumo-cloud/kumo/internal/auth"
 	"github.com/kumo-cloud/kumo/internal/compute"
 	"github.com/kumo-cloud/kumo/internal/compute/api"
+	"github.com/kumo-cloud/kumo/internal/compute/conductor"
+	"github.com/kumo-cloud/kumo/internal/compute/netalloc"
 	"github.com/kumo-cloud/kumo/internal/config"
 	"github.com/kumo-cloud/kumo/internal/image"
 	"github.com/kumo-cloud/kumo/internal/image/cache"
@@ -30,15 +32,40 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Compute.Driver == "fake" {
-		deps.Log.Warn("compute driver is fake: servers are simulated, no real VMs run (use --compute-driver qemu)")
+	var nova *compute.Service
+	vol, err := newVolume(deps, cfg, img, func(ctx context.Context, uuid string) (bool, error) {
+		return nova.InstanceExists(ctx, uuid)
+	})
+	if err != nil {
+		return nil, err
 	}
-	nova, err := compute.New(deps, compute.Config{
-		Conductor:  true,
-		Driver:     cfg.Compute.Driver,
-		Hosts:      cfg.Compute.Hosts,
-		Images:     novaImages{img},
-		ImageCache: imgCache,
+	driver := ComputeDriver(cfg.Compute.Driver, deps.Log)
+	n := cfg.Network
+	neutron, err := network.New(deps, network.Config{
+		TenantNetworkTypes: n.TenantNetworkTypes, NetworkVLANRanges: n.NetworkVLANRanges, VNIRanges: n.VNIRanges,
+		FlatNetworks: n.FlatNetworks, MechanismDrivers: n.MechanismDrivers, BaseMAC: n.BaseMAC,
+		GlobalPhysnetMTU: n.GlobalPhysnetMTU, DNSDomain: n.DNSDomain, AvailabilityZone: n.AvailabilityZone,
+		Quotas: n.Quotas, MaxLimit: n.MaxLimit,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("network service: %w", err)
+	}
+	vifWait := cfg.Compute.VIFPluggingTimeout.Duration
+	if vifWait <= 0 {
+		vifWait = -1
+	}
+	nova, err = compute.New(deps, compute.Config{
+		Volumes: novaVolumes{vol},
+		Network: netalloc.New(neutron),
+		ConductorConfig: conductor.Config{VIFPluggingTimeout: vifWait,
+			VIFPluggingNotFatal: !cfg.Compute.VIFPluggingIsFatal},
+		Conductor:        true,
+		Driver:           driver,
+		ForceConfigDrive: cfg.Compute.ForceConfigDrive,
+		Hosts:            cfg.Compute.Hosts,
+		ReclaimInterval:  cfg.Compute.ReclaimInstanceInterval.Duration,
+		Images:           novaImages{img},
+		ImageCache:       imgCache,
 		Drivers: map[string]func(host string) (virt.Driver, error){
 			"qemu": func(host string) (virt.Driver, error) {
 				return qemu.New(qemu.Config{
@@ -51,21 +78,13 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	if err != nil {
 		return nil, fmt.Errorf("compute service: %w", err)
 	}
-	n := cfg.Network
-	neutron, err := network.New(deps, network.Config{
-		TenantNetworkTypes: n.TenantNetworkTypes, NetworkVLANRanges: n.NetworkVLANRanges, VNIRanges: n.VNIRanges,
-		FlatNetworks: n.FlatNetworks, MechanismDrivers: n.MechanismDrivers, BaseMAC: n.BaseMAC,
-		GlobalPhysnetMTU: n.GlobalPhysnetMTU, DNSDomain: n.DNSDomain, AvailabilityZone: n.AvailabilityZone,
-		Quotas: n.Quotas, MaxLimit: n.MaxLimit,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("network service: %w", err)
-	}
+	// Port status changes reach Compute as external events.
+	neutron.SetComputeNotifier(netalloc.Notifier(nova))
 	pl, err := placement.New(deps, placement.Config{})
 	if err != nil {
 		return nil, fmt.Errorf("placement service: %w", err)
 	}
-	apis := []service.API{img, nova, neutron, pl}
+	apis := []service.API{img, nova, neutron, pl, vol}
 	if ag, err := inProcessNetworkAgent(deps, cfg); err != nil {
 		return nil, fmt.Errorf("network agent: %w", err)
 	} else if ag != nil {
@@ -85,14 +104,7 @@ func (n novaImages) GetImage(ctx context.Context, id string) (*api.Image, error)
 		}
 		return nil, err
 	}
-	out := &api.Image{ID: img.ID, Status: img.Status, MinDisk: img.MinDisk, MinRAM: img.MinRAM}
-	if img.Name != nil {
-		out.Name = *img.Name
-	}
-	if img.Size != nil {
-		out.Size = *img.Size
-	}
-	return out, nil
+	return novaImage(img), nil
 }
 
 // localImages is the image cache's fetcher inside the all-in-one process:
@@ -113,7 +125,7 @@ func (l localImages) Meta(ctx context.Context, id string) (cache.Meta, error) {
 	if img.Status != image.StatusActive {
 		return cache.Meta{}, fmt.Errorf("image %s is %s, not active", id, img.Status)
 	}
-	m := cache.Meta{ID: id}
+	m := cache.Meta{ID: id, Properties: img.Properties}
 	if img.Size != nil {
 		m.Size = *img.Size
 	}
@@ -127,6 +139,11 @@ func (l localImages) Meta(ctx context.Context, id string) (cache.Meta, error) {
 		m.DiskFormat = *img.DiskFormat
 	}
 	return m, nil
+}
+
+// Upload implements cache.Uploader: snapshots from the in-process agents.
+func (l localImages) Upload(ctx context.Context, id string, r io.Reader) error {
+	return l.s.Upload(l.ctx(ctx), id, r, -1)
 }
 
 func (l localImages) Open(ctx context.Context, id string) (io.ReadCloser, error) {

@@ -34,6 +34,9 @@ var (
 	ErrInvalidState = errors.New("invalid power state for this operation")
 	ErrExists       = errors.New("instance already exists")
 	ErrUnsupported  = errors.New("operation not supported by this driver")
+	// ErrNoGuestAgent: the operation needs a guest agent the instance
+	// does not run (or the driver cannot reach).
+	ErrNoGuestAgent = errors.New("guest agent is not enabled")
 )
 
 // PowerState is Nova's power state, with the same numbers.
@@ -163,4 +166,22 @@ type Driver interface {
 	Snapshot(ctx context.Context, uuid, format string, w io.Writer) error
 	// ConsoleOutput returns up to the last maxBytes of the serial console.
 	ConsoleOutput(ctx context.Context, uuid string, maxBytes int) ([]byte, error)
+
+	// SetAdminPassword sets the guest's administrator password through a
+	// guest agent (Nova's changePassword); ErrNoGuestAgent when there is
+	// none to ask.
+	SetAdminPassword(ctx context.Context, uuid, password string) error
+	// InjectNMI sends a non-maskable interrupt to a running or paused
+	// guest, which makes a prepared kernel dump its memory (Nova's
+	// trigger_crash_dump); ErrInvalidState in other states.
+	InjectNMI(ctx context.Context, uuid string) error
+}
+
+// Consoler is implemented by drivers whose guests have interactive
+// consoles reachable on the host.
+type Consoler interface {
+	// ConsoleSocket returns the host-local unix socket of the instance's
+	// console of the given type ("serial": the raw serial port; "vnc": an
+	// RFB server). ErrUnsupported for other types.
+	ConsoleSocket(ctx context.Context, uuid, kind string) (string, error)
 }

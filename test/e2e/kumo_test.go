@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -147,6 +148,11 @@ func start(t testing.TB, o Options) (*Kumo, error) {
 		return nil, err
 	}
 	args := append([]string{"serve", "--data-dir", k.DataDir, "--listen", k.Addr}, o.Args...)
+	// Servers are simulated unless a test asks for a driver: the default
+	// (auto) would boot real VMs wherever QEMU is installed.
+	if !slices.Contains(o.Args, "--compute-driver") {
+		args = append(args, "--compute-driver", "fake")
+	}
 	k.cmd = exec.Command(kumoBin, args...)
 	k.cmd.Env = append(envWithout("KUMO_"), "KUMO_ADMIN_PASSWORD="+k.Password)
 	k.cmd.Stdout, k.cmd.Stderr = logf, logf

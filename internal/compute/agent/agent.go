@@ -14,19 +14,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/compute/rpc"
+	"github.com/kumo-cloud/kumo/internal/image/cache"
 	"github.com/kumo-cloud/kumo/internal/virt"
 )
 
-// Images gives the agent local copies of images (internal/image/cache
+// Images gives the agent local copies of images, what the image service
+// says about them, and a way to store snapshots (internal/image/cache
 // implements it).
 type Images interface {
 	Acquire(ctx context.Context, id string) (path string, release func(), err error)
+	Meta(ctx context.Context, id string) (cache.Meta, error)
+	Upload(ctx context.Context, id string, r io.Reader) error
 }
 
 // Config configures an agent.
@@ -39,6 +44,9 @@ type Config struct {
 	ReportInterval time.Duration
 	// OpTimeout bounds one driver operation (default 10 minutes).
 	OpTimeout time.Duration
+	// ForceConfigDrive gives every instance a config drive, whatever the
+	// server asked for (Nova's force_config_drive).
+	ForceConfigDrive bool
 }
 
 // Agent is a running compute agent.
@@ -195,7 +203,7 @@ func (a *Agent) handle(ctx context.Context, m *bus.Message) (any, error) {
 		log.Warn("operation failed", "err", err)
 		return nil, toBusError(err)
 	}
-	if req.Op != rpc.OpDestroy && req.Op != rpc.OpConsole {
+	if req.Op != rpc.OpDestroy && req.Op != rpc.OpConsole && req.Op != rpc.OpConsoleConnect {
 		if info, err := a.driver.Info(ctx, req.Instance.UUID); err == nil {
 			out.PowerState = int(info.State)
 		}
@@ -215,6 +223,8 @@ func toBusError(err error) *bus.Error {
 		return bus.NewError(rpc.CodeConflict, "%v", err)
 	case errors.Is(err, virt.ErrUnsupported):
 		return bus.NewError(rpc.CodeUnsupported, "%v", err)
+	case errors.Is(err, virt.ErrNoGuestAgent):
+		return bus.NewError(rpc.CodeNoGuestAgent, "%v", err)
 	}
 	return bus.NewError(rpc.CodeFailed, "%v", err)
 }
@@ -240,6 +250,11 @@ func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error)
 		return false
 	}
 	switch req.Op {
+	case rpc.OpAttachVolume, rpc.OpDetachVolume:
+		if !exists {
+			return missing()
+		}
+		return rpc.OpReply{PowerState: int(info.State)}, a.volumeOp(ctx, req)
 	case rpc.OpInfo:
 		if !exists {
 			return missing()
@@ -269,6 +284,16 @@ func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error)
 		}
 		out, err := d.ConsoleOutput(ctx, id, req.MaxBytes)
 		return rpc.OpReply{PowerState: int(info.State), Output: string(out)}, err
+	case rpc.OpConsoleConnect:
+		if !exists {
+			return missing()
+		}
+		return a.consoleConnect(ctx, id, req.ConsoleType)
+	case rpc.OpSnapshot:
+		if !exists {
+			return missing()
+		}
+		return rpc.OpReply{}, a.snapshot(ctx, id, req.Snapshot)
 	}
 	if !exists {
 		return missing()
@@ -311,21 +336,21 @@ func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error)
 		if info.Rescued {
 			return rpc.OpReply{}, nil
 		}
-		img := virt.Image{ID: req.ImageID}
-		if req.ImageID != "" && a.images != nil {
-			path, release, aerr := a.images.Acquire(ctx, req.ImageID)
-			if aerr != nil {
-				return rpc.OpReply{}, fmt.Errorf("fetch rescue image: %w", aerr)
-			}
-			defer release()
-			img.Path = path
+		img, release, ierr := a.image(ctx, req.ImageID)
+		if ierr != nil {
+			return rpc.OpReply{}, fmt.Errorf("rescue image: %w", ierr)
 		}
+		defer release()
 		err = d.Rescue(ctx, id, img)
 	case rpc.OpUnrescue:
 		if !info.Rescued {
 			return rpc.OpReply{}, nil
 		}
 		err = d.Unrescue(ctx, id)
+	case rpc.OpSetPassword:
+		err = d.SetAdminPassword(ctx, id, req.Password)
+	case rpc.OpInjectNMI:
+		err = d.InjectNMI(ctx, id)
 	default:
 		return rpc.OpReply{}, bus.NewError(rpc.CodeUnsupported, "unknown operation %q", req.Op)
 	}
@@ -334,35 +359,29 @@ func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error)
 
 // spawn fetches the image and creates the instance; on failure nothing
 // is left behind (the driver guarantees it for itself; the image
-// reference is dropped here).
+// references are dropped here).
 func (a *Agent) spawn(ctx context.Context, req *rpc.OpRequest) error {
 	in := req.Instance
 	vi := &virt.Instance{UUID: in.UUID, Name: in.Name, VCPUs: in.VCPUs, MemoryMB: in.MemoryMB, RootGB: in.RootGB,
-		EphemeralGB: in.EphemeralGB, SwapMB: in.SwapMB, ConfigDrive: in.ConfigDrive,
-		Image:    virt.Image{ID: in.ImageID},
-		Metadata: virt.Metadata{Hostname: in.Hostname, UserData: in.UserData, PublicKeys: in.PublicKeys, Extra: in.Metadata}}
-	var release func()
-	if in.ImageID != "" && a.images != nil {
-		path, rel, err := a.images.Acquire(ctx, in.ImageID)
-		if err != nil {
-			return fmt.Errorf("fetch image %s: %w", in.ImageID, err)
-		}
-		vi.Image.Path, release = path, rel
-	}
-	if err := a.driver.Spawn(ctx, vi); err != nil {
-		if release != nil {
-			release()
-		}
+		EphemeralGB: in.EphemeralGB, SwapMB: in.SwapMB, ConfigDrive: in.ConfigDrive || a.cfg.ForceConfigDrive,
+		NICs: nics(in.VIFs),
+		Metadata: virt.Metadata{Hostname: in.Hostname, UserData: in.UserData, PublicKeys: in.PublicKeys, Extra: in.Metadata,
+			AdminPass: in.AdminPass, NetworkData: NetworkData(in.VIFs)}}
+	img, release, err := a.image(ctx, in.ImageID)
+	if err != nil {
 		return err
 	}
-	if release != nil {
-		a.mu.Lock()
-		if old := a.releases[in.UUID]; old != nil {
-			old()
-		}
-		a.releases[in.UUID] = release
-		a.mu.Unlock()
+	vi.Image = img
+	if err := a.driver.Spawn(ctx, vi); err != nil {
+		release()
+		return err
 	}
+	a.mu.Lock()
+	if old := a.releases[in.UUID]; old != nil {
+		old()
+	}
+	a.releases[in.UUID] = release
+	a.mu.Unlock()
 	return nil
 }
 

@@ -48,11 +48,15 @@ type Options struct {
 	Servers TaskKicker
 	// Images checks imageRef; nil accepts any UUID (no image service).
 	Images ImageLookup
+	// Volumes serves os-volume_attachments; nil means no block storage.
+	Volumes VolumeService
 	// Network validates requested networks; nil is conductor.NoNetwork.
 	Network conductor.NetworkAllocator
 	// ServiceDownTime is how long a service may miss heartbeats before
 	// it is shown down (default 60s).
 	ServiceDownTime time.Duration
+	// ReclaimInterval > 0 turns on soft delete (reclaim_instance_interval).
+	ReclaimInterval time.Duration
 }
 
 // API serves the compute routes.
@@ -67,8 +71,10 @@ type API struct {
 
 	servers  TaskKicker
 	images   ImageLookup
+	volumes  VolumeService
 	network  conductor.NetworkAllocator
 	downTime time.Duration
+	reclaim  time.Duration
 }
 
 // New returns the API.
@@ -86,7 +92,8 @@ func New(o Options) *API {
 		o.ServiceDownTime = 60 * time.Second
 	}
 	a := &API{st: o.Store, quota: o.Quota, policy: o.Policy, auth: o.Auth, log: o.Log, zones: o.Zones,
-		servers: o.Servers, images: o.Images, network: o.Network, downTime: o.ServiceDownTime}
+		servers: o.Servers, images: o.Images, volumes: o.Volumes, network: o.Network, downTime: o.ServiceDownTime,
+		reclaim: o.ReclaimInterval}
 	a.legacy = newLegacyRouter(a.routes())
 	return a
 }
@@ -133,7 +140,7 @@ func (a *API) routes() []apiutil.Route {
 	rt := func(method, path string, h apiutil.Handler) apiutil.Route {
 		return apiutil.Route{Method: method, Path: path, Handler: h}
 	}
-	return []apiutil.Route{
+	rts := []apiutil.Route{
 		rt("GET", "/flavors", a.listFlavors(false)),
 		rt("POST", "/flavors", a.createFlavor),
 		// GET /flavors/detail is served by showFlavor: a literal route
@@ -188,7 +195,16 @@ func (a *API) routes() []apiutil.Route {
 		rt("DELETE", "/servers/{server_id}/tags/{tag}", a.deleteTag),
 		rt("GET", "/servers/{server_id}/ips", a.listIPs),
 		rt("GET", "/servers/{server_id}/ips/{network}", a.showIPs),
+		rt("GET", "/servers/{server_id}/os-interface", a.listInterfaces),
+		rt("POST", "/servers/{server_id}/os-interface", a.attachInterface),
+		rt("GET", "/servers/{server_id}/os-interface/{port_id}", a.showInterface),
+		rt("DELETE", "/servers/{server_id}/os-interface/{port_id}", a.detachInterface),
+		rt("POST", "/os-server-external-events", a.createExternalEvents),
 		rt("GET", "/servers/{server_id}/os-instance-actions", a.listActions),
+		rt("GET", "/servers/{server_id}/os-volume_attachments", a.listVolumeAttachments),
+		rt("POST", "/servers/{server_id}/os-volume_attachments", a.attachVolume),
+		rt("GET", "/servers/{server_id}/os-volume_attachments/{volume_id}", a.showVolumeAttachment),
+		rt("DELETE", "/servers/{server_id}/os-volume_attachments/{volume_id}", a.detachVolume),
 		rt("GET", "/servers/{server_id}/os-instance-actions/{request_id}", a.showAction),
 
 		rt("GET", "/os-services", a.listServices),
@@ -198,6 +214,7 @@ func (a *API) routes() []apiutil.Route {
 		rt("GET", "/os-hypervisors/{hypervisor_id}", a.showHypervisor),
 		rt("GET", "/os-hypervisors/{hypervisor_id}/servers", a.hypervisorServers),
 	}
+	return append(rts, a.imageRoutes()...)
 }
 
 // ---- version discovery ----

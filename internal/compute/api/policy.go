@@ -86,6 +86,11 @@ func PolicyDefaults() []policy.Rule {
 		{ruleActionsDetails, projectReader, "Show action event details (2.84)."},
 		{ruleIPsIndex, projectReader, "List server addresses."},
 		{ruleIPsShow, projectReader, "Show server addresses of a network."},
+		{ruleIfaceList, projectReader, "List a server's interfaces."},
+		{ruleIfaceShow, projectReader, "Show an interface of a server."},
+		{ruleIfaceCreate, projectMember, "Attach an interface to a server."},
+		{ruleIfaceDelete, projectMember, "Detach an interface from a server."},
+		{ruleExternalEvents, "role:admin or role:service", "Send external events about servers (the networking service)."},
 		{ruleStart, projectMember, "Start a server."},
 		{ruleStop, projectMember, "Stop a server."},
 		{ruleReboot, projectMember, "Reboot a server."},
@@ -125,5 +130,5 @@ func PolicyDefaults() []policy.Rule {
 	} {
 		rules = append(rules, r(x.name, x.check, x.desc))
 	}
-	return rules
+	return append(rules, volumeAttachmentRules()...)
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/apiutil"
 	"github.com/kumo-cloud/kumo/internal/compute/conductor"
 	"github.com/kumo-cloud/kumo/internal/compute/quota"
+	"github.com/kumo-cloud/kumo/internal/compute/rpc"
 	"github.com/kumo-cloud/kumo/internal/compute/states"
 	"github.com/kumo-cloud/kumo/internal/compute/store"
 )
@@ -63,6 +65,12 @@ type Image struct {
 	MinDisk int64  // GiB
 	MinRAM  int64  // MiB
 	Size    int64  // bytes
+
+	// Shown by the /images proxy (ImageProxy).
+	SizeKnown  bool
+	Created    time.Time
+	Updated    time.Time
+	Properties map[string]string
 }
 
 // ErrImageNotFound is returned by an ImageLookup for an image the caller
@@ -78,6 +86,8 @@ type ImageLookup interface {
 type TaskKicker interface {
 	Kick(ctx context.Context, uuid string)
 	ConsoleOutput(ctx context.Context, host, uuid string, maxBytes int) (string, error)
+	// InstanceOp runs a synchronous agent operation (servers_guest.go).
+	InstanceOp(ctx context.Context, host string, req rpc.OpRequest) (rpc.OpReply, error)
 }
 
 var uuidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)
@@ -324,12 +334,8 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.network.Validate(ctx(r), c.ProjectID, nets); err != nil {
-		var nf *conductor.ErrNetworkNotFound
-		if errors.As(err, &nf) {
-			return nil, apiutil.BadRequest("%s", nf.Error())
-		}
-		return nil, apiutil.BadRequest("%v", err)
+	if err := a.network.Validate(ctx(r), c.ProjectID, nets, int(maxCount)); err != nil {
+		return nil, networkError(err, 400)
 	}
 	netsJSON, _ := json.Marshal(nets)
 	// Zone.
@@ -383,7 +389,7 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 				i.Name = fmt.Sprintf("%s-%d", s.Name, n+1)
 				i.Hostname = fmt.Sprintf("%s-%d", hostname, n+1)
 			}
-			t := &store.Task{ID: conductor.NewTaskID(), Kind: conductor.Build, Args: map[string]string{"networks": string(netsJSON)}}
+			t := &store.Task{ID: conductor.NewTaskID(), Kind: conductor.Build, Args: map[string]string{"networks": string(netsJSON), "admin_pass": adminPass}}
 			if s.Host != nil {
 				t.Args["host"] = *s.Host
 			} else if s.HypervisorHostname != nil {
@@ -482,7 +488,7 @@ func quotaError(err error) error {
 func parseNetworks(raw json.RawMessage) (conductor.Networks, error) {
 	var n conductor.Networks
 	if len(raw) == 0 {
-		n.Auto = true
+		// Before 2.37: the one network available, if any.
 		return n, nil
 	}
 	var s string
@@ -499,6 +505,14 @@ func parseNetworks(raw json.RawMessage) (conductor.Networks, error) {
 		}
 		if q.UUID != "" && !isUUID(q.UUID) {
 			return n, apiutil.BadRequest("Bad networks format: network uuid is not in proper format (%s)", q.UUID)
+		}
+		if q.Port != "" && !isUUID(q.Port) {
+			return n, apiutil.BadRequest("Bad networks format: port uuid is not in proper format (%s)", q.Port)
+		}
+		if q.FixedIP != "" {
+			if _, err := netip.ParseAddr(q.FixedIP); err != nil {
+				return n, apiutil.BadRequest("Invalid fixed IP address (%s)", q.FixedIP)
+			}
 		}
 	}
 	return n, nil
@@ -676,6 +690,28 @@ func (a *API) hostStatus(r *http.Request, i *store.Instance) string {
 	if h == "" {
 		return ""
 	}
+	if memo, ok := r.Context().Value(hostStatusMemo{}).(map[string]string); ok {
+		if st, ok := memo[h]; ok {
+			return st
+		}
+		st := a.lookupHostStatus(r, h)
+		memo[h] = st
+		return st
+	}
+	return a.lookupHostStatus(r, h)
+}
+
+// hostStatusMemo keys a request's map of host → status, so that a list
+// asks once per host instead of once per server.
+type hostStatusMemo struct{}
+
+// withHostStatusMemo returns r with an empty host status memo (for one
+// goroutine's use).
+func withHostStatusMemo(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), hostStatusMemo{}, map[string]string{}))
+}
+
+func (a *API) lookupHostStatus(r *http.Request, h string) string {
 	svcs, err := a.st.ListServices(ctx(r), h, "nova-compute")
 	if err != nil || len(svcs) == 0 {
 		return "UNKNOWN"
@@ -698,7 +734,7 @@ func (a *API) showServer(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return apiutil.JSON(200, map[string]any{"server": a.serverView(r, i, a.isAdminView(r, i))}), nil
+	return apiutil.JSON(200, map[string]any{"server": a.fullServerView(r, i)}), nil
 }
 
 // showServerOrDetail serves GET /servers/{id} and GET /servers/detail.

@@ -246,8 +246,8 @@ func (a *API) actions() map[string]actionHandler {
 		"changePassword":      a.changePassword,
 		"trigger_crash_dump":  a.crashDump,
 		"createImage":         a.createImage,
-		"forceDelete":         a.deferred("forceDelete", ruleForceDelete),
-		"restore":             a.deferred("restore", ruleRestore),
+		"forceDelete":         a.forceDelete,
+		"restore":             a.restoreServer,
 	}
 }
 
@@ -358,7 +358,7 @@ func (a *API) rebuild(r *http.Request, id string, arg json.RawMessage) (*apiutil
 	if !ok {
 		pass = randomPassword()
 	}
-	if err := a.startTask(r, i, actRebuild, &store.Task{}, extra); err != nil {
+	if err := a.startTask(r, i, actRebuild, &store.Task{Args: map[string]string{"admin_pass": pass}}, extra); err != nil {
 		return nil, err
 	}
 	if md != nil {
@@ -367,7 +367,7 @@ func (a *API) rebuild(r *http.Request, id string, arg json.RawMessage) (*apiutil
 	}
 	ts := states.Rebuilding
 	i.TaskState = &ts
-	v := a.serverView(r, i, a.isAdminView(r, i))
+	v := a.fullServerView(r, i)
 	v["adminPass"] = pass
 	return apiutil.JSON(202, map[string]any{"server": v}), nil
 }
@@ -653,46 +653,6 @@ func (a *API) consoleOutput(r *http.Request, id string, arg json.RawMessage) (*a
 	return apiutil.JSON(200, map[string]any{"output": out}), nil
 }
 
-func (a *API) changePassword(r *http.Request, id string, arg json.RawMessage) (*apiutil.Response, error) {
-	m, err := args(arg, "adminPass")
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := str(m["adminPass"]); !ok {
-		return nil, apiutil.BadRequest("Invalid input for field/attribute changePassword. 'adminPass' is a required property")
-	}
-	i, err := a.loadServer(r, id, ruleAdminPassword)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.checkLock(r, i); err != nil {
-		return nil, err
-	}
-	if err := checkState("changePassword", i, []string{states.Active}); err != nil {
-		return nil, err
-	}
-	// No driver can set a guest's password yet (the virt.Driver interface
-	// has no such operation): Nova's answer for such drivers.
-	return nil, apiutil.Errorf(501, "Unable to set password on instance").WithCode("notImplemented")
-}
-
-func (a *API) crashDump(r *http.Request, id string, arg json.RawMessage) (*apiutil.Response, error) {
-	if !atLeast(r, V2_17) {
-		return nil, apiutil.BadRequest("There is no such action: trigger_crash_dump")
-	}
-	i, err := a.loadServer(r, id, ruleCrashDump)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.checkLock(r, i); err != nil {
-		return nil, err
-	}
-	if err := checkState("trigger_crash_dump", i, []string{states.Active, states.Paused, states.Rescued, states.Resized, states.Error}); err != nil {
-		return nil, err
-	}
-	return nil, apiutil.BadRequest("Triggering crash dump is not supported")
-}
-
 func (a *API) createImage(r *http.Request, id string, arg json.RawMessage) (*apiutil.Response, error) {
 	m, err := args(arg, "name", "metadata")
 	if err != nil {
@@ -711,22 +671,4 @@ func (a *API) createImage(r *http.Request, id string, arg json.RawMessage) (*api
 	// Snapshots need an image uploader wired between the agents and the
 	// image service, which does not exist yet.
 	return nil, apiutil.Errorf(501, "Snapshots are not implemented yet.").WithCode("notImplemented")
-}
-
-// deferred serves forceDelete and restore: only soft-deleted servers
-// (Kumo deletes at once, as Nova does with reclaim_instance_interval 0).
-func (a *API) deferred(name, rule string) actionHandler {
-	return func(r *http.Request, id string, arg json.RawMessage) (*apiutil.Response, error) {
-		i, err := a.loadServer(r, id, rule)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkState(name, i, []string{states.SoftDeleted}); err != nil {
-			return nil, err
-		}
-		if err := a.startDelete(r, i); err != nil {
-			return nil, err
-		}
-		return &apiutil.Response{Status: 202}, nil
-	}
 }

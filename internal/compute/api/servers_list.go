@@ -200,9 +200,16 @@ func (a *API) listServers(detail bool) apiutil.Handler {
 			insts = kept
 		}
 		out := make([]any, 0, len(insts))
+		var addrs map[string][]conductor.VIF
+		if detail {
+			r = withHostStatusMemo(r)
+			addrs = a.interfacesOf(r, insts)
+		}
 		for _, i := range insts {
 			if detail {
-				out = append(out, a.serverView(r, i, a.isAdminView(r, i)))
+				v := a.serverView(r, i, a.isAdminView(r, i))
+				v["addresses"] = addressesView(addrs[i.UUID])
+				out = append(out, v)
 			} else {
 				out = append(out, map[string]any{"id": i.UUID, "name": i.Name, "links": links(r, "servers", i.UUID)})
 			}
@@ -284,7 +291,7 @@ func (a *API) updateServer(r *http.Request) (*apiutil.Response, error) {
 		}
 		i.UpdatedAt = time.Now()
 	}
-	return apiutil.JSON(200, map[string]any{"server": a.serverView(r, i, a.isAdminView(r, i))}), nil
+	return apiutil.JSON(200, map[string]any{"server": a.fullServerView(r, i)}), nil
 }
 
 // checkLock refuses a locked server to callers other than admins.
@@ -302,6 +309,9 @@ func (a *API) deleteServer(r *http.Request) (*apiutil.Response, error) {
 	}
 	if err := a.checkLock(r, i); err != nil {
 		return nil, err
+	}
+	if a.softDeletes(i) {
+		return apiutil.NoContent(), a.startTask(r, i, actSoftDelete, &store.Task{}, nil)
 	}
 	if err := a.startDelete(r, i); err != nil {
 		return nil, err

@@ -296,20 +296,6 @@ func (a *API) deleteTags(r *http.Request) (*apiutil.Response, error) {
 
 // ---- addresses ----
 
-func (a *API) listIPs(r *http.Request) (*apiutil.Response, error) {
-	if _, err := a.loadServer(r, r.PathValue("server_id"), ruleIPsIndex); err != nil {
-		return nil, err
-	}
-	return apiutil.JSON(200, map[string]any{"addresses": map[string]any{}}), nil
-}
-
-func (a *API) showIPs(r *http.Request) (*apiutil.Response, error) {
-	if _, err := a.loadServer(r, r.PathValue("server_id"), ruleIPsShow); err != nil {
-		return nil, err
-	}
-	return nil, apiutil.NotFound("Network %s could not be found.", r.PathValue("network"))
-}
-
 // ---- instance actions ----
 
 func (a *API) actionView(r *http.Request, act *store.Action) map[string]any {

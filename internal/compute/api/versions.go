@@ -61,7 +61,11 @@ var (
 	// instead of linking to it.
 	V2_47 = apiutil.Version{Major: 2, Minor: 47}
 
-	// V2_51: instance action events are shown to non-admins.
+	// V2_49: os-interface attach takes a device "tag".
+	V2_49 = apiutil.Version{Major: 2, Minor: 49}
+
+	// V2_51: instance action events are shown to non-admins;
+	// os-server-external-events accepts "volume-extended".
 	V2_51 = apiutil.Version{Major: 2, Minor: 51}
 
 	// V2_52: tags can be given when creating a server.
@@ -128,7 +132,8 @@ var (
 	// V2_36: network quotas (fixed_ips, floating_ips, security_groups,
 	// security_group_rules) leave os-quota-sets and the network limits
 	// (maxSecurityGroups, maxSecurityGroupRules, maxTotalFloatingIps and
-	// their totals) leave /limits.
+	// their totals) leave /limits; the /images proxy (and its metadata)
+	// answers 404.
 	V2_36 = apiutil.Version{Major: 2, Minor: 36}
 
 	// V2_39: maxImageMeta leaves /limits.
@@ -150,6 +155,18 @@ var (
 	// V2_61: flavor views (detail, show, create, update) include
 	// extra_specs when policy lets the caller list them.
 	V2_61 = apiutil.Version{Major: 2, Minor: 61}
+
+	// V2_70: os-interface views show the device "tag".
+	V2_70 = apiutil.Version{Major: 2, Minor: 70}
+
+	// V2_76: os-server-external-events accepts "power-update".
+	V2_76 = apiutil.Version{Major: 2, Minor: 76}
+
+	// V2_82: os-server-external-events accepts "accelerator-request-bound".
+	V2_82 = apiutil.Version{Major: 2, Minor: 82}
+
+	// V2_93: os-server-external-events accepts "volume-reimaged".
+	V2_93 = apiutil.Version{Major: 2, Minor: 93}
 
 	// V2_75: flavor views return swap 0 instead of "" when there is no
 	// swap; unknown query parameters of key pair requests are a 400.

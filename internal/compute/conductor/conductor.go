@@ -47,6 +47,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -82,6 +83,17 @@ type Config struct {
 	// Retries is how often a step is retried after a retryable failure
 	// (default 3).
 	Retries int
+	// VIFPluggingTimeout is how long a build waits for the networking
+	// service to report the server's ports plugged (Nova's
+	// vif_plugging_timeout, default 300s); negative: do not wait.
+	VIFPluggingTimeout time.Duration
+	// VIFPluggingNotFatal lets a build go on after the timeout (Nova's
+	// vif_plugging_is_fatal = false); by default it fails.
+	VIFPluggingNotFatal bool
+	// ReclaimInterval is how long a soft-deleted server waits before it
+	// is deleted for good (Nova's reclaim_instance_interval); 0 turns
+	// reclaim off.
+	ReclaimInterval time.Duration
 	// OnTaskEnd, when set, is called after every task ends (metrics,
 	// tests); failure is nil on success.
 	OnTaskEnd func(uuid, kind string, failure error)
@@ -109,6 +121,9 @@ func (c *Config) defaults() {
 	if c.Retries <= 0 {
 		c.Retries = 3
 	}
+	if c.VIFPluggingTimeout == 0 {
+		c.VIFPluggingTimeout = 300 * time.Second
+	}
 }
 
 // Conductor runs server tasks.
@@ -125,6 +140,7 @@ type Conductor struct {
 	running map[string]bool
 	again   map[string]bool
 	nodes   map[string]rpc.HostReport // last report per host, to skip unchanged node writes
+	waiters map[string]chan struct{}  // closed by the next kick of the instance
 	wg      sync.WaitGroup
 	ctx     context.Context
 	started time.Time
@@ -144,7 +160,7 @@ func New(st *store.Store, b *bus.Bus, sched Scheduler, net NetworkAllocator, cfg
 	}
 	return &Conductor{cfg: cfg, st: st, bus: b, sched: sched, net: net, log: log.With("component", "conductor"),
 		owner: cfg.Host + "/" + randomID(), running: map[string]bool{}, again: map[string]bool{},
-		nodes: map[string]rpc.HostReport{}, ctx: context.Background()}
+		nodes: map[string]rpc.HostReport{}, waiters: map[string]chan struct{}{}, ctx: context.Background()}
 }
 
 func randomID() string {
@@ -187,6 +203,7 @@ func (c *Conductor) Run(ctx context.Context) error {
 			return nil
 		case <-scan.C:
 			c.scan(ctx)
+			c.reclaim(ctx)
 		case <-beat.C:
 			c.heartbeat(ctx)
 		case <-renew.C:
@@ -241,6 +258,10 @@ func (c *Conductor) handle(ctx context.Context, m *bus.Message) (any, error) {
 // pass ends).
 func (c *Conductor) Kick(uuid string) {
 	c.mu.Lock()
+	if w := c.waiters[uuid]; w != nil {
+		close(w)
+		delete(c.waiters, uuid)
+	}
 	if c.running[uuid] {
 		c.again[uuid] = true
 		c.mu.Unlock()
@@ -266,6 +287,25 @@ func (c *Conductor) Kick(uuid string) {
 			return
 		}
 	}()
+}
+
+// waiter returns a channel the next Kick of the instance closes (an
+// external event arrived), for steps that wait on something outside.
+func (c *Conductor) waiter(uuid string) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.waiters[uuid]
+	if w == nil {
+		w = make(chan struct{})
+		c.waiters[uuid] = w
+	}
+	return w
+}
+
+func (c *Conductor) dropWaiter(uuid string) {
+	c.mu.Lock()
+	delete(c.waiters, uuid)
+	c.mu.Unlock()
 }
 
 // Idle reports whether no task is running (for tests).
@@ -481,6 +521,12 @@ func (r *run) spec() rpc.Instance {
 	if i.KeyName != nil && i.KeyData != nil {
 		s.PublicKeys = map[string]string{*i.KeyName: *i.KeyData}
 	}
+	if r.task != nil {
+		s.AdminPass = r.task.Args["admin_pass"]
+		if v := r.task.Args["vifs"]; v != "" {
+			_ = json.Unmarshal([]byte(v), &s.VIFs)
+		}
+	}
 	return s
 }
 
@@ -578,6 +624,11 @@ func (c *Conductor) syncPower(ctx context.Context, r *rpc.HostReport) {
 		if ps == i.PowerState {
 			continue
 		}
+		// The report may predate a task that just ended (a build that
+		// finished after the agent listed its guests): ask again.
+		if ps, ok = c.freshPower(ctx, r.Host, i.UUID); !ok || ps == i.PowerState {
+			continue
+		}
 		set := store.Set{"power_state": ps}
 		stop := i.VMState == states.Active && virt.PowerState(ps) != virt.Running
 		if stop {
@@ -622,6 +673,22 @@ func (c *Conductor) syncPower(ctx context.Context, r *rpc.HostReport) {
 			}()
 		}
 	}
+}
+
+// freshPower asks the host for an instance's power state now; ok is
+// false when the host does not answer.
+func (c *Conductor) freshPower(ctx context.Context, host, uuid string) (int, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rep, err := c.Op(ctx, host, rpc.OpRequest{Op: rpc.OpInfo, Instance: rpc.Instance{UUID: uuid}})
+	var be *bus.Error
+	if errors.As(err, &be) && be.Code == rpc.CodeNotFound {
+		return int(virt.NoState), true
+	}
+	if err != nil {
+		return 0, false
+	}
+	return rep.PowerState, true
 }
 
 // ---- helpers ----

@@ -81,7 +81,7 @@ func init() {
 	kinds = map[string]kind{
 		kindBuild: {
 			event:  "compute__do_build_and_run_instance",
-			steps:  []step{scheduleStep(nil), networkStep, spawnStep},
+			steps:  []step{scheduleStep(nil), networkStep, spawnStep, waitPluggedStep},
 			finish: becomes(states.Active, true),
 			fail:   toError,
 		},
@@ -117,7 +117,7 @@ func init() {
 		},
 		kindRevertResize: {
 			event: "compute_revert_resize",
-			steps: []step{destroyStep(false), {name: "return_to_source", run: returnToSource}, spawnStep},
+			steps: []step{destroyStep(false), {name: "return_to_source", run: returnToSource}, rebindStep, spawnStep},
 			finish: func(r *run) store.Set {
 				set := keepPowerState(false)(r)
 				set["migration_ctx"] = (*store.Task)(nil)
@@ -127,7 +127,7 @@ func init() {
 		},
 		kindLiveMigrate: {
 			event: "compute_live_migration",
-			steps: []step{scheduleStep(excludeCurrent), {name: "spawn_destination", run: spawnKeeping,
+			steps: []step{scheduleStep(excludeCurrent), rebindStep, {name: "spawn_destination", run: spawnKeeping,
 				undo: func(ctx context.Context, r *run) error {
 					_, err := r.op(ctx, r.inst.HostName(), rpc.OpDestroy, nil)
 					return err
@@ -138,7 +138,7 @@ func init() {
 		},
 		kindEvacuate: {
 			event:  "compute_rebuild_instance",
-			steps:  []step{scheduleStep(excludeCurrent), spawnStep},
+			steps:  []step{scheduleStep(excludeCurrent), rebindStep, spawnStep, waitPluggedStep},
 			finish: keepPowerState(true),
 			fail:   toError,
 		},
@@ -154,9 +154,11 @@ func init() {
 			finish: shelvedOffloaded,
 			fail:   restore,
 		},
+		SoftDelete: softDeleteKind(),
+		Restore:    restoreKind(),
 		kindUnshelve: {
 			event:  "compute_unshelve_instance",
-			steps:  []step{scheduleStep(nil), networkStep, spawnStep},
+			steps:  []step{scheduleStep(nil), rebindStep, spawnStep, waitPluggedStep},
 			finish: becomes(states.Active, true),
 			fail:   restore,
 		},
@@ -355,13 +357,84 @@ func requestedNetworks(r *run) Networks {
 
 var networkStep = step{name: "allocate_network",
 	run: func(ctx context.Context, r *run) error {
-		_, err := r.c.net.Allocate(ctx, r.inst, r.inst.HostName(), requestedNetworks(r))
-		return err
+		vifs, err := r.c.net.Allocate(ctx, r.inst, r.inst.HostName(), requestedNetworks(r))
+		if err != nil || len(vifs) == 0 {
+			return err
+		}
+		// The host plugs a tap per port; the list travels in the task
+		// (persisted with the next step) to the spawn request.
+		hv := make([]rpc.VIF, 0, len(vifs))
+		for _, v := range vifs {
+			hv = append(hv, rpc.VIF{PortID: v.PortID, NetworkID: v.NetworkID, MAC: v.MAC})
+		}
+		b, err := json.Marshal(hv)
+		if err != nil {
+			return err
+		}
+		if r.task.Args == nil {
+			r.task.Args = map[string]string{}
+		}
+		r.task.Args["vifs"] = string(b)
+		return nil
 	},
 	undo: deallocate,
 }
 
 func deallocate(ctx context.Context, r *run) error { return r.c.net.Deallocate(ctx, r.inst) }
+
+// rebindStep binds the server's existing ports to its (new) host; undone
+// by binding them back to the source host.
+var rebindStep = step{name: "bind_network",
+	run: func(ctx context.Context, r *run) error { return r.c.net.Rebind(ctx, r.inst, r.inst.HostName()) },
+	undo: func(ctx context.Context, r *run) error {
+		if r.task.SourceHost == "" && r.task.Kind != kindUnshelve {
+			return nil
+		}
+		return r.c.net.Rebind(ctx, r.inst, r.task.SourceHost)
+	},
+}
+
+// waitPluggedStep waits until the networking service reports every port
+// of the server plugged (network-vif-plugged), as Nova's compute waits
+// before it reports the guest running. Ports bound where no network agent
+// runs are plugged at once. After vif_plugging_timeout the build fails
+// (the guest is destroyed) when vif_plugging_is_fatal, else it goes on.
+var waitPluggedStep = step{name: "wait_network", run: func(ctx context.Context, r *run) error {
+	timeout := r.c.cfg.VIFPluggingTimeout
+	if timeout < 0 {
+		return nil
+	}
+	deadline := time.Now().Add(timeout)
+	defer r.c.dropWaiter(r.inst.UUID)
+	for {
+		wake := r.c.waiter(r.inst.UUID)
+		ok, err := r.c.net.Plugged(ctx, r.inst)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			if r.c.cfg.VIFPluggingNotFatal {
+				r.log.Warn("timeout waiting for network-vif-plugged; continuing", "timeout", timeout)
+				return nil
+			}
+			r.log.Warn("timeout waiting for network-vif-plugged", "timeout", timeout)
+			if _, derr := r.op(context.WithoutCancel(ctx), r.inst.HostName(), rpc.OpDestroy, nil); derr != nil {
+				r.log.Warn("destroy after vif plugging timeout", "err", derr)
+			}
+			return errors.New("Virtual Interface creation failed")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		case <-time.After(min(left, time.Second)):
+		}
+	}
+}}
 
 // spawnStep creates the instance on its host (powered off when it was
 // stopped); a failed spawn is cleaned up on the host before it reports.
@@ -448,7 +521,9 @@ var offloadStep = step{name: "offload", run: func(ctx context.Context, r *run) e
 	if err := destroyStep(true).run(ctx, r); err != nil {
 		return err
 	}
-	return deallocate(ctx, r)
+	// The ports stay the server's, bound to no host (Nova's shelve
+	// offload); unshelve binds them again.
+	return r.c.net.Rebind(ctx, r.inst, "")
 }}
 
 // resizeKind moves an instance to a host (maybe the same) with a new
@@ -463,6 +538,7 @@ func resizeKind(event string) kind {
 					excludeCurrent(r, req)
 				}
 			}),
+			rebindStep,
 			{name: "destroy_source", run: destroySource, undo: func(ctx context.Context, r *run) error {
 				old := r.inst.Flavor
 				if r.task.OldFlavor != nil {

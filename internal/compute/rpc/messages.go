@@ -40,6 +40,19 @@
 //	     "image_id", "stopped"}; reply {"power_state", "output"}
 //	     ops: spawn, destroy, power_off, power_on, reboot, pause, unpause,
 //	     suspend, resume, rescue, unrescue, console, info
+//	1.1  ops attach_volume and detach_volume with the request field
+//	     "volume": {"id", "path", "format", "device", "read_only"}; the
+//	     agent hot-plugs the disk into the running guest (or unplugs it).
+//	     Both are idempotent. An agent speaking 1.0 answers "unsupported".
+//	1.2  ops set_password (request field "password") and inject_nmi;
+//	     error code "no_guest_agent"
+//	1.3  instance gains "admin_pass" and "vifs" [{"port_id", "network_id",
+//	     "mac", "mtu", "bridge"}] (the agent creates a tap per VIF, named
+//	     Neutron style, TapName); request gains "snapshot": {"image_id",
+//	     "disk_format"} for the new op "snapshot" (the agent uploads the
+//	     root disk into that queued image), and "console_type" for the new
+//	     op "console_connect", whose reply carries "console": {"type",
+//	     "path"} (a host-local unix socket the console proxy dials).
 //
 // Error codes of compute.instance.op replies: "not_found" (the driver does
 // not know the instance), "conflict" (its power state forbids the
@@ -68,7 +81,7 @@ const (
 var (
 	KickVersion   = bus.V(1, 0)
 	ReportVersion = bus.V(1, 0)
-	OpVersion     = bus.V(1, 0)
+	OpVersion     = bus.V(1, 3)
 )
 
 // Application error codes of compute.instance.op.
@@ -77,6 +90,8 @@ const (
 	CodeConflict    = bus.CodeConflict
 	CodeUnsupported = "unsupported"
 	CodeFailed      = "failed"
+	// CodeNoGuestAgent: the operation needs a guest agent (1.2).
+	CodeNoGuestAgent = "no_guest_agent"
 )
 
 // Kick is compute.task.kick 1.0.
@@ -122,7 +137,60 @@ const (
 	OpUnrescue = "unrescue"
 	OpConsole  = "console"
 	OpInfo     = "info"
+	// 1.1
+	OpAttachVolume = "attach_volume"
+	OpDetachVolume = "detach_volume"
+	// 1.2
+	OpSetPassword = "set_password"
+	OpInjectNMI   = "inject_nmi"
+	// 1.3
+	// OpSnapshot uploads the root disk into a queued image (1.3).
+	OpSnapshot = "snapshot"
+	// OpConsoleConnect returns where the console proxy reaches a console (1.3).
+	OpConsoleConnect = "console_connect"
 )
+
+// VIF is one network interface of an instance (a Neutron port) as the
+// host should plug it (1.3).
+type VIF struct {
+	PortID    string `json:"port_id"`
+	NetworkID string `json:"network_id,omitempty"`
+	MAC       string `json:"mac"`
+	MTU       int    `json:"mtu,omitempty"`
+	// Bridge, when set, is the host bridge the tap joins.
+	Bridge string `json:"bridge,omitempty"`
+}
+
+// TapName is the host device name of a port's tap, as Neutron's agents
+// name it: "tap" and the first 11 characters of the port id.
+func TapName(portID string) string {
+	if len(portID) > 11 {
+		portID = portID[:11]
+	}
+	return "tap" + portID
+}
+
+// Snapshot names the image a snapshot op uploads into (1.3).
+type Snapshot struct {
+	ImageID    string `json:"image_id"`
+	DiskFormat string `json:"disk_format"`
+}
+
+// Console is where a console can be reached on the agent's host (1.3).
+type Console struct {
+	Type string `json:"type"` // serial or vnc
+	Path string `json:"path"` // unix socket
+}
+
+// Volume is a block storage volume as the agent plugs it (1.1): a local
+// file or block device.
+type Volume struct {
+	ID       string `json:"id"`
+	Path     string `json:"path"`
+	Format   string `json:"format"`
+	Device   string `json:"device,omitempty"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
 
 // Instance is an instance as it should be on the host.
 type Instance struct {
@@ -139,6 +207,8 @@ type Instance struct {
 	UserData    []byte            `json:"user_data,omitempty"`
 	PublicKeys  map[string]string `json:"public_keys,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	AdminPass   string            `json:"admin_pass,omitempty"`
+	VIFs        []VIF             `json:"vifs,omitempty"`
 }
 
 // OpRequest is the request of compute.instance.op 1.0.
@@ -154,10 +224,20 @@ type OpRequest struct {
 	// Stopped, for spawn, powers the new instance off once created (a
 	// stopped server that is migrated or rebuilt stays off).
 	Stopped bool `json:"stopped,omitempty"`
+	// Volume is the disk of attach_volume and detach_volume (1.1).
+	Volume *Volume `json:"volume,omitempty"`
+	// Password is the new admin password of set_password (1.2).
+	Password string `json:"password,omitempty"`
+	// Snapshot is the target of a snapshot op.
+	Snapshot *Snapshot `json:"snapshot,omitempty"`
+	// ConsoleType is serial or vnc, for console_connect.
+	ConsoleType string `json:"console_type,omitempty"`
 }
 
 // OpReply is the reply of compute.instance.op 1.0.
 type OpReply struct {
 	PowerState int    `json:"power_state"`
 	Output     string `json:"output,omitempty"`
+	// Console answers console_connect.
+	Console *Console `json:"console,omitempty"`
 }

@@ -46,6 +46,8 @@ const (
 	RebuildSpawning    = "rebuild_spawning"
 	Migrating          = "migrating"
 	Deleting           = "deleting"
+	SoftDeleting       = "soft-deleting"
+	Restoring          = "restoring"
 	Shelving           = "shelving"
 	ShelvingOffloading = "shelving_offloading"
 	Unshelving         = "unshelving"

@@ -248,8 +248,10 @@ func (s *Store) GetAction(ctx context.Context, uuid, reqID string) (*Action, err
 // CountInstances counts the live instances, cores and ram of a project
 // (or of one user in it), inside q.
 func CountInstances(ctx context.Context, q db.Querier, projectID, userID string) (n, cores, ram int64, err error) {
+	// Soft-deleted servers waiting for reclaim do not count (Nova's
+	// rule); one being restored (it has a task) does.
 	query := `SELECT COUNT(*), COALESCE(SUM(vcpus), 0), COALESCE(SUM(memory_mb), 0) FROM compute_instances
-		WHERE project_id = $1 AND deleted = FALSE`
+		WHERE project_id = $1 AND deleted = FALSE AND NOT (vm_state = 'soft-delete' AND task_id IS NULL)`
 	args := []any{projectID}
 	if userID != "" {
 		query += " AND user_id = $2"

@@ -13,9 +13,18 @@ func Migrations() db.Set {
 			{Version: 1, Name: "flavors, key pairs, quotas", SQLite: schemaV1SQLite, Postgres: schemaV1Postgres},
 			{Version: 2, Name: "default flavors", SQL: seedFlavorsV2},
 			{Version: 3, Name: "servers, actions, services, nodes", SQLite: schemaV3SQLite, Postgres: schemaV3Postgres},
+			{Version: 4, Name: "server list order indexes", SQL: serverListIndexesV4},
 		},
 	}
 }
+
+// serverListIndexesV4 lets a server list (newest first, ties by id) read
+// its page in index order instead of sorting every live server of the
+// project: GET /servers/detail?limit=1000 among 100,000 servers.
+const serverListIndexesV4 = `
+CREATE INDEX compute_instances_project_created ON compute_instances (project_id, deleted, created_at, id);
+CREATE INDEX compute_instances_created ON compute_instances (deleted, created_at, id);
+`
 
 // The two texts differ only in how the integer primary keys are generated
 // (Nova exposes the key pair id as an integer).

@@ -32,6 +32,9 @@ type Meta struct {
 	HashAlgo   string // "sha512"
 	HashValue  string // hex
 	DiskFormat string
+	// Properties are the image's custom properties (kernel_id,
+	// ramdisk_id, os_command_line, hw_* ...).
+	Properties map[string]string
 }
 
 // Fetcher reads images from the image service.
@@ -39,6 +42,15 @@ type Fetcher interface {
 	Meta(ctx context.Context, id string) (Meta, error)
 	Open(ctx context.Context, id string) (io.ReadCloser, error)
 }
+
+// Uploader stores image data: the agents' way to upload snapshots. A
+// Fetcher may implement it.
+type Uploader interface {
+	Upload(ctx context.Context, id string, r io.Reader) error
+}
+
+// ErrNoUpload is returned by Upload when the fetcher cannot upload.
+var ErrNoUpload = errors.New("image cache: this image source cannot store images")
 
 // ErrCorrupt is returned when fetched data does not match its hash or size.
 var ErrCorrupt = errors.New("image data does not match its checksum")
@@ -207,6 +219,30 @@ func (c *Cache) download(ctx context.Context, id string) (string, error) {
 	ok = true
 	c.log.Info("image cached", "image", id, "bytes", n)
 	return final, nil
+}
+
+// Meta returns what the image service says about an image (disk format,
+// properties); it asks every time, so changes made since it was cached
+// are seen.
+func (c *Cache) Meta(ctx context.Context, id string) (Meta, error) {
+	if !idPattern.MatchString(id) {
+		return Meta{}, fmt.Errorf("image cache: invalid image id %q", id)
+	}
+	m, err := c.fetch.Meta(ctx, id)
+	if err != nil {
+		return Meta{}, fmt.Errorf("image %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// Upload stores data as the image id's content through the fetcher,
+// when it can (snapshots).
+func (c *Cache) Upload(ctx context.Context, id string, r io.Reader) error {
+	u, ok := c.fetch.(Uploader)
+	if !ok {
+		return ErrNoUpload
+	}
+	return u.Upload(ctx, id, r)
 }
 
 // Clean removes images no instance uses that were last used more than

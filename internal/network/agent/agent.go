@@ -699,8 +699,8 @@ func (a *Agent) watchLinks(ctx context.Context) (func(), error) {
 func (a *Agent) heartbeat(ctx context.Context) {
 	t := time.NewTicker(a.cfg.ReportInterval)
 	defer t.Stop()
-	for {
-		a.sendReports(ctx)
+	for first := true; ; first = false {
+		a.sendReports(ctx, first)
 		select {
 		case <-ctx.Done():
 			return
@@ -709,7 +709,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	}
 }
 
-func (a *Agent) sendReports(ctx context.Context) {
+func (a *Agent) sendReports(ctx context.Context, start bool) {
 	a.mu.Lock()
 	nports := len(a.tapIndex)
 	nnets := len(a.desired)
@@ -719,7 +719,7 @@ func (a *Agent) sendReports(ctx context.Context) {
 		tunnel = a.cfg.LocalIP.String()
 	}
 	base := rpc.AgentReport{Host: a.cfg.Host, Binary: a.cfg.Binary, TunnelIP: tunnel,
-		StartedAt: a.started.Format(time.RFC3339), Ports: nports, Networks: nnets}
+		StartedAt: a.started.Format(time.RFC3339), Ports: nports, Networks: nnets, Start: start}
 	l2 := base
 	l2.AgentType = TypeL2
 	l2.Configurations = map[string]any{"interface_mappings": a.cfg.InterfaceMappings, "tunnel_types": []string{"vxlan"},

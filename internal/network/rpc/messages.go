@@ -270,6 +270,8 @@ type AgentReport struct {
 	// Ports and Networks count what the agent wired.
 	Ports    int `json:"ports"`
 	Networks int `json:"networks"`
+	// Start marks the first report since the agent started.
+	Start bool `json:"start_flag,omitempty"`
 }
 
 // PortStatus is one port's status as the agent sees it.

@@ -29,6 +29,9 @@ type instance struct {
 	rescued bool
 	started time.Time
 	console strings.Builder
+	// adminPass is the last password set; nmis counts injected NMIs.
+	adminPass string
+	nmis      int
 }
 
 // Driver is the fake hypervisor.
@@ -37,7 +40,8 @@ type Driver struct {
 
 	mu       sync.Mutex
 	insts    map[string]*instance
-	failures map[string][]error // queued failures by operation
+	failures map[string][]error                // queued failures by operation
+	vols     map[string]map[string]virt.Volume // plugged volumes by instance (volumes.go)
 }
 
 // New returns a fake driver; a zero Config gets a 16 VCPU, 64 GiB, 1 TiB host.
@@ -275,6 +279,65 @@ func (d *Driver) ConsoleOutput(ctx context.Context, uuid string, maxBytes int) (
 		s = s[len(s)-maxBytes:]
 	}
 	return []byte(s), nil
+}
+
+// SetAdminPassword records the password (see AdminPassword); the guest
+// must be running, as a guest agent must be to answer.
+func (d *Driver) SetAdminPassword(ctx context.Context, uuid, password string) error {
+	if err := d.begin(ctx, "set_password"); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, ok := d.insts[uuid]
+	if !ok {
+		return fmt.Errorf("%s: %w", uuid, virt.ErrNotFound)
+	}
+	if in.state != virt.Running {
+		return fmt.Errorf("set password of %s while %s: %w", uuid, in.state, virt.ErrInvalidState)
+	}
+	in.adminPass = password
+	fmt.Fprintf(&in.console, "fake: admin password changed\n")
+	return nil
+}
+
+// InjectNMI counts the NMI (see NMIs) of a running or paused guest.
+func (d *Driver) InjectNMI(ctx context.Context, uuid string) error {
+	if err := d.begin(ctx, "inject_nmi"); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, ok := d.insts[uuid]
+	if !ok {
+		return fmt.Errorf("%s: %w", uuid, virt.ErrNotFound)
+	}
+	if in.state != virt.Running && in.state != virt.Paused {
+		return fmt.Errorf("inject NMI into %s while %s: %w", uuid, in.state, virt.ErrInvalidState)
+	}
+	in.nmis++
+	fmt.Fprintf(&in.console, "fake: NMI received\n")
+	return nil
+}
+
+// AdminPassword returns the password last set on an instance.
+func (d *Driver) AdminPassword(uuid string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if in, ok := d.insts[uuid]; ok {
+		return in.adminPass
+	}
+	return ""
+}
+
+// NMIs returns how many NMIs an instance received.
+func (d *Driver) NMIs(uuid string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if in, ok := d.insts[uuid]; ok {
+		return in.nmis
+	}
+	return 0
 }
 
 var _ virt.Driver = (*Driver)(nil)

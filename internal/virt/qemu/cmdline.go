@@ -27,6 +27,12 @@ type VM struct {
 	QMPSocket  string // unix socket, server side
 	PIDFile    string
 	ConsoleLog string // serial console, appended to
+	// SerialSocket, when set, makes the serial port a unix socket server
+	// (the interactive console) that still logs to ConsoleLog.
+	SerialSocket string
+	// VNCSocket, when set, serves the display by VNC on a unix socket
+	// (with a VGA adapter for it to show).
+	VNCSocket string
 
 	// Daemonize detaches QEMU from the agent (it survives agent restarts).
 	Daemonize bool
@@ -113,10 +119,20 @@ func Args(vm VM) ([]string, error) {
 		"-chardev", "socket,id=qmp,path="+escape(vm.QMPSocket)+",server=on,wait=off",
 		"-mon", "chardev=qmp,mode=control",
 	)
-	if vm.ConsoleLog != "" {
+	switch {
+	case vm.SerialSocket != "":
+		cd := "socket,id=console,path=" + escape(vm.SerialSocket) + ",server=on,wait=off"
+		if vm.ConsoleLog != "" {
+			cd += ",logfile=" + escape(vm.ConsoleLog) + ",logappend=on"
+		}
+		a = append(a, "-chardev", cd, "-serial", "chardev:console")
+	case vm.ConsoleLog != "":
 		a = append(a,
 			"-chardev", "file,id=console,path="+escape(vm.ConsoleLog)+",append=on",
 			"-serial", "chardev:console")
+	}
+	if vm.VNCSocket != "" {
+		a = append(a, "-vnc", "unix:"+escape(vm.VNCSocket), "-device", "VGA")
 	}
 	if vm.Kernel != "" {
 		a = append(a, "-kernel", vm.Kernel)

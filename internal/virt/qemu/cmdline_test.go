@@ -57,6 +57,9 @@ func TestArgsGolden(t *testing.T) {
 	}
 	tests := map[string]func(vm *VM){
 		"minimal_tcg": func(vm *VM) { vm.Accel = "tcg" },
+		"consoles": func(vm *VM) {
+			vm.SerialSocket, vm.VNCSocket = dir+"/serial.sock", dir+"/vnc.sock"
+		},
 		"kvm_taps_flavor_disks": func(vm *VM) {
 			vm.Accel, vm.Machine = "kvm", "pc"
 			vm.Disks = append(vm.Disks,

@@ -11,6 +11,7 @@
 //	disk.rescue.qcow2                  overlay on the rescue image, while rescued
 //	config.iso      config drive (label config-2)
 //	qmp.sock        QMP socket; qemu.pid the process
+//	serial.sock, vnc.sock  interactive consoles (serial port, VNC display)
 //	console.log     serial console (rotated to console.log.0)
 //	state.sav       saved memory while suspended
 //
@@ -56,6 +57,9 @@ type Config struct {
 	// UserNetworking gives every NIC QEMU's user-mode network instead of
 	// its tap. For tests and hosts without a network agent.
 	UserNetworking bool
+	// NoConsoles leaves out the interactive consoles (serial socket and
+	// VNC); the serial log is kept either way.
+	NoConsoles bool
 	// SoftRebootTimeout bounds how long a soft reboot waits for the guest
 	// to power off before resetting it (default 60s).
 	SoftRebootTimeout time.Duration

@@ -140,6 +140,9 @@ func (d *Driver) Destroy(ctx context.Context, uuid string) error {
 	if err := d.kill(ctx, h, uuid); err != nil {
 		return err
 	}
+	if rec, err := d.load(uuid); err == nil {
+		d.unplugTaps(ctx, rec.Instance.NICs)
+	}
 	if err := os.RemoveAll(d.dir(uuid)); err != nil {
 		return fmt.Errorf("qemu destroy %s: %w", uuid, err)
 	}

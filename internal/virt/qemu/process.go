@@ -74,6 +74,9 @@ func (d *Driver) vm(rec *record, accel string, incoming bool) VM {
 		ConsoleLog: d.path(uuid, "console.log"),
 		Daemonize:  true,
 	}
+	if !d.cfg.NoConsoles {
+		vm.SerialSocket, vm.VNCSocket = d.path(uuid, "serial.sock"), d.path(uuid, "vnc.sock")
+	}
 	if vm.Name == "" {
 		vm.Name = "instance-" + uuid
 	}
@@ -120,8 +123,11 @@ func (d *Driver) start(ctx context.Context, h *handle, rec *record, incoming boo
 		return err
 	}
 	h.closeQMP()
-	for _, f := range []string{"qmp.sock", "qemu.pid"} {
+	for _, f := range runFiles {
 		_ = os.Remove(d.path(uuid, f))
+	}
+	if err := d.plugTaps(ctx, rec.Instance.NICs); err != nil {
+		return err
 	}
 	args, err := Args(d.vm(rec, accel, incoming))
 	if err != nil {
@@ -177,11 +183,14 @@ func (d *Driver) kill(ctx context.Context, h *handle, uuid string) error {
 		}
 	}
 	h.closeQMP()
-	for _, f := range []string{"qmp.sock", "qemu.pid"} {
+	for _, f := range runFiles {
 		_ = os.Remove(d.path(uuid, f))
 	}
 	return nil
 }
+
+// runFiles live only while the process does.
+var runFiles = []string{"qmp.sock", "qemu.pid", "serial.sock", "vnc.sock"}
 
 const acpiRetry = 2 * time.Second
 

@@ -51,6 +51,7 @@ func Run(t *testing.T, h Harness) {
 		{"InvalidStates", invalidStates},
 		{"UnknownInstance", unknownInstance},
 		{"SnapshotAndConsole", snapshotAndConsole},
+		{"GuestOps", guestOps},
 		{"Resources", resources},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,167 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/kumo-cloud/kumo/internal/bus"
+	"github.com/kumo-cloud/kumo/internal/compute/rpc"
+	"github.com/kumo-cloud/kumo/internal/virt"
+)
+
+// image resolves an image id into local files: the image itself and, for
+// images that name kernel_id / ramdisk_id (AMI style), the kernel and
+// ramdisk images for direct kernel boot. release drops every reference
+// taken. An empty id (or no image cache) is an image without files.
+func (a *Agent) image(ctx context.Context, id string) (img virt.Image, release func(), err error) {
+	img = virt.Image{ID: id}
+	var rels []func()
+	release = func() {
+		for _, r := range rels {
+			r()
+		}
+	}
+	if id == "" || a.images == nil {
+		return img, release, nil
+	}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+	meta, err := a.images.Meta(ctx, id)
+	if err != nil {
+		return img, release, err
+	}
+	img.Properties = meta.Properties
+	img.DiskFormat = meta.DiskFormat
+	switch meta.DiskFormat {
+	case "ami":
+		img.DiskFormat = "raw" // an AMI machine image is a raw disk
+	case "aki", "ari":
+		return img, release, fmt.Errorf("image %s is a %s (kernel or ramdisk) image and cannot boot on its own: %w",
+			id, meta.DiskFormat, virt.ErrUnsupported)
+	}
+	acquire := func(what, iid string) (string, error) {
+		p, rel, err := a.images.Acquire(ctx, iid)
+		if err != nil {
+			return "", fmt.Errorf("fetch %s %s: %w", what, iid, err)
+		}
+		rels = append(rels, rel)
+		return p, nil
+	}
+	if img.Path, err = acquire("image", id); err != nil {
+		return img, release, err
+	}
+	if k := meta.Properties["kernel_id"]; k != "" {
+		if img.KernelPath, err = acquire("kernel", k); err != nil {
+			return img, release, err
+		}
+		if r := meta.Properties["ramdisk_id"]; r != "" {
+			if img.RamdiskPath, err = acquire("ramdisk", r); err != nil {
+				return img, release, err
+			}
+		}
+		img.KernelArgs = meta.Properties["os_command_line"]
+	}
+	return img, release, nil
+}
+
+// nics turns the VIFs of a build request into the driver's NICs, one tap
+// per port named as Neutron names it.
+func nics(vifs []rpc.VIF) []virt.NIC {
+	var out []virt.NIC
+	for _, v := range vifs {
+		out = append(out, virt.NIC{PortID: v.PortID, MAC: v.MAC, Tap: rpc.TapName(v.PortID), Bridge: v.Bridge, MTU: v.MTU})
+	}
+	return out
+}
+
+// NetworkData renders network_data.json (OpenStack's metadata layout) for
+// the VIFs: one link per port and DHCP on each.
+func NetworkData(vifs []rpc.VIF) []byte {
+	type link struct {
+		ID   string `json:"id"`
+		VIF  string `json:"vif_id"`
+		Type string `json:"type"`
+		MAC  string `json:"ethernet_mac_address"`
+		MTU  *int   `json:"mtu"`
+	}
+	type network struct {
+		ID        string `json:"id"`
+		Type      string `json:"type"`
+		Link      string `json:"link"`
+		NetworkID string `json:"network_id"`
+	}
+	nd := struct {
+		Links    []link    `json:"links"`
+		Networks []network `json:"networks"`
+		Services []any     `json:"services"`
+	}{Links: []link{}, Networks: []network{}, Services: []any{}}
+	for i, v := range vifs {
+		l := link{ID: rpc.TapName(v.PortID), VIF: v.PortID, Type: "tap", MAC: v.MAC}
+		if v.Bridge != "" {
+			l.Type = "bridge"
+		}
+		if v.MTU > 0 {
+			mtu := v.MTU
+			l.MTU = &mtu
+		}
+		nd.Links = append(nd.Links, l)
+		nd.Networks = append(nd.Networks, network{ID: fmt.Sprintf("network%d", i), Type: "ipv4_dhcp", Link: l.ID, NetworkID: v.NetworkID})
+	}
+	b, _ := json.Marshal(nd)
+	return b
+}
+
+var errUploadEnded = errors.New("snapshot upload ended")
+
+// snapshot streams the instance's root disk into a queued image.
+func (a *Agent) snapshot(ctx context.Context, id string, s *rpc.Snapshot) error {
+	if s == nil || s.ImageID == "" {
+		return bus.NewError(bus.CodeBadRequest, "snapshot without a target image")
+	}
+	if a.images == nil {
+		return fmt.Errorf("host %s has no image service to upload snapshots to: %w", a.cfg.Host, virt.ErrUnsupported)
+	}
+	format := s.DiskFormat
+	if format == "" {
+		format = "qcow2"
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := a.driver.Snapshot(ctx, id, format, pw)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	uerr := a.images.Upload(ctx, s.ImageID, pr)
+	pr.CloseWithError(errUploadEnded)
+	cancel()
+	serr := <-done
+	if serr != nil && !(uerr != nil && errors.Is(serr, errUploadEnded)) {
+		return fmt.Errorf("snapshot of %s: %w", id, serr)
+	}
+	if uerr != nil {
+		return fmt.Errorf("upload snapshot of %s to image %s: %w", id, s.ImageID, uerr)
+	}
+	return nil
+}
+
+// consoleConnect tells the console proxy where the instance's console is.
+func (a *Agent) consoleConnect(ctx context.Context, id, typ string) (rpc.OpReply, error) {
+	c, ok := a.driver.(virt.Consoler)
+	if !ok {
+		return rpc.OpReply{}, fmt.Errorf("%s consoles are not available with the %s driver: %w", typ, a.driver.Name(), virt.ErrUnsupported)
+	}
+	path, err := c.ConsoleSocket(ctx, id, typ)
+	if err != nil {
+		return rpc.OpReply{}, err
+	}
+	return rpc.OpReply{Console: &rpc.Console{Type: typ, Path: path}}, nil
+}
