@@ -107,6 +107,9 @@ type NetworkAgent struct {
 	// DHCP and Metadata run those services for the networks.
 	DHCP     bool `yaml:"dhcp"`
 	Metadata bool `yaml:"metadata"`
+	// L3 runs routers on this host; SecurityGroups filters its ports.
+	L3             bool `yaml:"l3"`
+	SecurityGroups bool `yaml:"security_groups"`
 }
 
 // Duration reads "90s", "1h" in YAML.
@@ -139,7 +142,7 @@ func Default() *Config {
 	c.Compute.QEMUAccel = "auto"
 	c.Compute.VIFPluggingTimeout.Duration = 300 * time.Second
 	c.Compute.VIFPluggingIsFatal = true
-	c.Network.Agent = NetworkAgent{Mode: "auto", DHCP: true, Metadata: true}
+	c.Network.Agent = NetworkAgent{Mode: "auto", DHCP: true, Metadata: true, L3: true, SecurityGroups: true}
 	return c
 }
 

@@ -317,6 +317,19 @@ func (s *Service) agentTunnel(ctx context.Context, typ, host string) (string, bo
 	return ip, true, nil
 }
 
+// l3Host is the host routers run on: the first live, enabled L3 agent
+// ("" without one).
+func (s *Service) l3Host(ctx context.Context, q db.Querier) (string, error) {
+	since := db.FormatTime(s.nowUTC().Add(-s.agentDownTime()))
+	var host string
+	err := q.QueryRowContext(ctx, `SELECT host FROM net_agents WHERE agent_type = 'L3 agent' AND admin_state_up
+		AND heartbeat_at >= $1 ORDER BY host LIMIT 1`, since).Scan(&host)
+	if err == sql.ErrNoRows {
+		return "", nil
+	}
+	return host, err
+}
+
 // tunnelIPs maps hosts to the VXLAN address their L2 agent reported.
 func (s *Service) tunnelIPs(ctx context.Context, q db.Querier) (map[string]string, error) {
 	rows, err := q.QueryContext(ctx, `SELECT host, configurations FROM net_agents WHERE agent_type = $1`, L2AgentType)
@@ -497,9 +510,16 @@ func (s *Service) desiredState(ctx context.Context) ([]*rpc.NetworkState, []*rpc
 	if err != nil {
 		return nil, nil, err
 	}
+	l3Host, err := s.l3Host(ctx, q)
+	if err != nil {
+		return nil, nil, err
+	}
 	portsBy := map[string][]*Port{}
 	byID := map[string]*Port{}
 	for _, p := range ports {
+		if p.HostID == "" && l3Host != "" && (strings.HasPrefix(p.DeviceOwner, rpc.DeviceOwnerRIntf) || p.DeviceOwner == rpc.DeviceOwnerRGW) {
+			p.HostID = l3Host // routers run on the L3 agent's host
+		}
 		portsBy[p.NetworkID] = append(portsBy[p.NetworkID], p)
 		byID[p.ID] = p
 	}
@@ -537,6 +557,13 @@ func (s *Service) desiredState(ctx context.Context) ([]*rpc.NetworkState, []*rpc
 			st.Hosts = append(st.Hosts, rpc.Host{Host: h, TunnelIP: tunnels[h]})
 		}
 		sort.Slice(st.Hosts, func(i, j int) bool { return st.Hosts[i].Host < st.Hosts[j].Host })
+		for g := range sgs { // remote groups the rules name
+			for _, r := range groups[g].Rules {
+				if r.RemoteGroupID != "" {
+					sgs[r.RemoteGroupID] = true
+				}
+			}
+		}
 		ids := make([]string, 0, len(sgs))
 		for g := range sgs {
 			ids = append(ids, g)
@@ -587,8 +614,17 @@ func (s *Service) groupStates(ctx context.Context, q db.Querier, ports []*Port) 
 		if !ok {
 			continue
 		}
-		g.Rules = append(g.Rules, rpc.Rule{ID: r.ID, Direction: r.Direction, Ethertype: r.Ethertype, Protocol: r.Protocol,
-			PortRangeMin: int(r.PortMin.Int64), PortRangeMax: int(r.PortMax.Int64), RemoteIPPrefix: r.RemoteIPPrefix, RemoteGroupID: r.RemoteGroupID})
+		rr := rpc.Rule{ID: r.ID, Direction: r.Direction, Ethertype: r.Ethertype, Protocol: r.Protocol,
+			RemoteIPPrefix: r.RemoteIPPrefix, RemoteGroupID: r.RemoteGroupID}
+		if r.PortMin.Valid {
+			v := int(r.PortMin.Int64)
+			rr.PortRangeMin = &v
+		}
+		if r.PortMax.Valid {
+			v := int(r.PortMax.Int64)
+			rr.PortRangeMax = &v
+		}
+		g.Rules = append(g.Rules, rr)
 		out[r.SecurityGroupID] = g
 	}
 	rows.Close()
@@ -645,6 +681,23 @@ func (s *Service) routerStates(ctx context.Context, q db.Querier, ports []*Port,
 		fips[f.RouterID] = append(fips[f.RouterID], rpc.FloatingIP{ID: f.ID, FloatingIP: f.Address, FixedIP: f.FixedIP, PortID: f.PortID})
 	}
 	rows.Close()
+	pfs := map[string][]rpc.PortForwarding{}
+	rows, err = q.QueryContext(ctx, `SELECT fi.router_id, fi.floating_ip_address, pf.protocol, pf.external_port, pf.internal_ip_address,
+		pf.internal_port FROM net_port_forwardings pf JOIN net_floatingips fi ON fi.id = pf.floatingip_id
+		WHERE fi.router_id IS NOT NULL ORDER BY pf.id`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var rid string
+		var pf rpc.PortForwarding
+		if err := rows.Scan(&rid, &pf.FloatingIP, &pf.Protocol, &pf.ExternalPort, &pf.InternalIP, &pf.InternalPort); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		pfs[rid] = append(pfs[rid], pf)
+	}
+	rows.Close()
 	ifaces := map[string][]rpc.Port{}
 	for _, p := range ports {
 		if strings.HasPrefix(p.DeviceOwner, rpc.DeviceOwnerRIntf) {
@@ -654,7 +707,7 @@ func (s *Service) routerStates(ctx context.Context, q db.Querier, ports []*Port,
 	out := make([]*rpc.RouterState, 0, len(rtrs))
 	for _, rt := range rtrs {
 		st := &rpc.RouterState{ID: rt.ID, ProjectID: rt.ProjectID, AdminStateUp: rt.AdminStateUp, EnableSNAT: rt.EnableSNAT,
-			Interfaces: ifaces[rt.ID], FloatingIPs: fips[rt.ID]}
+			Interfaces: ifaces[rt.ID], FloatingIPs: fips[rt.ID], PortForwardings: pfs[rt.ID]}
 		if gw := byID[rt.GwPortID]; gw != nil {
 			p := rpcPort(gw)
 			st.Gateway = &p
