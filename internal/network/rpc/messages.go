@@ -232,8 +232,8 @@ type RouterState struct {
 	AdminStateUp bool   `json:"admin_state_up"`
 	EnableSNAT   bool   `json:"enable_snat"`
 	// Gateway is the port on the external network, nil without one.
-	Gateway     *Port        `json:"gateway,omitempty"`
-	Interfaces  []Port       `json:"interfaces,omitempty"`
+	Gateway         *Port            `json:"gateway,omitempty"`
+	Interfaces      []Port           `json:"interfaces,omitempty"`
 	Routes          []HostRoute      `json:"routes,omitempty"`
 	FloatingIPs     []FloatingIP     `json:"floating_ips,omitempty"`
 	PortForwardings []PortForwarding `json:"port_forwardings,omitempty"`
