@@ -183,7 +183,7 @@ project and user and the service catalog, and writes DATA_DIR/clouds.yaml
 	f.StringVar(&g.cfg.NATS.Listen, "nats-listen", "", "HOST:PORT for the embedded NATS server to accept remote agents on (default: in-process only)")
 	f.StringVar(&g.cfg.PolicyFile, "policy-file", "", "YAML/JSON file of policy rule overrides")
 	f.StringVar(&g.cfg.Compute.Driver, "compute-driver", g.cfg.Compute.Driver, "hypervisor of the in-process compute host: auto (qemu where qemu-system-x86_64 runs, else fake), fake (no real VMs) or qemu")
-	f.StringVar(&g.cfg.Network.Agent.Mode, "network-agent", g.cfg.Network.Agent.Mode, "in-process network agent wiring this host: auto (on as root with --compute-driver qemu), on or off")
+	f.StringVar(&g.cfg.Network.Agent.Mode, "network-agent", g.cfg.Network.Agent.Mode, "in-process network agent wiring this host: auto (on as root when the compute host runs real VMs), on or off")
 	return cmd
 }
 
@@ -383,7 +383,8 @@ every network's desired state over the bus (--nats-url) and wires this
 host to it: a Linux bridge per network, VXLAN tunnels from --local-ip to the
 other hosts, flat and VLAN networks on the interfaces of --interface-mapping,
 the taps of the VMs bound to --host, and (with --dhcp, --metadata) DHCP and
-the metadata API in a namespace per network. It needs root. The control
+the metadata API in a namespace per network; with --l3 it runs routers, with
+--security-groups it filters its ports with nftables. It needs root. The control
 plane must accept remote agents: kumo serve --nats-listen 0.0.0.0:4222.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := g.load(cmd); err != nil {
@@ -401,5 +402,7 @@ plane must accept remote agents: kumo serve --nats-listen 0.0.0.0:4222.`,
 	f.StringSliceVar(&nc.InterfaceMappings, "interface-mapping", nil, "physnet:interface for flat and VLAN networks (repeatable)")
 	f.BoolVar(&nc.DHCP, "dhcp", true, "serve DHCP for networks with DHCP enabled")
 	f.BoolVar(&nc.Metadata, "metadata", true, "serve the metadata API (with --dhcp)")
+	f.BoolVar(&nc.L3, "l3", true, "run routers (namespaces, SNAT, floating IPs) on this host")
+	f.BoolVar(&nc.SecurityGroups, "security-groups", true, "enforce security groups and anti-spoofing on this host's ports")
 	return cmd
 }

@@ -107,6 +107,9 @@ type NetworkAgent struct {
 	// DHCP and Metadata run those services for the networks.
 	DHCP     bool `yaml:"dhcp"`
 	Metadata bool `yaml:"metadata"`
+	// L3 runs routers on this host; SecurityGroups filters its ports.
+	L3             bool `yaml:"l3"`
+	SecurityGroups bool `yaml:"security_groups"`
 }
 
 // Duration reads "90s", "1h" in YAML.
@@ -139,7 +142,7 @@ func Default() *Config {
 	c.Compute.QEMUAccel = "auto"
 	c.Compute.VIFPluggingTimeout.Duration = 300 * time.Second
 	c.Compute.VIFPluggingIsFatal = true
-	c.Network.Agent = NetworkAgent{Mode: "auto", DHCP: true, Metadata: true}
+	c.Network.Agent = NetworkAgent{Mode: "auto", DHCP: true, Metadata: true, L3: true, SecurityGroups: true}
 	return c
 }
 
@@ -187,9 +190,9 @@ var Env = []struct {
 	{"KUMO_DATABASE_DSN", "postgres:// DSN (empty: SQLite in the data dir)", func(c *Config, v string) error { c.Database.DSN = v; return nil }},
 	{"KUMO_NATS_URL", "external NATS URL (empty: embedded)", func(c *Config, v string) error { c.NATS.URL = v; return nil }},
 	{"KUMO_NATS_LISTEN", "embedded NATS client address for remote agents", func(c *Config, v string) error { c.NATS.Listen = v; return nil }},
+	{"KUMO_NETWORK_AGENT", "in-process network agent: auto, on or off", func(c *Config, v string) error { c.Network.Agent.Mode = v; return nil }},
 	{"KUMO_COMPUTE_DRIVER", "compute driver of the in-process host: auto, fake or qemu", func(c *Config, v string) error { c.Compute.Driver = v; return nil }},
 	{"KUMO_VOLUME_LVM_VG", "volume group of the LVM volume backend (empty: none)", func(c *Config, v string) error { c.Volume.LVMVolumeGroup = v; return nil }},
-	{"KUMO_NETWORK_AGENT", "in-process network agent: auto, on or off", func(c *Config, v string) error { c.Network.Agent.Mode = v; return nil }},
 	{"KUMO_TOKEN_TTL", "token lifetime", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		c.Identity.TokenTTL.Duration = d

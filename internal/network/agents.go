@@ -9,7 +9,6 @@ import (
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
 	"github.com/kumo-cloud/kumo/internal/db"
-	"github.com/kumo-cloud/kumo/internal/network/rpc"
 )
 
 // Network agents (the "agent" extension): the data-plane agents report
@@ -27,9 +26,7 @@ type AgentReport struct {
 	AgentType, Binary, Topic, Host string
 	AvailabilityZone               string // "" for none
 	Configurations                 map[string]any
-	StartFlag                      bool      // first report since the agent started
-	StartedAt                      time.Time // when the agent process started, if it says
-	TunnelIP                       string    // the host's VXLAN underlay address (L2 agents)
+	StartFlag                      bool // first report since the agent started
 }
 
 // Agent is a row of net_agents.
@@ -38,18 +35,17 @@ type Agent struct {
 	AdminStateUp                                                      bool
 	Configurations                                                    map[string]any
 	StartedAt, CreatedAt, HeartbeatAt                                 time.Time
-	TunnelIP                                                          string
 }
 
 const agentCols = `id, agent_type, agent_binary, topic, host, admin_state_up, availability_zone, description, configurations,
-	started_at, created_at, heartbeat_at, tunnel_ip`
+	started_at, created_at, heartbeat_at`
 
 func scanAgent(row interface{ Scan(...any) error }) (*Agent, error) {
 	a := &Agent{}
 	var az sql.NullString
 	var conf, started, created, beat string
 	if err := row.Scan(&a.ID, &a.AgentType, &a.Binary, &a.Topic, &a.Host, &a.AdminStateUp, &az, &a.Description, &conf,
-		&started, &created, &beat, &a.TunnelIP); err != nil {
+		&started, &created, &beat); err != nil {
 		return nil, err
 	}
 	a.AvailabilityZone = az.String
@@ -76,66 +72,25 @@ func (s *Service) ReportAgent(ctx context.Context, r AgentReport) error {
 	az := nullStr(r.AvailabilityZone, r.AvailabilityZone != "")
 	return s.withTx(ctx, func(tx *txn) error {
 		now := db.FormatTime(s.nowUTC())
-		started := now
-		if !r.StartedAt.IsZero() {
-			started = db.FormatTime(r.StartedAt.UTC())
-		}
 		var id string
 		err := tx.QueryRowContext(ctx, `SELECT id FROM net_agents WHERE agent_type = $1 AND host = $2`, r.AgentType, r.Host).Scan(&id)
 		if err == sql.ErrNoRows {
 			_, err = tx.ExecContext(ctx, `INSERT INTO net_agents (id, agent_type, agent_binary, topic, host, availability_zone,
-				configurations, tunnel_ip, started_at, created_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)`,
-				newID(), r.AgentType, r.Binary, r.Topic, r.Host, az, conf, r.TunnelIP, started, now)
-			if db.IsUniqueViolation(err) {
-				return nil // a concurrent first report won
-			}
+				configurations, started_at, created_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8)`,
+				newID(), r.AgentType, r.Binary, r.Topic, r.Host, az, conf, now)
 			return err
 		}
 		if err != nil {
 			return err
 		}
-		if r.StartFlag || !r.StartedAt.IsZero() {
+		if r.StartFlag {
 			_, err = tx.ExecContext(ctx, `UPDATE net_agents SET agent_binary = $1, topic = $2, availability_zone = $3,
-				configurations = $4, tunnel_ip = $5, started_at = $6, heartbeat_at = $7 WHERE id = $8`,
-				r.Binary, r.Topic, az, conf, r.TunnelIP, started, now, id)
+				configurations = $4, started_at = $5, heartbeat_at = $5 WHERE id = $6`, r.Binary, r.Topic, az, conf, now, id)
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE net_agents SET configurations = $1, heartbeat_at = $2, tunnel_ip = $3 WHERE id = $4`,
-			conf, now, r.TunnelIP, id)
+		_, err = tx.ExecContext(ctx, `UPDATE net_agents SET configurations = $1, heartbeat_at = $2 WHERE id = $3`, conf, now, id)
 		return err
 	})
-}
-
-// recordReport stores a heartbeat the network agent sent over the bus.
-func (s *Service) recordReport(ctx context.Context, r rpc.AgentReport) error {
-	if r.Host == "" || r.AgentType == "" {
-		return nil
-	}
-	az := ""
-	if r.AgentType == "DHCP agent" || r.AgentType == "L3 agent" {
-		az = s.cfg.AvailabilityZone // Neutron shows zones for DHCP and L3 agents only
-	}
-	started, _ := time.Parse(time.RFC3339, r.StartedAt)
-	return s.ReportAgent(ctx, AgentReport{AgentType: r.AgentType, Binary: r.Binary, Topic: "N/A", Host: r.Host,
-		AvailabilityZone: az, Configurations: r.Configurations, TunnelIP: r.TunnelIP, StartedAt: started})
-}
-
-// tunnelIPs maps hosts to the VXLAN address their L2 agent reported.
-func (s *Service) tunnelIPs(ctx context.Context, q db.Querier) (map[string]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT host, tunnel_ip FROM net_agents WHERE agent_type = $1`, L2AgentType)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var h, ip string
-		if err := rows.Scan(&h, &ip); err != nil {
-			return nil, err
-		}
-		out[h] = ip
-	}
-	return out, rows.Err()
 }
 
 // hostHasAgent reports whether a live, enabled L2 agent serves host.

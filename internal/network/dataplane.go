@@ -39,8 +39,6 @@ type dataPlane struct {
 	netHash map[string][32]byte
 	rtrHash map[string][32]byte
 	finger  string
-	// hook is told about port status changes (Nova's vif-plugged events).
-	hook func(ctx context.Context, portID, deviceID, status string)
 }
 
 func (d *dataPlane) init() {
@@ -65,15 +63,6 @@ func (s *Service) changed() {
 	case s.dp.kick <- struct{}{}:
 	default:
 	}
-}
-
-// SetPortStatusHook registers fn to be called after an agent changed a
-// port's status (ACTIVE, DOWN, ERROR): the compute side turns it into
-// network-vif-plugged / -unplugged events.
-func (s *Service) SetPortStatusHook(fn func(ctx context.Context, portID, deviceID, status string)) {
-	s.dp.mu.Lock()
-	s.dp.hook = fn
-	s.dp.mu.Unlock()
 }
 
 // notifyAfter wraps a writing handler so that a success kicks the publisher.
@@ -278,16 +267,30 @@ func (s *Service) onAgentMessage(ctx context.Context, m *bus.Message) (any, erro
 	return nil, bus.NewError(bus.CodeUnknownType, "unknown message %s", m.Type)
 }
 
-// recordHeartbeat stores a heartbeat; a new agent or a changed tunnel
-// address changes the other hosts' forwarding entries.
+// recordHeartbeat stores a heartbeat (ReportAgent); a new agent or a
+// changed tunnel address changes the other hosts' forwarding entries.
 func (s *Service) recordHeartbeat(ctx context.Context, r rpc.AgentReport) error {
-	var before string
-	err := s.db.Reader().QueryRowContext(ctx, `SELECT tunnel_ip FROM net_agents WHERE agent_type = $1 AND host = $2`, r.AgentType, r.Host).Scan(&before)
-	known := err == nil
-	if err != nil && err != sql.ErrNoRows {
+	if r.Host == "" || r.AgentType == "" {
+		return bus.NewError(bus.CodeBadRequest, "host and agent_type are required")
+	}
+	before, known, err := s.agentTunnel(ctx, r.AgentType, r.Host)
+	if err != nil {
 		return err
 	}
-	if err := s.recordReport(ctx, r); err != nil {
+	conf := map[string]any{}
+	for k, v := range r.Configurations {
+		conf[k] = v
+	}
+	if r.TunnelIP != "" {
+		conf["tunneling_ip"] = r.TunnelIP
+	}
+	az := ""
+	if r.AgentType == "DHCP agent" || r.AgentType == "L3 agent" {
+		az = s.cfg.AvailabilityZone // Neutron shows zones for DHCP and L3 agents only
+	}
+	topic := "N/A"
+	if err := s.ReportAgent(ctx, AgentReport{AgentType: r.AgentType, Binary: r.Binary, Topic: topic, Host: r.Host,
+		AvailabilityZone: az, Configurations: conf, StartFlag: r.Start || !known}); err != nil {
 		return err
 	}
 	if !known || before != r.TunnelIP {
@@ -298,6 +301,57 @@ func (s *Service) recordHeartbeat(ctx context.Context, r rpc.AgentReport) error 
 	return nil
 }
 
+// agentTunnel is the tunnel address an agent reported last.
+func (s *Service) agentTunnel(ctx context.Context, typ, host string) (string, bool, error) {
+	var conf string
+	err := s.db.Reader().QueryRowContext(ctx, `SELECT configurations FROM net_agents WHERE agent_type = $1 AND host = $2`, typ, host).Scan(&conf)
+	if err == sql.ErrNoRows {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	var m map[string]any
+	_ = json.Unmarshal([]byte(conf), &m)
+	ip, _ := m["tunneling_ip"].(string)
+	return ip, true, nil
+}
+
+// l3Host is the host routers run on: the first live, enabled L3 agent
+// ("" without one).
+func (s *Service) l3Host(ctx context.Context, q db.Querier) (string, error) {
+	since := db.FormatTime(s.nowUTC().Add(-s.agentDownTime()))
+	var host string
+	err := q.QueryRowContext(ctx, `SELECT host FROM net_agents WHERE agent_type = 'L3 agent' AND admin_state_up
+		AND heartbeat_at >= $1 ORDER BY host LIMIT 1`, since).Scan(&host)
+	if err == sql.ErrNoRows {
+		return "", nil
+	}
+	return host, err
+}
+
+// tunnelIPs maps hosts to the VXLAN address their L2 agent reported.
+func (s *Service) tunnelIPs(ctx context.Context, q db.Querier) (map[string]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT host, configurations FROM net_agents WHERE agent_type = $1`, L2AgentType)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var h, conf string
+		if err := rows.Scan(&h, &conf); err != nil {
+			return nil, err
+		}
+		var m map[string]any
+		_ = json.Unmarshal([]byte(conf), &m)
+		if ip, ok := m["tunneling_ip"].(string); ok {
+			out[h] = ip
+		}
+	}
+	return out, rows.Err()
+}
+
 func (s *Service) forgetAll() {
 	s.dp.mu.Lock()
 	s.dp.finger = ""
@@ -305,61 +359,41 @@ func (s *Service) forgetAll() {
 	s.dp.mu.Unlock()
 }
 
-// setPortStatuses applies an agent's port statuses; only the host a
+// setPortStatuses applies an agent's port statuses through SetPortStatus
+// (which tells Compute: network-vif-plugged and friends); only the host a
 // port is bound to may change it.
 func (s *Service) setPortStatuses(ctx context.Context, req rpc.PortStatusRequest) error {
-	type change struct{ port, device, status string }
-	var changes []change
-	var events []ServerEvent
-	now := db.FormatTime(s.nowUTC())
-	err := s.db.WithTx(ctx, func(tx *sqlTx) error {
-		changes, events = changes[:0], events[:0]
-		for _, p := range req.Ports {
-			switch p.Status {
-			case rpc.StatusActive, rpc.StatusDown, rpc.StatusBuild, "ERROR":
-			default:
-				return bus.NewError(bus.CodeBadRequest, "port %s: unknown status %q", p.ID, p.Status)
-			}
-			var device, owner, old string
-			err := tx.QueryRowContext(ctx, `SELECT device_id, device_owner, status FROM net_ports
-				WHERE id = $1 AND binding_host_id = $2`+s.db.ForUpdate(), p.ID, req.Host).Scan(&device, &owner, &old)
-			if err == sql.ErrNoRows || err == nil && old == p.Status {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE net_ports SET status = $1, revision_number = revision_number + 1, updated_at = $2
-				WHERE id = $3`, p.Status, now, p.ID); err != nil {
-				return err
-			}
-			changes = append(changes, change{p.ID, device, p.Status})
-			events = append(events, statusEvents(&Port{ID: p.ID, DeviceID: device, DeviceOwner: owner, Status: p.Status}, old)...)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
 	for _, p := range req.Ports {
+		switch p.Status {
+		case rpc.StatusActive, rpc.StatusDown, rpc.StatusBuild, "ERROR":
+		default:
+			return bus.NewError(bus.CodeBadRequest, "port %s: unknown status %q", p.ID, p.Status)
+		}
+	}
+	changed := false
+	for _, p := range req.Ports {
+		var host, status string
+		err := s.db.Reader().QueryRowContext(ctx, `SELECT binding_host_id, status FROM net_ports WHERE id = $1`, p.ID).Scan(&host, &status)
+		if err == sql.ErrNoRows || err == nil && (host != req.Host || status == p.Status) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
 		if p.Error != "" {
 			s.log.Warn("port not wired on host", "port", p.ID, "host", req.Host, "status", p.Status, "reason", p.Error)
 		}
-	}
-	if len(changes) == 0 {
-		return nil
-	}
-	// Compute waits for network-vif-plugged before a server is ACTIVE.
-	s.notify(ctx, events)
-	s.changed()
-	s.dp.mu.Lock()
-	hook := s.dp.hook
-	s.dp.mu.Unlock()
-	for _, c := range changes {
-		s.log.Info("port status", "port", c.port, "host", req.Host, "status", c.status)
-		if hook != nil {
-			hook(ctx, c.port, c.device, c.status)
+		if err := s.SetPortStatus(ctx, p.ID, p.Status); err != nil {
+			if isNotFound(err) {
+				continue
+			}
+			return err
 		}
+		s.log.Info("port status", "port", p.ID, "host", req.Host, "status", p.Status)
+		changed = true
+	}
+	if changed {
+		s.changed()
 	}
 	return nil
 }
@@ -476,9 +510,16 @@ func (s *Service) desiredState(ctx context.Context) ([]*rpc.NetworkState, []*rpc
 	if err != nil {
 		return nil, nil, err
 	}
+	l3Host, err := s.l3Host(ctx, q)
+	if err != nil {
+		return nil, nil, err
+	}
 	portsBy := map[string][]*Port{}
 	byID := map[string]*Port{}
 	for _, p := range ports {
+		if p.HostID == "" && l3Host != "" && (strings.HasPrefix(p.DeviceOwner, rpc.DeviceOwnerRIntf) || p.DeviceOwner == rpc.DeviceOwnerRGW) {
+			p.HostID = l3Host // routers run on the L3 agent's host
+		}
 		portsBy[p.NetworkID] = append(portsBy[p.NetworkID], p)
 		byID[p.ID] = p
 	}
@@ -516,6 +557,13 @@ func (s *Service) desiredState(ctx context.Context) ([]*rpc.NetworkState, []*rpc
 			st.Hosts = append(st.Hosts, rpc.Host{Host: h, TunnelIP: tunnels[h]})
 		}
 		sort.Slice(st.Hosts, func(i, j int) bool { return st.Hosts[i].Host < st.Hosts[j].Host })
+		for g := range sgs { // remote groups the rules name
+			for _, r := range groups[g].Rules {
+				if r.RemoteGroupID != "" {
+					sgs[r.RemoteGroupID] = true
+				}
+			}
+		}
 		ids := make([]string, 0, len(sgs))
 		for g := range sgs {
 			ids = append(ids, g)
@@ -566,8 +614,17 @@ func (s *Service) groupStates(ctx context.Context, q db.Querier, ports []*Port) 
 		if !ok {
 			continue
 		}
-		g.Rules = append(g.Rules, rpc.Rule{ID: r.ID, Direction: r.Direction, Ethertype: r.Ethertype, Protocol: r.Protocol,
-			PortRangeMin: int(r.PortMin.Int64), PortRangeMax: int(r.PortMax.Int64), RemoteIPPrefix: r.RemoteIPPrefix, RemoteGroupID: r.RemoteGroupID})
+		rr := rpc.Rule{ID: r.ID, Direction: r.Direction, Ethertype: r.Ethertype, Protocol: r.Protocol,
+			RemoteIPPrefix: r.RemoteIPPrefix, RemoteGroupID: r.RemoteGroupID}
+		if r.PortMin.Valid {
+			v := int(r.PortMin.Int64)
+			rr.PortRangeMin = &v
+		}
+		if r.PortMax.Valid {
+			v := int(r.PortMax.Int64)
+			rr.PortRangeMax = &v
+		}
+		g.Rules = append(g.Rules, rr)
 		out[r.SecurityGroupID] = g
 	}
 	rows.Close()
@@ -624,6 +681,23 @@ func (s *Service) routerStates(ctx context.Context, q db.Querier, ports []*Port,
 		fips[f.RouterID] = append(fips[f.RouterID], rpc.FloatingIP{ID: f.ID, FloatingIP: f.Address, FixedIP: f.FixedIP, PortID: f.PortID})
 	}
 	rows.Close()
+	pfs := map[string][]rpc.PortForwarding{}
+	rows, err = q.QueryContext(ctx, `SELECT fi.router_id, fi.floating_ip_address, pf.protocol, pf.external_port, pf.internal_ip_address,
+		pf.internal_port FROM net_port_forwardings pf JOIN net_floatingips fi ON fi.id = pf.floatingip_id
+		WHERE fi.router_id IS NOT NULL ORDER BY pf.id`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var rid string
+		var pf rpc.PortForwarding
+		if err := rows.Scan(&rid, &pf.FloatingIP, &pf.Protocol, &pf.ExternalPort, &pf.InternalIP, &pf.InternalPort); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		pfs[rid] = append(pfs[rid], pf)
+	}
+	rows.Close()
 	ifaces := map[string][]rpc.Port{}
 	for _, p := range ports {
 		if strings.HasPrefix(p.DeviceOwner, rpc.DeviceOwnerRIntf) {
@@ -633,7 +707,7 @@ func (s *Service) routerStates(ctx context.Context, q db.Querier, ports []*Port,
 	out := make([]*rpc.RouterState, 0, len(rtrs))
 	for _, rt := range rtrs {
 		st := &rpc.RouterState{ID: rt.ID, ProjectID: rt.ProjectID, AdminStateUp: rt.AdminStateUp, EnableSNAT: rt.EnableSNAT,
-			Interfaces: ifaces[rt.ID], FloatingIPs: fips[rt.ID]}
+			Interfaces: ifaces[rt.ID], FloatingIPs: fips[rt.ID], PortForwardings: pfs[rt.ID]}
 		if gw := byID[rt.GwPortID]; gw != nil {
 			p := rpcPort(gw)
 			st.Gateway = &p

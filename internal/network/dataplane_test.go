@@ -180,9 +180,11 @@ func TestDataPlaneStateStatusAndAgents(t *testing.T) {
 	}
 	var hooked []string
 	var hmu sync.Mutex
-	api.svc.SetPortStatusHook(func(_ context.Context, port, device, status string) {
+	api.svc.SetComputeNotifier(func(_ context.Context, events []ServerEvent) {
 		hmu.Lock()
-		hooked = append(hooked, port+"/"+device+"/"+status)
+		for _, e := range events {
+			hooked = append(hooked, e.Tag+"/"+e.ServerUUID+"/"+e.Name)
+		}
 		hmu.Unlock()
 	})
 	set("host2", "ACTIVE")
@@ -194,7 +196,7 @@ func TestDataPlaneStateStatusAndAgents(t *testing.T) {
 		t.Fatalf("status after report: %v", s)
 	}
 	hmu.Lock()
-	if len(hooked) != 1 || hooked[0] != p1["id"].(string)+"/vm1/ACTIVE" {
+	if len(hooked) != 1 || hooked[0] != p1["id"].(string)+"/vm1/network-vif-plugged" {
 		t.Fatalf("hook calls: %v", hooked)
 	}
 	hmu.Unlock()

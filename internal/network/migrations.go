@@ -252,9 +252,6 @@ CREATE TABLE net_port_forwardings (
 CREATE INDEX net_port_forwardings_fip_idx ON net_port_forwardings (floatingip_id);
 CREATE INDEX net_port_forwardings_port_idx ON net_port_forwardings (internal_port_id);
 `},
-			{Version: 3, Name: "agent tunnel addresses", SQL: `
-ALTER TABLE net_agents ADD COLUMN tunnel_ip TEXT NOT NULL DEFAULT '';
-`},
 		},
 	}
 }

@@ -98,10 +98,10 @@ type Service struct {
 	macFixed   int // leading bytes of macBase that are fixed
 	quotas     map[string]int
 	now        func() time.Time
+	dp         dataPlane // the network agents' side (dataplane.go)
 
 	notifyMu sync.Mutex
 	notifier ComputeNotifier
-	dp       dataPlane // the network agents' side (dataplane.go)
 }
 
 // New builds the service. When deps.Policy is nil it enforces

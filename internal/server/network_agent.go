@@ -41,6 +41,24 @@ func networkAgentConfig(host string, c config.NetworkAgent) (netagent.Config, er
 	return cfg, nil
 }
 
+// withDataPlane adds the L3 and security-group parts the configuration
+// asks for; the returned function releases them.
+func withDataPlane(cfg *netagent.Config, c config.NetworkAgent, log *slog.Logger) (func(), error) {
+	closeFn := func() {}
+	if c.SecurityGroups {
+		cfg.Firewall = netagent.NewNFT(log.With("component", "security-groups"))
+	}
+	if c.L3 {
+		l, err := netagent.NewL3(log.With("component", "l3"))
+		if err != nil {
+			return nil, err
+		}
+		cfg.Routers = l
+		closeFn = l.Close
+	}
+	return closeFn, nil
+}
+
 // RunNetworkAgent runs a network agent that reaches the control plane
 // only through the bus, until ctx ends.
 func RunNetworkAgent(ctx context.Context, cfg NetworkAgentConfig, log *slog.Logger) error {
@@ -61,6 +79,11 @@ func RunNetworkAgent(ctx context.Context, cfg NetworkAgentConfig, log *slog.Logg
 	if err != nil {
 		return err
 	}
+	release, err := withDataPlane(&acfg, cfg.NetworkAgent, log)
+	if err != nil {
+		return err
+	}
+	defer release()
 	b, err := bus.Open(ctx, bus.Config{URL: cfg.NATSURL, Name: "kumo-network-agent@" + cfg.Host}, log)
 	if err != nil {
 		return fmt.Errorf("agent: bus: %w", err)
@@ -71,17 +94,22 @@ func RunNetworkAgent(ctx context.Context, cfg NetworkAgentConfig, log *slog.Logg
 		return err
 	}
 	defer a.Close()
-	log.Info("network agent running", "host", cfg.Host, "local_ip", cfg.LocalIP, "dhcp", cfg.DHCP, "metadata", cfg.Metadata, "nats", cfg.NATSURL)
+	log.Info("network agent running", "host", cfg.Host, "local_ip", cfg.LocalIP, "dhcp", cfg.DHCP, "metadata", cfg.Metadata,
+		"l3", cfg.L3, "security_groups", cfg.SecurityGroups, "nats", cfg.NATSURL)
 	return a.Run(ctx)
 }
 
 // networkAgentService runs the in-process network agent as a background
 // service of `kumo serve` (no routes of its own).
-type networkAgentService struct{ a *netagent.Agent }
+type networkAgentService struct {
+	a       *netagent.Agent
+	release func()
+}
 
 func (networkAgentService) Routes() *apiutil.Service        { return &apiutil.Service{Name: "network-agent"} }
 func (networkAgentService) Catalog() []service.CatalogEntry { return nil }
 func (s networkAgentService) Run(ctx context.Context) error {
+	defer s.release()
 	defer s.a.Close()
 	return s.a.Run(ctx)
 }
@@ -105,9 +133,14 @@ func inProcessNetworkAgent(deps service.Deps, cfg *config.Config, driver string)
 	if err != nil {
 		return nil, err
 	}
-	a, err := netagent.New(deps.Bus, acfg, deps.Log.With("component", "network-agent", "host", host))
+	release, err := withDataPlane(&acfg, ac, deps.Log)
 	if err != nil {
 		return nil, err
 	}
-	return networkAgentService{a}, nil
+	a, err := netagent.New(deps.Bus, acfg, deps.Log.With("component", "network-agent", "host", host))
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return networkAgentService{a, release}, nil
 }

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,11 +52,11 @@ type Firewall interface {
 	Apply(ctx context.Context, host string, nets []*rpc.NetworkState) error
 }
 
-// Routers converges routers (namespaces, SNAT, floating IPs) on an L3
-// host.
+// Routers converges the routers on an L3 host (namespaces, SNAT,
+// floating IPs): every call gets all routers and networks, and the host
+// runs those with a port on it.
 type Routers interface {
-	SyncRouter(ctx context.Context, r *rpc.RouterState) error
-	DeleteRouter(ctx context.Context, id string) error
+	Apply(ctx context.Context, host string, routers []*rpc.RouterState, nets map[string]*rpc.NetworkState) error
 }
 
 // Config configures an agent.
@@ -373,6 +374,17 @@ func (a *Agent) pass(ctx context.Context) time.Duration {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	// Filtering first, so that a port is never in its bridge unfiltered;
+	// routers next, so that their devices exist when the networks plug them.
+	if a.cfg.Firewall != nil && len(ids) > 0 {
+		if err := a.cfg.Firewall.Apply(ctx, a.cfg.Host, a.wanted()); err != nil {
+			a.log.Error("security groups", "err", err)
+			retry = 2 * time.Second
+		}
+	}
+	if a.routerPass(ctx, rtrs, len(ids)) {
+		retry = 2 * time.Second
+	}
 	for _, id := range ids {
 		r, again := a.reconcile(ctx, id, states[id])
 		reports = append(reports, r...)
@@ -390,13 +402,7 @@ func (a *Agent) pass(ctx context.Context) time.Duration {
 		a.cleanup()
 		a.cleaned = true
 	}
-	a.routerPass(ctx, rtrs)
-	if a.cfg.Firewall != nil && (len(ids) > 0 || len(tapPorts) > 0) {
-		if err := a.cfg.Firewall.Apply(ctx, a.cfg.Host, a.carried()); err != nil {
-			a.log.Error("firewall", "err", err)
-			retry = 2 * time.Second
-		}
-	}
+
 	if len(reports) > 0 {
 		go a.report(ctx, reports)
 	}
@@ -406,25 +412,17 @@ func (a *Agent) pass(ctx context.Context) time.Duration {
 	return retry
 }
 
-// carried lists the networks wired on this host.
-func (a *Agent) carried() []*rpc.NetworkState {
+// wanted lists the networks this host carries or is about to.
+func (a *Agent) wanted() []*rpc.NetworkState {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []*rpc.NetworkState
-	for id := range a.applied {
-		if n := a.desired[id]; n != nil {
+	for _, n := range a.desired {
+		if a.relevant(n) {
 			out = append(out, n)
 		}
 	}
-	slices.SortFunc(out, func(x, y *rpc.NetworkState) int {
-		if x.ID < y.ID {
-			return -1
-		}
-		if x.ID > y.ID {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(x, y *rpc.NetworkState) int { return strings.Compare(x.ID, y.ID) })
 	return out
 }
 
@@ -631,27 +629,31 @@ func (a *Agent) cleanup() {
 	}
 }
 
-func (a *Agent) routerPass(ctx context.Context, ids map[string]bool) {
-	if a.cfg.Routers == nil || len(ids) == 0 {
-		return
+// routerPass converges the host's routers when a router or a network
+// changed (a network's subnets feed the routers' addresses).
+func (a *Agent) routerPass(ctx context.Context, rtrs map[string]bool, nets int) bool {
+	if a.cfg.Routers == nil || len(rtrs) == 0 && nets == 0 {
+		return false
 	}
-	for id := range ids {
-		a.mu.Lock()
-		r := a.routers[id]
-		a.mu.Unlock()
-		var err error
-		if r == nil || r.Deleted {
-			err = a.cfg.Routers.DeleteRouter(ctx, id)
-			a.mu.Lock()
+	a.mu.Lock()
+	var routers []*rpc.RouterState
+	for id, r := range a.routers {
+		if r.Deleted {
 			delete(a.routers, id)
-			a.mu.Unlock()
-		} else {
-			err = a.cfg.Routers.SyncRouter(ctx, r)
+			continue
 		}
-		if err != nil {
-			a.log.Error("router", "router", id, "err", err)
-		}
+		routers = append(routers, r)
 	}
+	nstates := make(map[string]*rpc.NetworkState, len(a.desired))
+	for id, n := range a.desired {
+		nstates[id] = n
+	}
+	a.mu.Unlock()
+	if err := a.cfg.Routers.Apply(ctx, a.cfg.Host, routers, nstates); err != nil {
+		a.log.Error("routers", "err", err)
+		return true
+	}
+	return false
 }
 
 // watchLinks marks taps dirty as soon as they appear, so a VM's port is
@@ -699,8 +701,8 @@ func (a *Agent) watchLinks(ctx context.Context) (func(), error) {
 func (a *Agent) heartbeat(ctx context.Context) {
 	t := time.NewTicker(a.cfg.ReportInterval)
 	defer t.Stop()
-	for {
-		a.sendReports(ctx)
+	for first := true; ; first = false {
+		a.sendReports(ctx, first)
 		select {
 		case <-ctx.Done():
 			return
@@ -709,7 +711,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	}
 }
 
-func (a *Agent) sendReports(ctx context.Context) {
+func (a *Agent) sendReports(ctx context.Context, start bool) {
 	a.mu.Lock()
 	nports := len(a.tapIndex)
 	nnets := len(a.desired)
@@ -719,7 +721,7 @@ func (a *Agent) sendReports(ctx context.Context) {
 		tunnel = a.cfg.LocalIP.String()
 	}
 	base := rpc.AgentReport{Host: a.cfg.Host, Binary: a.cfg.Binary, TunnelIP: tunnel,
-		StartedAt: a.started.Format(time.RFC3339), Ports: nports, Networks: nnets}
+		StartedAt: a.started.Format(time.RFC3339), Ports: nports, Networks: nnets, Start: start}
 	l2 := base
 	l2.AgentType = TypeL2
 	l2.Configurations = map[string]any{"interface_mappings": a.cfg.InterfaceMappings, "tunnel_types": []string{"vxlan"},
@@ -730,6 +732,12 @@ func (a *Agent) sendReports(ctx context.Context) {
 		d.AgentType, d.Binary = TypeDHCP, a.cfg.Binary
 		d.Configurations = map[string]any{"dhcp_driver": "kumo", "networks": len(a.dhcpSnapshot()), "dhcp_lease_duration": int(a.cfg.LeaseTime / time.Second)}
 		reps = append(reps, d)
+	}
+	if a.cfg.Routers != nil {
+		l := base
+		l.AgentType = TypeL3
+		l.Configurations = map[string]any{"agent_mode": "legacy", "routers": a.routerCount()}
+		reps = append(reps, l)
 	}
 	if a.cfg.Metadata {
 		m := base
@@ -742,6 +750,12 @@ func (a *Agent) sendReports(ctx context.Context) {
 			a.log.Warn("heartbeat", "err", err)
 		}
 	}
+}
+
+func (a *Agent) routerCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.routers)
 }
 
 func (a *Agent) dhcpSnapshot() []string {

@@ -145,7 +145,15 @@ func Render(cfg Config, n NetworkSpec) (NetworkPlan, error) {
 		return p, nil
 	case "vxlan":
 		if !cfg.LocalIP.IsValid() {
-			return p, fmt.Errorf("network %s: %w", n.ID, ErrNoLocalIP)
+			// A host without an underlay address carries VXLAN networks
+			// on its own (all-in-one): the bridge alone, until another
+			// host joins the network.
+			for _, peer := range n.Peers {
+				if peer.IP.IsValid() {
+					return p, fmt.Errorf("network %s: %w (host %s has ports on it)", n.ID, ErrNoLocalIP, peer.IP)
+				}
+			}
+			return p, nil
 		}
 		port := cfg.VXLANPort
 		if port == 0 {

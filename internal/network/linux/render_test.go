@@ -62,10 +62,16 @@ func TestRender(t *testing.T) {
 			err:  ErrNoMapping,
 		},
 		{
-			name: "vxlan without a local address",
+			name: "vxlan without a local address and peers",
 			cfg:  Config{},
-			spec: NetworkSpec{ID: net1, Segment: Segment{Type: "vxlan", SegmentationID: 5}},
+			spec: NetworkSpec{ID: net1, Segment: Segment{Type: "vxlan", SegmentationID: 5}, Peers: []Peer{{IP: peer}}},
 			err:  ErrNoLocalIP,
+		},
+		{
+			name: "vxlan without a local address on a lone host is the bridge alone",
+			cfg:  Config{},
+			spec: NetworkSpec{ID: net1, MTU: 1450, Segment: Segment{Type: "vxlan", SegmentationID: 5}},
+			want: NetworkPlan{Network: net1, Bridge: Link{Name: "brq11111111-22", Kind: KindBridge, MTU: 1450}},
 		},
 		{
 			name: "unknown type",

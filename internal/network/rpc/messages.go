@@ -217,8 +217,8 @@ type Rule struct {
 	Direction      string `json:"direction"` // ingress or egress
 	Ethertype      string `json:"ethertype"` // IPv4 or IPv6
 	Protocol       string `json:"protocol,omitempty"`
-	PortRangeMin   int    `json:"port_range_min,omitempty"`
-	PortRangeMax   int    `json:"port_range_max,omitempty"`
+	PortRangeMin   *int   `json:"port_range_min,omitempty"` // ICMP: the type
+	PortRangeMax   *int   `json:"port_range_max,omitempty"` // ICMP: the code
 	RemoteIPPrefix string `json:"remote_ip_prefix,omitempty"`
 	RemoteGroupID  string `json:"remote_group_id,omitempty"`
 }
@@ -232,10 +232,20 @@ type RouterState struct {
 	AdminStateUp bool   `json:"admin_state_up"`
 	EnableSNAT   bool   `json:"enable_snat"`
 	// Gateway is the port on the external network, nil without one.
-	Gateway     *Port        `json:"gateway,omitempty"`
-	Interfaces  []Port       `json:"interfaces,omitempty"`
-	Routes      []HostRoute  `json:"routes,omitempty"`
-	FloatingIPs []FloatingIP `json:"floating_ips,omitempty"`
+	Gateway         *Port            `json:"gateway,omitempty"`
+	Interfaces      []Port           `json:"interfaces,omitempty"`
+	Routes          []HostRoute      `json:"routes,omitempty"`
+	FloatingIPs     []FloatingIP     `json:"floating_ips,omitempty"`
+	PortForwardings []PortForwarding `json:"port_forwardings,omitempty"`
+}
+
+// PortForwarding maps a floating IP's port to an internal address's port.
+type PortForwarding struct {
+	FloatingIP   string `json:"floating_ip_address"`
+	Protocol     string `json:"protocol"`
+	ExternalPort int    `json:"external_port"`
+	InternalIP   string `json:"internal_ip_address"`
+	InternalPort int    `json:"internal_port"`
 }
 
 // FloatingIP is a floating address mapped 1:1 to a fixed one.
@@ -270,6 +280,8 @@ type AgentReport struct {
 	// Ports and Networks count what the agent wired.
 	Ports    int `json:"ports"`
 	Networks int `json:"networks"`
+	// Start marks the first report since the agent started.
+	Start bool `json:"start_flag,omitempty"`
 }
 
 // PortStatus is one port's status as the agent sees it.

@@ -1,0 +1,64 @@
+package agent
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/kumo-cloud/kumo/internal/network/linux/l3"
+	"github.com/kumo-cloud/kumo/internal/network/linux/nft"
+	"github.com/kumo-cloud/kumo/internal/network/rpc"
+)
+
+func TestFirewallDesired(t *testing.T) {
+	n := sampleNetwork()
+	icmp := 8
+	n.Ports[0].PortSecurity = true
+	n.Ports[0].SecurityGroups = []string{"sg-web"}
+	n.Ports[0].AddressPairs = []rpc.AddressPair{{IPAddress: "10.0.0.100"}}
+	n.SecurityGroups = []rpc.SecurityGroup{
+		{ID: "sg-web", Stateful: true, MemberIPs: []string{"10.0.0.10"}, Rules: []rpc.Rule{
+			{ID: "r1", Direction: "ingress", Ethertype: "IPv4", Protocol: "icmp", PortRangeMin: &icmp, RemoteGroupID: "sg-admin"},
+		}},
+		{ID: "sg-admin", Stateful: true, MemberIPs: []string{"10.9.9.9"}},
+		{ID: "sg-unused", Stateful: true},
+	}
+	d := firewallDesired("hostA", []*rpc.NetworkState{n})
+	want := nft.Desired{
+		// The DHCP port on hostA is the network's own: not filtered.
+		Ports: []nft.Port{{ID: "p-a", Device: "tapp-a", MACAddress: "fa:16:3e:00:00:0a", FixedIPs: []string{"fd00::a", "10.0.0.10"},
+			AllowedAddressPairs: []nft.AddressPair{{IPAddress: "10.0.0.100"}}, PortSecurityEnabled: true, SecurityGroups: []string{"sg-web"}}},
+		Groups: []nft.Group{
+			{ID: "sg-admin", Stateful: true, Members: []string{"10.9.9.9"}},
+			{ID: "sg-web", Stateful: true, Members: []string{"10.0.0.10"}, Rules: []nft.SGRule{
+				{ID: "r1", Direction: "ingress", EtherType: "IPv4", Protocol: "icmp", PortRangeMin: &icmp, RemoteGroupID: "sg-admin"}}},
+		},
+	}
+	if !reflect.DeepEqual(d, want) {
+		t.Fatalf("firewall\n got %+v\nwant %+v", d, want)
+	}
+}
+
+func TestRouterDesired(t *testing.T) {
+	inner := sampleNetwork()
+	ext := &rpc.NetworkState{ID: "ext", MTU: 1500, External: true, Subnets: []rpc.Subnet{{ID: "ext-sub", IPVersion: 4, CIDR: "203.0.113.0/24", GatewayIP: "203.0.113.1"}}}
+	nets := map[string]*rpc.NetworkState{"net-1": inner, "ext": ext}
+	r := &rpc.RouterState{ID: "r1", AdminStateUp: true, EnableSNAT: true,
+		Interfaces:      []rpc.Port{{ID: "rp-1", NetworkID: "net-1", MAC: "FA:16:3E:00:00:01", Host: "net1host", FixedIPs: []rpc.FixedIP{{SubnetID: "sub-4", IPAddress: "10.0.0.1"}}}},
+		Gateway:         &rpc.Port{ID: "gw-1", NetworkID: "ext", MAC: "fa:16:3e:00:00:fe", Host: "net1host", FixedIPs: []rpc.FixedIP{{SubnetID: "ext-sub", IPAddress: "203.0.113.10"}}},
+		Routes:          []rpc.HostRoute{{Destination: "192.168.0.0/16", Nexthop: "10.0.0.254"}},
+		FloatingIPs:     []rpc.FloatingIP{{FloatingIP: "203.0.113.20", FixedIP: "10.0.0.10"}},
+		PortForwardings: []rpc.PortForwarding{{FloatingIP: "203.0.113.21", Protocol: "tcp", ExternalPort: 2222, InternalIP: "10.0.0.11", InternalPort: 22}}}
+	elsewhere := &rpc.RouterState{ID: "r2", AdminStateUp: true, Interfaces: []rpc.Port{{ID: "rp-2", NetworkID: "net-1", Host: "other"}}}
+	d := routerDesired("net1host", []*rpc.RouterState{elsewhere, r}, nets)
+	want := l3.Desired{Routers: []l3.Router{{ID: "r1", EnableSNAT: true,
+		Interfaces: []l3.Interface{{PortID: "rp-1", MACAddress: "fa:16:3e:00:00:01", IPs: []string{"10.0.0.1/24"}, MTU: 1450}},
+		Gateway: &l3.Gateway{Interface: l3.Interface{PortID: "gw-1", MACAddress: "fa:16:3e:00:00:fe", IPs: []string{"203.0.113.10/24"}, MTU: 1500},
+			NextHops: []string{"203.0.113.1"}},
+		Routes:          []l3.Route{{Destination: "192.168.0.0/16", NextHop: "10.0.0.254"}},
+		FloatingIPs:     []l3.FloatingIP{{FloatingIP: "203.0.113.20", FixedIP: "10.0.0.10"}},
+		PortForwardings: []l3.PortForwarding{{FloatingIP: "203.0.113.21", Protocol: "tcp", ExternalPort: 2222, InternalIP: "10.0.0.11", InternalPort: 22}},
+	}}}
+	if !reflect.DeepEqual(d, want) {
+		t.Fatalf("routers\n got %+v\nwant %+v", d, want)
+	}
+}
