@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/network/linux"
 	"github.com/kumo-cloud/kumo/internal/network/linux/nft"
