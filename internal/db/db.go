@@ -82,6 +82,7 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 		"foreign_keys(ON)",
 		"synchronous(NORMAL)",
 		"cache_size(-16000)",
+		"mmap_size(268435456)",
 	} {
 		q.Add("_pragma", p)
 	}
