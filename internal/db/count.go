@@ -15,6 +15,19 @@ import (
 // kumo serve exports the counters on /metrics. The cost is two atomic
 // adds per statement.
 
+// Statement cache (SQLite only): database/sql prepares every statement
+// run on a *sql.DB or *sql.Tx afresh, and SQLite's parser then costs
+// more than most of Kumo's small queries themselves (a quarter to a
+// third of the CPU of token issue and of agent heartbeats). So each
+// SQLite connection keeps its prepared statements by query text and
+// reuses one while it is not in use by an open result set (then the
+// query is prepared afresh as before). PostgreSQL's driver (pgx) caches
+// prepared statements itself.
+const (
+	stmtCacheSize   = 128  // statements per connection
+	stmtCacheMaxLen = 4096 // longer texts (large IN lists) are not kept
+)
+
 // counters are a DB's statement and transaction counts.
 type counters struct {
 	queries atomic.Uint64
@@ -44,7 +57,7 @@ func openCounted(name, dsn string, c *counters) (*sql.DB, error) {
 			return nil, err
 		}
 	}
-	return sql.OpenDB(countingConnector{Connector: conn, c: c}), nil
+	return sql.OpenDB(countingConnector{Connector: conn, c: c, cache: name == "sqlite"}), nil
 }
 
 type dsnConnector struct {
@@ -57,7 +70,8 @@ func (d dsnConnector) Driver() driver.Driver                        { return d.d
 
 type countingConnector struct {
 	driver.Connector
-	c *counters
+	c     *counters
+	cache bool
 }
 
 func (cc countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -65,7 +79,80 @@ func (cc countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &countingConn{Conn: conn, c: cc.c}, nil
+	w := &countingConn{Conn: conn, c: cc.c}
+	if _, ok := conn.(driver.ConnPrepareContext); ok && cc.cache {
+		w.stmts = map[string]*cachedStmt{}
+	}
+	return w, nil
+}
+
+// cachedStmt is a prepared statement kept by its connection; busy while
+// a result set of it is open.
+type cachedStmt struct {
+	s    driver.Stmt
+	busy atomic.Bool
+}
+
+// cached returns the connection's idle prepared statement for query,
+// preparing and keeping it if new; nil when the cache is off, the
+// statement is busy or does not prepare (the caller then takes the
+// uncached path, which reports any error).
+func (w *countingConn) cached(ctx context.Context, query string) *cachedStmt {
+	if w.stmts == nil || len(query) > stmtCacheMaxLen {
+		return nil
+	}
+	if cs, ok := w.stmts[query]; ok {
+		if cs.busy.Load() {
+			return nil
+		}
+		return cs
+	}
+	if len(w.stmts) >= stmtCacheSize {
+		for q, cs := range w.stmts {
+			if !cs.busy.Load() {
+				_ = cs.s.Close()
+				delete(w.stmts, q)
+			}
+		}
+	}
+	s, err := w.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	_, qc := s.(driver.StmtQueryContext)
+	_, ec := s.(driver.StmtExecContext)
+	if !qc || !ec {
+		_ = s.Close()
+		return nil
+	}
+	cs := &cachedStmt{s: s}
+	w.stmts[query] = cs
+	return cs
+}
+
+// Close closes the kept statements and the connection.
+func (w *countingConn) Close() error {
+	for _, cs := range w.stmts {
+		_ = cs.s.Close()
+	}
+	w.stmts = nil
+	return w.Conn.Close()
+}
+
+// cachedRows marks its statement idle again when closed.
+type cachedRows struct {
+	driver.Rows
+	cs     *cachedStmt
+	closed bool
+}
+
+func (r *cachedRows) Close() error {
+	err := r.Rows.Close()
+	if !r.closed {
+		r.closed = true
+		r.cs.busy.Store(false)
+	}
+	return err
 }
 
 // countingConn forwards to the engine's connection, counting statements;
@@ -73,7 +160,8 @@ func (cc countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 // database/sql default), so database/sql behaves as without the wrapper.
 type countingConn struct {
 	driver.Conn
-	c *counters
+	c     *counters
+	stmts map[string]*cachedStmt // nil: no statement cache
 }
 
 var (
@@ -116,6 +204,10 @@ func (w *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driv
 }
 
 func (w *countingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if cs := w.cached(ctx, query); cs != nil {
+		w.c.queries.Add(1)
+		return cs.s.(driver.StmtExecContext).ExecContext(ctx, args)
+	}
 	e, ok := w.Conn.(driver.ExecerContext)
 	if !ok {
 		return nil, driver.ErrSkip
@@ -128,6 +220,16 @@ func (w *countingConn) ExecContext(ctx context.Context, query string, args []dri
 }
 
 func (w *countingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if cs := w.cached(ctx, query); cs != nil {
+		w.c.queries.Add(1)
+		cs.busy.Store(true)
+		rows, err := cs.s.(driver.StmtQueryContext).QueryContext(ctx, args)
+		if err != nil {
+			cs.busy.Store(false)
+			return nil, err
+		}
+		return &cachedRows{Rows: rows, cs: cs}, nil
+	}
 	q, ok := w.Conn.(driver.QueryerContext)
 	if !ok {
 		return nil, driver.ErrSkip

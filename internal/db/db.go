@@ -11,6 +11,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -82,6 +83,7 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 		"foreign_keys(ON)",
 		"synchronous(NORMAL)",
 		"cache_size(-16000)",
+		"mmap_size(268435456)",
 	} {
 		q.Add("_pragma", p)
 	}
@@ -295,4 +297,24 @@ func (d *DB) ForUpdate() string {
 		return " FOR UPDATE"
 	}
 	return ""
+}
+
+// InList returns "IN (…)" over the elements of one parameter, $n, that
+// holds a JSON array of strings (see JSONStrings): a query text that does
+// not change with the number of values, so it is parsed once per
+// connection, unlike an IN list of one placeholder per value.
+func (d *DB) InList(n int) string {
+	if d.dialect == Postgres {
+		return fmt.Sprintf("IN (SELECT jsonb_array_elements_text($%d::jsonb))", n)
+	}
+	return fmt.Sprintf("IN (SELECT value FROM json_each($%d))", n)
+}
+
+// JSONStrings encodes vals as the JSON array parameter of InList.
+func JSONStrings(vals []string) string {
+	if vals == nil {
+		vals = []string{}
+	}
+	b, _ := json.Marshal(vals)
+	return string(b)
 }

@@ -299,14 +299,14 @@ func (s *Store) loadExtras(ctx context.Context, q db.Querier, is []*Instance) er
 		return nil
 	}
 	byUUID := make(map[string]*Instance, len(is))
-	args := make([]any, 0, len(is))
+	uuids := make([]string, 0, len(is))
 	for _, i := range is {
 		i.Metadata, i.Tags = map[string]string{}, []string{}
 		byUUID[i.UUID] = i
-		args = append(args, i.UUID)
+		uuids = append(uuids, i.UUID)
 	}
-	in := db.Placeholders(1, len(args))
-	rows, err := q.QueryContext(ctx, `SELECT instance_uuid, meta_key, value FROM compute_instance_metadata WHERE instance_uuid IN (`+in+`)`, args...)
+	in, arg := s.db.InList(1), db.JSONStrings(uuids)
+	rows, err := q.QueryContext(ctx, `SELECT instance_uuid, meta_key, value FROM compute_instance_metadata WHERE instance_uuid `+in, arg)
 	if err != nil {
 		return err
 	}
@@ -322,7 +322,7 @@ func (s *Store) loadExtras(ctx context.Context, q db.Querier, is []*Instance) er
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	rows, err = q.QueryContext(ctx, `SELECT instance_uuid, tag FROM compute_instance_tags WHERE instance_uuid IN (`+in+`) ORDER BY tag`, args...)
+	rows, err = q.QueryContext(ctx, `SELECT instance_uuid, tag FROM compute_instance_tags WHERE instance_uuid `+in+` ORDER BY tag`, arg)
 	if err != nil {
 		return err
 	}
