@@ -13,6 +13,7 @@ func Migrations() db.Set {
 			{Version: 1, Name: "flavors, key pairs, quotas", SQLite: schemaV1SQLite, Postgres: schemaV1Postgres},
 			{Version: 2, Name: "default flavors", SQL: seedFlavorsV2},
 			{Version: 3, Name: "servers, actions, services, nodes", SQLite: schemaV3SQLite, Postgres: schemaV3Postgres},
+			{Version: 4, Name: "server list indexes", SQL: schemaV4},
 		},
 	}
 }
