@@ -29,8 +29,8 @@ func BenchmarkServersDetail1000(b *testing.B) {
 				n := batch*1000 + i
 				inst := &store.Instance{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", n), ProjectID: "p1", UserID: "alice",
 					Name: fmt.Sprintf("vm-%05d", n), Hostname: fmt.Sprintf("vm-%05d", n), ImageRef: imageID,
-					Flavor:   store.InstanceFlavor{ID: "42", Name: "m1.nano", VCPUs: 1, MemoryMB: 128, RootGB: 1},
-					Host:     &host, Node: &host, VMState: "active", PowerState: 1, ReservationID: fmt.Sprintf("r-%05d", n),
+					Flavor: store.InstanceFlavor{ID: "42", Name: "m1.nano", VCPUs: 1, MemoryMB: 128, RootGB: 1},
+					Host:   &host, Node: &host, VMState: "active", PowerState: 1, ReservationID: fmt.Sprintf("r-%05d", n),
 					CreatedAt: t0.Add(time.Duration(n) * time.Millisecond),
 					Metadata:  map[string]string{"role": "web", "n": fmt.Sprint(n)}, Tags: []string{"bench"}}
 				if err := st.InsertInstance(ctx, tx, inst); err != nil {
