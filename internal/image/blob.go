@@ -78,8 +78,12 @@ func (b *blobs) ingest(ctx context.Context, r io.Reader, limit int64) (_ *ingest
 			os.Remove(f.Name())
 		}
 	}()
+	wb, err := newWriteback(f)
+	if err != nil {
+		return nil, fmt.Errorf("image data file: %w", err)
+	}
 	md, sh := md5.New(), sha512.New()
-	size, err := pipeline(ctx, r, limit, f, md, sh)
+	size, err := pipeline(ctx, r, limit, wb, md, sh)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +106,7 @@ type chunk struct {
 // pipeline reads r in chunks and feeds every chunk to w and to each hash
 // concurrently. It returns the number of bytes copied.
 func pipeline(ctx context.Context, r io.Reader, limit int64, w io.Writer, hashes ...hash.Hash) (int64, error) {
-	const depth = 4
+	const depth = 8
 	consumers := 1 + len(hashes)
 	free := make(chan *chunk, depth)
 	for i := 0; i < depth; i++ {

@@ -126,7 +126,7 @@ func newCLI(t *testing.T, bin string, k *Kumo) *cli {
 // try runs the CLI and returns its combined output.
 func (c *cli) try(args ...string) (string, error) {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.t.Context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(c.t.Context(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.bin, args...)
 	cmd.Env = c.env

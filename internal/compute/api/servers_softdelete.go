@@ -69,8 +69,9 @@ func (a *API) restoreServer(r *http.Request, id string, arg json.RawMessage) (*a
 		if err := a.quota.Check(ctx(r), tx, i.ProjectID, i.UserID, deltas); err != nil {
 			return err
 		}
+		// deleted_at stays until the restore succeeds: a failed restore
+		// leaves the server due for reclaim as before.
 		set := store.TaskSet(t, &act.taskState)
-		set["deleted_at"] = nil
 		if err := a.st.UpdateInstance(ctx(r), tx, i.UUID, store.Cond{NoTask: true, NotDeleted: true, VMStates: act.vmStates}, set); err != nil {
 			return err
 		}

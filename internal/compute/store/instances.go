@@ -465,7 +465,7 @@ type PendingTask struct{ UUID, TaskID string }
 // PendingTasks lists tasks without an owner or whose lease has run out.
 func (s *Store) PendingTasks(ctx context.Context, owner string) ([]PendingTask, error) {
 	rows, err := cq(s.db.Reader()).QueryContext(ctx, `SELECT uuid, task_id FROM compute_instances WHERE task_id IS NOT NULL
-		AND (task_owner IS NULL OR task_owner = $1 OR task_lease < $2) ORDER BY id`, owner, db.FormatTime(time.Now()))
+		AND (task_owner IS NULL OR task_owner = $1 OR task_lease < $2)`, owner, db.FormatTime(time.Now()))
 	if err != nil {
 		return nil, err
 	}

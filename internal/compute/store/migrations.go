@@ -15,6 +15,7 @@ func Migrations() db.Set {
 			{Version: 3, Name: "servers, actions, services, nodes", SQLite: schemaV3SQLite, Postgres: schemaV3Postgres},
 			{Version: 4, Name: "server list order indexes", SQL: serverListIndexesV4},
 			{Version: 5, Name: "aggregates, server groups, migrations", SQLite: schemaV4SQLite, Postgres: schemaV4Postgres},
+			{Version: 6, Name: "instance vm_state index", SQL: vmStateIndexV6},
 		},
 	}
 }
