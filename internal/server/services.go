@@ -10,6 +10,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/auth"
 	"github.com/kumo-cloud/kumo/internal/compute"
 	"github.com/kumo-cloud/kumo/internal/compute/api"
+	"github.com/kumo-cloud/kumo/internal/compute/conductor"
 	"github.com/kumo-cloud/kumo/internal/config"
 	"github.com/kumo-cloud/kumo/internal/image"
 	"github.com/kumo-cloud/kumo/internal/image/cache"
@@ -35,6 +36,7 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 		Conductor:        true,
 		Driver:           driver,
 		ForceConfigDrive: cfg.Compute.ForceConfigDrive,
+		ConductorConfig:  conductor.Config{Images: conductorImages{img}},
 		Hosts:            cfg.Compute.Hosts,
 		Images:           novaImages{img},
 		ImageCache:       imgCache,
@@ -78,7 +80,13 @@ func (n novaImages) GetImage(ctx context.Context, id string) (*api.Image, error)
 		}
 		return nil, err
 	}
-	out := &api.Image{ID: img.ID, Status: img.Status, MinDisk: img.MinDisk, MinRAM: img.MinRAM}
+	out := &api.Image{ID: img.ID, Status: img.Status, MinDisk: img.MinDisk, MinRAM: img.MinRAM, Properties: img.Properties}
+	if img.DiskFormat != nil {
+		out.DiskFormat = *img.DiskFormat
+	}
+	if img.ContainerFormat != nil {
+		out.ContainerFormat = *img.ContainerFormat
+	}
 	if img.Name != nil {
 		out.Name = *img.Name
 	}
@@ -86,6 +94,38 @@ func (n novaImages) GetImage(ctx context.Context, id string) (*api.Image, error)
 		out.Size = *img.Size
 	}
 	return out, nil
+}
+
+// CreateImage implements api.ImageCreator: a queued, private image of the
+// caller's project that a compute host uploads a snapshot into.
+func (n novaImages) CreateImage(ctx context.Context, s api.SnapshotImage) (string, error) {
+	body := map[string]any{"name": s.Name, "disk_format": s.DiskFormat, "container_format": s.ContainerFormat,
+		"min_disk": float64(s.MinDisk), "min_ram": float64(s.MinRAM), "visibility": "private"}
+	for k, v := range s.Properties {
+		if _, std := body[k]; !std {
+			body[k] = v
+		}
+	}
+	img, err := n.s.Create(ctx, body)
+	if err != nil {
+		return "", err
+	}
+	return img.ID, nil
+}
+
+// DeleteImage implements api.ImageCreator.
+func (n novaImages) DeleteImage(ctx context.Context, id string) error { return n.s.Delete(ctx, id) }
+
+// conductorImages lets the conductor delete snapshot images as the
+// compute service.
+type conductorImages struct{ s *image.Service }
+
+func (c conductorImages) DeleteImage(ctx context.Context, id string) error {
+	err := c.s.Delete(localImages(c).ctx(ctx), id)
+	if err != nil && apiutil.AsError(err).Status == 404 {
+		return nil
+	}
+	return err
 }
 
 // localImages is the image cache's fetcher inside the all-in-one process:

@@ -63,6 +63,11 @@ type Image struct {
 	MinDisk int64  // GiB
 	MinRAM  int64  // MiB
 	Size    int64  // bytes
+	// DiskFormat, ContainerFormat and Properties are inherited by
+	// snapshots of servers booted from the image.
+	DiskFormat      string
+	ContainerFormat string
+	Properties      map[string]string
 }
 
 // ErrImageNotFound is returned by an ImageLookup for an image the caller

@@ -227,7 +227,7 @@ func (a *API) actions() map[string]actionHandler {
 		"suspend":             a.simple(actSuspend, 202),
 		"resume":              a.simple(actResume, 202),
 		"unrescue":            a.simple(actUnresc, 202),
-		"shelve":              a.simple(actShelve, 202),
+		"shelve":              a.shelve,
 		"shelveOffload":       a.simple(actOffload, 202),
 		"unshelve":            a.simple(actUnshelv, 202),
 		"confirmResize":       a.simple(actConfirm, 204),
@@ -691,26 +691,6 @@ func (a *API) crashDump(r *http.Request, id string, arg json.RawMessage) (*apiut
 		return nil, err
 	}
 	return nil, apiutil.BadRequest("Triggering crash dump is not supported")
-}
-
-func (a *API) createImage(r *http.Request, id string, arg json.RawMessage) (*apiutil.Response, error) {
-	m, err := args(arg, "name", "metadata")
-	if err != nil {
-		return nil, err
-	}
-	if name, ok := str(m["name"]); !ok || name == "" {
-		return nil, apiutil.BadRequest("Invalid input for field/attribute createImage. 'name' is a required property")
-	}
-	i, err := a.loadServer(r, id, ruleCreateImage)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkState("createImage", i, []string{states.Active, states.Stopped, states.Paused, states.Suspended}); err != nil {
-		return nil, err
-	}
-	// Snapshots need an image uploader wired between the agents and the
-	// image service, which does not exist yet.
-	return nil, apiutil.Errorf(501, "Snapshots are not implemented yet.").WithCode("notImplemented")
 }
 
 // deferred serves forceDelete and restore: only soft-deleted servers

@@ -57,6 +57,10 @@ var (
 	// V2_38: an unknown status filter on server lists is a 400.
 	V2_38 = apiutil.Version{Major: 2, Minor: 38}
 
+	// V2_45: createImage and createBackup answer {"image_id"} in the body
+	// instead of a Location header.
+	V2_45 = apiutil.Version{Major: 2, Minor: 45}
+
 	// V2_47: server views embed the flavor (vcpus, ram, ... original_name)
 	// instead of linking to it.
 	V2_47 = apiutil.Version{Major: 2, Minor: 47}

@@ -83,6 +83,9 @@ type Config struct {
 	// Retries is how often a step is retried after a retryable failure
 	// (default 3).
 	Retries int
+	// Images deletes snapshot images (failed snapshots, unshelved
+	// servers); nil leaves them.
+	Images ImageService
 	// OnTaskEnd, when set, is called after every task ends (metrics,
 	// tests); failure is nil on success.
 	OnTaskEnd func(uuid, kind string, failure error)
@@ -476,6 +479,9 @@ func (r *run) spec() rpc.Instance {
 	s := rpc.Instance{UUID: i.UUID, Name: i.InstanceName(), Hostname: i.Hostname, VCPUs: int(f.VCPUs), MemoryMB: int(f.MemoryMB),
 		RootGB: int(f.RootGB), EphemeralGB: int(f.EphemeralGB), SwapMB: int(f.Swap), ImageID: i.ImageRef,
 		ConfigDrive: i.ConfigDrive != "", Metadata: i.Metadata}
+	if img := shelvedImageID(i); img != "" {
+		s.ImageID = img // an unshelve boots from the shelved snapshot
+	}
 	if i.UserData != nil {
 		s.UserData = []byte(*i.UserData)
 	}

@@ -39,6 +39,7 @@ const (
 	kindShelve        = "shelve"
 	kindShelveOffload = "shelve_offload"
 	kindUnshelve      = "unshelve"
+	kindSnapshot      = "snapshot"
 )
 
 // Kind names exported for the API, which creates the tasks.
@@ -64,6 +65,7 @@ const (
 	Shelve        = kindShelve
 	ShelveOffload = kindShelveOffload
 	Unshelve      = kindUnshelve
+	Snapshot      = kindSnapshot
 )
 
 // Event returns the name of the event an action of kind k records
@@ -144,9 +146,15 @@ func init() {
 		},
 		kindShelve: {
 			event:  "compute_shelve_instance",
-			steps:  []step{{name: "power_off", run: opStep(rpc.OpPowerOff)}, offloadStep},
+			steps:  []step{{name: "power_off", run: opStep(rpc.OpPowerOff)}, snapshotStep, offloadStep},
 			finish: shelvedOffloaded,
-			fail:   restore,
+			fail:   failSnapshot(restore),
+		},
+		kindSnapshot: {
+			event:  "compute_snapshot_instance",
+			steps:  []step{snapshotStep},
+			finish: snapshotDone,
+			fail:   failSnapshot(restore),
 		},
 		kindShelveOffload: {
 			event:  "compute_shelve_offload_instance",
@@ -156,8 +164,8 @@ func init() {
 		},
 		kindUnshelve: {
 			event:  "compute_unshelve_instance",
-			steps:  []step{scheduleStep(nil), networkStep, spawnStep},
-			finish: becomes(states.Active, true),
+			steps:  []step{scheduleStep(nil), networkStep, spawnStep, {name: "delete_shelved_image", run: deleteShelvedImage}},
+			finish: unshelved,
 			fail:   restore,
 		},
 	}
@@ -200,7 +208,12 @@ func deleted(r *run) store.Set {
 }
 
 func shelvedOffloaded(r *run) store.Set {
-	return store.Set{"vm_state": states.ShelvedOffloaded, "power_state": int(virt.NoState), "host": nil, "node": nil}
+	set := store.Set{"vm_state": states.ShelvedOffloaded, "power_state": int(virt.NoState), "host": nil, "node": nil}
+	if img := r.task.Args["image_id"]; img != "" {
+		// Where unshelve finds the disk again (Nova's shelved_image_id).
+		set["migration_ctx"] = &store.Task{Kind: kindShelve, Args: map[string]string{shelvedImage: img}}
+	}
+	return set
 }
 
 // ---- steps ----
