@@ -142,6 +142,12 @@ func qemuProcesses(s string) []string {
 	return out
 }
 
+// cmdlineHas reports whether process pid has the arguments args in a row.
+func cmdlineHas(pid string, args ...string) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+	return err == nil && bytes.Contains(b, []byte(strings.Join(args, "\x00")+"\x00"))
+}
+
 // leftovers lists what a server left on the host: QEMU processes, files
 // under the QEMU state directory, taps.
 func leftovers(dataDir, id string) []string {
@@ -166,7 +172,7 @@ func TestQEMUServerLifecycle(t *testing.T) {
 	t.Parallel()
 	dataDir := shortDataDir(t)
 	k := Start(t, Options{DataDir: dataDir, Args: []string{"--compute-driver", "qemu"}})
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
 	p, err := k.Authenticate(ctx, k.AdminAuth())
 	if err != nil {
@@ -270,6 +276,14 @@ func TestQEMUServerLifecycle(t *testing.T) {
 	}
 	action("unshelve", "ACTIVE", func() error { return servers.Unshelve(ctx, nova, id, servers.UnshelveOpts{}).ExtractErr() })
 	step("boot after unshelve", func() { waitConsole(t, ctx, nova, id, want, 1) })
+	action("resize", "VERIFY_RESIZE", func() error {
+		return servers.Resize(ctx, nova, id, servers.ResizeOpts{FlavorRef: "84"}).ExtractErr()
+	})
+	action("confirm resize", "ACTIVE", func() error { return servers.ConfirmResize(ctx, nova, id).ExtractErr() })
+	if ps := qemuProcesses(id); len(ps) != 1 || !cmdlineHas(ps[0], "-m", "192") {
+		t.Errorf("after resize to 192 MiB: QEMU processes %v", ps)
+	}
+	step("boot after resize", func() { waitConsole(t, ctx, nova, id, want, 2) })
 	step("shelved image deleted", func() {
 		all, err := images.List(img, images.ListOpts{}).AllPages(ctx)
 		if err != nil {

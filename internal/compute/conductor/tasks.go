@@ -119,7 +119,7 @@ func init() {
 		},
 		kindRevertResize: {
 			event: "compute_revert_resize",
-			steps: []step{destroyStep(false), {name: "return_to_source", run: returnToSource}, spawnStep},
+			steps: []step{revertDestroyStep, {name: "return_to_source", run: returnToSource}, resizeSpawnStep},
 			finish: func(r *run) store.Set {
 				set := keepPowerState(false)(r)
 				set["migration_ctx"] = (*store.Task)(nil)
@@ -506,7 +506,7 @@ func resizeKind(event string) kind {
 				})
 				return err
 			}},
-			spawnStep,
+			resizeSpawnStep,
 		},
 		finish: func(r *run) store.Set {
 			mig := &store.Task{Kind: r.task.Kind, PrevVMState: r.task.PrevVMState, OldFlavor: r.task.OldFlavor,
@@ -516,6 +516,41 @@ func resizeKind(event string) kind {
 		fail: restore,
 	}
 }
+
+// resizeSpawnStep creates the instance on the target host of a resize;
+// on the host it is already on (same-host resize and its revert) it asks
+// for an in-place resize instead, which keeps the disks.
+var resizeSpawnStep = step{name: "spawn", run: func(ctx context.Context, r *run) error {
+	if !r.sameHost() {
+		return spawnStep.run(ctx, r)
+	}
+	rep, err := r.op(ctx, r.inst.HostName(), rpc.OpResize, func(req *rpc.OpRequest) {
+		req.Stopped = r.task.PrevVMState == states.Stopped
+	})
+	if err != nil {
+		return fmt.Errorf("Resize of instance %s failed: %w", r.inst.UUID, agentError(err))
+	}
+	r.power = rep.PowerState
+	return nil
+}}
+
+// sameHost reports whether a resize (or its revert) stays on one host.
+func (r *run) sameHost() bool {
+	src := r.task.SourceHost
+	if r.task.Kind == kindRevertResize && r.inst.Migration != nil {
+		src = r.inst.Migration.SourceHost
+	}
+	return src != "" && src == r.inst.HostName()
+}
+
+// revertDestroyStep removes the resized instance from the target host,
+// unless the resize stayed on one host (the revert then resizes in place).
+var revertDestroyStep = step{name: "destroy", run: func(ctx context.Context, r *run) error {
+	if r.sameHost() {
+		return nil
+	}
+	return destroyStep(false).run(ctx, r)
+}}
 
 // returnToSource moves a reverted resize back to its source host and
 // old flavor.
