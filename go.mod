@@ -3,6 +3,7 @@ module github.com/kumo-cloud/kumo
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/gophercloud/gophercloud/v2 v2.15.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/kdomanski/iso9660 v0.4.0

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/remoteconsoles"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
@@ -217,6 +219,9 @@ func TestQEMUServerLifecycle(t *testing.T) {
 		}
 	})
 
+	step("serial console over websocket", func() { checkSerialConsole(t, ctx, nova, id) })
+	step("VNC console over websocket", func() { checkVNCConsole(t, ctx, nova, id) })
+
 	action := func(name, status string, do func() error) {
 		t.Helper()
 		step(name, func() {
@@ -333,6 +338,68 @@ func waitImage(t *testing.T, ctx context.Context, c *gophercloud.ServiceClient, 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// consoleURL asks for a remote console (2.6+) and returns its URL.
+func consoleURL(t *testing.T, ctx context.Context, nova *gophercloud.ServiceClient, id string, protocol remoteconsoles.ConsoleProtocol, typ remoteconsoles.ConsoleType) string {
+	t.Helper()
+	c, err := remoteconsoles.Create(ctx, nova, id, remoteconsoles.CreateOpts{Protocol: protocol, Type: typ}).Extract()
+	if err != nil {
+		t.Fatalf("remote console %s: %v", protocol, err)
+	}
+	if !strings.HasPrefix(c.URL, "ws://") || !strings.Contains(c.URL, "token=") {
+		t.Fatalf("remote console URL %q", c.URL)
+	}
+	return c.URL
+}
+
+// checkSerialConsole types a line into the guest's serial console and
+// reads the guest's echo of it; the token works once.
+func checkSerialConsole(t *testing.T, ctx context.Context, nova *gophercloud.ServiceClient, id string) {
+	url := consoleURL(t, ctx, nova, id, remoteconsoles.ConsoleProtocolSerial, remoteconsoles.ConsoleTypeSerial)
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	ws, _, err := websocket.Dial(cctx, url, nil)
+	if err != nil {
+		t.Fatalf("dial serial console: %v", err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(cctx, websocket.MessageBinary, []byte("hello-kumo\r")); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for !bytes.Contains(got, []byte("kumo-guest: echo: hello-kumo")) {
+		_, b, err := ws.Read(cctx)
+		if err != nil {
+			t.Fatalf("serial console: no echo from the guest (%v); read %q", err, got)
+		}
+		got = append(got, b...)
+	}
+	ws.Close(websocket.StatusNormalClosure, "")
+	if _, _, err := websocket.Dial(cctx, url, nil); err == nil {
+		t.Error("a console token worked twice")
+	}
+}
+
+// checkVNCConsole opens the VNC console as noVNC does (subprotocol
+// "binary") and reads the RFB greeting.
+func checkVNCConsole(t *testing.T, ctx context.Context, nova *gophercloud.ServiceClient, id string) {
+	url := consoleURL(t, ctx, nova, id, remoteconsoles.ConsoleProtocolVNC, remoteconsoles.ConsoleTypeNoVNC)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(cctx, url, &websocket.DialOptions{Subprotocols: []string{"binary"}})
+	if err != nil {
+		t.Fatalf("dial VNC console: %v", err)
+	}
+	defer ws.CloseNow()
+	if ws.Subprotocol() != "binary" {
+		t.Errorf("VNC websocket subprotocol %q, want binary", ws.Subprotocol())
+	}
+	_, b, err := ws.Read(cctx)
+	if err != nil || !bytes.HasPrefix(b, []byte("RFB 003.")) {
+		t.Fatalf("VNC greeting %q: %v", b, err)
+	}
+	ws.Close(websocket.StatusNormalClosure, "")
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -243,6 +243,8 @@ func (a *API) actions() map[string]actionHandler {
 		"unlock":              a.unlock,
 		"os-resetState":       a.resetState,
 		"os-getConsoleOutput": a.consoleOutput,
+		"os-getSerialConsole": a.legacyConsole("os-getSerialConsole", "serial"),
+		"os-getVNCConsole":    a.legacyConsole("os-getVNCConsole", "vnc"),
 		"changePassword":      a.changePassword,
 		"trigger_crash_dump":  a.crashDump,
 		"createImage":         a.createImage,

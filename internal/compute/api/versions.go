@@ -27,6 +27,9 @@ var (
 	// root_device_name, user_data).
 	V2_3 = apiutil.Version{Major: 2, Minor: 3}
 
+	// V2_6: POST /servers/{id}/remote-consoles.
+	V2_6 = apiutil.Version{Major: 2, Minor: 6}
+
 	// V2_9: server views show "locked".
 	V2_9 = apiutil.Version{Major: 2, Minor: 9}
 
