@@ -18,8 +18,8 @@ func TestRemoteConsolesRefusals(t *testing.T) {
 	path := v21 + "/servers/" + id + "/remote-consoles"
 	for _, tc := range []struct {
 		name, version, body string
-		status             int
-		fault, msg         string
+		status              int
+		fault, msg          string
 	}{
 		{"fake driver has no serial console", "2.6", `{"remote_console": {"protocol": "serial", "type": "serial"}}`, 400, "badRequest", "Unavailable console type serial."},
 		{"fake driver has no vnc console", "2.96", `{"remote_console": {"protocol": "vnc", "type": "novnc"}}`, 400, "badRequest", "Unavailable console type novnc."},
