@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,17 +23,25 @@ import (
 // qemuGuest checks what real-VM tests need (root, QEMU, the test guest
 // from tools/guest-image, built here when missing) and returns the
 // guest's directory. Under CI=true a missing piece fails the test.
-func qemuGuest(t *testing.T) string {
+func qemuGuest(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: no real VMs")
 	}
+	skip := func(format string, args ...any) {
+		t.Helper()
+		msg := fmt.Sprintf(format, args...)
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s (mandatory under CI=true)", msg)
+		}
+		t.Skip(msg)
+	}
 	if os.Geteuid() != 0 {
-		requireOrSkip(t, "real-VM tests need root (taps, QEMU state under the data dir)")
+		skip("real-VM tests need root (taps, QEMU state under the data dir)")
 	}
 	for _, bin := range []string{"qemu-system-x86_64", "qemu-img"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			requireOrSkip(t, "%s not installed (apt-get install qemu-system-x86 qemu-utils)", bin)
+			skip("%s not installed (apt-get install qemu-system-x86 qemu-utils)", bin)
 		}
 	}
 	dir := os.Getenv("KUMO_GUEST_DIR")
@@ -40,14 +49,14 @@ func qemuGuest(t *testing.T) string {
 		dir = "/var/cache/kumo/guest"
 	}
 	if out, err := exec.Command("sh", "../../tools/guest-image/build.sh", dir).CombinedOutput(); err != nil {
-		requireOrSkip(t, "building the test guest: %v: %s", err, out)
+		skip("building the test guest: %v: %s", err, out)
 	}
 	return dir
 }
 
 // shortDataDir is a data directory with a short path: QEMU's unix
 // sockets live under it and their paths must fit in 107 bytes.
-func shortDataDir(t *testing.T) string {
+func shortDataDir(t testing.TB) string {
 	d, err := os.MkdirTemp("", "kq")
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +68,7 @@ func shortDataDir(t *testing.T) string {
 // uploadGuest uploads the test guest as Glance images: the kernel (aki),
 // the initramfs (ari) and the root disk (qcow2) naming both, for direct
 // kernel boot. It returns the root disk image's id.
-func uploadGuest(t *testing.T, ctx context.Context, img *gophercloud.ServiceClient, dir string) string {
+func uploadGuest(t testing.TB, ctx context.Context, img *gophercloud.ServiceClient, dir string) string {
 	t.Helper()
 	up := func(name, file, format string, props map[string]string) string {
 		b, err := os.ReadFile(filepath.Join(dir, file))
@@ -92,7 +101,7 @@ func uploadGuest(t *testing.T, ctx context.Context, img *gophercloud.ServiceClie
 
 // waitServer polls until the server reaches status (and no task runs),
 // failing on ERROR unless that is what is awaited.
-func waitServer(t *testing.T, ctx context.Context, c *gophercloud.ServiceClient, id, status string) *servers.Server {
+func waitServer(t testing.TB, ctx context.Context, c *gophercloud.ServiceClient, id, status string) *servers.Server {
 	t.Helper()
 	for {
 		s, err := servers.Get(ctx, c, id).Extract()
@@ -115,7 +124,7 @@ func waitServer(t *testing.T, ctx context.Context, c *gophercloud.ServiceClient,
 
 // waitConsole polls os-getConsoleOutput until it contains want n times
 // (once per boot of the guest).
-func waitConsole(t *testing.T, ctx context.Context, c *gophercloud.ServiceClient, id, want string, n int) string {
+func waitConsole(t testing.TB, ctx context.Context, c *gophercloud.ServiceClient, id, want string, n int) string {
 	t.Helper()
 	for {
 		out, err := servers.ShowConsoleOutput(ctx, c, id, servers.ShowConsoleOutputOpts{}).Extract()
@@ -323,7 +332,7 @@ func TestQEMUServerLifecycle(t *testing.T) {
 }
 
 // waitImage polls until an image is active.
-func waitImage(t *testing.T, ctx context.Context, c *gophercloud.ServiceClient, id string) *images.Image {
+func waitImage(t testing.TB, ctx context.Context, c *gophercloud.ServiceClient, id string) *images.Image {
 	t.Helper()
 	for {
 		im, err := images.Get(ctx, c, id).Extract()
