@@ -412,3 +412,80 @@ func checkVNCConsole(t *testing.T, ctx context.Context, nova *gophercloud.Servic
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestQEMUBootFaults boots images that cannot work on QEMU: each server
+// ends in ERROR with a fault that says why, and nothing stays on the host.
+func TestQEMUBootFaults(t *testing.T) {
+	guest := qemuGuest(t)
+	t.Parallel()
+	dataDir := shortDataDir(t)
+	k := Start(t, Options{DataDir: dataDir, Args: []string{"--compute-driver", "qemu"}})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	p, err := k.Authenticate(ctx, k.AdminAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
+	img, err := openstack.NewImageV2(p, eo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nova, err := openstack.NewComputeV2(p, eo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nova.Microversion = "2.45"
+	up := func(name, format string, data []byte, props map[string]string) string {
+		container := "bare"
+		if format == "aki" || format == "ari" {
+			container = format
+		}
+		im, err := images.Create(ctx, img, images.CreateOpts{Name: name, DiskFormat: format, ContainerFormat: container, Properties: props}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := imagedata.Upload(ctx, img, im.ID, bytes.NewReader(data)).ExtractErr(); err != nil {
+			t.Fatalf("upload %s: %v", name, err)
+		}
+		return im.ID
+	}
+	kernel, err := os.ReadFile(filepath.Join(guest, "vmlinuz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernelID := up("kernel", "aki", kernel, nil)
+	// A qcow2 whose virtual size (2 GiB) exceeds the flavor's 1 GB root
+	// disk, though its file is tiny (so the API cannot tell).
+	big := filepath.Join(t.TempDir(), "big.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", big, "2G").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v: %s", err, out)
+	}
+	bigData, _ := os.ReadFile(big)
+	garbage := bytes.Repeat([]byte("not a kernel "), 4096)
+	cases := []struct{ name, image, fault string }{
+		{"kernel image booted alone", kernelID, "cannot boot on its own"},
+		{"virtual size beyond the flavor", up("big", "qcow2", bigData, nil), "is larger than the root disk"},
+		// Not a bzImage, with a ramdisk: QEMU exits at start.
+		{"QEMU dies at start", up("bad-kernel-disk", "raw", make([]byte, 1<<20),
+			map[string]string{"kernel_id": up("garbage", "aki", garbage, nil), "ramdisk_id": up("ramdisk", "ari", garbage, nil)}),
+			"linux kernel too old to load a ram disk"},
+	}
+	for _, tc := range cases {
+		s, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "bad", ImageRef: tc.image, FlavorRef: "42", Networks: "none"}, nil).Extract()
+		if err != nil {
+			t.Fatalf("%s: create: %v", tc.name, err)
+		}
+		t.Logf("%s: server %s", tc.name, s.ID)
+		got := waitServer(t, ctx, nova, s.ID, "ERROR")
+		if got.Fault.Message == "" || !strings.Contains(got.Fault.Message, tc.fault) {
+			t.Errorf("%s: fault %q, want it to mention %q", tc.name, got.Fault.Message, tc.fault)
+		}
+		if l := leftovers(dataDir, s.ID); len(l) > 0 {
+			t.Errorf("%s: failed boot left %v", tc.name, l)
+		}
+		if err := servers.Delete(ctx, nova, s.ID).ExtractErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
