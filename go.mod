@@ -3,6 +3,7 @@ module github.com/kumo-cloud/kumo
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/google/nftables v0.3.0
 	github.com/gophercloud/gophercloud/v2 v2.15.0
 	github.com/insomniacslk/dhcp v0.0.0-20260901064844-234b97448fae

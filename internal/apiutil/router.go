@@ -23,6 +23,9 @@ type Response struct {
 	ContentType string
 	// Stream writes a raw body (image data, for example) when set.
 	Stream func(w io.Writer) error
+	// Takeover, when set, answers the request itself (a websocket
+	// upgrade); nothing else is written.
+	Takeover func(w http.ResponseWriter, r *http.Request)
 }
 
 // JSON is a response with a JSON body.
@@ -220,6 +223,10 @@ func (s *Service) authenticate(r *http.Request) (*http.Request, error) {
 func (s *Service) write(w http.ResponseWriter, r *http.Request, resp *Response) {
 	if resp == nil {
 		resp = NoContent()
+	}
+	if resp.Takeover != nil {
+		resp.Takeover(w, r)
+		return
 	}
 	h := w.Header()
 	for k, v := range resp.Header {

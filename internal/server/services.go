@@ -61,7 +61,7 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	nova, err = compute.New(deps, compute.Config{
 		Volumes: novaVolumes{vol},
 		Network: netalloc.New(neutron),
-		ConductorConfig: conductor.Config{VIFPluggingTimeout: vifWait,
+		ConductorConfig: conductor.Config{VIFPluggingTimeout: vifWait, Images: conductorImages{img},
 			VIFPluggingNotFatal: !cfg.Compute.VIFPluggingIsFatal},
 		Conductor:        true,
 		Driver:           driver,
@@ -105,7 +105,43 @@ func (n novaImages) GetImage(ctx context.Context, id string) (*api.Image, error)
 		}
 		return nil, err
 	}
-	return novaImage(img), nil
+	out := novaImage(img)
+	if img.DiskFormat != nil {
+		out.DiskFormat = *img.DiskFormat
+	}
+	if img.ContainerFormat != nil {
+		out.ContainerFormat = *img.ContainerFormat
+	}
+	return out, nil
+}
+
+// CreateImage implements api.ImageCreator: a queued, private image of the
+// caller's project that a compute host uploads a snapshot into.
+func (n novaImages) CreateImage(ctx context.Context, s api.SnapshotImage) (string, error) {
+	body := map[string]any{"name": s.Name, "disk_format": s.DiskFormat, "container_format": s.ContainerFormat,
+		"min_disk": float64(s.MinDisk), "min_ram": float64(s.MinRAM), "visibility": "private"}
+	for k, v := range s.Properties {
+		if _, std := body[k]; !std {
+			body[k] = v
+		}
+	}
+	img, err := n.s.Create(ctx, body)
+	if err != nil {
+		return "", err
+	}
+	return img.ID, nil
+}
+
+// conductorImages lets the conductor delete snapshot images as the
+// compute service.
+type conductorImages struct{ s *image.Service }
+
+func (c conductorImages) DeleteImage(ctx context.Context, id string) error {
+	err := c.s.Delete(localImages(c).ctx(ctx), id)
+	if err != nil && apiutil.AsError(err).Status == 404 {
+		return nil
+	}
+	return err
 }
 
 // localImages is the image cache's fetcher inside the all-in-one process:

@@ -185,3 +185,12 @@ type Consoler interface {
 	// RFB server). ErrUnsupported for other types.
 	ConsoleSocket(ctx context.Context, uuid, kind string) (string, error)
 }
+
+// Resizer is implemented by drivers that can change an instance's flavor
+// in place, keeping its disks: the root and ephemeral disks grow (never
+// shrink), swap is recreated, vCPUs and memory change at the next start.
+// The instance ends in the power state it had (a running guest is shut
+// down and started again).
+type Resizer interface {
+	Resize(ctx context.Context, inst *Instance) error
+}

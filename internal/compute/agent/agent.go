@@ -276,6 +276,17 @@ func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error)
 			}
 		}
 		return rpc.OpReply{}, nil
+	case rpc.OpResize:
+		if !exists {
+			if err := a.spawn(ctx, req); err != nil {
+				return rpc.OpReply{}, err
+			}
+			if req.Stopped {
+				return rpc.OpReply{}, d.PowerOff(ctx, id, 0)
+			}
+			return rpc.OpReply{}, nil
+		}
+		return rpc.OpReply{}, a.resize(ctx, req, info)
 	case rpc.OpDestroy:
 		if err := d.Destroy(ctx, id); err != nil {
 			return rpc.OpReply{}, err

@@ -165,3 +165,31 @@ func (a *Agent) consoleConnect(ctx context.Context, id, typ string) (rpc.OpReply
 	}
 	return rpc.OpReply{Console: &rpc.Console{Type: typ, Path: path}}, nil
 }
+
+// resize gives an existing instance the request's flavor: in place, disks
+// kept, where the driver can (virt.Resizer); otherwise by re-creating it
+// (drivers without disks worth keeping, like the fake one).
+func (a *Agent) resize(ctx context.Context, req *rpc.OpRequest, info virt.Info) error {
+	in := req.Instance
+	if r, ok := a.driver.(virt.Resizer); ok {
+		return r.Resize(ctx, &virt.Instance{UUID: in.UUID, Name: in.Name, VCPUs: in.VCPUs, MemoryMB: in.MemoryMB,
+			RootGB: in.RootGB, EphemeralGB: in.EphemeralGB, SwapMB: in.SwapMB})
+	}
+	if err := a.driver.Destroy(ctx, in.UUID); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	rel := a.releases[in.UUID]
+	delete(a.releases, in.UUID)
+	a.mu.Unlock()
+	if rel != nil {
+		rel()
+	}
+	if err := a.spawn(ctx, req); err != nil {
+		return err
+	}
+	if info.State == virt.Shutdown || req.Stopped {
+		return a.driver.PowerOff(ctx, in.UUID, 0)
+	}
+	return nil
+}

@@ -70,6 +70,7 @@ type API struct {
 	legacy *legacyRouter
 
 	servers  TaskKicker
+	consoles consoleTokens
 	images   ImageLookup
 	volumes  VolumeService
 	network  conductor.NetworkAllocator
@@ -118,6 +119,9 @@ func (a *API) Routes() *apiutil.Service {
 		rt.Path = Prefix + "/v2.1" + rt.Path
 		all = append(all, rt)
 	}
+	// The console proxy: websockets authorised by one-time tokens.
+	all = append(all, pub("GET", Prefix+consoleSerialPath, a.consoleProxy("serial")),
+		pub("GET", Prefix+consoleVNCPath, a.consoleProxy("vnc")))
 	var fallback apiutil.Handler
 	if LegacyProjectRoutes {
 		fallback = a.legacyFallback
@@ -181,6 +185,7 @@ func (a *API) routes() []apiutil.Route {
 		rt("PUT", "/servers/{server_id}", a.updateServer),
 		rt("DELETE", "/servers/{server_id}", a.deleteServer),
 		rt("POST", "/servers/{server_id}/action", a.serverAction),
+		rt("POST", "/servers/{server_id}/remote-consoles", a.remoteConsole),
 		rt("GET", "/servers/{server_id}/metadata", a.listMetadata),
 		rt("POST", "/servers/{server_id}/metadata", a.createMetadata),
 		rt("PUT", "/servers/{server_id}/metadata", a.replaceMetadata),

@@ -112,6 +112,7 @@ func PolicyDefaults() []policy.Rule {
 		{ruleShelveOffload, admin, "Offload a shelved server."},
 		{ruleUnshelve, projectMember, "Unshelve a server."},
 		{ruleConsoleOutput, projectMember, "Show a server's console output."},
+		{ruleRemoteConsoles, projectMember, "Get a URL to a server's serial or VNC console."},
 		{ruleAdminPassword, projectMember, "Change a server's admin password."},
 		{ruleCrashDump, projectMember, "Trigger a crash dump of a server."},
 		{ruleResetState, admin, "Reset a server's state."},

@@ -67,10 +67,14 @@ type Image struct {
 	Size    int64  // bytes
 
 	// Shown by the /images proxy (ImageProxy).
-	SizeKnown  bool
-	Created    time.Time
-	Updated    time.Time
-	Properties map[string]string
+	SizeKnown bool
+	Created   time.Time
+	Updated   time.Time
+	// DiskFormat, ContainerFormat and Properties are inherited by
+	// snapshots of servers booted from the image.
+	DiskFormat      string
+	ContainerFormat string
+	Properties      map[string]string
 }
 
 // ErrImageNotFound is returned by an ImageLookup for an image the caller

@@ -227,7 +227,7 @@ func (a *API) actions() map[string]actionHandler {
 		"suspend":             a.simple(actSuspend, 202),
 		"resume":              a.simple(actResume, 202),
 		"unrescue":            a.simple(actUnresc, 202),
-		"shelve":              a.simple(actShelve, 202),
+		"shelve":              a.shelve,
 		"shelveOffload":       a.simple(actOffload, 202),
 		"unshelve":            a.simple(actUnshelv, 202),
 		"confirmResize":       a.simple(actConfirm, 204),
@@ -243,6 +243,8 @@ func (a *API) actions() map[string]actionHandler {
 		"unlock":              a.unlock,
 		"os-resetState":       a.resetState,
 		"os-getConsoleOutput": a.consoleOutput,
+		"os-getSerialConsole": a.legacyConsole("os-getSerialConsole", "serial"),
+		"os-getVNCConsole":    a.legacyConsole("os-getVNCConsole", "vnc"),
 		"changePassword":      a.changePassword,
 		"trigger_crash_dump":  a.crashDump,
 		"createImage":         a.createImage,
@@ -651,24 +653,4 @@ func (a *API) consoleOutput(r *http.Request, id string, arg json.RawMessage) (*a
 		out = strings.Join(lines, "")
 	}
 	return apiutil.JSON(200, map[string]any{"output": out}), nil
-}
-
-func (a *API) createImage(r *http.Request, id string, arg json.RawMessage) (*apiutil.Response, error) {
-	m, err := args(arg, "name", "metadata")
-	if err != nil {
-		return nil, err
-	}
-	if name, ok := str(m["name"]); !ok || name == "" {
-		return nil, apiutil.BadRequest("Invalid input for field/attribute createImage. 'name' is a required property")
-	}
-	i, err := a.loadServer(r, id, ruleCreateImage)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkState("createImage", i, []string{states.Active, states.Stopped, states.Paused, states.Suspended}); err != nil {
-		return nil, err
-	}
-	// Snapshots need an image uploader wired between the agents and the
-	// image service, which does not exist yet.
-	return nil, apiutil.Errorf(501, "Snapshots are not implemented yet.").WithCode("notImplemented")
 }

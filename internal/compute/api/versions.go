@@ -27,6 +27,9 @@ var (
 	// root_device_name, user_data).
 	V2_3 = apiutil.Version{Major: 2, Minor: 3}
 
+	// V2_6: POST /servers/{id}/remote-consoles.
+	V2_6 = apiutil.Version{Major: 2, Minor: 6}
+
 	// V2_9: server views show "locked".
 	V2_9 = apiutil.Version{Major: 2, Minor: 9}
 
@@ -56,6 +59,10 @@ var (
 
 	// V2_38: an unknown status filter on server lists is a 400.
 	V2_38 = apiutil.Version{Major: 2, Minor: 38}
+
+	// V2_45: createImage and createBackup answer {"image_id"} in the body
+	// instead of a Location header.
+	V2_45 = apiutil.Version{Major: 2, Minor: 45}
 
 	// V2_47: server views embed the flavor (vcpus, ram, ... original_name)
 	// instead of linking to it.

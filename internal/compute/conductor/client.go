@@ -31,6 +31,24 @@ func (c *Client) Kick(ctx context.Context, uuid string) {
 // ErrHostUnavailable is returned when the agent of a host does not answer.
 var ErrHostUnavailable = errors.New("compute host unavailable")
 
+// ConsoleConnect asks the agent of host where the console of type typ
+// (serial, vnc) of an instance can be reached.
+func (c *Client) ConsoleConnect(ctx context.Context, host, uuid, typ string) (*rpc.Console, error) {
+	var reply rpc.OpReply
+	err := c.Bus.Request(ctx, rpc.SubjectAgent(host), rpc.MsgOp, rpc.OpVersion,
+		rpc.OpRequest{Op: rpc.OpConsoleConnect, Instance: rpc.Instance{UUID: uuid}, ConsoleType: typ}, &reply)
+	if errors.Is(err, bus.ErrNoResponders) {
+		return nil, ErrHostUnavailable
+	}
+	if err != nil {
+		return nil, err
+	}
+	if reply.Console == nil {
+		return nil, errors.New("agent answered without a console")
+	}
+	return reply.Console, nil
+}
+
 // ConsoleOutput reads the last maxBytes of an instance's console.
 func (c *Client) ConsoleOutput(ctx context.Context, host, uuid string, maxBytes int) (string, error) {
 	var reply rpc.OpReply

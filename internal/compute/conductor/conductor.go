@@ -96,6 +96,9 @@ type Config struct {
 	// is deleted for good (Nova's reclaim_instance_interval); 0 turns
 	// reclaim off.
 	ReclaimInterval time.Duration
+	// Images deletes snapshot images (failed snapshots, unshelved
+	// servers); nil leaves them.
+	Images ImageService
 	// OnTaskEnd, when set, is called after every task ends (metrics,
 	// tests); failure is nil on success.
 	OnTaskEnd func(uuid, kind string, failure error)
@@ -537,6 +540,9 @@ func (r *run) spec() rpc.Instance {
 	s := rpc.Instance{UUID: i.UUID, Name: i.InstanceName(), Hostname: i.Hostname, VCPUs: int(f.VCPUs), MemoryMB: int(f.MemoryMB),
 		RootGB: int(f.RootGB), EphemeralGB: int(f.EphemeralGB), SwapMB: int(f.Swap), ImageID: i.ImageRef,
 		ConfigDrive: i.ConfigDrive != "", Metadata: i.Metadata}
+	if img := shelvedImageID(i); img != "" {
+		s.ImageID = img // an unshelve boots from the shelved snapshot
+	}
 	if i.UserData != nil {
 		s.UserData = []byte(*i.UserData)
 	}

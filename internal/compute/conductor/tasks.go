@@ -39,6 +39,7 @@ const (
 	kindShelve        = "shelve"
 	kindShelveOffload = "shelve_offload"
 	kindUnshelve      = "unshelve"
+	kindSnapshot      = "snapshot"
 )
 
 // Kind names exported for the API, which creates the tasks.
@@ -64,6 +65,7 @@ const (
 	Shelve        = kindShelve
 	ShelveOffload = kindShelveOffload
 	Unshelve      = kindUnshelve
+	Snapshot      = kindSnapshot
 )
 
 // Event returns the name of the event an action of kind k records
@@ -118,7 +120,7 @@ func init() {
 		},
 		kindRevertResize: {
 			event: "compute_revert_resize",
-			steps: []step{destroyStep(false), {name: "return_to_source", run: returnToSource}, rebindStep, spawnStep},
+			steps: []step{revertDestroyStep, {name: "return_to_source", run: returnToSource}, rebindStep, resizeSpawnStep},
 			finish: func(r *run) store.Set {
 				set := keepPowerState(false)(r)
 				set["migration_ctx"] = (*store.Task)(nil)
@@ -145,9 +147,15 @@ func init() {
 		},
 		kindShelve: {
 			event:  "compute_shelve_instance",
-			steps:  []step{{name: "power_off", run: opStep(rpc.OpPowerOff)}, offloadStep},
+			steps:  []step{{name: "power_off", run: opStep(rpc.OpPowerOff)}, snapshotStep, offloadStep},
 			finish: shelvedOffloaded,
-			fail:   restore,
+			fail:   failSnapshot(restore),
+		},
+		kindSnapshot: {
+			event:  "compute_snapshot_instance",
+			steps:  []step{snapshotStep},
+			finish: snapshotDone,
+			fail:   failSnapshot(restore),
 		},
 		kindShelveOffload: {
 			event:  "compute_shelve_offload_instance",
@@ -159,8 +167,8 @@ func init() {
 		Restore:    restoreKind(),
 		kindUnshelve: {
 			event:  "compute_unshelve_instance",
-			steps:  []step{scheduleStep(nil), rebindStep, spawnStep, waitPluggedStep},
-			finish: becomes(states.Active, true),
+			steps:  []step{scheduleStep(nil), rebindStep, spawnStep, waitPluggedStep, {name: "delete_shelved_image", run: deleteShelvedImage}},
+			finish: unshelved,
 			fail:   restore,
 		},
 	}
@@ -203,7 +211,12 @@ func deleted(r *run) store.Set {
 }
 
 func shelvedOffloaded(r *run) store.Set {
-	return store.Set{"vm_state": states.ShelvedOffloaded, "power_state": int(virt.NoState), "host": nil, "node": nil}
+	set := store.Set{"vm_state": states.ShelvedOffloaded, "power_state": int(virt.NoState), "host": nil, "node": nil}
+	if img := r.task.Args["image_id"]; img != "" {
+		// Where unshelve finds the disk again (Nova's shelved_image_id).
+		set["migration_ctx"] = &store.Task{Kind: kindShelve, Args: map[string]string{shelvedImage: img}}
+	}
+	return set
 }
 
 // ---- steps ----
@@ -465,7 +478,7 @@ func resizeKind(event string) kind {
 				})
 				return err
 			}},
-			spawnStep,
+			resizeSpawnStep,
 			migrationStep("finish_migration", "finished", false),
 		},
 		finish: func(r *run) store.Set {
@@ -477,6 +490,41 @@ func resizeKind(event string) kind {
 		fail: restore,
 	}
 }
+
+// resizeSpawnStep creates the instance on the target host of a resize;
+// on the host it is already on (same-host resize and its revert) it asks
+// for an in-place resize instead, which keeps the disks.
+var resizeSpawnStep = step{name: "spawn", run: func(ctx context.Context, r *run) error {
+	if !r.sameHost() {
+		return spawnStep.run(ctx, r)
+	}
+	rep, err := r.op(ctx, r.inst.HostName(), rpc.OpResize, func(req *rpc.OpRequest) {
+		req.Stopped = r.task.PrevVMState == states.Stopped
+	})
+	if err != nil {
+		return fmt.Errorf("Resize of instance %s failed: %w", r.inst.UUID, agentError(err))
+	}
+	r.power = rep.PowerState
+	return nil
+}}
+
+// sameHost reports whether a resize (or its revert) stays on one host.
+func (r *run) sameHost() bool {
+	src := r.task.SourceHost
+	if r.task.Kind == kindRevertResize && r.inst.Migration != nil {
+		src = r.inst.Migration.SourceHost
+	}
+	return src != "" && src == r.inst.HostName()
+}
+
+// revertDestroyStep removes the resized instance from the target host,
+// unless the resize stayed on one host (the revert then resizes in place).
+var revertDestroyStep = step{name: "destroy", run: func(ctx context.Context, r *run) error {
+	if r.sameHost() {
+		return nil
+	}
+	return destroyStep(false).run(ctx, r)
+}}
 
 // returnToSource moves a reverted resize back to its source host and
 // old flavor.

@@ -59,7 +59,9 @@
 //	     "disk_format"} for the new op "snapshot" (the agent uploads the
 //	     root disk into that queued image), and "console_type" for the new
 //	     op "console_connect", whose reply carries "console": {"type",
-//	     "path"} (a host-local unix socket the console proxy dials).
+//	     "path"} (a host-local unix socket the console proxy dials); new op
+//	     "resize": the instance on this host takes the request's flavor,
+//	     keeping its disks (same-host resize).
 //
 // Error codes of compute.instance.op replies: "not_found" (the driver does
 // not know the instance), "conflict" (its power state forbids the
@@ -174,6 +176,9 @@ const (
 	// 1.3
 	// OpSnapshot uploads the root disk into a queued image (1.3).
 	OpSnapshot = "snapshot"
+	// OpResize brings an existing instance to the flavor of the request,
+	// keeping its disks where the driver can (1.3).
+	OpResize = "resize"
 	// OpConsoleConnect returns where the console proxy reaches a console (1.3).
 	OpConsoleConnect = "console_connect"
 )

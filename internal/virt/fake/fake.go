@@ -7,6 +7,7 @@ package fake
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"strings"
@@ -260,9 +261,18 @@ func (d *Driver) Snapshot(ctx context.Context, uuid, format string, w io.Writer)
 	if format != "raw" && format != "qcow2" {
 		return fmt.Errorf("snapshot format %q: %w", format, virt.ErrUnsupported)
 	}
-	// A small raw disk whose first sector names its origin.
+	// A small disk whose first bytes name its origin; as qcow2, an empty
+	// image of 1 GiB with that name after its header.
 	block := make([]byte, 4096)
-	copy(block, fmt.Sprintf("KUMO-FAKE-SNAPSHOT %s\n", uuid))
+	off := 0
+	if format == "qcow2" {
+		copy(block, "QFI\xfb")
+		binary.BigEndian.PutUint32(block[4:], 2)      // version
+		binary.BigEndian.PutUint32(block[20:], 16)    // cluster bits
+		binary.BigEndian.PutUint64(block[24:], 1<<30) // virtual size
+		off = 512
+	}
+	copy(block[off:], fmt.Sprintf("KUMO-FAKE-SNAPSHOT %s\n", uuid))
 	_, err := w.Write(block)
 	return err
 }

@@ -48,8 +48,10 @@ type Config struct {
 	// Accel is auto, kvm or tcg (default auto: KVM only if a probe VM
 	// really runs under it).
 	Accel string
-	// ProbeKernel, when set, is booted under KVM by the auto probe (a
-	// stronger check than firmware alone).
+	// ProbeKernel is booted under KVM by the auto probe (a stronger check
+	// than firmware alone: some hosts run firmware under KVM and then fail
+	// a real kernel with emulation errors). Default: the host's own kernel
+	// from /boot when readable; "none" probes with firmware only.
 	ProbeKernel string
 	// Machine is the QEMU machine type (default q35); CPU the CPU model
 	// (default host under KVM, max under TCG).
@@ -113,6 +115,12 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.Accel == "" {
 		cfg.Accel = "auto"
+	}
+	switch cfg.ProbeKernel {
+	case "":
+		cfg.ProbeKernel = hostKernel()
+	case "none":
+		cfg.ProbeKernel = ""
 	}
 	if cfg.SoftRebootTimeout == 0 {
 		cfg.SoftRebootTimeout = 60 * time.Second

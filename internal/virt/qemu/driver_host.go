@@ -149,6 +149,40 @@ func (d *Driver) accelerator(ctx context.Context) (string, error) {
 	return d.accel, d.accelErr
 }
 
+// hostKernel returns the running kernel's image in /boot, else the newest
+// one there, else "" (when none is readable).
+func hostKernel() string {
+	var u syscall.Utsname
+	if syscall.Uname(&u) == nil {
+		var b []byte
+		for _, c := range u.Release {
+			if c == 0 {
+				break
+			}
+			b = append(b, byte(c))
+		}
+		if p := "/boot/vmlinuz-" + string(b); readable(p) {
+			return p
+		}
+	}
+	ks, _ := filepath.Glob("/boot/vmlinuz-*")
+	for i := len(ks) - 1; i >= 0; i-- {
+		if readable(ks[i]) {
+			return ks[i]
+		}
+	}
+	return ""
+}
+
+func readable(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
 // probeKVM checks that KVM really runs a guest, not only that /dev/kvm
 // exists: some hosts (nested, restricted) open it fine and then fail with
 // emulation errors. Without a kernel it runs the firmware for a moment and

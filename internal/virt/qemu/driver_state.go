@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/qmp"
@@ -201,6 +202,8 @@ func (d *Driver) Snapshot(ctx context.Context, uuid, format string, w io.Writer)
 	if err != nil {
 		return err
 	}
+	// The guest runs again as soon as the copy is taken, before the upload.
+	resume := func() {}
 	if st == virt.Running {
 		c, err := d.qmp(ctx, h, uuid)
 		if err != nil {
@@ -209,7 +212,9 @@ func (d *Driver) Snapshot(ctx context.Context, uuid, format string, w io.Writer)
 		if err := c.Stop(ctx); err != nil {
 			return fmt.Errorf("qemu snapshot %s: pause: %w", uuid, err)
 		}
-		defer func() { _ = c.Cont(context.Background()) }()
+		var once sync.Once
+		resume = func() { once.Do(func() { _ = c.Cont(context.Background()) }) }
+		defer resume()
 	}
 	tmp, err := os.CreateTemp(d.dir(uuid), ".snapshot-*")
 	if err != nil {
@@ -221,6 +226,7 @@ func (d *Driver) Snapshot(ctx context.Context, uuid, format string, w io.Writer)
 	if _, err := d.qemuImg(ctx, "convert", "-U", "-f", "qcow2", "-O", format, d.path(uuid, "disk.qcow2"), tmp.Name()); err != nil {
 		return fmt.Errorf("qemu snapshot %s: %w", uuid, err)
 	}
+	resume()
 	f, err := os.Open(tmp.Name())
 	if err != nil {
 		return fmt.Errorf("qemu snapshot %s: %w", uuid, err)
