@@ -105,7 +105,7 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("compute: no policy enforcer")
 	}
 	st := store.New(deps.DB)
-	q := quota.New(st, cfg.DefaultQuotas, quota.KeyPairCounter{}, quota.InstanceCounter{})
+	q := quota.New(st, cfg.DefaultQuotas, quota.KeyPairCounter{}, quota.InstanceCounter{}, api.ServerGroupCounter{})
 	s := &Service{deps: deps, cfg: cfg, store: st, quota: q}
 	log := deps.Log
 	if log == nil {
@@ -113,7 +113,10 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	}
 	log = log.With("component", "compute")
 	opts := api.Options{Store: st, Quota: q, Policy: deps.Policy, Auth: deps.Auth, Log: log, Zones: cfg.Zones,
-		Images: cfg.Images, Network: cfg.Network, ServiceDownTime: cfg.ConductorConfig.ServiceDownTime}
+		Images: cfg.Images, Network: cfg.Network, ServiceDownTime: cfg.ConductorConfig.ServiceDownTime, Placement: cfg.Placement}
+	if opts.Zones == nil {
+		opts.Zones = api.AggregateZones{Store: st, DownTime: cfg.ConductorConfig.ServiceDownTime}
+	}
 	if deps.Bus != nil {
 		client := &conductor.Client{Bus: deps.Bus}
 		if cfg.Conductor {

@@ -80,7 +80,7 @@ func (n novaImages) GetImage(ctx context.Context, id string) (*api.Image, error)
 		}
 		return nil, err
 	}
-	out := &api.Image{ID: img.ID, Status: img.Status, MinDisk: img.MinDisk, MinRAM: img.MinRAM}
+	out := &api.Image{ID: img.ID, Status: img.Status, MinDisk: img.MinDisk, MinRAM: img.MinRAM, Properties: img.Properties}
 	if img.Name != nil {
 		out.Name = *img.Name
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/compute/conductor"
 	"github.com/kumo-cloud/kumo/internal/compute/quota"
 	"github.com/kumo-cloud/kumo/internal/compute/store"
+	"github.com/kumo-cloud/kumo/internal/placement"
 	"github.com/kumo-cloud/kumo/internal/policy"
 )
 
@@ -53,6 +54,9 @@ type Options struct {
 	// ServiceDownTime is how long a service may miss heartbeats before
 	// it is shown down (default 60s).
 	ServiceDownTime time.Duration
+	// Placement receives the aggregates of hosts (os-aggregates mirrors
+	// them into provider aggregates); nil skips the mirroring.
+	Placement *placement.Service
 }
 
 // API serves the compute routes.
@@ -65,10 +69,11 @@ type API struct {
 	zones  ZoneSource
 	legacy *legacyRouter
 
-	servers  TaskKicker
-	images   ImageLookup
-	network  conductor.NetworkAllocator
-	downTime time.Duration
+	servers   TaskKicker
+	images    ImageLookup
+	network   conductor.NetworkAllocator
+	downTime  time.Duration
+	placement *placement.Service
 }
 
 // New returns the API.
@@ -86,7 +91,7 @@ func New(o Options) *API {
 		o.ServiceDownTime = 60 * time.Second
 	}
 	a := &API{st: o.Store, quota: o.Quota, policy: o.Policy, auth: o.Auth, log: o.Log, zones: o.Zones,
-		servers: o.Servers, images: o.Images, network: o.Network, downTime: o.ServiceDownTime}
+		servers: o.Servers, images: o.Images, network: o.Network, downTime: o.ServiceDownTime, placement: o.Placement}
 	a.legacy = newLegacyRouter(a.routes())
 	return a
 }
@@ -197,6 +202,18 @@ func (a *API) routes() []apiutil.Route {
 		rt("GET", "/os-hypervisors", a.listHypervisors),
 		rt("GET", "/os-hypervisors/{hypervisor_id}", a.showHypervisor),
 		rt("GET", "/os-hypervisors/{hypervisor_id}/servers", a.hypervisorServers),
+
+		rt("GET", "/os-aggregates", a.listAggregates),
+		rt("POST", "/os-aggregates", a.createAggregate),
+		rt("GET", "/os-aggregates/{aggregate_id}", a.showAggregate),
+		rt("PUT", "/os-aggregates/{aggregate_id}", a.updateAggregate),
+		rt("DELETE", "/os-aggregates/{aggregate_id}", a.deleteAggregate),
+		rt("POST", "/os-aggregates/{aggregate_id}/action", a.aggregateAction),
+		rt("GET", "/os-server-groups", a.listServerGroups),
+		rt("POST", "/os-server-groups", a.createServerGroup),
+		rt("GET", "/os-server-groups/{group_id}", a.showServerGroup),
+		rt("DELETE", "/os-server-groups/{group_id}", a.deleteServerGroup),
+		rt("GET", "/os-migrations", a.listMigrations),
 	}
 }
 
