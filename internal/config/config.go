@@ -52,6 +52,14 @@ type Config struct {
 		Hosts int `yaml:"hosts"`
 		// QEMUAccel is auto, kvm or tcg.
 		QEMUAccel string `yaml:"qemu_accel"`
+		// Resource tracker of the in-process hosts (0: Nova's defaults,
+		// ratios 16 / 1.5 / 1.0 and nothing reserved).
+		CPUAllocationRatio   float64 `yaml:"cpu_allocation_ratio"`
+		RAMAllocationRatio   float64 `yaml:"ram_allocation_ratio"`
+		DiskAllocationRatio  float64 `yaml:"disk_allocation_ratio"`
+		ReservedHostCPUs     int64   `yaml:"reserved_host_cpus"`
+		ReservedHostMemoryMB int64   `yaml:"reserved_host_memory_mb"`
+		ReservedHostDiskGB   int64   `yaml:"reserved_host_disk_gb"`
 	} `yaml:"compute"`
 
 	Network struct {
