@@ -118,6 +118,28 @@ func TestAllocationsFollowServers(t *testing.T) {
 	}
 	checkAlloc(id, dst, want)
 
+	// Live migration and evacuation leave only the instance's allocation
+	// on its new host.
+	e.action("admin", id, `{"os-migrateLive": {"host": null, "block_migration": "auto"}}`, 202)
+	v = e.waitStatus(id, "ACTIVE")
+	e.eventually(func() bool { return e.server(id)["OS-EXT-SRV-ATTR:host"] != dst }, "live migration")
+	live := e.server(id)["OS-EXT-SRV-ATTR:host"].(string)
+	e.eventually(func() bool { return len(e.allocs()) == 1 }, "migration allocations dropped")
+	checkAlloc(id, live, want)
+	var svcID string
+	for _, s := range list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-compute&host="+live, "2.53", "").body, "services") {
+		svcID = s.(map[string]any)["id"].(string)
+	}
+	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": true}`).expect(t, 200, "")
+	if st := e.server(id)["host_status"]; st != "DOWN" {
+		t.Fatalf("host_status %v", st)
+	}
+	e.action("admin", id, `{"evacuate": {}}`, 200)
+	e.eventually(func() bool { return e.server(id)["OS-EXT-SRV-ATTR:host"] != live && e.server(id)["status"] == "ACTIVE" }, "evacuation")
+	e.eventually(func() bool { return len(e.allocs()) == 1 }, "evacuation allocations")
+	checkAlloc(id, e.server(id)["OS-EXT-SRV-ATTR:host"].(string), want)
+	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": false}`).expect(t, 200, "")
+
 	// Delete releases everything.
 	e.do("alice", "DELETE", v21+"/servers/"+id, "", "").expect(t, 204, "")
 	e.waitGone(id)
