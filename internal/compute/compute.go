@@ -8,7 +8,8 @@
 // quota engine with its UsageCounter plug-in point; keys computes key pair
 // fingerprints and generates keys; conductor runs every long server action
 // as a persisted task (its state diagram is at the top of
-// conductor/conductor.go) and holds the interim scheduler; agent is the
+// conductor/conductor.go) and schedules through scheduler over placement
+// (conductor/scheduler.go); agent is the
 // per-host compute agent; rpc is the bus contract between them; states
 // names vm_states and task_states.
 //
