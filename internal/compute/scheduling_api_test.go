@@ -5,12 +5,20 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/kumo-cloud/kumo/internal/compute"
+	"github.com/kumo-cloud/kumo/internal/db"
+	"github.com/kumo-cloud/kumo/internal/db/dbtest"
 )
 
 // TestAggregatesAndZones: aggregate CRUD, hosts and metadata, zones they
 // define, placement aggregates mirrored, and booting into a zone.
 func TestAggregatesAndZones(t *testing.T) {
-	e := newServerEnv(t, nil, 2, nil)
+	dbtest.Each(t, []db.Set{compute.Migrations()}, func(t *testing.T, d *db.DB) { testAggregatesAndZones(t, d) })
+}
+
+func testAggregatesAndZones(t *testing.T, d *db.DB) {
+	e := newServerEnv(t, d, 2, nil)
 	ctx := context.Background()
 	// Policy and bad input.
 	e.do("alice", "GET", v21+"/os-aggregates", "2.41", "").expect(t, 403, "forbidden")
@@ -99,7 +107,11 @@ func TestAggregatesAndZones(t *testing.T) {
 // anti-affinity and affinity, same/different host hints, and the
 // no-valid-host fault naming the filter.
 func TestServerGroupsAndHints(t *testing.T) {
-	e := newServerEnv(t, nil, 2, nil)
+	dbtest.Each(t, []db.Set{compute.Migrations()}, func(t *testing.T, d *db.DB) { testServerGroupsAndHints(t, d) })
+}
+
+func testServerGroupsAndHints(t *testing.T, d *db.DB) {
+	e := newServerEnv(t, d, 2, nil)
 	e.do("alice", "POST", v21+"/os-server-groups", "2.1", `{"server_group": {"name": "g", "policies": ["soft-affinity"]}}`).expect(t, 400, "badRequest")
 	e.do("alice", "POST", v21+"/os-server-groups", "2.64", `{"server_group": {"name": "g", "policy": "affinity", "rules": {"max_server_per_host": 2}}}`).expect(t, 400, "badRequest")
 	r := e.do("alice", "POST", v21+"/os-server-groups", "2.64", `{"server_group": {"name": "anti", "policy": "anti-affinity", "rules": {"max_server_per_host": 1}}}`).expect(t, 200, "")
@@ -166,7 +178,11 @@ func TestServerGroupsAndHints(t *testing.T) {
 // TestMigrationsList: os-migrations records a cold migration and
 // filters it per microversion.
 func TestMigrationsList(t *testing.T) {
-	e := newServerEnv(t, nil, 2, nil)
+	dbtest.Each(t, []db.Set{compute.Migrations()}, func(t *testing.T, d *db.DB) { testMigrationsList(t, d) })
+}
+
+func testMigrationsList(t *testing.T, d *db.DB) {
+	e := newServerEnv(t, d, 2, nil)
 	id := e.boot("alice", "")
 	src := e.waitStatus(id, "ACTIVE")["OS-EXT-SRV-ATTR:host"]
 	e.action("admin", id, `{"migrate": null}`, 202)

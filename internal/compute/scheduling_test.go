@@ -4,6 +4,9 @@ import (
 	"context"
 	"testing"
 
+	"github.com/kumo-cloud/kumo/internal/compute"
+	"github.com/kumo-cloud/kumo/internal/db"
+	"github.com/kumo-cloud/kumo/internal/db/dbtest"
 	"github.com/kumo-cloud/kumo/internal/placement"
 )
 
@@ -35,15 +38,20 @@ func (e *env) nodeOf(host string) string {
 // through build, resize with revert and confirm, cold migration, delete
 // and the audit's repairs.
 func TestAllocationsFollowServers(t *testing.T) {
-	e := newServerEnv(t, nil, 2, nil)
+	dbtest.Each(t, []db.Set{compute.Migrations()}, testAllocationsFollowServers)
+}
+
+func testAllocationsFollowServers(t *testing.T, d *db.DB) {
+	e := newServerEnv(t, d, 2, nil)
 	ctx := context.Background()
 	// The resource tracker's provider: Nova's ratios, the fake host's size.
 	prov := e.nodeOf("compute1")
 	var invs map[string]placement.Inventory
 	e.eventually(func() bool {
 		invs, _ = e.pl.Inventories(ctx, prov)
-		return len(invs) == 3
-	}, "provider inventories")
+		traits, _ := e.pl.Traits(ctx, prov)
+		return len(invs) == 3 && len(traits) > 0
+	}, "provider inventories and traits")
 	if v := invs["VCPU"]; v.Total != 16 || v.AllocationRatio != 16 || invs["MEMORY_MB"].AllocationRatio != 1.5 || invs["DISK_GB"].Total != 1024 {
 		t.Fatalf("inventories %+v", invs)
 	}
