@@ -154,6 +154,21 @@ func testAllocationsFollowServers(t *testing.T, d *db.DB) {
 	if all := e.allocs(); len(all) != 0 {
 		t.Fatalf("after delete: %v", all)
 	}
+	// A deleted server's allocation left behind is an orphan the audit
+	// removes; an unknown consumer (another placement user) stays.
+	for _, c := range []string{id, "99999999-0000-4000-8000-000000000000"} {
+		if err := e.pl.Claim(ctx, placement.ConsumerAllocations{Consumer: c, ProjectID: "p1", UserID: "alice",
+			Allocations: map[string]map[string]int64{prov: {"VCPU": 1}}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err = e.svc.Conductor().Audit(ctx)
+	if err != nil || rep.Orphans != 1 {
+		t.Fatalf("audit %+v %v", rep, err)
+	}
+	if all := e.allocs(); len(all) != 1 || all["99999999-0000-4000-8000-000000000000"] == nil {
+		t.Fatalf("after audit: %v", all)
+	}
 }
 
 // TestMultiCreateOneRequest: min_count servers are scheduled together,
