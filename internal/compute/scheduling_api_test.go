@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kumo-cloud/kumo/internal/compute"
 	"github.com/kumo-cloud/kumo/internal/db"
@@ -215,4 +216,24 @@ func testMigrationsList(t *testing.T, d *db.DB) {
 	if _, ok := r.body["migrations_links"]; !ok {
 		t.Fatalf("no next link %v", r.raw)
 	}
+	// The server's in-progress live migrations: none now; a finished
+	// cold migration is not one of them.
+	if l := list(t, e.do("admin", "GET", v21+"/servers/"+id+"/migrations", "2.80", "").expect(t, 200, "").body, "migrations"); len(l) != 0 {
+		t.Fatalf("in progress %v", l)
+	}
+	e.do("admin", "GET", v21+"/servers/"+id+"/migrations/"+fmt.Sprint(int(m["id"].(float64))), "2.80", "").expect(t, 404, "itemNotFound")
+	e.do("alice", "GET", v21+"/servers/"+id+"/migrations", "2.80", "").expect(t, 403, "forbidden")
+	// A live migration shows while it runs.
+	e.driver(0).SetDelay("spawn", time.Second)
+	e.driver(1).SetDelay("spawn", time.Second)
+	e.action("admin", id, `{"os-migrateLive": {"host": null, "block_migration": "auto"}}`, 202)
+	var lm []any
+	e.eventually(func() bool {
+		lm = list(t, e.do("admin", "GET", v21+"/servers/"+id+"/migrations", "2.80", "").body, "migrations")
+		return len(lm) == 1
+	}, "live migration in progress")
+	if x := lm[0].(map[string]any); x["server_uuid"] != id || x["status"] != "preparing" || x["uuid"] == nil {
+		t.Fatalf("in progress %v", x)
+	}
+	e.waitStatus(id, "ACTIVE")
 }

@@ -214,6 +214,8 @@ func (a *API) routes() []apiutil.Route {
 		rt("GET", "/os-server-groups/{group_id}", a.showServerGroup),
 		rt("DELETE", "/os-server-groups/{group_id}", a.deleteServerGroup),
 		rt("GET", "/os-migrations", a.listMigrations),
+		rt("GET", "/servers/{server_id}/migrations", a.listServerMigrations),
+		rt("GET", "/servers/{server_id}/migrations/{migration_id}", a.showServerMigration),
 	}
 }
 

@@ -155,3 +155,73 @@ func (a *API) listMigrations(r *http.Request) (*apiutil.Response, error) {
 	}
 	return apiutil.JSON(200, body), nil
 }
+
+// Policy rules of a server's in-progress live migrations.
+const (
+	ruleServerMigrationsIndex = "os_compute_api:servers:migrations:index"
+	ruleServerMigrationsShow  = "os_compute_api:servers:migrations:show"
+)
+
+// inProgressLive reports whether m is a live migration still running.
+func inProgressLive(m *store.MigrationRecord) bool {
+	return m.Type == "live-migration" && (m.Status == "queued" || m.Status == "preparing" || m.Status == "running")
+}
+
+func (a *API) serverMigrationView(r *http.Request, m *store.MigrationRecord) map[string]any {
+	v := map[string]any{"id": m.ID, "server_uuid": m.InstanceUUID, "status": m.Status,
+		"source_compute": orNil(strPtr(m.SourceCompute)), "source_node": orNil(strPtr(m.SourceNode)),
+		"dest_compute": orNil(strPtr(m.DestCompute)), "dest_node": orNil(strPtr(m.DestNode)), "dest_host": orNil(strPtr(m.DestHost)),
+		"created_at": aggTime(m.CreatedAt), "updated_at": aggTime(m.UpdatedAt),
+		"memory_total_bytes": nil, "memory_processed_bytes": nil, "memory_remaining_bytes": nil,
+		"disk_total_bytes": nil, "disk_processed_bytes": nil, "disk_remaining_bytes": nil}
+	if atLeast(r, V2_59) {
+		v["uuid"] = m.UUID
+	}
+	if atLeast(r, V2_80) {
+		v["user_id"], v["project_id"] = m.UserID, m.ProjectID
+	}
+	return v
+}
+
+// listServerMigrations serves GET /servers/{id}/migrations: the
+// server's live migrations in progress.
+func (a *API) listServerMigrations(r *http.Request) (*apiutil.Response, error) {
+	i, err := a.loadServer(r, r.PathValue("server_id"), ruleServerMigrationsIndex)
+	if err != nil {
+		return nil, err
+	}
+	list, err := a.st.ListMigrations(ctx(r), store.MigrationFilter{Instance: i.UUID, Type: "live-migration"})
+	if err != nil {
+		return nil, internal(err)
+	}
+	out := []any{}
+	for _, m := range list {
+		if inProgressLive(m) {
+			out = append(out, a.serverMigrationView(r, m))
+		}
+	}
+	return apiutil.JSON(200, map[string]any{"migrations": out}), nil
+}
+
+// showServerMigration serves GET /servers/{id}/migrations/{migration_id}.
+func (a *API) showServerMigration(r *http.Request) (*apiutil.Response, error) {
+	i, err := a.loadServer(r, r.PathValue("server_id"), ruleServerMigrationsShow)
+	if err != nil {
+		return nil, err
+	}
+	id := r.PathValue("migration_id")
+	list, err := a.st.ListMigrations(ctx(r), store.MigrationFilter{Instance: i.UUID})
+	if err != nil {
+		return nil, internal(err)
+	}
+	for _, m := range list {
+		if strconv.FormatInt(m.ID, 10) != id {
+			continue
+		}
+		if !inProgressLive(m) {
+			return nil, apiutil.NotFound("In-progress live migration %s is not found for server %s.", id, i.UUID)
+		}
+		return apiutil.JSON(200, map[string]any{"migration": a.serverMigrationView(r, m)}), nil
+	}
+	return nil, apiutil.NotFound("Migration %s could not be found for instance %s.", id, i.UUID)
+}

@@ -68,6 +68,8 @@ func PolicyDefaults() []policy.Rule {
 		r(ruleGroupShow, projectReader, "Show a server group."),
 		r(ruleGroupDelete, projectMember, "Delete a server group."),
 		r(ruleMigrationsIndex, admin, "List migrations (os-migrations)."),
+		r(ruleServerMigrationsIndex, admin, "List a server's live migrations in progress."),
+		r(ruleServerMigrationsShow, admin, "Show a server's live migration in progress."),
 		r(ruleForcedHost, admin, "Force a server onto a host with availability_zone \"zone:host[:node]\"."),
 	}
 	for _, x := range []struct{ name, check, desc string }{
