@@ -369,6 +369,12 @@ kumo serve --nats-listen 0.0.0.0:4222.`,
 	f.StringVar(&ac.Driver, "compute-driver", "qemu", "hypervisor: qemu or fake (simulated, for scale tests)")
 	f.StringVar(&ac.QEMUAccel, "qemu-accel", "", "auto, kvm or tcg")
 	f.StringVar(&ac.ImageURL, "image-url", "", "the image endpoint, e.g. http://controller:5000/image")
+	f.Float64Var(&ac.Resources.CPUAllocationRatio, "cpu-allocation-ratio", 0, "virtual CPUs per physical CPU offered to placement (0: 16)")
+	f.Float64Var(&ac.Resources.RAMAllocationRatio, "ram-allocation-ratio", 0, "RAM overcommit offered to placement (0: 1.5)")
+	f.Float64Var(&ac.Resources.DiskAllocationRatio, "disk-allocation-ratio", 0, "disk overcommit offered to placement (0: 1.0)")
+	f.Int64Var(&ac.Resources.ReservedHostCPUs, "reserved-host-cpus", 0, "CPUs kept for the host itself")
+	f.Int64Var(&ac.Resources.ReservedHostMemoryMB, "reserved-host-memory-mb", 0, "MiB of RAM kept for the host itself")
+	f.Int64Var(&ac.Resources.ReservedHostDiskGB, "reserved-host-disk-gb", 0, "GiB of disk kept for the host itself")
 	cmd.AddCommand(compute, networkAgentCmd(g))
 	return cmd
 }

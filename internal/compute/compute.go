@@ -8,7 +8,8 @@
 // quota engine with its UsageCounter plug-in point; keys computes key pair
 // fingerprints and generates keys; conductor runs every long server action
 // as a persisted task (its state diagram is at the top of
-// conductor/conductor.go) and holds the interim scheduler; agent is the
+// conductor/conductor.go) and schedules through scheduler over placement
+// (conductor/scheduler.go); agent is the
 // per-host compute agent; rpc is the bus contract between them; states
 // names vm_states and task_states.
 //
@@ -115,7 +116,7 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("compute: no policy enforcer")
 	}
 	st := store.New(deps.DB)
-	q := quota.New(st, cfg.DefaultQuotas, quota.KeyPairCounter{}, quota.InstanceCounter{})
+	q := quota.New(st, cfg.DefaultQuotas, quota.KeyPairCounter{}, quota.InstanceCounter{}, api.ServerGroupCounter{})
 	s := &Service{deps: deps, cfg: cfg, store: st, quota: q}
 	log := deps.Log
 	if log == nil {
@@ -124,7 +125,10 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	log = log.With("component", "compute")
 	opts := api.Options{Store: st, Quota: q, Policy: deps.Policy, Auth: deps.Auth, Log: log, Zones: cfg.Zones,
 		Images: cfg.Images, Network: cfg.Network, Volumes: cfg.Volumes, ServiceDownTime: cfg.ConductorConfig.ServiceDownTime,
-		ReclaimInterval: cfg.ReclaimInterval}
+		ReclaimInterval: cfg.ReclaimInterval, Placement: cfg.Placement}
+	if opts.Zones == nil {
+		opts.Zones = api.AggregateZones{Store: st, DownTime: cfg.ConductorConfig.ServiceDownTime}
+	}
 	if deps.Bus != nil {
 		client := &conductor.Client{Bus: deps.Bus}
 		if cfg.Conductor {

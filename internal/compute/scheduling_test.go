@@ -4,6 +4,9 @@ import (
 	"context"
 	"testing"
 
+	"github.com/kumo-cloud/kumo/internal/compute"
+	"github.com/kumo-cloud/kumo/internal/db"
+	"github.com/kumo-cloud/kumo/internal/db/dbtest"
 	"github.com/kumo-cloud/kumo/internal/placement"
 )
 
@@ -35,15 +38,20 @@ func (e *env) nodeOf(host string) string {
 // through build, resize with revert and confirm, cold migration, delete
 // and the audit's repairs.
 func TestAllocationsFollowServers(t *testing.T) {
-	e := newServerEnv(t, nil, 2, nil)
+	dbtest.Each(t, []db.Set{compute.Migrations()}, testAllocationsFollowServers)
+}
+
+func testAllocationsFollowServers(t *testing.T, d *db.DB) {
+	e := newServerEnv(t, d, 2, nil)
 	ctx := context.Background()
 	// The resource tracker's provider: Nova's ratios, the fake host's size.
 	prov := e.nodeOf("compute1")
 	var invs map[string]placement.Inventory
 	e.eventually(func() bool {
 		invs, _ = e.pl.Inventories(ctx, prov)
-		return len(invs) == 3
-	}, "provider inventories")
+		traits, _ := e.pl.Traits(ctx, prov)
+		return len(invs) == 3 && len(traits) > 0
+	}, "provider inventories and traits")
 	if v := invs["VCPU"]; v.Total != 16 || v.AllocationRatio != 16 || invs["MEMORY_MB"].AllocationRatio != 1.5 || invs["DISK_GB"].Total != 1024 {
 		t.Fatalf("inventories %+v", invs)
 	}
@@ -118,11 +126,48 @@ func TestAllocationsFollowServers(t *testing.T) {
 	}
 	checkAlloc(id, dst, want)
 
+	// Live migration and evacuation leave only the instance's allocation
+	// on its new host.
+	e.action("admin", id, `{"os-migrateLive": {"host": null, "block_migration": "auto"}}`, 202)
+	v = e.waitStatus(id, "ACTIVE")
+	e.eventually(func() bool { return e.server(id)["OS-EXT-SRV-ATTR:host"] != dst }, "live migration")
+	live := e.server(id)["OS-EXT-SRV-ATTR:host"].(string)
+	e.eventually(func() bool { return len(e.allocs()) == 1 }, "migration allocations dropped")
+	checkAlloc(id, live, want)
+	var svcID string
+	for _, s := range list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-compute&host="+live, "2.53", "").body, "services") {
+		svcID = s.(map[string]any)["id"].(string)
+	}
+	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": true}`).expect(t, 200, "")
+	if st := e.server(id)["host_status"]; st != "DOWN" {
+		t.Fatalf("host_status %v", st)
+	}
+	e.action("admin", id, `{"evacuate": {}}`, 200)
+	e.eventually(func() bool { return e.server(id)["OS-EXT-SRV-ATTR:host"] != live && e.server(id)["status"] == "ACTIVE" }, "evacuation")
+	e.eventually(func() bool { return len(e.allocs()) == 1 }, "evacuation allocations")
+	checkAlloc(id, e.server(id)["OS-EXT-SRV-ATTR:host"].(string), want)
+	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": false}`).expect(t, 200, "")
+
 	// Delete releases everything.
 	e.do("alice", "DELETE", v21+"/servers/"+id, "", "").expect(t, 204, "")
 	e.waitGone(id)
 	if all := e.allocs(); len(all) != 0 {
 		t.Fatalf("after delete: %v", all)
+	}
+	// A deleted server's allocation left behind is an orphan the audit
+	// removes; an unknown consumer (another placement user) stays.
+	for _, c := range []string{id, "99999999-0000-4000-8000-000000000000"} {
+		if err := e.pl.Claim(ctx, placement.ConsumerAllocations{Consumer: c, ProjectID: "p1", UserID: "alice",
+			Allocations: map[string]map[string]int64{prov: {"VCPU": 1}}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err = e.svc.Conductor().Audit(ctx)
+	if err != nil || rep.Orphans != 1 {
+		t.Fatalf("audit %+v %v", rep, err)
+	}
+	if all := e.allocs(); len(all) != 1 || all["99999999-0000-4000-8000-000000000000"] == nil {
+		t.Fatalf("after audit: %v", all)
 	}
 }
 

@@ -105,6 +105,16 @@ func newServerEnv(t testing.TB, d *db.DB, hosts int, mod func(*compute.Config)) 
 			r := e.do("admin", "GET", v21+"/os-hypervisors", "2.53", "")
 			return r.status == 200 && len(list(t, r.body, "hypervisors")) == hosts
 		}, "hosts registered")
+		// And their resource providers written to placement.
+		e.eventually(func() bool {
+			for _, h := range list(t, e.do("admin", "GET", v21+"/os-hypervisors", "2.53", "").body, "hypervisors") {
+				invs, err := pl.Inventories(context.Background(), h.(map[string]any)["id"].(string))
+				if err != nil || len(invs) == 0 {
+					return false
+				}
+			}
+			return true
+		}, "resource providers")
 	}
 	return e
 }

@@ -64,6 +64,14 @@ type Config struct {
 		ReclaimInstanceInterval Duration `yaml:"reclaim_instance_interval"`
 		// ForceConfigDrive gives every server a config drive.
 		ForceConfigDrive bool `yaml:"force_config_drive"`
+		// Resource tracker of the in-process hosts (0: Nova's defaults,
+		// ratios 16 / 1.5 / 1.0 and nothing reserved).
+		CPUAllocationRatio   float64 `yaml:"cpu_allocation_ratio"`
+		RAMAllocationRatio   float64 `yaml:"ram_allocation_ratio"`
+		DiskAllocationRatio  float64 `yaml:"disk_allocation_ratio"`
+		ReservedHostCPUs     int64   `yaml:"reserved_host_cpus"`
+		ReservedHostMemoryMB int64   `yaml:"reserved_host_memory_mb"`
+		ReservedHostDiskGB   int64   `yaml:"reserved_host_disk_gb"`
 	} `yaml:"compute"`
 
 	// Volume configures the block storage backends: a file backend

@@ -32,6 +32,8 @@ type AgentConfig struct {
 	// ImageURL is the image endpoint (http://controller:5000/image); with
 	// it, images are fetched as the OS_* credentials in the environment.
 	ImageURL string
+	// Resources tunes the resource tracker (allocation ratios, reserved).
+	Resources agent.ResourceConfig
 }
 
 // RunComputeAgent runs a compute agent that reaches the control plane only
@@ -74,7 +76,7 @@ func RunComputeAgent(ctx context.Context, cfg AgentConfig, log *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	a, err := compute.NewAgent(b, d, images, agent.Config{Host: cfg.Host, HostIP: cfg.HostIP}, log.With("component", "agent", "host", cfg.Host))
+	a, err := compute.NewAgent(b, d, images, agent.Config{Host: cfg.Host, HostIP: cfg.HostIP, Resources: cfg.Resources}, log.With("component", "agent", "host", cfg.Host))
 	if err != nil {
 		return err
 	}

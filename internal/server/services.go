@@ -9,6 +9,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/apiutil"
 	"github.com/kumo-cloud/kumo/internal/auth"
 	"github.com/kumo-cloud/kumo/internal/compute"
+	"github.com/kumo-cloud/kumo/internal/compute/agent"
 	"github.com/kumo-cloud/kumo/internal/compute/api"
 	"github.com/kumo-cloud/kumo/internal/compute/conductor"
 	"github.com/kumo-cloud/kumo/internal/compute/netalloc"
@@ -71,6 +72,10 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 		Images:           novaImages{img},
 		ImageCache:       imgCache,
 		Placement:        pl,
+		AgentResources: agent.ResourceConfig{CPUAllocationRatio: cfg.Compute.CPUAllocationRatio,
+			RAMAllocationRatio: cfg.Compute.RAMAllocationRatio, DiskAllocationRatio: cfg.Compute.DiskAllocationRatio,
+			ReservedHostCPUs: cfg.Compute.ReservedHostCPUs, ReservedHostMemoryMB: cfg.Compute.ReservedHostMemoryMB,
+			ReservedHostDiskGB: cfg.Compute.ReservedHostDiskGB},
 		Drivers: map[string]func(host string) (virt.Driver, error){
 			"qemu": func(host string) (virt.Driver, error) {
 				return qemu.New(qemu.Config{

@@ -16,6 +16,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/services"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
+	"github.com/gophercloud/gophercloud/v2/openstack/placement/v1/resourceproviders"
 )
 
 // TestRemoteComputeAgent runs `kumo agent compute` as a second process
@@ -102,6 +103,32 @@ func TestRemoteComputeAgent(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The agent's resource tracker reported its provider through the bus.
+	pl, err := openstack.NewPlacementV1(p, gophercloud.EndpointOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl.Microversion = "1.36"
+	var rp resourceproviders.ResourceProvider
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		pages, err := resourceproviders.List(pl, resourceproviders.ListOpts{Name: "remote1"}).AllPages(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rps, _ := resourceproviders.ExtractResourceProviders(pages)
+		if len(rps) == 1 {
+			rp = rps[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no resource provider for remote1: %+v", rps)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	inv, err := resourceproviders.GetInventories(ctx, pl, rp.UUID).Extract()
+	if err != nil || inv.Inventories["VCPU"].Total != 16 || inv.Inventories["VCPU"].AllocationRatio != 16 || inv.Inventories["MEMORY_MB"].Total == 0 {
+		t.Fatalf("remote1 inventories %+v %v", inv, err)
+	}
 	srv, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "on-remote", ImageRef: im.ID, FlavorRef: "42",
 		Networks: "none", HypervisorHostname: "remote1"}, nil).Extract()
 	if err != nil {
@@ -113,6 +140,10 @@ func TestRemoteComputeAgent(t *testing.T) {
 	got, err := servers.Get(ctx, nova, srv.ID).Extract()
 	if err != nil || got.Host != "remote1" {
 		t.Fatalf("server host %q, %v", got.Host, err)
+	}
+	use, err := resourceproviders.GetUsages(ctx, pl, rp.UUID).Extract()
+	if err != nil || use.Usages["VCPU"] != 1 || use.Usages["MEMORY_MB"] != 128 {
+		t.Fatalf("remote1 usages %+v %v", use, err)
 	}
 	if err := servers.Delete(ctx, nova, srv.ID).ExtractErr(); err != nil {
 		t.Fatal(err)

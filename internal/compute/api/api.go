@@ -25,6 +25,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/compute/conductor"
 	"github.com/kumo-cloud/kumo/internal/compute/quota"
 	"github.com/kumo-cloud/kumo/internal/compute/store"
+	"github.com/kumo-cloud/kumo/internal/placement"
 	"github.com/kumo-cloud/kumo/internal/policy"
 )
 
@@ -57,6 +58,9 @@ type Options struct {
 	ServiceDownTime time.Duration
 	// ReclaimInterval > 0 turns on soft delete (reclaim_instance_interval).
 	ReclaimInterval time.Duration
+	// Placement receives the aggregates of hosts (os-aggregates mirrors
+	// them into provider aggregates); nil skips the mirroring.
+	Placement *placement.Service
 }
 
 // API serves the compute routes.
@@ -69,13 +73,14 @@ type API struct {
 	zones  ZoneSource
 	legacy *legacyRouter
 
-	servers  TaskKicker
-	consoles consoleTokens
-	images   ImageLookup
-	volumes  VolumeService
-	network  conductor.NetworkAllocator
-	downTime time.Duration
-	reclaim  time.Duration
+	servers   TaskKicker
+	consoles  consoleTokens
+	images    ImageLookup
+	volumes   VolumeService
+	network   conductor.NetworkAllocator
+	downTime  time.Duration
+	reclaim   time.Duration
+	placement *placement.Service
 }
 
 // New returns the API.
@@ -94,7 +99,7 @@ func New(o Options) *API {
 	}
 	a := &API{st: o.Store, quota: o.Quota, policy: o.Policy, auth: o.Auth, log: o.Log, zones: o.Zones,
 		servers: o.Servers, images: o.Images, volumes: o.Volumes, network: o.Network, downTime: o.ServiceDownTime,
-		reclaim: o.ReclaimInterval}
+		reclaim: o.ReclaimInterval, placement: o.Placement}
 	a.legacy = newLegacyRouter(a.routes())
 	return a
 }
@@ -218,6 +223,20 @@ func (a *API) routes() []apiutil.Route {
 		rt("GET", "/os-hypervisors", a.listHypervisors),
 		rt("GET", "/os-hypervisors/{hypervisor_id}", a.showHypervisor),
 		rt("GET", "/os-hypervisors/{hypervisor_id}/servers", a.hypervisorServers),
+
+		rt("GET", "/os-aggregates", a.listAggregates),
+		rt("POST", "/os-aggregates", a.createAggregate),
+		rt("GET", "/os-aggregates/{aggregate_id}", a.showAggregate),
+		rt("PUT", "/os-aggregates/{aggregate_id}", a.updateAggregate),
+		rt("DELETE", "/os-aggregates/{aggregate_id}", a.deleteAggregate),
+		rt("POST", "/os-aggregates/{aggregate_id}/action", a.aggregateAction),
+		rt("GET", "/os-server-groups", a.listServerGroups),
+		rt("POST", "/os-server-groups", a.createServerGroup),
+		rt("GET", "/os-server-groups/{group_id}", a.showServerGroup),
+		rt("DELETE", "/os-server-groups/{group_id}", a.deleteServerGroup),
+		rt("GET", "/os-migrations", a.listMigrations),
+		rt("GET", "/servers/{server_id}/migrations", a.listServerMigrations),
+		rt("GET", "/servers/{server_id}/migrations/{migration_id}", a.showServerMigration),
 	}
 	return append(rts, a.imageRoutes()...)
 }

@@ -53,6 +53,24 @@ func PolicyDefaults() []policy.Rule {
 
 		r(ruleZoneList, anyone, "List availability zones."),
 		r(ruleZoneDetail, admin, "List availability zones with their hosts and services."),
+
+		r(ruleAggIndex, admin, "List host aggregates."),
+		r(ruleAggCreate, admin, "Create a host aggregate."),
+		r(ruleAggShow, admin, "Show a host aggregate."),
+		r(ruleAggUpdate, admin, "Rename a host aggregate or change its availability zone."),
+		r(ruleAggDelete, admin, "Delete an empty host aggregate."),
+		r(ruleAggAddHost, admin, "Add a host to an aggregate."),
+		r(ruleAggRemoveHost, admin, "Remove a host from an aggregate."),
+		r(ruleAggSetMetadata, admin, "Set or remove metadata of an aggregate."),
+		r(ruleGroupIndex, projectReader, "List the server groups of a project."),
+		r(ruleGroupIndexAll, admin, "List the server groups of every project (all_projects)."),
+		r(ruleGroupCreate, projectMember, "Create a server group."),
+		r(ruleGroupShow, projectReader, "Show a server group."),
+		r(ruleGroupDelete, projectMember, "Delete a server group."),
+		r(ruleMigrationsIndex, admin, "List migrations (os-migrations)."),
+		r(ruleServerMigrationsIndex, admin, "List a server's live migrations in progress."),
+		r(ruleServerMigrationsShow, admin, "Show a server's live migration in progress."),
+		r(ruleForcedHost, admin, "Force a server onto a host with availability_zone \"zone:host[:node]\"."),
 	}
 	for _, x := range []struct{ name, check, desc string }{
 		{ruleServersIndex, projectReader, "List the servers of a project."},

@@ -226,12 +226,21 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 		return nil, apiutil.Errorf(501, "Servers are not available.").WithCode("notImplemented")
 	}
 	var body struct {
-		Server createReq `json:"server"`
+		Server   createReq                  `json:"server"`
+		Hints    map[string]json.RawMessage `json:"os:scheduler_hints"`
+		HintsOld map[string]json.RawMessage `json:"OS-SCH-HNT:scheduler_hints"`
 	}
 	if err := apiutil.DecodeJSON(r, serverCreateSchema, &body); err != nil {
 		return nil, err
 	}
 	s := body.Server
+	if body.Hints == nil {
+		body.Hints = body.HintsOld
+	}
+	hints, err := a.parseHints(r, body.Hints)
+	if err != nil {
+		return nil, err
+	}
 	if err := checkName("name", s.Name); err != nil {
 		return nil, err
 	}
@@ -252,7 +261,6 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 	}
 	// Counts.
 	minCount, maxCount := int64(1), int64(1)
-	var err error
 	if len(s.MinCount) > 0 {
 		if minCount, err = intValue("min_count", s.MinCount, 1, 1<<31); err != nil {
 			return nil, err
@@ -294,6 +302,7 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 	if !isUUID(imageRef) {
 		return nil, apiutil.BadRequest("Invalid imageRef provided.")
 	}
+	imageProps := ""
 	if a.images != nil {
 		img, err := a.images.GetImage(ctx(r), imageRef)
 		if errors.Is(err, ErrImageNotFound) || apiutil.AsError(err).Status == 404 {
@@ -315,6 +324,7 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 		if img.MinRAM > flavor.MemoryMB {
 			return nil, apiutil.BadRequest("Flavor's memory is too small for requested image.")
 		}
+		imageProps = schedulingImageProps(img.Properties)
 	}
 	// Key pair.
 	var keyData *string
@@ -345,13 +355,24 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 		return nil, networkError(err, 400)
 	}
 	netsJSON, _ := json.Marshal(nets)
-	// Zone.
+	// Zone, and the admin's "zone:host[:node]" forcing.
+	forcedHost, forcedNode := "", ""
 	if s.AvailabilityZone != nil {
-		zone, _, _ := strings.Cut(*s.AvailabilityZone, ":")
-		if err := a.checkZone(r, zone); err != nil {
-			return nil, err
+		zone, rest, forced := strings.Cut(*s.AvailabilityZone, ":")
+		if forced {
+			if err := a.authorize(r, ruleForcedHost, own(r)); err != nil {
+				return nil, err
+			}
+			forcedHost, forcedNode, _ = strings.Cut(rest, ":")
 		}
-		s.AvailabilityZone = &zone
+		if zone != "" {
+			if err := a.checkZone(r, zone); err != nil {
+				return nil, err
+			}
+			s.AvailabilityZone = &zone
+		} else {
+			s.AvailabilityZone = nil
+		}
 	}
 	if s.Host != nil || s.HypervisorHostname != nil {
 		if !atLeast(r, V2_74) {
@@ -402,6 +423,7 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 			} else if s.HypervisorHostname != nil {
 				t.Args["host"] = *s.HypervisorHostname
 			}
+			hints.apply(t.Args, forcedHost, forcedNode, imageProps)
 			ts := states.Scheduling
 			i.TaskID, i.Task, i.TaskState = &t.ID, t, &ts
 			if err := a.st.InsertInstance(ctx(r), tx, i); err != nil {
@@ -409,6 +431,11 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 			}
 			if err := a.beginAction(r, tx, i, "create", t); err != nil {
 				return err
+			}
+			if hints.group != nil {
+				if err := a.joinGroup(r, tx, hints.group, i.UUID, int(n)); err != nil {
+					return err
+				}
 			}
 			created = append(created, i)
 		}
@@ -673,7 +700,7 @@ func (a *API) serverView(r *http.Request, i *store.Instance, admin bool) map[str
 		v["trusted_image_certificates"] = nil
 	}
 	if atLeast(r, V2_71) {
-		v["server_groups"] = []any{}
+		v["server_groups"] = a.serverGroupsOf(r, i)
 	}
 	if atLeast(r, V2_16) && a.allowed(r, ruleServersHostStatus, map[string]string{"project_id": i.ProjectID}) {
 		v["host_status"] = a.hostStatus(r, i)

@@ -60,6 +60,9 @@ func (a *API) listZones(detail bool) apiutil.Handler {
 		}
 		out := make([]any, 0, len(zones))
 		for _, z := range zones {
+			if z.Name == "internal" && !detail {
+				continue // the control-plane services' zone is shown in detail only
+			}
 			v := map[string]any{"zoneName": z.Name, "zoneState": map[string]any{"available": z.Available}, "hosts": nil}
 			if detail {
 				hosts := map[string]any{}

@@ -629,6 +629,11 @@ func hypervisorType(driver string) string {
 	return driver
 }
 
+// powerSyncGrace is how long after a change a server is left out of the
+// power-state sync: a heartbeat sent while its task ran may arrive after
+// the task ended and would otherwise "see" the guest missing.
+const powerSyncGrace = 2 * time.Second
+
 // syncPower compares what the host runs with what the database says.
 // A guest that stopped or vanished outside Kumo stops its server (with a
 // "stop" instance action, as Nova's power-state sync does); a guest of a
@@ -645,7 +650,8 @@ func (c *Conductor) syncPower(ctx context.Context, r *rpc.HostReport) {
 		reported[p.UUID] = p.PowerState
 	}
 	for _, i := range insts {
-		if i.TaskID != nil || i.VMState == states.Building {
+		if i.TaskID != nil || i.VMState == states.Building || time.Since(i.UpdatedAt) < powerSyncGrace {
+			// A report sent before a task ended may not show its result yet.
 			delete(reported, i.UUID)
 			continue
 		}

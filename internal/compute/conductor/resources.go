@@ -73,11 +73,7 @@ func (c *Conductor) syncProvider(ctx context.Context, r *rpc.HostReport) error {
 	if err != nil {
 		return err
 	}
-	aggs, err := c.hostAggregateUUIDs(ctx, node.Host)
-	if err != nil {
-		return err
-	}
-	if err := c.writeProvider(ctx, node, want, aggs); err != nil {
+	if err := c.writeProvider(ctx, node, want); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -89,7 +85,10 @@ func (c *Conductor) syncProvider(ctx context.Context, r *rpc.HostReport) error {
 
 // writeProvider creates the provider when missing and sets its
 // inventories, traits and aggregates, retrying on generation conflicts.
-func (c *Conductor) writeProvider(ctx context.Context, node *store.Node, want *rpc.ProviderReport, aggs []string) error {
+// The host's aggregates are read after the provider's generation, so an
+// aggregate change the API mirrors meanwhile makes this write conflict
+// and retry instead of overwriting it.
+func (c *Conductor) writeProvider(ctx context.Context, node *store.Node, want *rpc.ProviderReport) error {
 	invs := make([]placement.Inventory, 0, len(want.Inventories))
 	for rc, i := range want.Inventories {
 		invs = append(invs, placement.Inventory{ResourceClass: rc, Total: i.Total, Reserved: i.Reserved, MinUnit: i.MinUnit,
@@ -112,6 +111,10 @@ func (c *Conductor) writeProvider(ctx context.Context, node *store.Node, want *r
 			return fmt.Errorf("provider of %s: %w", node.Host, err)
 		}
 		gen := p.Generation
+		var aggs []string
+		if aggs, err = c.hostAggregateUUIDs(ctx, node.Host); err != nil {
+			return err
+		}
 		if gen, err = c.pl.SetInventories(ctx, node.UUID, gen, invs); err != nil {
 			if errors.Is(err, placement.ErrConcurrentUpdate) {
 				continue

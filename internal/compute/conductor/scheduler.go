@@ -246,6 +246,21 @@ func scheduleStep(adjust func(*run, *scheduler.Spec)) step {
 }
 
 func (c *Conductor) schedule(ctx context.Context, r *run, adjust func(*run, *scheduler.Spec)) error {
+	// The group's members are read under the group's lock, so a member
+	// scheduled concurrently by this conductor is seen on its host.
+	groupKey, batchKey := "", ""
+	g, err := c.st.InstanceGroup(ctx, r.inst.UUID)
+	if err != nil {
+		return err
+	}
+	if g != nil {
+		groupKey = "group/" + g.UUID
+	}
+	if r.task.Kind == kindBuild {
+		batchKey = "batch/" + r.inst.ReservationID
+	}
+	unlock := c.locks.lock(groupKey, batchKey)
+	defer unlock()
 	spec, err := c.requestSpec(ctx, r)
 	if err != nil {
 		return err
@@ -253,15 +268,6 @@ func (c *Conductor) schedule(ctx context.Context, r *run, adjust func(*run, *sch
 	if adjust != nil {
 		adjust(r, spec)
 	}
-	groupKey, batchKey := "", ""
-	if spec.Group != nil {
-		groupKey = "group/" + spec.Group.UUID
-	}
-	if r.task.Kind == kindBuild {
-		batchKey = "batch/" + r.inst.ReservationID
-	}
-	unlock := c.locks.lock(groupKey, batchKey)
-	defer unlock()
 
 	var chosen *scheduler.Host
 	switch {

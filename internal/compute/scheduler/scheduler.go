@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/kumo-cloud/kumo/internal/placement"
 )
@@ -57,6 +58,25 @@ type Host struct {
 	// Filled from placement's provider summaries for each request.
 	Traits map[string]bool
 	Free   map[string]int64 // capacity minus usage, by class
+	// The free VCPU, MEMORY_MB and DISK_GB again, for the weighers'
+	// hot loop (SetFree keeps both in step).
+	freeCPU, freeRAM, freeDisk int64
+}
+
+// SetFree sets the free amount of a class.
+func (h *Host) SetFree(class string, n int64) {
+	if h.Free == nil {
+		h.Free = map[string]int64{}
+	}
+	h.Free[class] = n
+	switch class {
+	case "VCPU":
+		h.freeCPU = n
+	case "MEMORY_MB":
+		h.freeRAM = n
+	case "DISK_GB":
+		h.freeDisk = n
+	}
 }
 
 // Zone is the host's availability zone: the availability_zone metadata
@@ -243,9 +263,30 @@ func (s *Scheduler) filter(hosts []*Host, spec *Spec) ([]*Host, []FilterResult) 
 	return cur, results
 }
 
+// scored is a host with its total weight.
+type scored struct {
+	w float64
+	h *Host
+}
+
+// scratch holds the buffers of one weighing, reused across decisions.
+type scratch struct {
+	raw        []float64
+	list, rest []scored
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{} }}
+
 func (s *Scheduler) weigh(hosts []*Host, spec *Spec) {
-	total := make([]float64, len(hosts))
-	raw := make([]float64, len(hosts))
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	n := len(hosts)
+	sc.raw = slices.Grow(sc.raw[:0], n)[:n]
+	sc.list = slices.Grow(sc.list[:0], n)[:n]
+	raw, list := sc.raw, sc.list
+	for i, h := range hosts {
+		list[i] = scored{0, h}
+	}
 	for _, w := range s.weigher {
 		m := w.Multiplier()
 		if m == 0 || !w.Active(spec) {
@@ -264,17 +305,9 @@ func (s *Scheduler) weigh(hosts []*Host, spec *Spec) {
 		if hi == lo {
 			continue // every host equal: the weigher cannot tell them apart
 		}
-		for i := range hosts {
-			total[i] += m * (raw[i] - lo) / (hi - lo)
+		for i := range list {
+			list[i].w += m * (raw[i] - lo) / (hi - lo)
 		}
-	}
-	type scored struct {
-		w float64
-		h *Host
-	}
-	list := make([]scored, len(hosts))
-	for i, h := range hosts {
-		list[i] = scored{total[i], h}
 	}
 	better := func(a, b scored) int {
 		switch {
@@ -291,24 +324,33 @@ func (s *Scheduler) weigh(hosts []*Host, spec *Spec) {
 	// every filter together.
 	const topK = 16
 	if len(list) > 4*topK {
-		top := make([]scored, 0, topK+1)
-		rest := make([]scored, 0, len(list))
+		var top [topK + 1]scored
+		nt := 0
+		rest := sc.rest[:0]
 		for _, x := range list {
-			if len(top) == topK && better(x, top[topK-1]) >= 0 {
+			if nt == topK && better(x, top[topK-1]) >= 0 {
 				rest = append(rest, x)
 				continue
 			}
-			pos, _ := slices.BinarySearchFunc(top, x, better)
-			top = slices.Insert(top, pos, x)
-			if len(top) > topK {
+			pos, _ := slices.BinarySearchFunc(top[:nt], x, better)
+			copy(top[pos+1:nt+1], top[pos:nt])
+			top[pos] = x
+			if nt < topK {
+				nt++
+			} else {
 				rest = append(rest, top[topK])
-				top = top[:topK]
 			}
 		}
-		list = append(top, rest...)
-	} else {
-		slices.SortFunc(list, better)
+		for i := 0; i < nt; i++ {
+			hosts[i] = top[i].h
+		}
+		for i, x := range rest {
+			hosts[nt+i] = x.h
+		}
+		sc.rest = rest
+		return
 	}
+	slices.SortFunc(list, better)
 	for i := range list {
 		hosts[i] = list[i].h
 	}
@@ -362,7 +404,9 @@ func (s *Scheduler) Schedule(ctx context.Context, src HostSource, spec *Spec, n 
 					s.log.Debug("claim refused; trying the next host", "host", h.Host, "err", err)
 					lastErr = err
 					// Stop offering the host in this round.
-					h.Free = map[string]int64{}
+					for rc := range h.Free {
+						h.SetFree(rc, 0)
+					}
 					continue
 				}
 				if err != nil {
@@ -394,7 +438,7 @@ func (s *Scheduler) Schedule(ctx context.Context, src HostSource, spec *Spec, n 
 // consume accounts a choice on the host for the next instance.
 func consume(h *Host, spec *Spec) {
 	for rc, n := range spec.Resources {
-		h.Free[rc] -= n
+		h.SetFree(rc, h.Free[rc]-n)
 	}
 	if g := spec.Group; g != nil {
 		if g.Members == nil {
@@ -466,7 +510,7 @@ func (s *Scheduler) candidates(ctx context.Context, hosts []*Host, spec *Spec) (
 			hc := *h
 			hc.Free = make(map[string]int64, len(sum.Resources))
 			for rc, r := range sum.Resources {
-				hc.Free[rc] = r.Capacity - r.Used
+				hc.SetFree(rc, r.Capacity-r.Used)
 			}
 			hc.Traits = make(map[string]bool, len(sum.Traits))
 			for _, t := range sum.Traits {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,8 +18,10 @@ import (
 
 func host(name string, freeRAM int64, mod ...func(*Host)) *Host {
 	h := &Host{Host: name, Node: name, Provider: "rp-" + name, Up: true, HypervisorType: "QEMU",
-		Free:   map[string]int64{"VCPU": 16, "MEMORY_MB": freeRAM, "DISK_GB": 100},
 		Traits: map[string]bool{"HW_ARCH_X86_64": true}}
+	h.SetFree("VCPU", 16)
+	h.SetFree("MEMORY_MB", freeRAM)
+	h.SetFree("DISK_GB", 100)
 	for _, m := range mod {
 		m(h)
 	}
@@ -224,5 +227,47 @@ func TestConcurrentSchedules(t *testing.T) {
 	wg.Wait()
 	if ok.Load() != 50 || none.Load() != 50 {
 		t.Fatalf("ok %d, no valid host %d", ok.Load(), none.Load())
+	}
+}
+
+// TestChooseTopK: with many hosts the best ones come first in the exact
+// order a full sort by weight gives.
+func TestChooseTopK(t *testing.T) {
+	got, err := New(nil, Config{}, nil).Choose(manyHosts(500), &Spec{ProjectID: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 490 { // every 50th host is down
+		t.Fatalf("%d hosts passed", len(got))
+	}
+	norm := func(f func(h *Host) int64) map[*Host]float64 {
+		lo, hi := f(got[0]), f(got[0])
+		for _, h := range got {
+			lo, hi = min(lo, f(h)), max(hi, f(h))
+		}
+		out := map[*Host]float64{}
+		for _, h := range got {
+			out[h] = float64(f(h)-lo) / float64(hi-lo)
+		}
+		return out
+	}
+	ram := norm(func(h *Host) int64 { return h.Free["MEMORY_MB"] })
+	cpu := norm(func(h *Host) int64 { return h.Free["VCPU"] })
+	disk := norm(func(h *Host) int64 { return h.Free["DISK_GB"] })
+	ref := append([]*Host(nil), got...)
+	w := func(h *Host) float64 { return ram[h] + cpu[h] + disk[h] }
+	slices.SortFunc(ref, func(a, b *Host) int {
+		if w(a) != w(b) {
+			if w(a) > w(b) {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Host, b.Host)
+	})
+	for i := 0; i < 16; i++ {
+		if got[i] != ref[i] {
+			t.Fatalf("position %d: %s, want %s", i, got[i].Host, ref[i].Host)
+		}
 	}
 }

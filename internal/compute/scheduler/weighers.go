@@ -38,10 +38,20 @@ type freeWeigher struct {
 	mult  float64
 }
 
-func (w freeWeigher) Name() string                   { return w.name }
-func (w freeWeigher) Multiplier() float64            { return w.mult }
-func (w freeWeigher) Active(*Spec) bool              { return true }
-func (w freeWeigher) Weigh(h *Host, _ *Spec) float64 { return float64(h.Free[w.class]) }
+func (w freeWeigher) Name() string        { return w.name }
+func (w freeWeigher) Multiplier() float64 { return w.mult }
+func (w freeWeigher) Active(*Spec) bool   { return true }
+func (w freeWeigher) Weigh(h *Host, _ *Spec) float64 {
+	switch w.class {
+	case "VCPU":
+		return float64(h.freeCPU)
+	case "MEMORY_MB":
+		return float64(h.freeRAM)
+	case "DISK_GB":
+		return float64(h.freeDisk)
+	}
+	return float64(h.Free[w.class])
+}
 
 // groupWeigher counts the request's group members on a host: more is
 // better for soft affinity, worse for soft anti-affinity.
