@@ -161,22 +161,22 @@ func TestComputeOpenStackCLI(t *testing.T) {
 		return name
 	}
 	cli.run(append(adm, "server", "resize", "--flavor", "e2e.big", "--wait", "e2e-vm")...)
-	waitServer(t, ctx, nova, srv.ID, "VERIFY_RESIZE")
+	waitServerStatus(t, ctx, nova, srv.ID, "VERIFY_RESIZE")
 	cli.run(append(adm, "server", "resize", "confirm", "e2e-vm")...)
-	waitServer(t, ctx, nova, srv.ID, "ACTIVE")
+	waitServerStatus(t, ctx, nova, srv.ID, "ACTIVE")
 	if f := flavorOf(); f != "e2e.big" {
 		t.Errorf("flavor after confirmed resize: %s", f)
 	}
 	cli.run(append(adm, "server", "resize", "--flavor", "e2e.small", "--wait", "e2e-vm")...)
-	waitServer(t, ctx, nova, srv.ID, "VERIFY_RESIZE")
+	waitServerStatus(t, ctx, nova, srv.ID, "VERIFY_RESIZE")
 	cli.run(append(adm, "server", "resize", "revert", "e2e-vm")...)
-	waitServer(t, ctx, nova, srv.ID, "ACTIVE")
+	waitServerStatus(t, ctx, nova, srv.ID, "ACTIVE")
 	if f := flavorOf(); f != "e2e.big" {
 		t.Errorf("flavor after reverted resize: %s", f)
 	}
 
 	cli.run(append(adm, "server", "rebuild", "--image", "e2e-qcow", "--wait", "e2e-vm")...)
-	waitServer(t, ctx, nova, srv.ID, "ACTIVE")
+	waitServerStatus(t, ctx, nova, srv.ID, "ACTIVE")
 
 	cli.run(append(adm, "--os-compute-api-version", "2.73", "server", "lock", "--reason", "e2e says so", "e2e-vm")...)
 	var locked struct {
@@ -199,7 +199,7 @@ func TestComputeOpenStackCLI(t *testing.T) {
 		{"pause", "PAUSED"}, {"unpause", "ACTIVE"}, {"suspend", "SUSPENDED"}, {"resume", "ACTIVE"},
 	} {
 		cli.run(append(adm, "server", step.cmd, "e2e-vm")...)
-		waitServer(t, ctx, nova, srv.ID, step.status)
+		waitServerStatus(t, ctx, nova, srv.ID, step.status)
 	}
 
 	// Cold migration between the two fake hosts.
@@ -213,9 +213,9 @@ func TestComputeOpenStackCLI(t *testing.T) {
 	}
 	before := hostOf()
 	cli.run(append(adm, "server", "migrate", "--wait", "e2e-vm")...)
-	waitServer(t, ctx, nova, srv.ID, "VERIFY_RESIZE")
+	waitServerStatus(t, ctx, nova, srv.ID, "VERIFY_RESIZE")
 	cli.run(append(adm, "server", "resize", "confirm", "e2e-vm")...)
-	waitServer(t, ctx, nova, srv.ID, "ACTIVE")
+	waitServerStatus(t, ctx, nova, srv.ID, "ACTIVE")
 	if after := hostOf(); after == before || after == "" {
 		t.Errorf("migrate: host %q -> %q", before, after)
 	}
@@ -302,8 +302,8 @@ func (k *Kumo) getJSON(t *testing.T, ctx context.Context, path, token, version s
 	}
 }
 
-// waitServer waits until the server has status and no task state.
-func waitServer(t *testing.T, ctx context.Context, c *gophercloud.ServiceClient, id, status string) *servers.Server {
+// waitServerStatus waits until the server has status and no task state.
+func waitServerStatus(t *testing.T, ctx context.Context, c *gophercloud.ServiceClient, id, status string) *servers.Server {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
