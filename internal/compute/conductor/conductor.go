@@ -46,6 +46,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -544,7 +545,13 @@ func (r *run) spec() rpc.Instance {
 		s.ImageID = img // an unshelve boots from the shelved snapshot
 	}
 	if i.UserData != nil {
-		s.UserData = []byte(*i.UserData)
+		// The API keeps user_data as the client sent it, base64; the
+		// guest's config drive holds the decoded bytes, as Nova's does.
+		if b, err := base64.StdEncoding.DecodeString(*i.UserData); err == nil {
+			s.UserData = b
+		} else {
+			s.UserData = []byte(*i.UserData)
+		}
 	}
 	if i.KeyName != nil && i.KeyData != nil {
 		s.PublicKeys = map[string]string{*i.KeyName: *i.KeyData}
