@@ -100,6 +100,10 @@ func (d *Driver) begin(ctx context.Context, op string) error {
 			return ctx.Err()
 		case <-t.C:
 		}
+		// The context's own timer may not have fired yet on a busy host.
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			return context.DeadlineExceeded
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("fake %s: %w", op, err)
