@@ -225,11 +225,11 @@ func (s *Service) backupCreate(ctx context.Context, b *Backup) error {
 		return err
 	}
 	loc := s.backupPath(b.ID)
+	s.settleVolume(ctx, v.ID, restore)
 	_, err = s.store.UpdateBackup(context.WithoutCancel(ctx), b.ID, func(_ *sql.Tx, b *Backup) error {
 		b.Status, b.Location, b.Task, b.UpdatedAt = BackupAvailable, &loc, nil, s.now().UTC()
 		return nil
 	})
-	s.settleVolume(ctx, v.ID, restore)
 	s.log.Info("backed up volume", "backup", b.ID, "volume", v.ID)
 	return err
 }
