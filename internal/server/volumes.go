@@ -30,7 +30,8 @@ func newVolume(deps service.Deps, cfg *config.Config, img *image.Service, exists
 		}
 		backends = append(backends, lb)
 	}
-	v, err := volume.New(deps, volume.Config{Backends: backends, Images: volumeImages{img}, InstanceExists: exists})
+	v, err := volume.New(deps, volume.Config{Backends: backends, Images: volumeImages{img}, InstanceExists: exists,
+		BackupDir: filepath.Join(cfg.DataDir, "volume-backups")})
 	if err != nil {
 		return nil, fmt.Errorf("volume service: %w", err)
 	}

@@ -58,7 +58,7 @@ func newEnv(t testing.TB, d *db.DB, mutate func(*volume.Config)) *env {
 	v.Add("rob", "rob", "p1", "reader")
 	v.Add("bob", "bob", "p2", "member", "reader")
 	imgs := &fakeImages{images: map[string]*fakeImage{}}
-	cfg := volume.Config{Backends: []backend.Backend{fb}, Images: imgs, TmpDir: t.TempDir()}
+	cfg := volume.Config{Backends: []backend.Backend{fb}, Images: imgs, TmpDir: t.TempDir(), BackupDir: t.TempDir()}
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -35,7 +35,7 @@ const Prefix = "/volume"
 // else in that position is a project id (/v3/{project_id}/volumes).
 var topLevel = map[string]bool{
 	"volumes": true, "snapshots": true, "types": true, "attachments": true, "os-quota-sets": true,
-	"limits": true, "os-availability-zone": true, "os-services": true, "extensions": true, "scheduler-stats": true,
+	"limits": true, "os-availability-zone": true, "os-services": true, "extensions": true, "scheduler-stats": true, "backups": true,
 }
 
 type projectKey struct{}
@@ -102,6 +102,14 @@ func (s *Service) Routes() *apiutil.Service {
 		{"GET", "/os-services", s.listServices},
 		{"PUT", "/os-services/{action}", s.updateService},
 		{"GET", "/extensions", s.extensions},
+		{"GET", "/backups", s.listBackups(false)},
+		{"GET", "/backups/detail", s.listBackups(true)},
+		{"POST", "/backups", s.createBackup},
+		{"GET", "/backups/{id}", s.showBackup},
+		{"PUT", "/backups/{id}", s.updateBackup},
+		{"DELETE", "/backups/{id}", s.deleteBackup},
+		{"POST", "/backups/{id}/restore", s.restoreBackup},
+		{"POST", "/backups/{id}/action", s.backupAction},
 		{"GET", "/scheduler-stats/get_pools", s.pools},
 	}
 	for _, rt := range table {

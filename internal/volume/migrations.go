@@ -11,7 +11,7 @@ func Migrations() db.Set {
 	return db.Set{
 		Component: "volume",
 		Expand: []db.Migration{
-			{Version: 1, Name: "volumes, types, snapshots, attachments, quotas, services", SQL: `
+			{Version: 1, Name: "volumes, types, snapshots, attachments, backups, quotas, services", SQL: `
 CREATE TABLE volume_types (
 	id TEXT PRIMARY KEY,
 	name TEXT NOT NULL UNIQUE,
@@ -105,6 +105,22 @@ CREATE TABLE volume_attachments (
 );
 CREATE INDEX volume_attachments_volume_idx ON volume_attachments (volume_id);
 CREATE INDEX volume_attachments_instance_idx ON volume_attachments (instance_uuid);
+CREATE TABLE volume_backups (
+	id TEXT PRIMARY KEY,
+	project_id TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	volume_id TEXT NOT NULL,
+	name TEXT,
+	description TEXT,
+	size INTEGER NOT NULL,
+	status TEXT NOT NULL,
+	fail_reason TEXT,
+	location TEXT,
+	task TEXT,
+	created_at TEXT NOT NULL,
+	updated_at TEXT
+);
+CREATE INDEX volume_backups_project_idx ON volume_backups (project_id, created_at, id);
 CREATE TABLE volume_quotas (
 	project_id TEXT NOT NULL,
 	resource TEXT NOT NULL,

@@ -56,6 +56,40 @@ type Task struct {
 	ImageID    string `json:"image_id,omitempty"`    // upload target
 	DiskFormat string `json:"disk_format,omitempty"` // upload
 	Force      bool   `json:"force,omitempty"`
+	VolumeID   string `json:"volume_id,omitempty"` // backup restore target
+}
+
+// Backup statuses.
+const (
+	BackupCreating  = "creating"
+	BackupAvailable = "available"
+	BackupDeleting  = "deleting"
+	BackupRestoring = "restoring"
+	BackupError     = "error"
+)
+
+// Volume statuses while a backup reads or writes it.
+const (
+	StatusBackingUp       = "backing-up"
+	StatusRestoringBackup = "restoring-backup"
+)
+
+// Backup is a full copy of a volume's data kept outside the backend
+// (a compressed qcow2 file in the backup directory).
+type Backup struct {
+	ID          string
+	ProjectID   string
+	UserID      string
+	VolumeID    string
+	Name        *string
+	Description *string
+	Size        int
+	Status      string
+	FailReason  *string
+	Location    *string
+	Task        *Task
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // Volume is a block storage volume.

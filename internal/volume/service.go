@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -71,6 +73,9 @@ type Config struct {
 	Images Images
 	// TmpDir holds image downloads (default: system temp).
 	TmpDir string
+	// BackupDir holds backups (compressed qcow2 files); empty turns the
+	// backups API off (501).
+	BackupDir string
 	// DefaultLimit and MaxLimit bound list pages (default 1000 both,
 	// Cinder's osapi_max_limit).
 	MaxLimit int
@@ -121,6 +126,15 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	}
 	if cfg.MaxLimit <= 0 {
 		cfg.MaxLimit = 1000
+	}
+	if cfg.BackupDir != "" {
+		if err := os.MkdirAll(cfg.BackupDir, 0o700); err != nil {
+			return nil, fmt.Errorf("volume: backup dir: %w", err)
+		}
+		tmps, _ := filepath.Glob(filepath.Join(cfg.BackupDir, "*.tmp"))
+		for _, t := range tmps {
+			_ = os.Remove(t)
+		}
 	}
 	enf := deps.Policy
 	if enf == nil {
@@ -274,6 +288,14 @@ func (s *Service) Recover(ctx context.Context) error {
 			s.log.Info("resuming interrupted volume step", "volume", id, "status", v.Status)
 			s.kickVolume(id)
 		}
+	}
+	backups, err := s.store.BackupIDsInStatus(ctx, BackupCreating, BackupRestoring, BackupDeleting)
+	if err != nil {
+		return err
+	}
+	for _, id := range backups {
+		s.log.Info("resuming interrupted backup step", "backup", id)
+		s.kickBackup(id)
 	}
 	snaps, err := s.store.SnapshotIDsInStatus(ctx, SnapCreating, SnapDeleting)
 	if err != nil {

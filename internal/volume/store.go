@@ -212,6 +212,14 @@ func (s *Store) writeMetadata(ctx context.Context, tx *sql.Tx, id string, md map
 	return nil
 }
 
+// lockVolume locks the volume row (not its type's) on PostgreSQL.
+func (s *Store) lockVolume() string {
+	if s.db.ForUpdate() == "" {
+		return ""
+	}
+	return " FOR UPDATE OF v"
+}
+
 // CreateVolume inserts v after check (run in the transaction on the
 // owner's usage) allows it.
 func (s *Store) CreateVolume(ctx context.Context, v *Volume, check func(tx *sql.Tx) error) error {
@@ -230,7 +238,7 @@ func (s *Store) CreateVolume(ctx context.Context, v *Volume, check func(tx *sql.
 func (s *Store) UpdateVolume(ctx context.Context, id string, fn func(tx *sql.Tx, v *Volume) error) (*Volume, error) {
 	var out *Volume
 	err := s.db.WithTx(ctx, func(tx *sql.Tx) error {
-		v, err := scanVolume(tx.QueryRowContext(ctx, `SELECT `+volumeCols+volumeFrom+` WHERE v.id = $1`+s.db.ForUpdate(), id))
+		v, err := scanVolume(tx.QueryRowContext(ctx, `SELECT `+volumeCols+volumeFrom+` WHERE v.id = $1`+s.lockVolume(), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return errNoRow
 		}
@@ -288,7 +296,7 @@ admin_metadata = $13, task = $14, updated_at = $15, availability_zone = $16 WHER
 // DeleteVolume removes a volume row when check allows it.
 func (s *Store) DeleteVolume(ctx context.Context, id string, check func(tx *sql.Tx, v *Volume) error) error {
 	return s.db.WithTx(ctx, func(tx *sql.Tx) error {
-		v, err := scanVolume(tx.QueryRowContext(ctx, `SELECT `+volumeCols+volumeFrom+` WHERE v.id = $1`+s.db.ForUpdate(), id))
+		v, err := scanVolume(tx.QueryRowContext(ctx, `SELECT `+volumeCols+volumeFrom+` WHERE v.id = $1`+s.lockVolume(), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return errNoRow
 		}

@@ -31,6 +31,9 @@ type CreateRequest struct {
 	ImageID           string
 	Metadata          map[string]string
 	Multiattach       bool // the pre-3.50 multiattach flag
+	// restoring creates the volume for a backup restore: it is created
+	// by the restore step, in status restoring-backup.
+	restoring bool
 }
 
 // load reads a volume the caller may see (404 otherwise) and authorizes
@@ -210,6 +213,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Volume, error
 		// can hold it.
 		s.log.Warn("no backend for volume", "volume", v.ID, "err", err)
 		v.Status, v.Task = StatusError, nil
+	}
+	if req.restoring && v.Task != nil {
+		v.Status, v.Task = StatusRestoringBackup, nil
 	}
 	err = s.store.CreateVolume(ctx, v, func(tx *sql.Tx) error {
 		return s.checkQuota(ctx, tx, c.project, 1, 0, int64(v.Size), v.Size, t)

@@ -20,7 +20,9 @@ func TestVolumeHotplug(t *testing.T) {
 	g := needGuest(t)
 	dir := stateDir(t)
 	d := newDriver(t, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// Generous: under TCG on a loaded machine the boot alone can take
+	// minutes; the attach time is measured separately below.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	const uuid = "4c2c5e8a-1111-4222-8333-444455556666"
 	if err := d.Spawn(ctx, guestInstance(g, uuid)); err != nil {

@@ -207,3 +207,19 @@ func Export(ctx context.Context, conn Connection, dst, format string) error {
 	_, err := run(ctx, "qemu-img", "convert", "-q", "-f", conn.Format, "-O", format, conn.Path, dst)
 	return err
 }
+
+// ExportCompressed writes a volume's data to dst as a compressed qcow2
+// file (backups).
+func ExportCompressed(ctx context.Context, conn Connection, dst string) error {
+	_, err := run(ctx, "qemu-img", "convert", "-q", "-c", "-f", conn.Format, "-O", "qcow2", conn.Path, dst)
+	return err
+}
+
+// Import writes a qcow2 file (a backup) into an existing volume.
+func Import(ctx context.Context, src *string, conn Connection) error {
+	if src == nil {
+		return fmt.Errorf("backup has no data")
+	}
+	_, err := run(ctx, "qemu-img", "convert", "-q", "-n", "-f", "qcow2", "-O", conn.Format, *src, conn.Path)
+	return err
+}
