@@ -513,6 +513,18 @@ func (r *run) end(ctx context.Context, set store.Set, failure error) {
 // op asks the instance's host agent for an operation.
 func (r *run) op(ctx context.Context, host, op string, mod func(*rpc.OpRequest)) (rpc.OpReply, error) {
 	req := rpc.OpRequest{Op: op, Instance: r.spec()}
+	if (op == rpc.OpSpawn || op == rpc.OpResize) && len(req.Instance.VIFs) == 0 {
+		// Only a build carries its new ports in the task; rebuilds,
+		// resizes, evacuations and unshelves plug the server's current
+		// ports, read from the networking service.
+		vifs, err := r.c.net.Interfaces(ctx, []string{r.inst.UUID})
+		if err != nil {
+			return rpc.OpReply{}, fmt.Errorf("interfaces of %s: %w", r.inst.UUID, err)
+		}
+		for _, v := range vifs[r.inst.UUID] {
+			req.Instance.VIFs = append(req.Instance.VIFs, rpc.VIF{PortID: v.PortID, NetworkID: v.NetworkID, MAC: v.MAC})
+		}
+	}
 	if mod != nil {
 		mod(&req)
 	}
