@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,8 +62,30 @@ func shortDataDir(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(d) })
+	t.Cleanup(func() {
+		killProcessesUnder(d)
+		os.RemoveAll(d)
+	})
 	return d
+}
+
+// killProcessesUnder ends the processes (QEMU guests) whose command line
+// names dir: guests outlive kumo by design (an agent restart keeps them),
+// so a test that fails half way must not leave them running.
+func killProcessesUnder(dir string) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmd), dir+"/") {
+			if p, err := os.FindProcess(pid); err == nil {
+				_ = p.Kill()
+			}
+		}
+	}
 }
 
 // uploadGuest uploads the test guest as Glance images: the kernel (aki),
