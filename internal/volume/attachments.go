@@ -136,20 +136,10 @@ func (s *Service) ListAttachments(ctx context.Context, q AttachmentQuery) ([]*At
 	if !c.admin || !q.AllProjects {
 		q.AllProjects, q.Project = false, c.project
 	}
-	if q.Limit <= 0 || q.Limit > s.cfg.MaxLimit {
-		q.Limit = s.cfg.MaxLimit
-	}
-	limit := q.Limit
-	q.Limit++
-	out, err := s.store.ListAttachments(ctx, q)
-	if err != nil {
-		return nil, false, err
-	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
-	return out, more, nil
+	return page(q.Limit, s.cfg.MaxLimit, func(n int) ([]*Attachment, error) {
+		q.Limit = n
+		return s.store.ListAttachments(ctx, q)
+	})
 }
 
 // UpdateAttachment connects an attachment for the connector's host and

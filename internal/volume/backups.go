@@ -292,20 +292,10 @@ func (s *Service) ListBackups(ctx context.Context, q BackupQuery) ([]*Backup, bo
 	if !c.admin || !q.AllProjects {
 		q.AllProjects, q.Project = false, c.project
 	}
-	if q.Limit <= 0 || q.Limit > s.cfg.MaxLimit {
-		q.Limit = s.cfg.MaxLimit
-	}
-	limit := q.Limit
-	q.Limit++
-	out, err := s.store.ListBackups(ctx, q)
-	if err != nil {
-		return nil, false, err
-	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
-	return out, more, nil
+	return page(q.Limit, s.cfg.MaxLimit, func(n int) ([]*Backup, error) {
+		q.Limit = n
+		return s.store.ListBackups(ctx, q)
+	})
 }
 
 // UpdateBackup changes a backup's name or description.

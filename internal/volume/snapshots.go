@@ -160,20 +160,10 @@ func (s *Service) ListSnapshots(ctx context.Context, q SnapshotQuery, marker str
 		}
 		q.Marker = m
 	}
-	if q.Limit <= 0 || q.Limit > s.cfg.MaxLimit {
-		q.Limit = s.cfg.MaxLimit
-	}
-	limit := q.Limit
-	q.Limit++
-	out, err := s.store.ListSnapshots(ctx, q)
-	if err != nil {
-		return nil, false, err
-	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
-	return out, more, nil
+	return page(q.Limit, s.cfg.MaxLimit, func(n int) ([]*Snapshot, error) {
+		q.Limit = n
+		return s.store.ListSnapshots(ctx, q)
+	})
 }
 
 // UpdateSnapshot changes name, description or metadata.

@@ -573,20 +573,10 @@ func (s *Service) List(ctx context.Context, q VolumeQuery, marker string) ([]*Vo
 		}
 		q.Marker = m
 	}
-	if q.Limit <= 0 || q.Limit > s.cfg.MaxLimit {
-		q.Limit = s.cfg.MaxLimit
-	}
-	limit := q.Limit
-	q.Limit++
-	vs, err := s.store.ListVolumes(ctx, q)
-	if err != nil {
-		return nil, false, err
-	}
-	more := len(vs) > limit
-	if more {
-		vs = vs[:limit]
-	}
-	return vs, more, nil
+	return page(q.Limit, s.cfg.MaxLimit, func(n int) ([]*Volume, error) {
+		q.Limit = n
+		return s.store.ListVolumes(ctx, q)
+	})
 }
 
 // UpdateRequest changes name, description and metadata.
@@ -881,4 +871,20 @@ func (s *Service) UploadImage(ctx context.Context, id string, req UploadRequest)
 	}
 	s.kickVolume(id)
 	return v, imgID, nil
+}
+
+// page serves one page of a list: limit clamped to (0, max], one row more
+// fetched than asked so the caller knows whether more follow.
+func page[T any](limit, max int, fetch func(n int) ([]T, error)) ([]T, bool, error) {
+	if limit <= 0 || limit > max {
+		limit = max
+	}
+	out, err := fetch(limit + 1)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
 }
