@@ -102,6 +102,20 @@ v.host, v.location, v.image_metadata, v.admin_metadata, v.task, v.created_at, v.
 
 const volumeFrom = ` FROM volumes v JOIN volume_types t ON t.id = v.type_id`
 
+// collect scans every row with scan and closes rows.
+func collect[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 func scanVolume(sc interface{ Scan(...any) error }) (*Volume, error) {
 	var v Volume
 	var name, desc, snap, src, img, host, loc, task, created, updated sql.NullString
@@ -422,17 +436,8 @@ func (s *Store) ListVolumes(ctx context.Context, q VolumeQuery) ([]*Volume, erro
 	if err != nil {
 		return nil, err
 	}
-	var out []*Volume
-	for rows.Next() {
-		v, err := scanVolume(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanVolume)
+	if err != nil {
 		return nil, err
 	}
 	return out, s.loadVolumeExtras(ctx, s.db.Reader(), out)

@@ -138,16 +138,7 @@ func (s *Store) ListBackups(ctx context.Context, q BackupQuery) ([]*Backup, erro
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*Backup
-	for rows.Next() {
-		b, err := scanBackup(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, rows.Err()
+	return collect(rows, scanBackup)
 }
 
 // CreateBackupWith inserts a backup and applies fn to its volume in the

@@ -192,16 +192,7 @@ func (s *Store) ListSnapshots(ctx context.Context, q SnapshotQuery) ([]*Snapshot
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*Snapshot
-	for rows.Next() {
-		sn, err := scanSnapshot(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sn)
-	}
-	return out, rows.Err()
+	return collect(rows, scanSnapshot)
 }
 
 // ---- volume types ----
