@@ -513,10 +513,11 @@ func (r *run) end(ctx context.Context, set store.Set, failure error) {
 // op asks the instance's host agent for an operation.
 func (r *run) op(ctx context.Context, host, op string, mod func(*rpc.OpRequest)) (rpc.OpReply, error) {
 	req := rpc.OpRequest{Op: op, Instance: r.spec()}
-	if (op == rpc.OpSpawn || op == rpc.OpResize) && len(req.Instance.VIFs) == 0 {
-		// Only a build carries its new ports in the task; rebuilds,
-		// resizes, evacuations and unshelves plug the server's current
-		// ports, read from the networking service.
+	if (op == rpc.OpSpawn || op == rpc.OpResize) && len(req.Instance.VIFs) == 0 && (r.task == nil || r.task.Kind != kindBuild) {
+		// A build carries its new ports in the task (none when it has
+		// none, so the boot path asks nothing more); rebuilds, resizes,
+		// evacuations and unshelves plug the server's current ports, read
+		// from the networking service.
 		vifs, err := r.c.net.Interfaces(ctx, []string{r.inst.UUID})
 		if err != nil {
 			return rpc.OpReply{}, fmt.Errorf("interfaces of %s: %w", r.inst.UUID, err)
