@@ -211,10 +211,19 @@ func (s *Service) listNetworks(r *http.Request) (*apiutil.Response, error) {
 
 // listResponse renders {"<collection>": [...], "<collection>_links": [...]}.
 func (s *Service) listResponse(r *http.Request, lq *listQuery, collection string, items []map[string]any, more bool) *apiutil.Response {
+	var first, last string
+	if len(items) > 0 {
+		first, _ = items[0]["id"].(string)
+		last, _ = items[len(items)-1]["id"].(string)
+	}
+	return s.listResponseOf(r, lq, collection, items, len(items), first, last, more)
+}
+
+// listResponseOf is listResponse for a list of n typed views whose first and
+// last ids are given (for the pagination links).
+func (s *Service) listResponseOf(r *http.Request, lq *listQuery, collection string, items any, n int, first, last string, more bool) *apiutil.Response {
 	body := map[string]any{collection: items}
-	if lq.limit > 0 && len(items) > 0 {
-		first, _ := items[0]["id"].(string)
-		last, _ := items[len(items)-1]["id"].(string)
+	if lq.limit > 0 && n > 0 {
 		if links := pageLinks(r, strings.TrimSuffix(s.base(r), prefix), lq, first, last, more); len(links) > 0 {
 			body[collection+"_links"] = links
 		}

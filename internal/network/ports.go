@@ -323,13 +323,11 @@ func (s *Service) listPorts(r *http.Request) (*apiutil.Response, error) {
 	for i, p := range ports {
 		items[i] = s.portView(c, p)
 	}
-	body := map[string]any{"ports": items}
-	if lq.limit > 0 && len(items) > 0 {
-		if links := pageLinks(r, strings.TrimSuffix(s.base(r), prefix), lq, items[0].ID, items[len(items)-1].ID, more); len(links) > 0 {
-			body["ports_links"] = links
-		}
+	var first, last string
+	if len(items) > 0 {
+		first, last = items[0].ID, items[len(items)-1].ID
 	}
-	return apiutil.JSON(200, body), nil
+	return s.listResponseOf(r, lq, "ports", items, len(items), first, last, more), nil
 }
 
 func (s *Service) showPort(r *http.Request) (*apiutil.Response, error) {
