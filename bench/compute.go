@@ -110,9 +110,15 @@ func (w *watcher) await(ctx context.Context, id string, statuses ...string) erro
 			}
 			return nil
 		case <-direct.C:
+			// Decide here: a send on wt.ch could block forever when the
+			// watcher filled its one slot meanwhile (this goroutine is
+			// its only reader).
 			st, err := w.status(ctx, id)
-			if err == nil && (wt.want[st] || st == "ERROR") {
-				wt.ch <- st
+			if err == nil && st == "ERROR" {
+				return fmt.Errorf("server %s went to ERROR", id)
+			}
+			if err == nil && wt.want[st] {
+				return nil
 			}
 			direct.Reset(time.Second)
 		case <-timeout.C:

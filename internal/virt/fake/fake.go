@@ -49,7 +49,7 @@ type Driver struct {
 func New(cfg Config) *Driver {
 	if cfg.Resources.VCPUs == 0 {
 		cfg.Resources = virt.Resources{VCPUs: 16, MemoryMB: 65536, DiskGB: 1024,
-			Traits: []string{"COMPUTE_NET_ATTACH_INTERFACE", "COMPUTE_VOLUME_ATTACH", "COMPUTE_RESCUE_BFV", "CUSTOM_KUMO_FAKE"}}
+			Traits: []string{"COMPUTE_NET_ATTACH_INTERFACE", "COMPUTE_VOLUME_ATTACH_WITH_TAG", "COMPUTE_VOLUME_EXTEND", "COMPUTE_RESCUE_BFV", "CUSTOM_KUMO_FAKE"}}
 	}
 	return &Driver{cfg: cfg, insts: map[string]*instance{}, failures: map[string][]error{}}
 }
