@@ -336,3 +336,48 @@ func BenchmarkBootDelete(b *testing.B) {
 	b.ReportMetric(float64(p95.Microseconds())/1000, "p95-ms")
 	b.ReportMetric(float64(store.Queries()-q0)/float64(b.N), "queries/server")
 }
+
+// Steady host reports are handled in batches: the compute service's
+// last_seen_up keeps advancing, and a service deleted through the API
+// registers again with the host's next report.
+func TestComputeHeartbeatsBatched(t *testing.T) {
+	e := newServerEnv(t, nil, 1, nil)
+	seen := func() (string, string) {
+		var id, at string
+		err := e.db.Reader().QueryRowContext(t.Context(), `SELECT uuid, COALESCE(last_seen_up, '') FROM compute_services WHERE binary_name = 'nova-compute'`).Scan(&id, &at)
+		if err != nil {
+			return "", ""
+		}
+		return id, at
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	id, first := seen()
+	if id == "" {
+		t.Fatal("no compute service")
+	}
+	for range 3 { // several batches, not just the registering report
+		prev := first
+		waitFor("last_seen_up to advance", func() bool { _, at := seen(); first = at; return at > prev })
+	}
+	e.do("admin", "DELETE", v21+"/os-services/"+id, "2.53", "").expect(t, 204, "")
+	waitFor("the host to register again", func() bool { nid, _ := seen(); return nid != "" && nid != id })
+	nid, _ := seen()
+	svcs := list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-compute", "2.53", "").expect(t, 200, "").body, "services")
+	if len(svcs) != 1 || svcs[0].(map[string]any)["id"] != nid || svcs[0].(map[string]any)["state"] != "up" {
+		t.Fatalf("services after re-registration: %v", svcs)
+	}
+	// The node is registered again with the service.
+	hv := list(t, e.do("admin", "GET", v21+"/os-hypervisors/detail", "2.53", "").expect(t, 200, "").body, "hypervisors")
+	if len(hv) != 1 || hv[0].(map[string]any)["service"].(map[string]any)["id"] != nid {
+		t.Fatalf("hypervisors after re-registration: %v", hv)
+	}
+}

@@ -54,6 +54,29 @@ func legacyProvider(r *rpc.HostReport) *rpc.ProviderReport {
 
 // syncProvider brings the host's provider in line with the report. An
 // unchanged report costs no query.
+// reportDigest is the digest of the provider r asks for ("" without
+// placement).
+func (c *Conductor) reportDigest(r *rpc.HostReport) string {
+	if c.pl == nil {
+		return ""
+	}
+	want := r.Provider
+	if want == nil {
+		want = legacyProvider(r)
+	}
+	return providerDigest(want)
+}
+
+// providerCurrentLocked reports whether the provider last written for
+// host has digest (no placement write needed); c.mu is held.
+func (c *Conductor) providerCurrentLocked(host, digest string) bool {
+	if c.pl == nil {
+		return true
+	}
+	last, ok := c.provs[host]
+	return ok && last.digest == digest
+}
+
 func (c *Conductor) syncProvider(ctx context.Context, r *rpc.HostReport) error {
 	if c.pl == nil {
 		return nil
