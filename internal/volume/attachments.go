@@ -348,7 +348,7 @@ func (s *Service) ReleaseInstance(ctx context.Context, inst string) error {
 		return err
 	}
 	for _, a := range atts {
-		v, err := s.store.UpdateVolume(ctx, a.VolumeID, func(_ *sql.Tx, v *Volume) error {
+		v, err := s.store.UpdateVolume(ctx, a.VolumeID, func(tx *sql.Tx, v *Volume) error {
 			kept := v.Attachments[:0]
 			for _, x := range v.Attachments {
 				if x.ID != a.ID {
@@ -358,7 +358,15 @@ func (s *Service) ReleaseInstance(ctx context.Context, inst string) error {
 			v.Attachments = kept
 			volumeStatusAfter(v)
 			if a.DeleteOnTermination && len(kept) == 0 {
-				v.Status, v.Task = StatusDeleting, &Task{Op: "delete"}
+				// As in Nova, a volume Cinder refuses to delete (it has
+				// snapshots) stays, available.
+				n, err := s.store.CountSnapshots(ctx, tx, v.ID)
+				if err != nil {
+					return err
+				}
+				if n == 0 {
+					v.Status, v.Task = StatusDeleting, &Task{Op: "delete"}
+				}
 			}
 			v.UpdatedAt = s.now().UTC()
 			return nil
