@@ -121,7 +121,9 @@ func (a *API) snapshotVolumeBacked(r *http.Request, i *store.Instance, vas []Vol
 	img.Properties[bdmImageProperty] = string(raw)
 	img.Properties[bdmV2Property] = "True"
 	img.Properties[rootDeviceProperty] = conductor.RootDeviceName
-	img.MinDisk = 0
+	// The data is empty: a raw disk of size 0 (Nova drops the formats;
+	// the image service wants them to make the image active).
+	img.MinDisk, img.DiskFormat, img.ContainerFormat = 0, "raw", "bare"
 	id, err := ic.CreateImage(ctx(r), img)
 	if err != nil {
 		undo()
