@@ -323,6 +323,27 @@ func TestBootFromVolumeGophercloud(t *testing.T) {
 	}
 	waitVol(blank, "available")
 
+	// ---- shelve offloads without an image; unshelve boots from the
+	// same volume ----
+	if err := servers.Shelve(ctx, nova, srv3.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitServer(srv3.ID, "SHELVED_OFFLOADED")
+	if v := waitVol(mine.ID, "in-use"); len(v.Attachments) != 1 {
+		t.Errorf("boot volume of the shelved server = %+v", v.Attachments)
+	}
+	if list, err := images.List(glance, images.ListOpts{Name: "bfv-existing-shelved"}).AllPages(ctx); err != nil {
+		t.Fatal(err)
+	} else if all, _ := images.ExtractImages(list); len(all) != 0 {
+		t.Errorf("shelve of a volume-backed server made an image: %+v", all)
+	}
+	if err := servers.Unshelve(ctx, nova, srv3.ID, servers.UnshelveOpts{}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	if s := waitServer(srv3.ID, "ACTIVE"); len(s.AttachedVolumes) != 1 || s.AttachedVolumes[0].ID != mine.ID {
+		t.Errorf("volumes after unshelve = %+v", s.AttachedVolumes)
+	}
+
 	// ---- a build whose volume cannot be created is rolled back ----
 	if r := k.do(t, ctx, "POST", "/volume/v3/types", token, `{"volume_type": {"name": "nowhere", "extra_specs": {"volume_backend_name": "nowhere"}}}`); r.Status != 200 {
 		t.Fatalf("create type: %d %s", r.Status, r.Body)
