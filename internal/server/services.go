@@ -62,7 +62,7 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 	nova, err = compute.New(deps, compute.Config{
 		Volumes: novaVolumes{vol},
 		Network: netalloc.New(neutron),
-		ConductorConfig: conductor.Config{VIFPluggingTimeout: vifWait, Images: conductorImages{img},
+		ConductorConfig: conductor.Config{VIFPluggingTimeout: vifWait, Images: conductorImages{img}, Volumes: conductorVolumes{vol},
 			VIFPluggingNotFatal: !cfg.Compute.VIFPluggingIsFatal},
 		Conductor:        true,
 		Driver:           driver,
@@ -197,4 +197,10 @@ func (l localImages) Open(ctx context.Context, id string) (io.ReadCloser, error)
 		return nil, fmt.Errorf("image %s has no data", id)
 	}
 	return d.File, nil
+}
+
+// UploadImage implements api.ImageUploader (the empty data of a
+// volume-backed server's snapshot image).
+func (n novaImages) UploadImage(ctx context.Context, id string, r io.Reader, size int64) error {
+	return n.s.Upload(ctx, id, r, size)
 }

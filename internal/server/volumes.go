@@ -7,7 +7,10 @@ import (
 	"path/filepath"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
+	"github.com/kumo-cloud/kumo/internal/auth"
 	"github.com/kumo-cloud/kumo/internal/compute/api"
+	"github.com/kumo-cloud/kumo/internal/compute/conductor"
+	"github.com/kumo-cloud/kumo/internal/compute/rpc"
 	"github.com/kumo-cloud/kumo/internal/config"
 	"github.com/kumo-cloud/kumo/internal/image"
 	"github.com/kumo-cloud/kumo/internal/service"
@@ -141,3 +144,144 @@ func (n novaVolumes) List(ctx context.Context, serverID string) ([]api.VolumeAtt
 	}
 	return out, nil
 }
+
+// conductorVolumes is the volume service as the compute conductor uses
+// it for block device mappings: volumes and attachments are made as the
+// server's owner (the project pays the quota), the rest as the compute
+// service.
+type conductorVolumes struct{ s *volume.Service }
+
+func ownerCtx(ctx context.Context, o conductor.Owner) context.Context {
+	return auth.With(ctx, &auth.Context{UserID: o.UserID, ProjectID: o.ProjectID,
+		Roles: []auth.Role{{Name: "member"}, {Name: "reader"}}})
+}
+
+func (c conductorVolumes) CreateVolume(ctx context.Context, o conductor.Owner, req conductor.VolumeRequest) (string, error) {
+	name, desc := req.Name, req.Description
+	v, err := c.s.Create(ownerCtx(ctx, o), volume.CreateRequest{Name: &name, Description: &desc, Size: req.Size,
+		Type: req.VolumeType, ImageID: req.ImageID, SnapshotID: req.SnapshotID})
+	if err != nil {
+		return "", err
+	}
+	return v.ID, nil
+}
+
+func (c conductorVolumes) GetVolume(ctx context.Context, id string) (conductor.VolumeInfo, error) {
+	v, err := c.s.Get(localImages{}.ctx(ctx), id)
+	if err != nil {
+		return conductor.VolumeInfo{}, err
+	}
+	return conductor.VolumeInfo{ID: v.ID, Status: v.Status, Size: v.Size}, nil
+}
+
+func (c conductorVolumes) DeleteVolume(ctx context.Context, o conductor.Owner, id string) error {
+	err := c.s.Delete(ownerCtx(ctx, o), id, false, false)
+	if err != nil && apiutil.AsError(err).Status == 404 {
+		return nil
+	}
+	return err
+}
+
+func (c conductorVolumes) Attach(ctx context.Context, o conductor.Owner, volumeID, serverID, host, device string, dot bool, tag *string) (string, rpc.Volume, error) {
+	octx := ownerCtx(ctx, o)
+	a, _, info, err := c.s.CreateAttachment(octx, volume.AttachRequest{VolumeID: volumeID, InstanceUUID: serverID,
+		Connector: map[string]any{"host": host, "mountpoint": device}, DeleteOnTermination: dot, Tag: tag, Mountpoint: &device})
+	if err != nil {
+		return "", rpc.Volume{}, err
+	}
+	if err := c.s.CompleteAttachment(octx, a.ID, device); err != nil {
+		_, _ = c.s.DeleteAttachment(context.WithoutCancel(octx), a.ID)
+		return "", rpc.Volume{}, err
+	}
+	return a.ID, connVolume(volumeID, device, info), nil
+}
+
+func connVolume(id, device string, info map[string]any) rpc.Volume {
+	data, _ := info["data"].(map[string]any)
+	v := rpc.Volume{ID: id, Device: device}
+	v.Path, _ = data["device_path"].(string)
+	v.Format, _ = data["format"].(string)
+	v.ReadOnly = data["access_mode"] == "ro"
+	return v
+}
+
+func (c conductorVolumes) Detach(ctx context.Context, attachmentID string) error {
+	_, err := c.s.DeleteAttachment(localImages{}.ctx(ctx), attachmentID)
+	if err != nil && apiutil.AsError(err).Status == 404 {
+		return nil
+	}
+	return err
+}
+
+func (c conductorVolumes) ServerVolumes(ctx context.Context, serverID string) ([]rpc.Volume, map[string]string, error) {
+	conns, err := c.s.InstanceConnections(ctx, serverID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []rpc.Volume
+	var meta map[string]string
+	for _, ic := range conns {
+		dev := ""
+		if ic.Attachment.Mountpoint != nil {
+			dev = *ic.Attachment.Mountpoint
+		}
+		v := connVolume(ic.Volume.ID, dev, ic.Info)
+		if dev == conductor.RootDeviceName {
+			v.Root, meta = true, ic.Volume.ImageMeta
+		}
+		out = append(out, v)
+	}
+	return out, meta, nil
+}
+
+func (c conductorVolumes) ReleaseServer(ctx context.Context, serverID string) error {
+	return c.s.ReleaseInstance(ctx, serverID)
+}
+
+var _ conductor.VolumeService = conductorVolumes{}
+
+// VolumeInfo implements api.BlockDeviceService.
+func (n novaVolumes) VolumeInfo(ctx context.Context, id string) (api.VolumeInfo, error) {
+	v, err := n.s.Get(ctx, id)
+	if err != nil {
+		if apiutil.AsError(err).Status == 404 {
+			return api.VolumeInfo{}, api.ErrVolumeNotFound
+		}
+		return api.VolumeInfo{}, err
+	}
+	return api.VolumeInfo{ID: v.ID, Status: v.Status, Size: v.Size, Bootable: v.Bootable, Zone: v.Zone}, nil
+}
+
+func (n novaVolumes) SnapshotInfo(ctx context.Context, id string) (api.SnapshotInfo, error) {
+	s, err := n.s.GetSnapshot(ctx, id)
+	if err != nil {
+		if apiutil.AsError(err).Status == 404 {
+			return api.SnapshotInfo{}, api.ErrSnapshotNotFound
+		}
+		return api.SnapshotInfo{}, err
+	}
+	return api.SnapshotInfo{ID: s.ID, Status: s.Status, Size: s.Size}, nil
+}
+
+func (n novaVolumes) VolumeTypeExists(ctx context.Context, key string) (bool, error) {
+	_, err := n.s.GetType(ctx, key)
+	if err != nil && apiutil.AsError(err).Status == 404 {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (n novaVolumes) SnapshotVolume(ctx context.Context, volumeID, name string) (string, error) {
+	desc := "snapshot of a volume-backed server"
+	s, err := n.s.CreateSnapshot(ctx, volume.SnapshotRequest{VolumeID: volumeID, Name: &name, Description: &desc, Force: true})
+	if err != nil {
+		return "", err
+	}
+	return s.ID, nil
+}
+
+func (n novaVolumes) DeleteSnapshot(ctx context.Context, id string) error {
+	return n.s.DeleteSnapshot(ctx, id)
+}
+
+var _ api.BlockDeviceService = novaVolumes{}

@@ -80,6 +80,13 @@ type Instance struct {
 	NICs        []NIC
 	ConfigDrive bool
 	Metadata    Metadata
+	// RootVolume, when set, is the boot disk (a volume-backed instance):
+	// the driver creates no root disk and Image gives only the boot
+	// properties (kernel, ramdisk, command line), no disk file.
+	RootVolume *Volume
+	// Volumes are plugged at spawn (block device mappings), as if
+	// attached right after; they can be detached later.
+	Volumes []Volume
 }
 
 // Image is a disk image already present in the host's image cache.

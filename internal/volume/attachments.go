@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
@@ -330,36 +331,88 @@ func (s *Service) ReapInstances(ctx context.Context, exists func(ctx context.Con
 		if err != nil || ok {
 			continue
 		}
-		atts, err := s.InstanceAttachments(ctx, inst)
-		if err != nil {
+		if err := s.ReleaseInstance(ctx, inst); err != nil {
 			return err
-		}
-		for _, a := range atts {
-			v, err := s.store.UpdateVolume(ctx, a.VolumeID, func(_ *sql.Tx, v *Volume) error {
-				kept := v.Attachments[:0]
-				for _, x := range v.Attachments {
-					if x.ID != a.ID {
-						kept = append(kept, x)
-					}
-				}
-				v.Attachments = kept
-				volumeStatusAfter(v)
-				if a.DeleteOnTermination && len(kept) == 0 {
-					v.Status, v.Task = StatusDeleting, &Task{Op: "delete"}
-				}
-				v.UpdatedAt = s.now().UTC()
-				return nil
-			})
-			if err != nil {
-				continue
-			}
-			s.log.Info("detached volume of deleted instance", "volume", a.VolumeID, "instance", inst, "delete", a.DeleteOnTermination)
-			if v.Task != nil && v.Task.Op == "delete" {
-				s.kickVolume(v.ID)
-			}
 		}
 	}
 	return nil
+}
+
+// ReleaseInstance settles the attachments of a deleted instance: each is
+// dropped, and volumes marked delete_on_termination (and attached nowhere
+// else) are deleted. Compute calls it as it deletes a server; the reaper
+// catches the servers deleted while it could not.
+func (s *Service) ReleaseInstance(ctx context.Context, inst string) error {
+	atts, err := s.InstanceAttachments(ctx, inst)
+	if err != nil {
+		return err
+	}
+	for _, a := range atts {
+		v, err := s.store.UpdateVolume(ctx, a.VolumeID, func(tx *sql.Tx, v *Volume) error {
+			kept := v.Attachments[:0]
+			for _, x := range v.Attachments {
+				if x.ID != a.ID {
+					kept = append(kept, x)
+				}
+			}
+			v.Attachments = kept
+			volumeStatusAfter(v)
+			if a.DeleteOnTermination && len(kept) == 0 {
+				// As in Nova, a volume Cinder refuses to delete (it has
+				// snapshots) stays, available.
+				n, err := s.store.CountSnapshots(ctx, tx, v.ID)
+				if err != nil {
+					return err
+				}
+				if n == 0 {
+					v.Status, v.Task = StatusDeleting, &Task{Op: "delete"}
+				}
+			}
+			v.UpdatedAt = s.now().UTC()
+			return nil
+		})
+		if err != nil {
+			continue
+		}
+		s.log.Info("detached volume of deleted instance", "volume", a.VolumeID, "instance", inst, "delete", a.DeleteOnTermination)
+		if v.Task != nil && v.Task.Op == "delete" {
+			s.kickVolume(v.ID)
+		}
+	}
+	return nil
+}
+
+// InstanceConnection is an attachment of an instance with how its host
+// reaches the volume.
+type InstanceConnection struct {
+	Attachment *Attachment
+	Volume     *Volume
+	Info       map[string]any // Cinder's connection_info
+}
+
+// InstanceConnections lists the attached volumes of an instance with
+// their connection info (Compute respawning a server on a host).
+func (s *Service) InstanceConnections(ctx context.Context, instance string) ([]InstanceConnection, error) {
+	atts, err := s.InstanceAttachments(ctx, instance)
+	if err != nil {
+		return nil, err
+	}
+	var out []InstanceConnection
+	for _, a := range atts {
+		if a.Status != AttachAttached {
+			continue
+		}
+		v, err := s.store.GetVolume(ctx, nil, a.VolumeID)
+		if err != nil {
+			return nil, err
+		}
+		info, err := s.connectionInfo(ctx, v, a)
+		if err != nil {
+			return nil, fmt.Errorf("volume %s: %w", v.ID, err)
+		}
+		out = append(out, InstanceConnection{Attachment: a, Volume: v, Info: info})
+	}
+	return out, nil
 }
 
 // reapLoop runs ReapInstances every interval.

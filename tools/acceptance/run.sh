@@ -3,7 +3,8 @@
 # wrote) against a fresh all-in-one Kumo and prints pass/fail/skip counts
 # per suite. Usage: tools/acceptance/run.sh [suite ...]
 # Suites are paths under gophercloud's internal/acceptance/openstack, e.g.
-# identity/v3 (default: every suite of a service Kumo serves).
+# identity/v3 (default: every suite of a service Kumo serves). ACC_RUN=REGEX
+# runs only the matching tests.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -52,6 +53,6 @@ cd "$work/gophercloud"
 # reach (and Kumo does not fetch URLs for web-download imports).
 skip='TestImageStage|TestCreateImport'
 for s in "${suites[@]}"; do
-	go test -count=1 -timeout ${ACC_TIMEOUT:-10m} -tags "acceptance fixtures" -skip "$skip" -json "./internal/acceptance/openstack/$s/" >"$work/out.json" 2>&1 || true
+	go test -count=1 -timeout ${ACC_TIMEOUT:-10m} -tags "acceptance fixtures" -skip "$skip" ${ACC_RUN:+-run "$ACC_RUN"} -json "./internal/acceptance/openstack/$s/" >"$work/out.json" 2>&1 || true
 	python3 "$root/tools/acceptance/summary.py" "$s" "$work/out.json"; [ -z "${ACC_KEEP:-}" ] || cp "$work/out.json" "$ACC_KEEP"
 done

@@ -382,7 +382,17 @@ func (a *Agent) spawn(ctx context.Context, req *rpc.OpRequest) error {
 		NICs: nics(in.VIFs),
 		Metadata: virt.Metadata{Hostname: in.Hostname, UserData: in.UserData, PublicKeys: in.PublicKeys, Extra: in.Metadata,
 			AdminPass: in.AdminPass, NetworkData: NetworkData(in.VIFs)}}
-	img, release, err := a.image(ctx, in.ImageID)
+	vi.RootVolume, vi.Volumes = blockDevices(in.BlockDevices)
+	var img virt.Image
+	var release func()
+	var err error
+	if vi.RootVolume != nil {
+		// Volume-backed: the volume is the disk; its image metadata
+		// says how it boots.
+		img, release, err = a.volumeImage(ctx, in.ImageMeta)
+	} else {
+		img, release, err = a.image(ctx, in.ImageID)
+	}
 	if err != nil {
 		return err
 	}

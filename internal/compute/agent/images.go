@@ -56,18 +56,71 @@ func (a *Agent) image(ctx context.Context, id string) (img virt.Image, release f
 	if img.Path, err = acquire("image", id); err != nil {
 		return img, release, err
 	}
-	if k := meta.Properties["kernel_id"]; k != "" {
-		if img.KernelPath, err = acquire("kernel", k); err != nil {
-			return img, release, err
+	err = a.kernel(&img, meta.Properties, acquire)
+	return img, release, err
+}
+
+// kernel fills in the kernel and ramdisk that image properties name
+// (kernel_id, ramdisk_id, os_command_line), for direct kernel boot.
+func (a *Agent) kernel(img *virt.Image, props map[string]string, acquire func(what, id string) (string, error)) error {
+	k := props["kernel_id"]
+	if k == "" {
+		return nil
+	}
+	var err error
+	if img.KernelPath, err = acquire("kernel", k); err != nil {
+		return err
+	}
+	if r := props["ramdisk_id"]; r != "" {
+		if img.RamdiskPath, err = acquire("ramdisk", r); err != nil {
+			return err
 		}
-		if r := meta.Properties["ramdisk_id"]; r != "" {
-			if img.RamdiskPath, err = acquire("ramdisk", r); err != nil {
-				return img, release, err
-			}
+	}
+	img.KernelArgs = props["os_command_line"]
+	return nil
+}
+
+// volumeImage is the boot image of a volume-backed instance: no disk
+// file (the volume is the disk), only the properties the volume kept of
+// its image, and the kernel and ramdisk they name.
+func (a *Agent) volumeImage(ctx context.Context, props map[string]string) (img virt.Image, release func(), err error) {
+	img = virt.Image{ID: props["image_id"], Properties: props}
+	var rels []func()
+	release = func() {
+		for _, r := range rels {
+			r()
 		}
-		img.KernelArgs = meta.Properties["os_command_line"]
+	}
+	if props["kernel_id"] == "" || a.images == nil {
+		return img, release, nil
+	}
+	acquire := func(what, iid string) (string, error) {
+		p, rel, err := a.images.Acquire(ctx, iid)
+		if err != nil {
+			return "", fmt.Errorf("fetch %s %s: %w", what, iid, err)
+		}
+		rels = append(rels, rel)
+		return p, nil
+	}
+	if err := a.kernel(&img, props, acquire); err != nil {
+		release()
+		return img, func() {}, err
 	}
 	return img, release, nil
+}
+
+// blockDevices splits the volumes of a spawn into the boot volume (nil
+// for an image-backed instance) and the others.
+func blockDevices(bds []rpc.Volume) (root *virt.Volume, others []virt.Volume) {
+	for _, b := range bds {
+		v := virt.Volume{ID: b.ID, Path: b.Path, Format: b.Format, Device: b.Device, ReadOnly: b.ReadOnly}
+		if b.Root && root == nil {
+			root = &v
+			continue
+		}
+		others = append(others, v)
+	}
+	return root, others
 }
 
 // nics turns the VIFs of a build request into the driver's NICs, one tap

@@ -151,7 +151,7 @@ const serverCreateProps = `
 	"accessIPv6": {"type": "string", "format": "ipv6"},
 	"OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
 	"security_groups": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
-	"block_device_mapping_v2": {"type": "array"},
+	"block_device_mapping_v2": {"type": "array", "items": ` + bdmItemSchema + `},
 	"personality": {"type": "array"},
 	"description": {"type": ["string", "null"], "maxLength": 255},
 	"tags": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}, "maxItems": 50},
@@ -184,7 +184,7 @@ type createReq struct {
 	AccessIPv6          string            `json:"accessIPv6"`
 	Description         *string           `json:"description"`
 	Tags                []string          `json:"tags"`
-	BDM                 []json.RawMessage `json:"block_device_mapping_v2"`
+	BDM                 []bdmItem         `json:"block_device_mapping_v2"`
 	Personality         json.RawMessage   `json:"personality"`
 	Hostname            *string           `json:"hostname"`
 	Host                *string           `json:"host"`
@@ -256,9 +256,6 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 	if atLeast(r, V2_37) && len(s.Networks) == 0 {
 		return nil, apiutil.BadRequest("Invalid input for field/attribute server. 'networks' is a required property")
 	}
-	if len(s.BDM) > 0 {
-		return nil, apiutil.BadRequest("Block Device Mapping is Invalid: volumes are not supported yet.")
-	}
 	// Counts.
 	minCount, maxCount := int64(1), int64(1)
 	if len(s.MinCount) > 0 {
@@ -291,19 +288,26 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 	if flavor.Disabled {
 		return nil, apiutil.BadRequest("Flavor is disabled.")
 	}
-	// Image.
+	// Image and block devices: the boot device is the image, or a volume
+	// of the mapping (which may come from the image's own mapping, for a
+	// snapshot of a volume-backed server).
 	imageRef := ""
 	if s.ImageRef != nil {
 		imageRef = idFromRef(*s.ImageRef)
 	}
-	if imageRef == "" {
-		return nil, apiutil.BadRequest("Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid.")
+	if imageRef != "" && !isUUID(imageRef) {
+		return nil, apiutil.BadRequest("Invalid imageRef provided.")
 	}
-	if !isUUID(imageRef) {
+	plan, err := planBlockDevices(r, s.BDM, imageRef, flavor, maxCount)
+	if err != nil {
+		return nil, err
+	}
+	imageRef = plan.imageRef
+	if imageRef != "" && !isUUID(imageRef) {
 		return nil, apiutil.BadRequest("Invalid imageRef provided.")
 	}
 	imageProps := ""
-	if a.images != nil {
+	if a.images != nil && imageRef != "" {
 		img, err := a.images.GetImage(ctx(r), imageRef)
 		if errors.Is(err, ErrImageNotFound) || apiutil.AsError(err).Status == 404 {
 			return nil, apiutil.BadRequest("Image %s could not be found.", imageRef)
@@ -314,17 +318,38 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 		if img.Status != "active" {
 			return nil, apiutil.BadRequest("Image %s is not active.", imageRef)
 		}
+		if ibd, err := imageBlockDevices(img); err != nil {
+			return nil, err
+		} else if ibd != nil {
+			if plan, err = planBlockDevices(r, mergeImageBlockDevices(ibd, s.BDM), imageRef, flavor, maxCount); err != nil {
+				return nil, err
+			}
+		}
 		const gib = 1 << 30
-		if flavor.RootGB > 0 && img.Size > flavor.RootGB*gib {
+		// A volume root disk does not live on the flavor's disk (Nova
+		// checks the image against the volume's size instead).
+		localRoot := !plan.volumeBacked && flavor.RootGB > 0
+		if localRoot && img.Size > flavor.RootGB*gib {
 			return nil, apiutil.BadRequest("Flavor's disk is too small for requested image. Flavor disk is %d bytes, image is %d bytes.", flavor.RootGB*gib, img.Size)
 		}
-		if flavor.RootGB > 0 && img.MinDisk > flavor.RootGB {
+		if localRoot && img.MinDisk > flavor.RootGB {
 			return nil, apiutil.BadRequest("Flavor's disk is too small for requested image. Flavor disk is %d bytes, minimum disk is %d bytes.", flavor.RootGB*gib, img.MinDisk*gib)
 		}
 		if img.MinRAM > flavor.MemoryMB {
 			return nil, apiutil.BadRequest("Flavor's memory is too small for requested image.")
 		}
 		imageProps = schedulingImageProps(img.Properties)
+	}
+	if err := a.checkBlockDevices(r, plan); err != nil {
+		return nil, err
+	}
+	var bdmsJSON string
+	if len(plan.devices) > 0 {
+		b, err := json.Marshal(plan.devices)
+		if err != nil {
+			return nil, internal(err)
+		}
+		bdmsJSON = string(b)
 	}
 	// Key pair.
 	var keyData *string
@@ -418,6 +443,9 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 				i.Hostname = fmt.Sprintf("%s-%d", hostname, n+1)
 			}
 			t := &store.Task{ID: conductor.NewTaskID(), Kind: conductor.Build, Args: map[string]string{"networks": string(netsJSON), "admin_pass": adminPass}}
+			if bdmsJSON != "" {
+				t.Args["bdms"] = bdmsJSON
+			}
 			if s.Host != nil {
 				t.Args["host"] = *s.Host
 			} else if s.HypervisorHostname != nil {

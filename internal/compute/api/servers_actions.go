@@ -327,6 +327,14 @@ func (a *API) rebuild(r *http.Request, id string, arg json.RawMessage) (*apiutil
 	if err != nil {
 		return nil, err
 	}
+	// A volume-backed server keeps its root volume: a rebuild re-creates
+	// the guest on it, with the same image only. Nova 2.93 re-images the
+	// volume instead; Kumo does not (docs/support-matrix.md).
+	if vb, _, err := a.isVolumeBacked(r, i); err != nil {
+		return nil, err
+	} else if vb && ref != i.ImageRef {
+		return nil, apiutil.BadRequest("Image %s is unacceptable: Unable to rebuild with a different image for a volume-backed server.", ref)
+	}
 	if a.images != nil {
 		img, err := a.images.GetImage(ctx(r), ref)
 		if err != nil {

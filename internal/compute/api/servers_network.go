@@ -149,5 +149,28 @@ func (a *API) showIPs(r *http.Request) (*apiutil.Response, error) {
 func (a *API) fullServerView(r *http.Request, i *store.Instance) map[string]any {
 	v := a.serverView(r, i, a.isAdminView(r, i))
 	v["addresses"] = addressesView(a.interfacesOf(r, []*store.Instance{i})[i.UUID])
+	v["os-extended-volumes:volumes_attached"] = a.volumesAttachedView(r, i)
 	return v
+}
+
+// volumesAttachedView is os-extended-volumes:volumes_attached: the
+// server's attached volumes, with delete_on_termination from 2.3.
+func (a *API) volumesAttachedView(r *http.Request, i *store.Instance) []any {
+	out := []any{}
+	vas, err := a.serverVolumes(r, i)
+	if err != nil {
+		a.log.Warn("list volumes of server", "server", i.UUID, "err", err)
+		return out
+	}
+	for _, va := range vas {
+		if !va.Attached {
+			continue
+		}
+		e := map[string]any{"id": va.VolumeID}
+		if atLeast(r, V2_3) {
+			e["delete_on_termination"] = va.DeleteOnTermination
+		}
+		out = append(out, e)
+	}
+	return out
 }

@@ -133,7 +133,16 @@ func (a *API) createImage(r *http.Request, id string, arg json.RawMessage) (*api
 	if err != nil {
 		return nil, err
 	}
-	imageID, err := a.startSnapshot(r, i, actSnapshot, a.snapshotImage(r, i, name, md), nil)
+	vb, vas, err := a.isVolumeBacked(r, i)
+	if err != nil {
+		return nil, err
+	}
+	var imageID string
+	if vb {
+		imageID, err = a.snapshotVolumeBacked(r, i, vas, a.snapshotImage(r, i, name, md))
+	} else {
+		imageID, err = a.startSnapshot(r, i, actSnapshot, a.snapshotImage(r, i, name, md), nil)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +164,11 @@ func (a *API) shelve(r *http.Request, id string, arg json.RawMessage) (*apiutil.
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := a.images.(ImageCreator); !ok || i.ImageRef == "" {
+	vb, _, err := a.isVolumeBacked(r, i)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := a.images.(ImageCreator); !ok || i.ImageRef == "" || vb {
 		// Nothing to snapshot (volume-backed or no image service): offload only.
 		if err := a.startTask(r, i, actShelve, &store.Task{}, nil); err != nil {
 			return nil, err

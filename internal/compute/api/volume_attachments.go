@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
+	"github.com/kumo-cloud/kumo/internal/compute/conductor"
 	"github.com/kumo-cloud/kumo/internal/compute/rpc"
 	"github.com/kumo-cloud/kumo/internal/compute/states"
 	"github.com/kumo-cloud/kumo/internal/compute/store"
@@ -261,6 +262,9 @@ func (a *API) detachVolume(r *http.Request) (*apiutil.Response, error) {
 	va, err := a.findVolumeAttachment(r, i, r.PathValue("volume_id"))
 	if err != nil {
 		return nil, err
+	}
+	if va.Device == conductor.RootDeviceName {
+		return nil, apiutil.BadRequest("Cannot detach a root device volume")
 	}
 	plug, ok := a.servers.(volumePlugger)
 	if !ok || i.Host == nil || !slices.Contains(append(attachableStates, states.Stopped), i.VMState) || i.TaskState != nil {

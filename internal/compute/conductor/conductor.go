@@ -7,7 +7,7 @@
 //
 // vm_state / task_state while tasks run (API status in capitals):
 //
-//	                  build: schedule → network → spawn
+//	                  build: schedule → network → block devices → spawn
 //	(create) ─▶ building/scheduling ─────────────────────────▶ active (ACTIVE)
 //	                 │ any step fails: undo done steps                 │
 //	                 ▼                                                 │
@@ -111,6 +111,12 @@ type Config struct {
 	AuditInterval time.Duration
 	// Metrics registers the conductor's metrics; nil skips them.
 	Metrics prometheus.Registerer
+	// Volumes is the block storage service for builds with volumes
+	// (volumes.go); nil refuses them.
+	Volumes VolumeService
+	// VolumeWait bounds the wait for a new volume to become available
+	// (default 180s, Nova's block_device_allocate_retries).
+	VolumeWait time.Duration
 }
 
 func (c *Config) defaults() {
@@ -137,6 +143,9 @@ func (c *Config) defaults() {
 	}
 	if c.VIFPluggingTimeout == 0 {
 		c.VIFPluggingTimeout = 300 * time.Second
+	}
+	if c.VolumeWait <= 0 {
+		c.VolumeWait = 180 * time.Second
 	}
 	if c.AuditInterval <= 0 {
 		c.AuditInterval = 5 * time.Minute
@@ -533,6 +542,11 @@ func (r *run) op(ctx context.Context, host, op string, mod func(*rpc.OpRequest))
 		}
 		for _, v := range vifs[r.inst.UUID] {
 			req.Instance.VIFs = append(req.Instance.VIFs, rpc.VIF{PortID: v.PortID, NetworkID: v.NetworkID, MAC: v.MAC})
+		}
+	}
+	if op == rpc.OpSpawn || op == rpc.OpResize {
+		if err := r.spawnVolumes(ctx, &req); err != nil {
+			return rpc.OpReply{}, err
 		}
 	}
 	if mod != nil {

@@ -83,13 +83,13 @@ func init() {
 	kinds = map[string]kind{
 		kindBuild: {
 			event:  "compute__do_build_and_run_instance",
-			steps:  []step{scheduleStep(nil), networkStep, spawnStep, waitPluggedStep},
+			steps:  []step{scheduleStep(nil), networkStep, blockDeviceStep, spawnStep, waitPluggedStep},
 			finish: becomes(states.Active, true),
 			fail:   toError,
 		},
 		kindDelete: {
 			event:  "compute_terminate_instance",
-			steps:  []step{destroyStep(true), {name: "deallocate_network", run: deallocate}, releaseStep},
+			steps:  []step{destroyStep(true), {name: "deallocate_network", run: deallocate}, releaseVolumesStep, releaseStep},
 			finish: deleted,
 			fail:   toError,
 		},

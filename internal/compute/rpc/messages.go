@@ -62,6 +62,13 @@
 //	     "path"} (a host-local unix socket the console proxy dials); new op
 //	     "resize": the instance on this host takes the request's flavor,
 //	     keeping its disks (same-host resize).
+//	1.4  instance gains "block_devices": [Volume], the volumes plugged at
+//	     spawn (the one with "root" true is the boot disk; the image, if
+//	     any, then gives no disk), and "image_meta", the boot volume's
+//	     image properties (kernel_id, ramdisk_id, os_command_line for
+//	     direct kernel boot); volume gains "root". An agent speaking 1.3
+//	     rejects the message (unsupported_version) instead of booting a
+//	     volume-backed server without its disk.
 //
 // Error codes of compute.instance.op replies: "not_found" (the driver does
 // not know the instance), "conflict" (its power state forbids the
@@ -90,7 +97,7 @@ const (
 var (
 	KickVersion   = bus.V(1, 0)
 	ReportVersion = bus.V(1, 1)
-	OpVersion     = bus.V(1, 3)
+	OpVersion     = bus.V(1, 4)
 )
 
 // Application error codes of compute.instance.op.
@@ -223,6 +230,8 @@ type Volume struct {
 	Format   string `json:"format"`
 	Device   string `json:"device,omitempty"`
 	ReadOnly bool   `json:"read_only,omitempty"`
+	// Root marks the boot disk of a volume-backed instance (1.4).
+	Root bool `json:"root,omitempty"`
 }
 
 // Instance is an instance as it should be on the host.
@@ -242,6 +251,10 @@ type Instance struct {
 	Metadata    map[string]string `json:"metadata,omitempty"`
 	AdminPass   string            `json:"admin_pass,omitempty"`
 	VIFs        []VIF             `json:"vifs,omitempty"`
+	// BlockDevices are the volumes plugged at spawn (1.4).
+	BlockDevices []Volume `json:"block_devices,omitempty"`
+	// ImageMeta is the boot volume's image metadata (1.4).
+	ImageMeta map[string]string `json:"image_meta,omitempty"`
 }
 
 // OpRequest is the request of compute.instance.op 1.0.

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -147,10 +148,39 @@ func (d *Driver) Spawn(ctx context.Context, inst *virt.Instance) error {
 	if _, ok := d.insts[inst.UUID]; ok {
 		return fmt.Errorf("%s: %w", inst.UUID, virt.ErrExists)
 	}
+	// A volume's disk must exist, as a real hypervisor would need it.
+	disks := inst.Volumes
+	if inst.RootVolume != nil {
+		disks = append([]virt.Volume{*inst.RootVolume}, disks...)
+	}
+	for _, v := range disks {
+		if _, err := os.Stat(v.Path); err != nil {
+			return fmt.Errorf("fake spawn: volume %s: %w", v.ID, err)
+		}
+	}
 	in := &instance{spec: *inst, state: virt.Running, started: time.Now()}
+	if inst.RootVolume != nil {
+		fmt.Fprintf(&in.console, "fake: booting %s (%s) from volume %s\n", inst.Name, inst.UUID, inst.RootVolume.ID)
+	}
 	fmt.Fprintf(&in.console, "fake: booting %s (%s)\nkumo-guest: instance-id=%s ready\n", inst.Name, inst.UUID, inst.UUID)
 	d.insts[inst.UUID] = in
+	delete(d.vols, inst.UUID)
+	for _, v := range inst.Volumes {
+		d.plug(inst.UUID, v)
+	}
 	return nil
+}
+
+// Spec returns the instance as it was spawned (tests): its image, root
+// volume and volumes plugged at spawn.
+func (d *Driver) Spec(uuid string) (virt.Instance, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, ok := d.insts[uuid]
+	if !ok {
+		return virt.Instance{}, false
+	}
+	return in.spec, true
 }
 
 func (d *Driver) Destroy(ctx context.Context, uuid string) error {

@@ -28,6 +28,13 @@ func (d *Driver) AttachVolume(ctx context.Context, uuid string, v virt.Volume) e
 	if in.state != virt.Running && in.state != virt.Paused {
 		return fmt.Errorf("fake attach_volume: guest is %s: %w", in.state, virt.ErrInvalidState)
 	}
+	d.plug(uuid, v)
+	fmt.Fprintf(&in.console, "virtio_blk: new disk %s (serial %s)\n", strings.TrimPrefix(v.Device, "/dev/"), v.ID)
+	return nil
+}
+
+// plug records a plugged volume; d.mu is held.
+func (d *Driver) plug(uuid string, v virt.Volume) {
 	if d.vols == nil {
 		d.vols = map[string]map[string]virt.Volume{}
 	}
@@ -35,8 +42,6 @@ func (d *Driver) AttachVolume(ctx context.Context, uuid string, v virt.Volume) e
 		d.vols[uuid] = map[string]virt.Volume{}
 	}
 	d.vols[uuid][v.ID] = v
-	fmt.Fprintf(&in.console, "virtio_blk: new disk %s (serial %s)\n", strings.TrimPrefix(v.Device, "/dev/"), v.ID)
-	return nil
 }
 
 // DetachVolume forgets a plugged volume.

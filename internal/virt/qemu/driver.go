@@ -6,7 +6,9 @@
 // On disk, per instance, under Config.StateDir/<uuid>/:
 //
 //	instance.json   the desired instance (virt.Instance) + rescue state
-//	disk.qcow2      root disk: qcow2 overlay on the cached image
+//	disk.qcow2      root disk: qcow2 overlay on the cached image (none for a
+//	                volume-backed instance, which boots from its volume's
+//	                file or logical volume)
 //	disk.eph0.qcow2, disk.swap.qcow2   flavor ephemeral and swap disks
 //	disk.rescue.qcow2                  overlay on the rescue image, while rescued
 //	config.iso      config drive (label config-2)

@@ -44,8 +44,10 @@ func (d *Driver) Spawn(ctx context.Context, inst *virt.Instance) (err error) {
 		}
 	}()
 
-	if err := d.createRoot(ctx, inst); err != nil {
-		return err
+	if inst.RootVolume == nil {
+		if err := d.createRoot(ctx, inst); err != nil {
+			return err
+		}
 	}
 	if inst.EphemeralGB > 0 {
 		if _, err := d.qemuImg(ctx, "create", "-q", "-f", "qcow2", d.path(uuid, "disk.eph0.qcow2"), strconv.Itoa(inst.EphemeralGB)+"G"); err != nil {
@@ -67,6 +69,15 @@ func (d *Driver) Spawn(ctx context.Context, inst *virt.Instance) (err error) {
 		}
 	}
 	rec := &record{Instance: *inst}
+	if len(inst.Volumes) > hotplugPorts {
+		return fmt.Errorf("qemu spawn %s: %d volumes, at most %d", uuid, len(inst.Volumes), hotplugPorts)
+	}
+	for i, v := range inst.Volumes {
+		// Volumes of the block device mapping sit on hot-plug ports like
+		// attached ones, so that they can be detached later.
+		rec.Volumes = append(rec.Volumes, pluggedVolume{Volume: v, Port: i})
+	}
+	rec.Instance.Volumes = nil
 	if err := d.save(rec); err != nil {
 		return err
 	}

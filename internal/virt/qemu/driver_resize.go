@@ -42,7 +42,7 @@ func (d *Driver) Resize(ctx context.Context, inst *virt.Instance) error {
 	if err := d.kill(ctx, h, uuid); err != nil {
 		return err
 	}
-	if inst.RootGB > 0 {
+	if inst.RootGB > 0 && old.RootVolume == nil { // a boot volume keeps its size
 		size, err := d.virtualSize(ctx, d.path(uuid, "disk.qcow2"))
 		if err != nil {
 			return fmt.Errorf("qemu resize %s: %w", uuid, err)

@@ -190,11 +190,15 @@ func (d *Driver) Unrescue(ctx context.Context, uuid string) error {
 // image. A running guest is paused for the copy so the disk is consistent
 // as far as the host can make it; guest caches are not flushed.
 func (d *Driver) Snapshot(ctx context.Context, uuid, format string, w io.Writer) error {
-	h, _, err := d.lock(uuid)
+	h, rec, err := d.lock(uuid)
 	if err != nil {
 		return err
 	}
 	defer h.unlock()
+	if rec.Instance.RootVolume != nil {
+		// Volume-backed: the block storage service snapshots the volume.
+		return fmt.Errorf("qemu snapshot %s: the root disk is volume %s: %w", uuid, rec.Instance.RootVolume.ID, virt.ErrUnsupported)
+	}
 	if format != "raw" && format != "qcow2" {
 		return fmt.Errorf("snapshot format %q: %w", format, virt.ErrUnsupported)
 	}

@@ -92,6 +92,14 @@ func (d *Driver) vm(rec *record, accel string, incoming bool) VM {
 		}
 	}
 	root := Disk{ID: "root", Path: d.path(uuid, "disk.qcow2"), Format: "qcow2", Serial: "root"}
+	if rv := inst.RootVolume; rv != nil {
+		// A volume-backed instance boots from its volume, whose id is the
+		// disk's serial as for any volume.
+		root = Disk{ID: "root", Path: rv.Path, Format: rv.Format, ReadOnly: rv.ReadOnly, Serial: serial(rv.ID)}
+		if root.Format == "" {
+			root.Format = "raw"
+		}
+	}
 	if rec.Rescue == nil {
 		root.BootIndex = 1
 	}
