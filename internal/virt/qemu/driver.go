@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/qmp"
@@ -80,8 +81,10 @@ type Driver struct {
 	accel     string
 	accelErr  error
 
-	mu    sync.Mutex
-	insts map[string]*handle
+	mu       sync.Mutex
+	insts    map[string]*handle
+	exitFn   func(uuid string) // WatchExits (driver_watch.go)
+	watchCtx context.Context
 }
 
 // handle is the in-memory side of one instance: a lock and the QMP
@@ -90,6 +93,8 @@ type Driver struct {
 type handle struct {
 	mu  sync.Mutex
 	qmp *qmp.Client
+	// expected is the pid of a process the driver is ending itself.
+	expected atomic.Int64
 }
 
 // record is instance.json.
