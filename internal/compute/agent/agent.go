@@ -339,7 +339,7 @@ func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error)
 		if !exists {
 			return missing()
 		}
-		return a.consoleConnect(ctx, id, req.ConsoleType)
+		return a.consoleConnect(ctx, id, req.ConsoleType, req.Tunnel)
 	case rpc.OpMigrateOut:
 		if !exists {
 			return missing()

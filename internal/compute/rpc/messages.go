@@ -71,6 +71,12 @@
 //	     compute.disk.read before it starts the guest. An older source
 //	     agent (bus capped at 1.3) answers migrate_out "unsupported": the
 //	     move then fails and the server stays on its source, disk intact.
+//	     console_connect gains the request field "tunnel" (an id): the
+//	     agent joins the console to that tunnel (internal/compute/tunnel,
+//	     raw frames on kumo.compute.tunnel.<id>.up|down) and answers
+//	     "console": {"type", "tunnel": true}, so the console proxy reaches
+//	     guests on any host through the bus. A 1.3 agent ignores the field
+//	     and answers a host-local "path" only.
 //
 // compute.disk.read (request, agent -> agent, on the source's subject):
 // one chunk of a disk the source exported for a migration. The token
@@ -284,6 +290,8 @@ type Snapshot struct {
 type Console struct {
 	Type string `json:"type"` // serial or vnc
 	Path string `json:"path"` // unix socket
+	// Tunnel is set when the console was joined to the request's tunnel (1.4).
+	Tunnel bool `json:"tunnel,omitempty"`
 }
 
 // Volume is a block storage volume as the agent plugs it (1.1): a local
@@ -336,6 +344,9 @@ type OpRequest struct {
 	Snapshot *Snapshot `json:"snapshot,omitempty"`
 	// ConsoleType is serial or vnc, for console_connect.
 	ConsoleType string `json:"console_type,omitempty"`
+	// Tunnel, for console_connect (1.4), is the tunnel to join the
+	// console to.
+	Tunnel string `json:"tunnel,omitempty"`
 	// Migration, for spawn (1.4), names the disks to copy from the source.
 	Migration *Migration `json:"migration,omitempty"`
 }
