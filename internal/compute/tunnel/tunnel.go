@@ -62,10 +62,14 @@ type Conn struct {
 
 // Dial opens the proxy's side of tunnel id: it listens before the agent
 // is asked to join, so no early byte (a VNC greeting) is lost.
-func Dial(nc *nats.Conn, id string) (*Conn, error) { return open(nc, subject(id, "down"), subject(id, "up")) }
+func Dial(nc *nats.Conn, id string) (*Conn, error) {
+	return open(nc, subject(id, "down"), subject(id, "up"))
+}
 
 // Accept opens the agent's side of tunnel id.
-func Accept(nc *nats.Conn, id string) (*Conn, error) { return open(nc, subject(id, "up"), subject(id, "down")) }
+func Accept(nc *nats.Conn, id string) (*Conn, error) {
+	return open(nc, subject(id, "up"), subject(id, "down"))
+}
 
 func open(nc *nats.Conn, in, out string) (*Conn, error) {
 	c := &Conn{nc: nc, out: out, in: make(chan []byte, 256), done: make(chan struct{})}
