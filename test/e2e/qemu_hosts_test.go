@@ -82,7 +82,7 @@ func TestQEMUTwoHosts(t *testing.T) {
 	var id, marker string
 	step("boot on compute", func() {
 		s, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "mover", ImageRef: imageID, FlavorRef: "42",
-			Networks: "none", HypervisorHostname: "compute"}, nil).Extract()
+			Networks: "none", HypervisorHostname: "compute", ConfigDrive: ptr(true)}, nil).Extract()
 		if err != nil {
 			t.Fatalf("create: %v", err)
 		}
@@ -187,7 +187,7 @@ func TestQEMUTwoHosts(t *testing.T) {
 
 // startRemoteQEMUAgent runs `kumo agent compute` with the QEMU driver as
 // host, its state under dir, until the test ends.
-func startRemoteQEMUAgent(t *testing.T, k *Kumo, natsPort int, host, dir string) {
+func startRemoteQEMUAgent(t testing.TB, k *Kumo, natsPort int, host, dir string) *exec.Cmd {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "agent.log")
 	logf, err := os.Create(logPath)
@@ -197,7 +197,7 @@ func startRemoteQEMUAgent(t *testing.T, k *Kumo, natsPort int, host, dir string)
 	agent := exec.Command(kumoBin, "agent", "compute", "--nats-url", fmt.Sprintf("nats://127.0.0.1:%d", natsPort),
 		"--host", host, "--compute-driver", "qemu", "--data-dir", dir, "--image-url", k.URL+"/image")
 	agent.Env = append(envWithout("OS_", "KUMO_"), "OS_AUTH_URL="+k.URL+"/v3", "OS_USERNAME=admin", "OS_PASSWORD="+k.Password,
-		"OS_PROJECT_NAME=admin", "OS_USER_DOMAIN_NAME=Default", "OS_PROJECT_DOMAIN_NAME=Default")
+		"OS_PROJECT_NAME=admin", "OS_DOMAIN_NAME=Default")
 	agent.Stdout, agent.Stderr = logf, logf
 	agent.SysProcAttr = sysProcAttr()
 	if err := agent.Start(); err != nil {
@@ -222,11 +222,14 @@ func startRemoteQEMUAgent(t *testing.T, k *Kumo, natsPort int, host, dir string)
 			t.Logf("agent %s log:\n%s", host, b)
 		}
 	})
+	return agent
 }
 
 // waitComputeUp waits until host's compute service is up.
-func waitComputeUp(t *testing.T, ctx context.Context, nova *gophercloud.ServiceClient, host string) {
+func waitComputeUp(t testing.TB, ctx context.Context, nova *gophercloud.ServiceClient, host string) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
 	for {
 		pages, err := services.List(nova, services.ListOpts{Binary: "nova-compute", Host: host}).AllPages(ctx)
 		if err != nil {
