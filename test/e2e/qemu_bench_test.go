@@ -190,7 +190,7 @@ func BenchmarkQEMUAgentRSS(b *testing.B) {
 	k := Start(b, Options{DataDir: shortDataDir(b), Args: []string{"--compute-driver", "qemu", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", port)}})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	agent := startRemoteQEMUAgent(b, k, port, "rss1", shortDataDir(b))
+	startRemoteQEMUAgent(b, k, port, "rss1", shortDataDir(b))
 	p, err := k.Authenticate(ctx, k.AdminAuth())
 	if err != nil {
 		b.Fatal(err)
@@ -207,7 +207,8 @@ func BenchmarkQEMUAgentRSS(b *testing.B) {
 	nova.Microversion = "2.74"
 	waitComputeUp(b, ctx, nova, "rss1")
 	imageID := uploadGuest(b, ctx, img, guest)
-	pid := agent.Process.Pid
+	v, _ := agentPID.Load("rss1")
+	pid := v.(int)
 	for range b.N {
 		var ids []string
 		for i := range 10 {

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestQEMUTwoHosts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 12*time.Minute)
 	defer cancel()
 	remoteDir := shortDataDir(t)
-	startRemoteQEMUAgent(t, k, port, "remote1", remoteDir)
+	stopRemote := startRemoteQEMUAgent(t, k, port, "remote1", remoteDir)
 
 	p, err := k.Authenticate(ctx, k.AdminAuth())
 	if err != nil {
@@ -165,6 +166,42 @@ func TestQEMUTwoHosts(t *testing.T) {
 	step("serial console on remote1", func() { checkSerialConsole(t, ctx, nova, id) })
 	step("VNC console on remote1", func() { checkVNCConsole(t, ctx, nova, id) })
 
+	// remote1 goes down (its agent stops; the guest runs on, unmanaged):
+	// evacuation cannot copy its disk and rebuilds the guest from the
+	// image on compute, which writes a fresh marker. The agent back, the
+	// stale guest on remote1 is destroyed.
+	step("remote1 down", func() {
+		stopRemote()
+		setServiceForcedDown(t, ctx, nova, "remote1", true)
+	})
+	action("evacuate to compute", "ACTIVE", func() error {
+		r, err := nova.Post(ctx, nova.ServiceURL("servers", id, "action"), map[string]any{"evacuate": map[string]any{}}, nil,
+			&gophercloud.RequestOpts{OkCodes: []int{200}})
+		if err == nil {
+			r.Body.Close()
+		}
+		return err
+	})
+	if h := host(id); h != "compute" {
+		t.Fatalf("evacuated onto %q, want compute", h)
+	}
+	step("evacuated guest rebuilt from the image", func() {
+		out := waitConsole(t, ctx, nova, id, "kumo-guest: instance-id="+id, 1)
+		if strings.Contains(out, marker) || !strings.Contains(out, "root-disk marker=kumo-root-") {
+			t.Errorf("evacuated guest's console (want a fresh disk, not marker %s):\n%s", marker, out)
+		}
+	})
+	step("remote1 back: stale guest destroyed", func() {
+		setServiceForcedDown(t, ctx, nova, "remote1", false)
+		startRemoteQEMUAgent(t, k, port, "remote1", remoteDir)
+		for len(leftoversOn(remoteDir, id)) > 0 {
+			if ctx.Err() != nil {
+				t.Fatalf("stale guest on remote1: %v", leftoversOn(remoteDir, id))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+
 	step("delete", func() {
 		if err := servers.Delete(ctx, nova, id).ExtractErr(); err != nil {
 			t.Fatal(err)
@@ -186,8 +223,9 @@ func TestQEMUTwoHosts(t *testing.T) {
 }
 
 // startRemoteQEMUAgent runs `kumo agent compute` with the QEMU driver as
-// host, its state under dir, until the test ends.
-func startRemoteQEMUAgent(t testing.TB, k *Kumo, natsPort int, host, dir string) *exec.Cmd {
+// host, its state under dir, until the test ends or stop is called
+// (SIGTERM: the guests stay). The agent's pid is agentPID[host].
+func startRemoteQEMUAgent(t testing.TB, k *Kumo, natsPort int, host, dir string) (stop func()) {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "agent.log")
 	logf, err := os.Create(logPath)
@@ -203,26 +241,53 @@ func startRemoteQEMUAgent(t testing.TB, k *Kumo, natsPort int, host, dir string)
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = agent.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- agent.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("agent exit: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = agent.Process.Signal(syscall.SIGTERM)
+			done := make(chan error, 1)
+			go func() { done <- agent.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("agent exit: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				_ = agent.Process.Kill()
+				t.Error("agent did not stop on SIGTERM")
 			}
-		case <-time.After(15 * time.Second):
-			_ = agent.Process.Kill()
-			t.Error("agent did not stop on SIGTERM")
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("agent %s log:\n%s", host, b)
-		}
-	})
-	return agent
+			logf.Close()
+			if t.Failed() {
+				b, _ := os.ReadFile(logPath)
+				t.Logf("agent %s log:\n%s", host, b)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	agentPID.Store(host, agent.Process.Pid)
+	return stop
+}
+
+// agentPID holds the pid of each remote agent the tests started, by host.
+var agentPID sync.Map
+
+// setServiceForcedDown forces host's compute service down (or lifts it).
+func setServiceForcedDown(t *testing.T, ctx context.Context, nova *gophercloud.ServiceClient, host string, down bool) {
+	t.Helper()
+	pages, err := services.List(nova, services.ListOpts{Binary: "nova-compute", Host: host}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := services.ExtractServices(pages)
+	if len(list) != 1 {
+		t.Fatalf("compute services of %s: %+v", host, list)
+	}
+	r, err := nova.Put(ctx, nova.ServiceURL("os-services", list[0].ID), map[string]any{"forced_down": down}, nil,
+		&gophercloud.RequestOpts{OkCodes: []int{200}})
+	if err != nil {
+		t.Fatalf("service %s forced_down=%v: %v", host, down, err)
+	}
+	r.Body.Close()
 }
 
 // waitComputeUp waits until host's compute service is up.
