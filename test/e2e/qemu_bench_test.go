@@ -209,6 +209,7 @@ func BenchmarkQEMUAgentRSS(b *testing.B) {
 	imageID := uploadGuest(b, ctx, img, guest)
 	v, _ := agentPID.Load("rss1")
 	pid := v.(int)
+	b.ReportMetric(procMem(b, pid, "VmRSS:")/1024, "MB-agent-rss-no-guests")
 	for range b.N {
 		var ids []string
 		for i := range 10 {
