@@ -2,7 +2,10 @@
 // to the control plane only over the bus (internal/compute/rpc): it
 // registers its host and heartbeats with the instances' power states,
 // and it executes compute.instance.op requests by driving its virt.Driver
-// and the host's image cache.
+// and the host's image cache. For cold migrations and resizes across
+// hosts it exports a guest's disks and pulls them from the source agent
+// over the bus (migrate.go); it reports guests that end on their own at
+// once, and joins consoles to tunnels over the bus for the console proxy.
 //
 // The agent keeps no state of its own that matters: a restarted agent
 // lists the driver's instances and reports them as they are, adopting

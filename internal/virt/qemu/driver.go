@@ -19,7 +19,9 @@
 // Suspended when state.sav exists); a process = what query-status says
 // (running → Running, paused → Paused, guest-panicked → Crashed). QEMU is
 // started with -daemonize, so guests outlive the agent; a guest powering
-// itself off ends its process.
+// itself off ends its process, which the driver notices at once through a
+// pidfd (driver_watch.go). Cold migrations move the root overlay and the
+// ephemeral disk between hosts (driver_migrate.go).
 package qemu
 
 import (
