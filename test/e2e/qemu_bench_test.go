@@ -173,3 +173,103 @@ func BenchmarkQEMUConcurrentBoots(b *testing.B) {
 	}
 	b.ReportMetric(float64(p50(all).Milliseconds()), "ms-p50-10-active")
 }
+
+// BenchmarkQEMUAgentRSS measures the memory of a `kumo agent compute`
+// process (QEMU driver) managing 10 running guests (target ≤ 40 MB), and
+// the CPU it spends on them over 30 s of heartbeats. The guests are the
+// test guest under TCG, 128 MiB each, booted through the API onto the
+// agent's host. Run:
+//
+//	go test ./test/e2e -run X -bench QEMUAgentRSS -benchtime 1x
+func BenchmarkQEMUAgentRSS(b *testing.B) {
+	guest := qemuGuest(b)
+	port, err := freePort()
+	if err != nil {
+		b.Fatal(err)
+	}
+	k := Start(b, Options{DataDir: shortDataDir(b), Args: []string{"--compute-driver", "qemu", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", port)}})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	startRemoteQEMUAgent(b, k, port, "rss1", shortDataDir(b))
+	p, err := k.Authenticate(ctx, k.AdminAuth())
+	if err != nil {
+		b.Fatal(err)
+	}
+	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
+	img, err := openstack.NewImageV2(p, eo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	nova, err := openstack.NewComputeV2(p, eo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	nova.Microversion = "2.74"
+	waitComputeUp(b, ctx, nova, "rss1")
+	imageID := uploadGuest(b, ctx, img, guest)
+	v, _ := agentPID.Load("rss1")
+	pid := v.(int)
+	b.ReportMetric(procMem(b, pid, "VmRSS:")/1024, "MB-agent-rss-no-guests")
+	for range b.N {
+		var ids []string
+		for i := range 10 {
+			s, err := servers.Create(ctx, nova, servers.CreateOpts{Name: fmt.Sprintf("rss%d", i), ImageRef: imageID, FlavorRef: "42",
+				Networks: "none", HypervisorHostname: "rss1", ConfigDrive: ptr(true)}, nil).Extract()
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids = append(ids, s.ID)
+		}
+		for _, id := range ids {
+			waitServer(b, ctx, nova, id, "ACTIVE")
+		}
+		cpu0 := procCPU(b, pid)
+		time.Sleep(30 * time.Second) // three heartbeats, each reading every guest's state over QMP
+		cpu := procCPU(b, pid) - cpu0
+		rss, hwm := procMem(b, pid, "VmRSS:"), procMem(b, pid, "VmHWM:")
+		b.ReportMetric(rss/1024, "MB-agent-rss")
+		b.ReportMetric(hwm/1024, "MB-agent-rss-peak")
+		b.ReportMetric(float64(cpu.Milliseconds())/30, "agent-cpu-ms/s")
+		for _, id := range ids {
+			_ = servers.Delete(ctx, nova, id).ExtractErr()
+		}
+		for _, id := range ids {
+			for !gophercloud.ResponseCodeIs(servers.Get(ctx, nova, id).Err, 404) {
+				if ctx.Err() != nil {
+					b.Fatalf("server %s not deleted", id)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+}
+
+// procMem reads a kB field of /proc/PID/status.
+func procMem(b *testing.B, pid int, field string) float64 {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(st), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
+			var kb float64
+			fmt.Sscan(f[1], &kb)
+			return kb
+		}
+	}
+	b.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// procCPU is the user+system CPU time of a process.
+func procCPU(b *testing.B, pid int) time.Duration {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+2:]))
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}

@@ -4,7 +4,8 @@
 # Output (in OUTDIR):
 #   vmlinuz      the Debian kernel, booted directly (-kernel)
 #   initrd.img   a busybox initramfs; its /init is tools/guest-image/init
-#   disk.qcow2   a small blank root disk (the "image" the driver overlays)
+#   disk.qcow2   a small blank root disk (the "image" the driver overlays;
+#                the guest keeps a marker on it, see init)
 #   cmdline      kernel arguments the guest expects
 #   stamp        content hash of the inputs; a rerun with the same inputs
 #                does nothing

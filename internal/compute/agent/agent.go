@@ -2,7 +2,10 @@
 // to the control plane only over the bus (internal/compute/rpc): it
 // registers its host and heartbeats with the instances' power states,
 // and it executes compute.instance.op requests by driving its virt.Driver
-// and the host's image cache.
+// and the host's image cache. For cold migrations and resizes across
+// hosts it exports a guest's disks and pulls them from the source agent
+// over the bus (migrate.go); it reports guests that end on their own at
+// once, and joins consoles to tunnels over the bus for the console proxy.
 //
 // The agent keeps no state of its own that matters: a restarted agent
 // lists the driver's instances and reports them as they are, adopting
@@ -62,6 +65,7 @@ type Agent struct {
 	mu       sync.Mutex
 	locks    map[string]*sync.Mutex // per instance: operations run one at a time
 	releases map[string]func()      // image cache references held by instances
+	exports  map[string]*export     // disks readable by migration destinations, by token
 }
 
 // New returns an agent; images may be nil (instances then boot without a
@@ -83,7 +87,7 @@ func New(b *bus.Bus, d virt.Driver, images Images, cfg Config, log *slog.Logger)
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Agent{cfg: cfg, bus: b, driver: d, images: images, log: log.With("host", cfg.Host),
-		locks: map[string]*sync.Mutex{}, releases: map[string]func(){}}, nil
+		locks: map[string]*sync.Mutex{}, releases: map[string]func(){}, exports: map[string]*export{}}, nil
 }
 
 // Host returns the agent's host name.
@@ -94,11 +98,15 @@ func (a *Agent) Driver() virt.Driver { return a.driver }
 
 // Run serves operations and heartbeats until ctx is done.
 func (a *Agent) Run(ctx context.Context) error {
-	sub, err := a.bus.Subscribe(rpc.SubjectAgent(a.cfg.Host), "", map[string]bus.Version{rpc.MsgOp: rpc.OpVersion}, a.handle)
+	sub, err := a.bus.Subscribe(rpc.SubjectAgent(a.cfg.Host), "",
+		map[string]bus.Version{rpc.MsgOp: rpc.OpVersion, rpc.MsgDiskRead: rpc.DiskReadVersion}, a.handle)
 	if err != nil {
 		return fmt.Errorf("agent %s: subscribe: %w", a.cfg.Host, err)
 	}
 	defer sub.Unsubscribe()
+	if w, ok := a.driver.(virt.ExitWatcher); ok {
+		w.WatchExits(ctx, func(uuid string) { go a.guestExited(ctx, uuid) })
+	}
 	if ids, err := a.driver.List(ctx); err == nil && len(ids) > 0 {
 		a.log.Info("adopting instances found on the host", "count", len(ids))
 	}
@@ -189,7 +197,29 @@ func (a *Agent) lock(uuid string) func() {
 	return l.Unlock
 }
 
+// exitReportAgain is when a guest's exit is reported a second time: the
+// conductor leaves servers alone for a moment after each change, so a
+// guest killed right after a task ended is caught by the second report.
+const exitReportAgain = 3 * time.Second
+
+// guestExited reports at once (and once more a little later) that a guest
+// ended on its own, so that the conductor's power-state sync stops its
+// server without waiting for the next heartbeat.
+func (a *Agent) guestExited(ctx context.Context, uuid string) {
+	a.lock(uuid)() // after any operation running on it
+	a.log.Info("guest ended outside Kumo, reporting", "instance", uuid)
+	a.Report(ctx)
+	select {
+	case <-ctx.Done():
+	case <-time.After(exitReportAgain):
+		a.Report(ctx)
+	}
+}
+
 func (a *Agent) handle(ctx context.Context, m *bus.Message) (any, error) {
+	if m.Type == rpc.MsgDiskRead {
+		return a.diskRead(ctx, m)
+	}
 	var req rpc.OpRequest
 	if err := m.Decode(&req); err != nil {
 		return nil, err
@@ -202,6 +232,11 @@ func (a *Agent) handle(ctx context.Context, m *bus.Message) (any, error) {
 	unlock := a.lock(req.Instance.UUID)
 	defer unlock()
 	log := a.log.With("instance", req.Instance.UUID, "op", req.Op)
+	switch req.Op {
+	case rpc.OpInfo, rpc.OpConsole, rpc.OpConsoleConnect, rpc.OpMigrateOut:
+	default:
+		a.endExports(req.Instance.UUID) // the instance changes: its disks are no longer what was exported
+	}
 	out, err := a.do(ctx, &req)
 	if err != nil {
 		log.Warn("operation failed", "err", err)
@@ -265,7 +300,11 @@ func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error)
 		}
 		return rpc.OpReply{PowerState: int(info.State)}, nil
 	case rpc.OpSpawn:
-		if !exists {
+		if !exists && req.Migration != nil {
+			if err := a.spawnMigrated(ctx, req); err != nil {
+				return rpc.OpReply{}, err
+			}
+		} else if !exists {
 			if err := a.spawn(ctx, req); err != nil {
 				return rpc.OpReply{}, err
 			}
@@ -303,7 +342,12 @@ func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error)
 		if !exists {
 			return missing()
 		}
-		return a.consoleConnect(ctx, id, req.ConsoleType)
+		return a.consoleConnect(ctx, id, req.ConsoleType, req.Tunnel)
+	case rpc.OpMigrateOut:
+		if !exists {
+			return missing()
+		}
+		return a.migrateOut(ctx, id, info)
 	case rpc.OpSnapshot:
 		if !exists {
 			return missing()
@@ -376,22 +420,16 @@ func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error)
 // is left behind (the driver guarantees it for itself; the image
 // references are dropped here).
 func (a *Agent) spawn(ctx context.Context, req *rpc.OpRequest) error {
-	in := req.Instance
-	vi := &virt.Instance{UUID: in.UUID, Name: in.Name, VCPUs: in.VCPUs, MemoryMB: in.MemoryMB, RootGB: in.RootGB,
-		EphemeralGB: in.EphemeralGB, SwapMB: in.SwapMB, ConfigDrive: in.ConfigDrive || a.cfg.ForceConfigDrive,
-		NICs: nics(in.VIFs),
-		Metadata: virt.Metadata{Hostname: in.Hostname, UserData: in.UserData, PublicKeys: in.PublicKeys, Extra: in.Metadata,
-			AdminPass: in.AdminPass, NetworkData: NetworkData(in.VIFs)}}
-	vi.RootVolume, vi.Volumes = blockDevices(in.BlockDevices)
+	vi := a.instance(req)
 	var img virt.Image
 	var release func()
 	var err error
 	if vi.RootVolume != nil {
 		// Volume-backed: the volume is the disk; its image metadata
 		// says how it boots.
-		img, release, err = a.volumeImage(ctx, in.ImageMeta)
+		img, release, err = a.volumeImage(ctx, req.Instance.ImageMeta)
 	} else {
-		img, release, err = a.image(ctx, in.ImageID)
+		img, release, err = a.image(ctx, req.Instance.ImageID)
 	}
 	if err != nil {
 		return err
@@ -401,13 +439,30 @@ func (a *Agent) spawn(ctx context.Context, req *rpc.OpRequest) error {
 		release()
 		return err
 	}
+	a.keep(req.Instance.UUID, release)
+	return nil
+}
+
+// instance is the driver's instance of a request (without its image).
+func (a *Agent) instance(req *rpc.OpRequest) *virt.Instance {
+	in := req.Instance
+	vi := &virt.Instance{UUID: in.UUID, Name: in.Name, VCPUs: in.VCPUs, MemoryMB: in.MemoryMB, RootGB: in.RootGB,
+		EphemeralGB: in.EphemeralGB, SwapMB: in.SwapMB, ConfigDrive: in.ConfigDrive || a.cfg.ForceConfigDrive,
+		NICs: nics(in.VIFs),
+		Metadata: virt.Metadata{Hostname: in.Hostname, UserData: in.UserData, PublicKeys: in.PublicKeys, Extra: in.Metadata,
+			AdminPass: in.AdminPass, NetworkData: NetworkData(in.VIFs)}}
+	vi.RootVolume, vi.Volumes = blockDevices(in.BlockDevices)
+	return vi
+}
+
+// keep holds an instance's image references until it is destroyed.
+func (a *Agent) keep(uuid string, release func()) {
 	a.mu.Lock()
-	if old := a.releases[in.UUID]; old != nil {
+	if old := a.releases[uuid]; old != nil {
 		old()
 	}
-	a.releases[in.UUID] = release
+	a.releases[uuid] = release
 	a.mu.Unlock()
-	return nil
 }
 
 func (a *Agent) release(uuid string) {

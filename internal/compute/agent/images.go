@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 
 	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/compute/rpc"
+	"github.com/kumo-cloud/kumo/internal/compute/tunnel"
 	"github.com/kumo-cloud/kumo/internal/virt"
 )
 
@@ -206,8 +208,9 @@ func (a *Agent) snapshot(ctx context.Context, id string, s *rpc.Snapshot) error 
 	return nil
 }
 
-// consoleConnect tells the console proxy where the instance's console is.
-func (a *Agent) consoleConnect(ctx context.Context, id, typ string) (rpc.OpReply, error) {
+// consoleConnect tells the console proxy where the instance's console is
+// or, given a tunnel, joins the console to it.
+func (a *Agent) consoleConnect(ctx context.Context, id, typ, tun string) (rpc.OpReply, error) {
 	c, ok := a.driver.(virt.Consoler)
 	if !ok {
 		return rpc.OpReply{}, fmt.Errorf("%s consoles are not available with the %s driver: %w", typ, a.driver.Name(), virt.ErrUnsupported)
@@ -216,7 +219,26 @@ func (a *Agent) consoleConnect(ctx context.Context, id, typ string) (rpc.OpReply
 	if err != nil {
 		return rpc.OpReply{}, err
 	}
-	return rpc.OpReply{Console: &rpc.Console{Type: typ, Path: path}}, nil
+	if tun == "" {
+		return rpc.OpReply{Console: &rpc.Console{Type: typ, Path: path}}, nil
+	}
+	var d net.Dialer
+	local, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return rpc.OpReply{}, fmt.Errorf("%s console of %s: %w", typ, id, err)
+	}
+	t, err := tunnel.Accept(a.bus.Conn(), tun)
+	if err != nil {
+		local.Close()
+		return rpc.OpReply{}, fmt.Errorf("%s console of %s: tunnel: %w", typ, id, err)
+	}
+	log := a.log.With("instance", id, "console", typ)
+	log.Info("console tunnel opened")
+	go func() {
+		tunnel.Join(t, local)
+		log.Info("console tunnel closed")
+	}()
+	return rpc.OpReply{Console: &rpc.Console{Type: typ, Tunnel: true}}, nil
 }
 
 // resize gives an existing instance the request's flavor: in place, disks

@@ -31,9 +31,10 @@ import (
 //	/compute/console/websockify  the VNC (RFB) stream, noVNC's "binary"
 //	                             subprotocol
 //
-// The proxy dials the socket path the host's agent reports, so it serves
-// hosts in the same process (kumo serve); remote agents' consoles are not
-// reachable through it yet.
+// The proxy reaches the console through the host's agent over the bus
+// (ConsoleOpener: the agent joins its unix socket to a tunnel), so guests
+// on `kumo agent compute` hosts are reachable like local ones; without an
+// opener it dials the socket path the agent reported (same host only).
 const (
 	ruleRemoteConsoles = "os_compute_api:os-remote-consoles"
 	consoleSerialPath  = "/console/serial"
@@ -47,10 +48,16 @@ type ConsoleConnector interface {
 	ConsoleConnect(ctx context.Context, host, uuid, typ string) (*rpc.Console, error)
 }
 
+// ConsoleOpener is implemented by a TaskKicker that can open a console
+// on any host as a stream.
+type ConsoleOpener interface {
+	OpenConsole(ctx context.Context, host, uuid, typ string) (io.ReadWriteCloser, error)
+}
+
 // consoleTarget is what a token opens.
 type consoleTarget struct {
-	uuid, typ, path string
-	expires         time.Time
+	uuid, typ, path, host string
+	expires               time.Time
 }
 
 // consoleTokens are one-time tokens, kept in memory: a restart
@@ -120,7 +127,7 @@ func (a *API) consoleURL(r *http.Request, id, protocol, typ string) (string, err
 		}
 		return "", apiutil.Conflict("Instance %s is not ready.", i.UUID).WithCode("conflictingRequest")
 	}
-	tok := a.consoles.issue(consoleTarget{uuid: i.UUID, typ: kind, path: c.Path})
+	tok := a.consoles.issue(consoleTarget{uuid: i.UUID, typ: kind, path: c.Path, host: i.HostName()})
 	base := apiutil.PublicURL(r)
 	switch {
 	case strings.HasPrefix(base, "https://"):
@@ -200,9 +207,15 @@ func (a *API) consoleProxy(kind string) apiutil.Handler {
 }
 
 func (a *API) relay(w http.ResponseWriter, r *http.Request, c consoleTarget) {
-	log := a.log.With("instance", c.uuid, "console", c.typ)
-	var d net.Dialer
-	conn, err := d.DialContext(r.Context(), "unix", c.path)
+	log := a.log.With("instance", c.uuid, "console", c.typ, "host", c.host)
+	var conn io.ReadWriteCloser
+	var err error
+	if o, ok := a.servers.(ConsoleOpener); ok {
+		conn, err = o.OpenConsole(r.Context(), c.host, c.uuid, c.typ)
+	} else {
+		var d net.Dialer
+		conn, err = d.DialContext(r.Context(), "unix", c.path)
+	}
 	if err != nil {
 		log.Warn("console socket", "err", err)
 		http.Error(w, "console unavailable", http.StatusBadGateway)

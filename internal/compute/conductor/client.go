@@ -3,9 +3,12 @@ package conductor
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 
 	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/compute/rpc"
+	"github.com/kumo-cloud/kumo/internal/compute/tunnel"
 )
 
 // Client is what the API needs from the conductor side, over the bus:
@@ -47,6 +50,37 @@ func (c *Client) ConsoleConnect(ctx context.Context, host, uuid, typ string) (*r
 		return nil, errors.New("agent answered without a console")
 	}
 	return reply.Console, nil
+}
+
+// OpenConsole joins the console of type typ of an instance on host to a
+// stream over the bus (internal/compute/tunnel), wherever the host is.
+// An agent that cannot tunnel (older than compute.instance.op 1.5)
+// reports a host-local socket, which is dialled instead.
+func (c *Client) OpenConsole(ctx context.Context, host, uuid, typ string) (io.ReadWriteCloser, error) {
+	id := tunnel.NewID()
+	t, err := tunnel.Dial(c.Bus.Conn(), id)
+	if err != nil {
+		return nil, err
+	}
+	var reply rpc.OpReply
+	err = c.Bus.Request(ctx, rpc.SubjectAgent(host), rpc.MsgOp, rpc.OpVersion,
+		rpc.OpRequest{Op: rpc.OpConsoleConnect, Instance: rpc.Instance{UUID: uuid}, ConsoleType: typ, Tunnel: id}, &reply)
+	switch {
+	case errors.Is(err, bus.ErrNoResponders):
+		err = ErrHostUnavailable
+	case err == nil && reply.Console == nil:
+		err = errors.New("agent answered without a console")
+	}
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	if reply.Console.Tunnel {
+		return t, nil
+	}
+	t.Close()
+	var d net.Dialer
+	return d.DialContext(ctx, "unix", reply.Console.Path)
 }
 
 // ConsoleOutput reads the last maxBytes of an instance's console.

@@ -825,7 +825,7 @@ func (c *Conductor) syncPower(ctx context.Context, r *rpc.HostReport, insts []st
 			}
 			continue
 		}
-		if i.Deleted || i.HostName() != r.Host && i.TaskID == nil {
+		if i.Deleted || i.HostName() != r.Host && i.TaskID == nil && !resizeSource(i, r.Host) {
 			c.log.Info("destroying stale guest", "host", r.Host, "instance", uuid)
 			go func() {
 				if _, err := c.Op(context.WithoutCancel(ctx), r.Host, rpc.OpRequest{Op: rpc.OpDestroy, Instance: rpc.Instance{UUID: uuid}}); err != nil {
@@ -834,6 +834,12 @@ func (c *Conductor) syncPower(ctx context.Context, r *rpc.HostReport, insts []st
 			}()
 		}
 	}
+}
+
+// resizeSource reports whether host is the source of a resize of i
+// awaiting confirmation: it keeps the guest, stopped, for a revert.
+func resizeSource(i *store.Instance, host string) bool {
+	return !i.Deleted && i.VMState == states.Resized && i.Migration != nil && i.Migration.SourceHost == host
 }
 
 // freshPower asks the host for an instance's power state now; ok is

@@ -112,7 +112,7 @@ func init() {
 		kindMigrate: resizeKind("compute_resize_instance"),
 		kindConfirmResize: {
 			event: "compute_confirm_resize",
-			steps: []step{confirmStep},
+			steps: []step{confirmDestroyStep, confirmStep},
 			finish: func(r *run) store.Set {
 				return store.Set{"vm_state": r.task.PrevVMState, "migration_ctx": (*store.Task)(nil)}
 			},
@@ -120,7 +120,7 @@ func init() {
 		},
 		kindRevertResize: {
 			event: "compute_revert_resize",
-			steps: []step{revertDestroyStep, {name: "return_to_source", run: returnToSource}, rebindStep, resizeSpawnStep},
+			steps: []step{revertDestroyStep, {name: "return_to_source", run: returnToSource}, rebindStep, revertSpawnStep},
 			finish: func(r *run) store.Set {
 				set := keepPowerState(false)(r)
 				set["migration_ctx"] = (*store.Task)(nil)
@@ -141,7 +141,7 @@ func init() {
 		},
 		kindEvacuate: {
 			event:  "compute_rebuild_instance",
-			steps:  []step{scheduleStep(excludeCurrent), rebindStep, spawnStep, waitPluggedStep, migrationStep("finish_migration", "done", true)},
+			steps:  []step{scheduleStep(excludeCurrent), rebindStep, evacuateSpawnStep, waitPluggedStep, migrationStep("finish_migration", "done", true)},
 			finish: keepPowerState(true),
 			fail:   toError,
 		},
@@ -361,10 +361,16 @@ var waitPluggedStep = step{name: "wait_network", run: func(ctx context.Context, 
 
 // spawnStep creates the instance on its host (powered off when it was
 // stopped); a failed spawn is cleaned up on the host before it reports.
-var spawnStep = step{name: "spawn", run: func(ctx context.Context, r *run) error {
+var spawnStep = step{name: "spawn", run: func(ctx context.Context, r *run) error { return spawnOn(ctx, r, nil) }}
+
+// spawnOn is spawnStep with the request adjusted by mod.
+func spawnOn(ctx context.Context, r *run, mod func(*rpc.OpRequest)) error {
 	host := r.inst.HostName()
 	rep, err := r.op(ctx, host, rpc.OpSpawn, func(req *rpc.OpRequest) {
 		req.Stopped = r.task.PrevVMState == states.Stopped
+		if mod != nil {
+			mod(req)
+		}
 	})
 	if err != nil {
 		var be *bus.Error
@@ -377,6 +383,19 @@ var spawnStep = step{name: "spawn", run: func(ctx context.Context, r *run) error
 		return fmt.Errorf("Build of instance %s aborted: %w", r.inst.UUID, agentError(err))
 	}
 	r.power = rep.PowerState
+	return nil
+}
+
+// evacuateSpawnStep rebuilds an evacuated instance on its new host from
+// its image, as Nova does without shared storage: the host it ran on is
+// down, so its local disks cannot be copied (what the guest wrote there
+// is lost; volumes are not).
+var evacuateSpawnStep = step{name: "spawn", run: func(ctx context.Context, r *run) error {
+	r.log.Warn("evacuating: rebuilding from the image, the local disk on the down host is not copied",
+		"from", r.task.SourceHost, "to", r.inst.HostName(), "image", r.inst.ImageRef)
+	if err := spawnStep.run(ctx, r); err != nil {
+		return fmt.Errorf("Evacuation rebuilds instance %s from image %s: %w", r.inst.UUID, r.inst.ImageRef, err)
+	}
 	return nil
 }}
 
@@ -419,9 +438,45 @@ func destroyStep(local bool) step {
 		if err != nil {
 			return agentError(err)
 		}
+		if local {
+			// A resize awaiting confirmation keeps the guest on its source.
+			destroyResizeSource(ctx, r)
+		}
 		return nil
 	}}
 }
+
+// destroyResizeSource removes the guest a resize across hosts left on
+// its source; a source host that is down is skipped (its power-state
+// sync destroys the stale guest when it is back).
+func destroyResizeSource(ctx context.Context, r *run) {
+	m := r.inst.Migration
+	if m == nil || m.SourceHost == "" || m.SourceHost == r.inst.HostName() {
+		return
+	}
+	if _, err := r.c.Op(ctx, m.SourceHost, rpc.OpRequest{Op: rpc.OpDestroy, Instance: rpc.Instance{UUID: r.inst.UUID}}); err != nil {
+		r.log.Warn("destroy the resize source", "host", m.SourceHost, "err", err)
+	}
+}
+
+// confirmDestroyStep removes the guest (and its disks) that a confirmed
+// resize across hosts left on its source.
+var confirmDestroyStep = step{name: "destroy_source", run: func(ctx context.Context, r *run) error {
+	m := r.inst.Migration
+	if m == nil || m.SourceHost == "" || m.SourceHost == r.inst.HostName() {
+		return nil
+	}
+	_, err := r.c.Op(ctx, m.SourceHost, rpc.OpRequest{Op: rpc.OpDestroy, Instance: rpc.Instance{UUID: r.inst.UUID}})
+	var be *bus.Error
+	if err != nil && errors.As(err, &be) && be.Code == bus.CodeUnavailable && !r.c.hostUp(ctx, m.SourceHost) {
+		r.log.Warn("resize source host is down: its guest goes when it is back", "host", m.SourceHost)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("Confirm of the resize of instance %s failed on %s: %w", r.inst.UUID, m.SourceHost, agentError(err))
+	}
+	return nil
+}}
 
 func (c *Conductor) hostUp(ctx context.Context, host string) bool {
 	svcs, err := c.st.ListServices(ctx, host, "nova-compute")
@@ -465,17 +520,12 @@ func resizeKind(event string) kind {
 				}
 			}),
 			rebindStep,
-			{name: "destroy_source", run: destroySource, undo: func(ctx context.Context, r *run) error {
-				old := r.inst.Flavor
-				if r.task.OldFlavor != nil {
-					old = *r.task.OldFlavor
+			{name: "migrate_out", run: migrateOut, undo: func(ctx context.Context, r *run) error {
+				// The source kept the guest and its disks: start it again.
+				if r.sameHost() || r.task.PrevVMState == states.Stopped {
+					return nil
 				}
-				i := *r.inst
-				i.Flavor = old
-				rr := &run{c: r.c, inst: &i, task: r.task, log: r.log}
-				_, err := rr.op(ctx, r.task.SourceHost, rpc.OpSpawn, func(req *rpc.OpRequest) {
-					req.Stopped = r.task.PrevVMState == states.Stopped
-				})
+				_, err := r.c.Op(ctx, r.task.SourceHost, rpc.OpRequest{Op: rpc.OpPowerOn, Instance: rpc.Instance{UUID: r.inst.UUID}})
 				return err
 			}},
 			resizeSpawnStep,
@@ -491,12 +541,47 @@ func resizeKind(event string) kind {
 	}
 }
 
-// resizeSpawnStep creates the instance on the target host of a resize;
-// on the host it is already on (same-host resize and its revert) it asks
-// for an in-place resize instead, which keeps the disks.
+// migrateOut asks the source host of a move to another host to power the
+// guest off and export its disks (Nova's migrate_disk_and_power_off); the
+// export travels in the task to the destination's spawn, which copies
+// them. The source keeps the guest until the resize is confirmed.
+func migrateOut(ctx context.Context, r *run) error {
+	src := r.task.SourceHost
+	if src == "" || r.sameHost() {
+		return nil
+	}
+	rep, err := r.c.Op(ctx, src, rpc.OpRequest{Op: rpc.OpMigrateOut, Instance: rpc.Instance{UUID: r.inst.UUID}})
+	if err != nil {
+		return fmt.Errorf("Migration of instance %s from %s failed: %w", r.inst.UUID, src, agentError(err))
+	}
+	if rep.Export == nil {
+		return fmt.Errorf("Migration of instance %s from %s failed: the source exported no disks", r.inst.UUID, src)
+	}
+	b, err := json.Marshal(rpc.Migration{SourceHost: src, Token: rep.Export.Token, Disks: rep.Export.Disks})
+	if err != nil {
+		return err
+	}
+	if r.task.Args == nil {
+		r.task.Args = map[string]string{}
+	}
+	r.task.Args["migration"] = string(b) // persisted with the next step
+	return nil
+}
+
+// resizeSpawnStep creates the instance on the target host of a resize,
+// from the disks the source exported; on the host it is already on
+// (same-host resize) it asks for an in-place resize instead, which keeps
+// the disks.
 var resizeSpawnStep = step{name: "spawn", run: func(ctx context.Context, r *run) error {
 	if !r.sameHost() {
-		return spawnStep.run(ctx, r)
+		var m *rpc.Migration
+		if s := r.task.Args["migration"]; s != "" {
+			m = &rpc.Migration{}
+			if err := json.Unmarshal([]byte(s), m); err != nil {
+				return fmt.Errorf("migration of %s: %w", r.inst.UUID, err)
+			}
+		}
+		return spawnOn(ctx, r, func(req *rpc.OpRequest) { req.Migration = m })
 	}
 	rep, err := r.op(ctx, r.inst.HostName(), rpc.OpResize, func(req *rpc.OpRequest) {
 		req.Stopped = r.task.PrevVMState == states.Stopped
@@ -523,7 +608,40 @@ var revertDestroyStep = step{name: "destroy", run: func(ctx context.Context, r *
 	if r.sameHost() {
 		return nil
 	}
+	if r.task.Args == nil {
+		r.task.Args = map[string]string{}
+	}
+	r.task.Args[resizedOn] = r.inst.HostName() // persisted with the next step
 	return destroyStep(false).run(ctx, r)
+}}
+
+// resizedOn (task argument of a revert) names the host a reverted resize
+// across hosts had moved to.
+const resizedOn = "resized_on"
+
+// revertSpawnStep brings a reverted resize back on its source: in place
+// on one host; across hosts by starting the guest the source kept, disks
+// and all (from the image only if the source lost it).
+var revertSpawnStep = step{name: "spawn", run: func(ctx context.Context, r *run) error {
+	if r.task.Args[resizedOn] == "" {
+		return resizeSpawnStep.run(ctx, r)
+	}
+	host := r.inst.HostName()
+	op := rpc.OpPowerOn
+	if r.task.PrevVMState == states.Stopped {
+		op = rpc.OpPowerOff
+	}
+	rep, err := r.c.Op(ctx, host, rpc.OpRequest{Op: op, Instance: rpc.Instance{UUID: r.inst.UUID}})
+	var be *bus.Error
+	if errors.As(err, &be) && be.Code == rpc.CodeNotFound {
+		r.log.Warn("the source host no longer has the guest: reverting to a fresh copy of the image", "host", host)
+		return spawnStep.run(ctx, r)
+	}
+	if err != nil {
+		return fmt.Errorf("Revert of the resize of instance %s failed on %s: %w", r.inst.UUID, host, agentError(err))
+	}
+	r.power = rep.PowerState
+	return nil
 }}
 
 // returnToSource moves a reverted resize back to its source host and

@@ -69,6 +69,32 @@
 //	     direct kernel boot); volume gains "root". An agent speaking 1.3
 //	     rejects the message (unsupported_version) instead of booting a
 //	     volume-backed server without its disk.
+//	1.5  new op "migrate_out" (the source of a cold migration or resize
+//	     across hosts powers the instance off, keeps it, and answers
+//	     "export": {"token", "disks": [DiskFile]}, the disks a destination
+//	     copies; no disks when the driver has none worth copying); spawn
+//	     gains "migration": {"source_host", "token", "disks"}: the
+//	     destination pulls those disks from the source agent with
+//	     compute.disk.read before it starts the guest. An older source
+//	     agent (bus capped below 1.5) answers migrate_out "unsupported": the
+//	     move then fails and the server stays on its source, disk intact.
+//	     console_connect gains the request field "tunnel" (an id): the
+//	     agent joins the console to that tunnel (internal/compute/tunnel,
+//	     raw frames on kumo.compute.tunnel.<id>.up|down) and answers
+//	     "console": {"type", "tunnel": true}, so the console proxy reaches
+//	     guests on any host through the bus. An older agent ignores the field
+//	     and answers a host-local "path" only.
+//
+// compute.disk.read (request, agent -> agent, on the source's subject):
+// one chunk of a disk the source exported for a migration. The token
+// of the export is the capability: only disks of a stopped instance that
+// the conductor asked the source to export can be read, and only until
+// the instance is changed again (any other operation on it ends the
+// export).
+//
+//	1.0  request {"uuid", "token", "disk", "offset", "length"}; reply
+//	     {"data" (base64), "eof"}. Errors "not_found" (unknown export or
+//	     disk).
 //
 // Error codes of compute.instance.op replies: "not_found" (the driver does
 // not know the instance), "conflict" (its power state forbids the
@@ -92,13 +118,20 @@ const (
 	MsgKick       = "compute.task.kick"
 	MsgHostReport = "compute.host.report"
 	MsgOp         = "compute.instance.op"
+	MsgDiskRead   = "compute.disk.read"
 )
 
 var (
 	KickVersion   = bus.V(1, 0)
 	ReportVersion = bus.V(1, 1)
-	OpVersion     = bus.V(1, 4)
+	OpVersion     = bus.V(1, 5)
+	// DiskReadVersion is compute.disk.read's.
+	DiskReadVersion = bus.V(1, 0)
 )
+
+// DiskChunk is the most compute.disk.read returns at once: base64 in a
+// JSON envelope keeps it under NATS's default 1 MiB message limit.
+const DiskChunk = 512 << 10
 
 // Application error codes of compute.instance.op.
 const (
@@ -188,7 +221,51 @@ const (
 	OpResize = "resize"
 	// OpConsoleConnect returns where the console proxy reaches a console (1.3).
 	OpConsoleConnect = "console_connect"
+	// 1.5
+	// OpMigrateOut powers off the source of a cold move, keeping it, and
+	// exports its disks for the destination (1.5).
+	OpMigrateOut = "migrate_out"
 )
+
+// DiskFile is one disk of an exported instance (1.5).
+type DiskFile struct {
+	// Name is the disk's name in the driver's layout (e.g. disk.qcow2).
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	// BackingImage, when set, is the image the disk is a copy-on-write
+	// overlay of: the destination takes it from its own image cache
+	// (verified by hash) instead of copying it.
+	BackingImage string `json:"backing_image,omitempty"`
+}
+
+// Export is what migrate_out answers: a token and the disks it opens.
+type Export struct {
+	Token string     `json:"token"`
+	Disks []DiskFile `json:"disks"`
+}
+
+// Migration tells a spawn on the destination where the disks are (1.5).
+type Migration struct {
+	SourceHost string     `json:"source_host"`
+	Token      string     `json:"token"`
+	Disks      []DiskFile `json:"disks"`
+}
+
+// DiskRead is the request of compute.disk.read 1.0.
+type DiskRead struct {
+	UUID   string `json:"uuid"`
+	Token  string `json:"token"`
+	Disk   string `json:"disk"`
+	Offset int64  `json:"offset"`
+	Length int    `json:"length"`
+}
+
+// DiskData is the reply of compute.disk.read 1.0.
+type DiskData struct {
+	Data []byte `json:"data"`
+	EOF  bool   `json:"eof,omitempty"`
+}
 
 // VIF is one network interface of an instance (a Neutron port) as the
 // host should plug it (1.3).
@@ -220,6 +297,8 @@ type Snapshot struct {
 type Console struct {
 	Type string `json:"type"` // serial or vnc
 	Path string `json:"path"` // unix socket
+	// Tunnel is set when the console was joined to the request's tunnel (1.5).
+	Tunnel bool `json:"tunnel,omitempty"`
 }
 
 // Volume is a block storage volume as the agent plugs it (1.1): a local
@@ -278,6 +357,11 @@ type OpRequest struct {
 	Snapshot *Snapshot `json:"snapshot,omitempty"`
 	// ConsoleType is serial or vnc, for console_connect.
 	ConsoleType string `json:"console_type,omitempty"`
+	// Tunnel, for console_connect (1.5), is the tunnel to join the
+	// console to.
+	Tunnel string `json:"tunnel,omitempty"`
+	// Migration, for spawn (1.5), names the disks to copy from the source.
+	Migration *Migration `json:"migration,omitempty"`
 }
 
 // OpReply is the reply of compute.instance.op 1.0.
@@ -286,4 +370,6 @@ type OpReply struct {
 	Output     string `json:"output,omitempty"`
 	// Console answers console_connect.
 	Console *Console `json:"console,omitempty"`
+	// Export answers migrate_out (1.5).
+	Export *Export `json:"export,omitempty"`
 }

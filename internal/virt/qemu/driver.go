@@ -21,7 +21,9 @@
 // Suspended when state.sav exists); a process = what query-status says
 // (running → Running, paused → Paused, guest-panicked → Crashed). QEMU is
 // started with -daemonize, so guests outlive the agent; a guest powering
-// itself off ends its process.
+// itself off ends its process, which the driver notices at once through a
+// pidfd (driver_watch.go). Cold migrations move the root overlay and the
+// ephemeral disk between hosts (driver_migrate.go).
 package qemu
 
 import (
@@ -34,6 +36,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/qmp"
@@ -82,8 +85,10 @@ type Driver struct {
 	accel     string
 	accelErr  error
 
-	mu    sync.Mutex
-	insts map[string]*handle
+	mu       sync.Mutex
+	insts    map[string]*handle
+	exitFn   func(uuid string) // WatchExits (driver_watch.go)
+	watchCtx context.Context
 }
 
 // handle is the in-memory side of one instance: a lock and the QMP
@@ -92,6 +97,8 @@ type Driver struct {
 type handle struct {
 	mu  sync.Mutex
 	qmp *qmp.Client
+	// expected is the pid of a process the driver is ending itself.
+	expected atomic.Int64
 }
 
 // record is instance.json.

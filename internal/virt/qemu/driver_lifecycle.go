@@ -17,7 +17,26 @@ const gib = 1 << 30
 
 // Spawn creates the instance's disks and config drive and starts it. On
 // failure the instance directory is removed again.
-func (d *Driver) Spawn(ctx context.Context, inst *virt.Instance) (err error) {
+func (d *Driver) Spawn(ctx context.Context, inst *virt.Instance) error {
+	return d.spawn(ctx, inst, false, func() error {
+		if inst.RootVolume == nil { // a volume-backed guest boots from its volume
+			if err := d.createRoot(ctx, inst); err != nil {
+				return err
+			}
+		}
+		if inst.EphemeralGB > 0 {
+			if _, err := d.qemuImg(ctx, "create", "-q", "-f", "qcow2", d.path(inst.UUID, "disk.eph0.qcow2"), strconv.Itoa(inst.EphemeralGB)+"G"); err != nil {
+				return fmt.Errorf("qemu spawn %s: ephemeral disk: %w", inst.UUID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// spawn creates the instance directory, lets disks make the root and
+// ephemeral disks in it, adds swap and the config drive, and starts the
+// guest (or leaves it shut down when stopped is set).
+func (d *Driver) spawn(ctx context.Context, inst *virt.Instance, stopped bool, disks func() error) (err error) {
 	if inst == nil || !validUUID(inst.UUID) {
 		return fmt.Errorf("qemu spawn: instance needs a uuid")
 	}
@@ -44,15 +63,8 @@ func (d *Driver) Spawn(ctx context.Context, inst *virt.Instance) (err error) {
 		}
 	}()
 
-	if inst.RootVolume == nil {
-		if err := d.createRoot(ctx, inst); err != nil {
-			return err
-		}
-	}
-	if inst.EphemeralGB > 0 {
-		if _, err := d.qemuImg(ctx, "create", "-q", "-f", "qcow2", d.path(uuid, "disk.eph0.qcow2"), strconv.Itoa(inst.EphemeralGB)+"G"); err != nil {
-			return fmt.Errorf("qemu spawn %s: ephemeral disk: %w", uuid, err)
-		}
+	if err := disks(); err != nil {
+		return err
 	}
 	if inst.SwapMB > 0 {
 		if _, err := d.qemuImg(ctx, "create", "-q", "-f", "qcow2", d.path(uuid, "disk.swap.qcow2"), strconv.Itoa(inst.SwapMB)+"M"); err != nil {
@@ -80,6 +92,9 @@ func (d *Driver) Spawn(ctx context.Context, inst *virt.Instance) (err error) {
 	rec.Instance.Volumes = nil
 	if err := d.save(rec); err != nil {
 		return err
+	}
+	if stopped {
+		return nil
 	}
 	return d.start(ctx, h, rec, false)
 }

@@ -174,6 +174,9 @@ func (d *Driver) start(ctx context.Context, h *handle, rec *record, incoming boo
 		_ = d.kill(context.Background(), h, uuid)
 		return err
 	}
+	if pid, ok := d.pid(uuid); ok {
+		d.watchPID(uuid, pid)
+	}
 	d.log.Info("started", "instance", uuid, "accel", accel, "rescue", rec.Rescue != nil, "incoming", incoming)
 	return nil
 }
@@ -182,6 +185,7 @@ func (d *Driver) start(ctx context.Context, h *handle, rec *record, incoming boo
 func (d *Driver) kill(ctx context.Context, h *handle, uuid string) error {
 	pid, ok := d.pid(uuid)
 	if ok {
+		h.expectExit(pid)
 		if c, err := d.qmp(ctx, h, uuid); err == nil {
 			qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			_ = c.Quit(qctx)
@@ -213,6 +217,7 @@ func (d *Driver) acpiShutdown(ctx context.Context, h *handle, uuid string, timeo
 	if !ok {
 		return true
 	}
+	h.expectExit(pid)
 	c, err := d.qmp(ctx, h, uuid)
 	if err != nil {
 		return false

@@ -1,0 +1,362 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/services"
+)
+
+// TestQEMUTwoHosts runs two QEMU compute hosts on this machine: the one
+// inside `kumo serve` ("compute") and a `kumo agent compute` process
+// ("remote1") that reaches the control plane only through NATS and the
+// image API. One guest, under TCG:
+//
+//   - resize across hosts: the guest's root disk moves with it (the marker
+//     the guest wrote on its first boot is still there), and revert starts
+//     the guest the source kept, same disk;
+//   - cold migration to remote1, confirmed: the source keeps nothing;
+//   - QEMU killed (SIGKILL) on remote1: the server is SHUTOFF within
+//     seconds, with a "stop" instance action;
+//   - the serial console of the guest on remote1 through the API's proxy;
+//   - delete leaves nothing on either host.
+func TestQEMUTwoHosts(t *testing.T) {
+	guest := qemuGuest(t)
+	t.Parallel()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := shortDataDir(t)
+	k := Start(t, Options{DataDir: dataDir, Args: []string{"--compute-driver", "qemu", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", port)}})
+	ctx, cancel := context.WithTimeout(t.Context(), 12*time.Minute)
+	defer cancel()
+	remoteDir := shortDataDir(t)
+	stopRemote := startRemoteQEMUAgent(t, k, port, "remote1", remoteDir)
+
+	p, err := k.Authenticate(ctx, k.AdminAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
+	img, err := openstack.NewImageV2(p, eo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nova, err := openstack.NewComputeV2(p, eo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nova.Microversion = "2.74" // hypervisor_hostname at create; migrate to a host (2.56)
+	waitComputeUp(t, ctx, nova, "remote1")
+	imageID := uploadGuest(t, ctx, img, guest)
+
+	step := func(name string, f func()) {
+		t.Helper()
+		start := time.Now()
+		f()
+		t.Logf("%s: %v", name, time.Since(start).Round(time.Millisecond))
+	}
+	host := func(id string) string {
+		var body struct {
+			Server map[string]any `json:"server"`
+		}
+		if _, err := nova.Get(ctx, nova.ServiceURL("servers", id), &body, nil); err != nil {
+			t.Fatal(err)
+		}
+		h, _ := body.Server["OS-EXT-SRV-ATTR:host"].(string)
+		return h
+	}
+	var id, marker string
+	step("boot on compute", func() {
+		s, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "mover", ImageRef: imageID, FlavorRef: "42",
+			Networks: "none", HypervisorHostname: "compute", ConfigDrive: ptr(true)}, nil).Extract()
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		id = s.ID
+		waitServer(t, ctx, nova, id, "ACTIVE")
+		out := waitConsole(t, ctx, nova, id, "kumo-guest: instance-id="+id, 1)
+		m := regexp.MustCompile(`root-disk marker=(kumo-root-[0-9a-f]+) new`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("the guest wrote no marker on its root disk:\n%s", out)
+		}
+		marker = m[1]
+	})
+	kept := "root-disk marker=" + marker + " kept"
+
+	// Only remote1 takes new guests: the resize has to cross hosts.
+	setServiceStatus(t, ctx, nova, "compute", services.ServiceDisabled)
+	action := func(name, status string, do func() error) {
+		t.Helper()
+		step(name, func() {
+			if err := do(); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			waitServer(t, ctx, nova, id, status)
+		})
+	}
+	action("resize to remote1", "VERIFY_RESIZE", func() error {
+		return servers.Resize(ctx, nova, id, servers.ResizeOpts{FlavorRef: "84"}).ExtractErr()
+	})
+	if h := host(id); h != "remote1" {
+		t.Fatalf("resized onto %q, want remote1", h)
+	}
+	step("disk moved with the guest", func() { waitConsole(t, ctx, nova, id, kept, 1) })
+	if ps := qemuProcesses(id); len(ps) != 1 || !cmdlineHas(ps[0], "-m", "192") {
+		t.Errorf("after resize to 192 MiB: QEMU processes %v", ps)
+	}
+	action("revert resize", "ACTIVE", func() error { return servers.RevertResize(ctx, nova, id).ExtractErr() })
+	if h := host(id); h != "compute" {
+		t.Fatalf("reverted onto %q, want compute", h)
+	}
+	step("source guest back, same disk", func() { waitConsole(t, ctx, nova, id, kept, 1) })
+	if l := leftoversOn(remoteDir, id); len(l) > 0 {
+		t.Errorf("revert left on remote1: %v", l)
+	}
+	setServiceStatus(t, ctx, nova, "compute", services.ServiceEnabled)
+
+	action("cold migrate to remote1", "VERIFY_RESIZE", func() error {
+		r, err := nova.Post(ctx, nova.ServiceURL("servers", id, "action"), map[string]any{"migrate": map[string]any{"host": "remote1"}}, nil,
+			&gophercloud.RequestOpts{OkCodes: []int{202}})
+		if err == nil {
+			r.Body.Close()
+		}
+		return err
+	})
+	action("confirm", "ACTIVE", func() error { return servers.ConfirmResize(ctx, nova, id).ExtractErr() })
+	if l := leftoversOn(dataDir, id); len(l) > 0 {
+		t.Errorf("confirmed migration left on compute: %v", l)
+	}
+	step("disk moved again", func() { waitConsole(t, ctx, nova, id, kept, 1) })
+
+	step("QEMU killed: SHUTOFF", func() {
+		ps := qemuProcesses(id)
+		if len(ps) != 1 {
+			t.Fatalf("QEMU processes of %s: %v", id, ps)
+		}
+		pid, _ := strconv.Atoi(ps[0])
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		waitServer(t, wctx, nova, id, "SHUTOFF")
+		t.Logf("SHUTOFF %v after the kill", time.Since(killed).Round(time.Millisecond))
+		if got := actionNames(t, ctx, nova, id); !strings.HasPrefix(got, "stop,") {
+			t.Errorf("instance actions %s: want a stop first", got)
+		}
+	})
+	action("start", "ACTIVE", func() error { return servers.Start(ctx, nova, id).ExtractErr() })
+	step("boot after start", func() { waitConsole(t, ctx, nova, id, kept, 2) })
+	step("serial console on remote1", func() { checkSerialConsole(t, ctx, nova, id) })
+	step("VNC console on remote1", func() { checkVNCConsole(t, ctx, nova, id) })
+
+	// remote1 goes down (its agent stops; the guest runs on, unmanaged):
+	// evacuation cannot copy its disk and rebuilds the guest from the
+	// image on compute, which writes a fresh marker. The agent back, the
+	// stale guest on remote1 is destroyed.
+	step("remote1 down", func() {
+		stopRemote()
+		setServiceForcedDown(t, ctx, nova, "remote1", true)
+	})
+	action("evacuate to compute", "ACTIVE", func() error {
+		r, err := nova.Post(ctx, nova.ServiceURL("servers", id, "action"), map[string]any{"evacuate": map[string]any{}}, nil,
+			&gophercloud.RequestOpts{OkCodes: []int{200}})
+		if err == nil {
+			r.Body.Close()
+		}
+		return err
+	})
+	if h := host(id); h != "compute" {
+		t.Fatalf("evacuated onto %q, want compute", h)
+	}
+	step("evacuated guest rebuilt from the image", func() {
+		out := waitConsole(t, ctx, nova, id, "kumo-guest: instance-id="+id, 1)
+		if strings.Contains(out, marker) || !strings.Contains(out, "root-disk marker=kumo-root-") {
+			t.Errorf("evacuated guest's console (want a fresh disk, not marker %s):\n%s", marker, out)
+		}
+	})
+	step("remote1 back: stale guest destroyed", func() {
+		setServiceForcedDown(t, ctx, nova, "remote1", false)
+		startRemoteQEMUAgent(t, k, port, "remote1", remoteDir)
+		for len(leftoversOn(remoteDir, id)) > 0 {
+			if ctx.Err() != nil {
+				t.Fatalf("stale guest on remote1: %v", leftoversOn(remoteDir, id))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+
+	step("delete", func() {
+		if err := servers.Delete(ctx, nova, id).ExtractErr(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			_, err := servers.Get(ctx, nova, id).Extract()
+			if gophercloud.ResponseCodeIs(err, 404) {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("server not gone: %v", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	if l := append(leftoversOn(dataDir, id), leftoversOn(remoteDir, id)...); len(l) > 0 {
+		t.Fatalf("delete left behind: %v", l)
+	}
+}
+
+// startRemoteQEMUAgent runs `kumo agent compute` with the QEMU driver as
+// host, its state under dir, until the test ends or stop is called
+// (SIGTERM: the guests stay). The agent's pid is agentPID[host].
+func startRemoteQEMUAgent(t testing.TB, k *Kumo, natsPort int, host, dir string) (stop func()) {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "agent.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := exec.Command(kumoBin, "agent", "compute", "--nats-url", fmt.Sprintf("nats://127.0.0.1:%d", natsPort),
+		"--host", host, "--compute-driver", "qemu", "--data-dir", dir, "--image-url", k.URL+"/image")
+	agent.Env = append(envWithout("OS_", "KUMO_"), "OS_AUTH_URL="+k.URL+"/v3", "OS_USERNAME=admin", "OS_PASSWORD="+k.Password,
+		"OS_PROJECT_NAME=admin", "OS_DOMAIN_NAME=Default")
+	agent.Stdout, agent.Stderr = logf, logf
+	agent.SysProcAttr = sysProcAttr()
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = agent.Process.Signal(syscall.SIGTERM)
+			done := make(chan error, 1)
+			go func() { done <- agent.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("agent exit: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				_ = agent.Process.Kill()
+				t.Error("agent did not stop on SIGTERM")
+			}
+			logf.Close()
+			if t.Failed() {
+				b, _ := os.ReadFile(logPath)
+				t.Logf("agent %s log:\n%s", host, b)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	agentPID.Store(host, agent.Process.Pid)
+	return stop
+}
+
+// agentPID holds the pid of each remote agent the tests started, by host.
+var agentPID sync.Map
+
+// setServiceForcedDown forces host's compute service down (or lifts it).
+func setServiceForcedDown(t *testing.T, ctx context.Context, nova *gophercloud.ServiceClient, host string, down bool) {
+	t.Helper()
+	pages, err := services.List(nova, services.ListOpts{Binary: "nova-compute", Host: host}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := services.ExtractServices(pages)
+	if len(list) != 1 {
+		t.Fatalf("compute services of %s: %+v", host, list)
+	}
+	r, err := nova.Put(ctx, nova.ServiceURL("os-services", list[0].ID), map[string]any{"forced_down": down}, nil,
+		&gophercloud.RequestOpts{OkCodes: []int{200}})
+	if err != nil {
+		t.Fatalf("service %s forced_down=%v: %v", host, down, err)
+	}
+	r.Body.Close()
+}
+
+// waitComputeUp waits until host's compute service is up.
+func waitComputeUp(t testing.TB, ctx context.Context, nova *gophercloud.ServiceClient, host string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		pages, err := services.List(nova, services.ListOpts{Binary: "nova-compute", Host: host}).AllPages(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, _ := services.ExtractServices(pages)
+		if len(list) == 1 && list[0].State == "up" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("compute service of %s never came up: %+v", host, list)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// setServiceStatus enables or disables host's compute service.
+func setServiceStatus(t *testing.T, ctx context.Context, nova *gophercloud.ServiceClient, host string, st services.ServiceStatus) {
+	t.Helper()
+	pages, err := services.List(nova, services.ListOpts{Binary: "nova-compute", Host: host}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := services.ExtractServices(pages)
+	if len(list) != 1 {
+		t.Fatalf("compute services of %s: %+v", host, list)
+	}
+	if _, err := services.Update(ctx, nova, list[0].ID, services.UpdateOpts{Status: st}).Extract(); err != nil {
+		t.Fatalf("service %s %s: %v", host, st, err)
+	}
+}
+
+// actionNames lists a server's instance actions, newest first.
+func actionNames(t *testing.T, ctx context.Context, nova *gophercloud.ServiceClient, id string) string {
+	t.Helper()
+	var body struct {
+		Actions []struct {
+			Action string `json:"action"`
+		} `json:"instanceActions"`
+	}
+	if _, err := nova.Get(ctx, nova.ServiceURL("servers", id, "os-instance-actions"), &body, nil); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range body.Actions {
+		names = append(names, a.Action)
+	}
+	return strings.Join(names, ",")
+}
+
+// leftoversOn is leftovers for the host whose data directory is dir:
+// another host on this machine may run the same guest.
+func leftoversOn(dir, id string) []string {
+	var out []string
+	for _, l := range leftovers(dir, id) {
+		if pid, ok := strings.CutPrefix(l, "process "); ok {
+			if b, err := os.ReadFile(filepath.Join("/proc", pid, "cmdline")); err != nil || !strings.Contains(string(b), dir+"/") {
+				continue
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
