@@ -17,9 +17,10 @@ type L3 struct {
 	M *l3.Manager
 }
 
-// NewL3 returns the router manager of the process's namespace.
-func NewL3(log *slog.Logger) (*L3, error) {
-	m, err := l3.New(log, l3.Options{})
+// NewL3 returns the router manager of the process's namespace; its
+// router namespaces are named prefix + "qrouter-<id>".
+func NewL3(log *slog.Logger, prefix string) (*L3, error) {
+	m, err := l3.New(log, l3.Options{NamespacePrefix: prefix + "qrouter-"})
 	if err != nil {
 		return nil, err
 	}
