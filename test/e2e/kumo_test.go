@@ -105,8 +105,8 @@ type Kumo struct {
 	cmd       *exec.Cmd
 	transport http.RoundTripper // nil: the default
 	exited    chan struct{}
-	waitErr error
-	stopped bool
+	waitErr   error
+	stopped   bool
 }
 
 // Start runs `kumo serve` on a free port and waits until it is healthy.
