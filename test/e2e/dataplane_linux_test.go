@@ -357,6 +357,13 @@ func TestDataPlaneTwoHosts(t *testing.T) {
 		return n.ID, s.ID
 	}
 	net1, sub1 := tenantNet("net1", "10.10.0.0/24")
+	// net1 also has an IPv6 subnet whose addresses come by SLAAC from the
+	// router's advertisements.
+	sub1v6, err := subnets.Create(ctx, neutron, subnets.CreateOpts{NetworkID: net1, CIDR: "2001:db8:10::/64", IPVersion: gophercloud.IPv6,
+		IPv6AddressMode: "slaac", IPv6RAMode: "slaac"}).Extract()
+	if err != nil {
+		t.Fatalf("IPv6 subnet: %v", err)
+	}
 	net2, sub2 := tenantNet("net2", "10.20.0.0/24")
 	ext, err := networks.Create(ctx, neutron, external.CreateOptsExt{
 		CreateOptsBuilder: flatNetwork{Name: "public", Physnet: "physnet1"}, External: ptr(true)}).Extract()
@@ -368,16 +375,29 @@ func TestDataPlaneTwoHosts(t *testing.T) {
 		AllocationPools: []subnets.AllocationPool{{Start: "203.0.113.100", End: "203.0.113.150"}}}).Extract(); err != nil {
 		t.Fatalf("external subnet: %v", err)
 	}
-	port := func(netID, subID, ip string) string {
+	// The ports' addresses come from IPAM: IPv4 from the pools, IPv6 the
+	// EUI-64 of the port's MAC.
+	port := func(netID string) (id, v4, v6 string) {
 		t.Helper()
-		pt, err := ports.Create(ctx, neutron, ports.CreateOpts{NetworkID: netID, FixedIPs: []ports.IP{{SubnetID: subID, IPAddress: ip}}}).Extract()
+		pt, err := ports.Create(ctx, neutron, ports.CreateOpts{NetworkID: netID}).Extract()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return pt.ID
+		for _, f := range pt.FixedIPs {
+			if strings.Contains(f.IPAddress, ":") {
+				v6 = f.IPAddress
+			} else {
+				v4 = f.IPAddress
+			}
+		}
+		return pt.ID, v4, v6
 	}
-	const ip1, ip2, ip3 = "10.10.0.11", "10.10.0.12", "10.20.0.13"
-	p1, p2, p3 := port(net1, sub1, ip1), port(net1, sub1, ip2), port(net2, sub2, ip3)
+	p1, ip1, _ := port(net1)
+	p2, ip2, ip2v6 := port(net1)
+	p3, ip3, _ := port(net2)
+	if ip2v6 == "" {
+		t.Fatalf("port %s on the slaac subnet %s has no IPv6 address", p2, sub1v6.ID)
+	}
 
 	// vm1 on host A watches vm2 (same network, other host), vm3 (other
 	// network) and the outside; vm2 on host B watches the outside.
@@ -391,7 +411,7 @@ func TestDataPlaneTwoHosts(t *testing.T) {
 		}
 		return s.ID
 	}
-	vm1 := boot("vm1", p1, "compute", dpProbe(ip2, ip3, dpOutside))
+	vm1 := boot("vm1", p1, "compute", dpProbe(ip2, ip3, dpOutside, ip2v6))
 	vm2 := boot("vm2", p2, "hostb", dpProbe(dpOutside))
 	vm3 := boot("vm3", p3, "hostb", nil)
 	vms = []string{vm1, vm2, vm3}
@@ -416,8 +436,8 @@ func TestDataPlaneTwoHosts(t *testing.T) {
 	// came up; give it a few more rounds.
 	time.Sleep(5 * time.Second)
 	out := waitConsole(t, ctx, nova, vm1, "kumo-guest: probe "+ip3+" down", 1)
-	if strings.Contains(out, "probe "+ip3+" up") || strings.Contains(out, "probe "+dpOutside+" up") {
-		t.Fatalf("vm1 reached another network or the outside without a router:\n%s", out)
+	if strings.Contains(out, "probe "+ip3+" up") || strings.Contains(out, "probe "+dpOutside+" up") || strings.Contains(out, "probe "+ip2v6+" up") {
+		t.Fatalf("vm1 reached another network, the outside or vm2's IPv6 address without a router:\n%s", out)
 	}
 
 	// A router joins the networks and the outside.
@@ -425,7 +445,7 @@ func TestDataPlaneTwoHosts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("router: %v", err)
 	}
-	for _, s := range []string{sub1, sub2} {
+	for _, s := range []string{sub1, sub2, sub1v6.ID} {
 		if _, err := routers.AddInterface(ctx, neutron, r.ID, routers.AddInterfaceOpts{SubnetID: s}).Extract(); err != nil {
 			t.Fatalf("router interface: %v", err)
 		}
@@ -433,6 +453,9 @@ func TestDataPlaneTwoHosts(t *testing.T) {
 	start = time.Now()
 	waitConsole(t, ctx, nova, vm1, "kumo-guest: probe "+ip3+" up", 1)
 	t.Logf("vm1 reaches vm3 through the router %v after the interfaces were added", time.Since(start).Round(time.Millisecond))
+	// The router advertises net1's IPv6 prefix: both VMs, on two hosts,
+	// configure their ports' addresses.
+	waitConsole(t, ctx, nova, vm1, "kumo-guest: probe "+ip2v6+" up", 1)
 	// The outside has no route back to 10.x: replies prove SNAT.
 	waitConsole(t, ctx, nova, vm2, "kumo-guest: probe "+dpOutside+" up", 1)
 	waitConsole(t, ctx, nova, vm1, "kumo-guest: probe "+dpOutside+" up", 1)
