@@ -182,15 +182,21 @@ func inProcessNetworkAgent(deps service.Deps, cfg *config.Config, driver string)
 	if !on || deps.Bus == nil {
 		return nil, nil
 	}
-	host := "compute" // the in-process compute host's name (compute.Config.HostPrefix)
+	// The in-process compute hosts' names (compute.Config.HostPrefix):
+	// "compute", or compute1…N when several are simulated; their taps are
+	// all on this machine, so one agent wires them all.
+	host, aliases := "compute", []string(nil)
 	if cfg.Compute.Hosts > 1 {
 		host = "compute1"
-		deps.Log.Warn("the in-process network agent wires the ports of host compute1 only", "hosts", cfg.Compute.Hosts)
+		for n := 2; n <= cfg.Compute.Hosts; n++ {
+			aliases = append(aliases, fmt.Sprintf("compute%d", n))
+		}
 	}
 	acfg, err := networkAgentConfig(host, ac)
 	if err != nil {
 		return nil, err
 	}
+	acfg.Aliases = aliases
 	if !acfg.LocalIP.IsValid() && cfg.NATS.Listen != "" {
 		// Remote agents reach this host at the address they dial its NATS
 		// on; without one, VXLAN networks stay local to this host.

@@ -24,7 +24,7 @@ func TestFirewallDesired(t *testing.T) {
 		{ID: "sg-admin", Stateful: true, MemberIPs: []string{"10.9.9.9"}},
 		{ID: "sg-unused", Stateful: true},
 	}
-	d := firewallDesired("hostA", []*rpc.NetworkState{n})
+	d := firewallDesired(hostSet{"hostA"}, []*rpc.NetworkState{n})
 	want := nft.Desired{
 		// The DHCP port on hostA is the network's own: not filtered.
 		Ports: []nft.Port{{ID: "p-a", Device: "tapp-a", MACAddress: "fa:16:3e:00:00:0a", FixedIPs: []string{"fd00::a", "10.0.0.10"},
