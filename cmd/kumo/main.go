@@ -404,11 +404,12 @@ plane must accept remote agents: kumo serve --nats-listen 0.0.0.0:4222.`,
 	f := cmd.Flags()
 	f.StringVar(&nc.NATSURL, "nats-url", os.Getenv("KUMO_NATS_URL"), "the control plane's NATS URL(s)")
 	f.StringVar(&nc.Host, "host", "", "host name ports are bound to (default: this machine's; the compute agent's --host)")
-	f.StringVar(&nc.LocalIP, "local-ip", "", "this host's VXLAN underlay address")
+	f.StringVar(&nc.LocalIP, "local-ip", "", "this host's VXLAN underlay address (default: the address of the route to --nats-url)")
 	f.StringSliceVar(&nc.InterfaceMappings, "interface-mapping", nil, "physnet:interface for flat and VLAN networks (repeatable)")
 	f.BoolVar(&nc.DHCP, "dhcp", true, "serve DHCP for networks with DHCP enabled")
 	f.BoolVar(&nc.Metadata, "metadata", true, "serve the metadata API (with --dhcp)")
 	f.BoolVar(&nc.L3, "l3", true, "run routers (namespaces, SNAT, floating IPs) on this host")
 	f.BoolVar(&nc.SecurityGroups, "security-groups", true, "enforce security groups and anti-spoofing on this host's ports")
+	f.StringVar(&nc.NamespacePrefix, "namespace-prefix", "", "prefix of this agent's qdhcp-/qrouter- namespace names (several agents on one machine)")
 	return cmd
 }

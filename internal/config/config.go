@@ -118,6 +118,10 @@ type NetworkAgent struct {
 	// L3 runs routers on this host; SecurityGroups filters its ports.
 	L3             bool `yaml:"l3"`
 	SecurityGroups bool `yaml:"security_groups"`
+	// NamespacePrefix prefixes the names of the agent's namespaces
+	// (qdhcp-, qrouter-), so that several agents share one machine
+	// (simulated hosts in tests); each removes only leftovers with its own.
+	NamespacePrefix string `yaml:"namespace_prefix"`
 }
 
 // Duration reads "90s", "1h" in YAML.

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
+	"net/url"
 	"os"
+	"strings"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
 	"github.com/kumo-cloud/kumo/internal/bus"
@@ -25,7 +28,7 @@ type NetworkAgentConfig struct {
 
 // networkAgentConfig turns the configuration into the agent's.
 func networkAgentConfig(host string, c config.NetworkAgent) (netagent.Config, error) {
-	cfg := netagent.Config{Host: host, DHCP: c.DHCP, Metadata: c.Metadata}
+	cfg := netagent.Config{Host: host, DHCP: c.DHCP, Metadata: c.Metadata, NamespacePrefix: c.NamespacePrefix}
 	if c.LocalIP != "" {
 		ip, err := netip.ParseAddr(c.LocalIP)
 		if err != nil {
@@ -41,6 +44,50 @@ func networkAgentConfig(host string, c config.NetworkAgent) (netagent.Config, er
 	return cfg, nil
 }
 
+// routeSource is the local address the kernel picks to reach the first
+// server of a NATS URL list (a connected UDP socket sends nothing).
+func routeSource(natsURL string) (netip.Addr, error) {
+	first, _, _ := strings.Cut(natsURL, ",")
+	u, err := url.Parse(strings.TrimSpace(first))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		return netip.Addr{}, fmt.Errorf("no host in %q", first)
+	}
+	if port == "" {
+		port = "4222"
+	}
+	c, err := net.Dial("udp", net.JoinHostPort(host, port))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer c.Close()
+	ap, err := netip.ParseAddrPort(c.LocalAddr().String())
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	ip := ap.Addr().Unmap()
+	if ip.IsLoopback() {
+		return netip.Addr{}, fmt.Errorf("the control plane is on this host (%s): give --local-ip", ip)
+	}
+	return ip, nil
+}
+
+// listenIP is the specific address of a HOST:PORT listen address, if any.
+func listenIP(listen string) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.IsUnspecified() || ip.IsLoopback() {
+		return netip.Addr{}, false
+	}
+	return ip, true
+}
+
 // withDataPlane adds the L3 and security-group parts the configuration
 // asks for; the returned function releases them.
 func withDataPlane(cfg *netagent.Config, c config.NetworkAgent, log *slog.Logger) (func(), error) {
@@ -49,7 +96,7 @@ func withDataPlane(cfg *netagent.Config, c config.NetworkAgent, log *slog.Logger
 		cfg.Firewall = netagent.NewNFT(log.With("component", "security-groups"))
 	}
 	if c.L3 {
-		l, err := netagent.NewL3(log.With("component", "l3"))
+		l, err := netagent.NewL3(log.With("component", "l3"), c.NamespacePrefix)
 		if err != nil {
 			return nil, err
 		}
@@ -78,6 +125,17 @@ func RunNetworkAgent(ctx context.Context, cfg NetworkAgentConfig, log *slog.Logg
 	acfg, err := networkAgentConfig(cfg.Host, cfg.NetworkAgent)
 	if err != nil {
 		return err
+	}
+	if !acfg.LocalIP.IsValid() {
+		// The address this host reaches the control plane from is the one
+		// the other hosts can reach it at.
+		ip, err := routeSource(cfg.NATSURL)
+		if err != nil {
+			return fmt.Errorf("agent: no --local-ip given and none found towards %s: %w", cfg.NATSURL, err)
+		}
+		acfg.LocalIP = ip
+		cfg.LocalIP = ip.String()
+		log.Info("network agent: VXLAN underlay address taken from the route to the control plane", "local_ip", ip)
 	}
 	release, err := withDataPlane(&acfg, cfg.NetworkAgent, log)
 	if err != nil {
@@ -124,14 +182,30 @@ func inProcessNetworkAgent(deps service.Deps, cfg *config.Config, driver string)
 	if !on || deps.Bus == nil {
 		return nil, nil
 	}
-	host := "compute" // the in-process compute host's name (compute.Config.HostPrefix)
+	// The in-process compute hosts' names (compute.Config.HostPrefix):
+	// "compute", or compute1…N when several are simulated; their taps are
+	// all on this machine, so one agent wires them all.
+	host, aliases := "compute", []string(nil)
 	if cfg.Compute.Hosts > 1 {
 		host = "compute1"
-		deps.Log.Warn("the in-process network agent wires the ports of host compute1 only", "hosts", cfg.Compute.Hosts)
+		for n := 2; n <= cfg.Compute.Hosts; n++ {
+			aliases = append(aliases, fmt.Sprintf("compute%d", n))
+		}
 	}
 	acfg, err := networkAgentConfig(host, ac)
 	if err != nil {
 		return nil, err
+	}
+	acfg.Aliases = aliases
+	if !acfg.LocalIP.IsValid() && cfg.NATS.Listen != "" {
+		// Remote agents reach this host at the address they dial its NATS
+		// on; without one, VXLAN networks stay local to this host.
+		if ip, ok := listenIP(cfg.NATS.Listen); ok {
+			acfg.LocalIP = ip
+			deps.Log.Info("network agent: VXLAN underlay address taken from --nats-listen", "local_ip", ip)
+		} else {
+			deps.Log.Warn("network agent: no network.agent.local_ip: VXLAN networks will not reach other hosts", "nats_listen", cfg.NATS.Listen)
+		}
 	}
 	release, err := withDataPlane(&acfg, ac, deps.Log)
 	if err != nil {

@@ -86,6 +86,11 @@ type Options struct {
 	DataDir  string   // default: a fresh temporary directory
 	Password string   // admin password; default: random
 	Args     []string // extra `kumo serve` flags
+	// Netns runs kumo in this named network namespace (ip netns exec);
+	// Listen is then its API address and Transport reaches it.
+	Netns     string
+	Listen    string
+	Transport http.RoundTripper
 }
 
 // Kumo is one running `kumo serve`.
@@ -97,10 +102,11 @@ type Kumo struct {
 	Password string // the admin password
 	LogPath  string
 
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	waitErr error
-	stopped bool
+	cmd       *exec.Cmd
+	transport http.RoundTripper // nil: the default
+	exited    chan struct{}
+	waitErr   error
+	stopped   bool
 }
 
 // Start runs `kumo serve` on a free port and waits until it is healthy.
@@ -132,15 +138,20 @@ func Start(t testing.TB, o Options) *Kumo {
 var errPortTaken = errors.New("address already in use")
 
 func start(t testing.TB, o Options) (*Kumo, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	addr := o.Listen
+	if addr == "" {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addr = fmt.Sprintf("127.0.0.1:%d", port)
 	}
 	k := &Kumo{
 		t: t, DataDir: o.DataDir, Password: o.Password,
-		Addr:    fmt.Sprintf("127.0.0.1:%d", port),
-		LogPath: filepath.Join(t.TempDir(), "kumo.log"),
-		exited:  make(chan struct{}),
+		Addr:      addr,
+		LogPath:   filepath.Join(t.TempDir(), "kumo.log"),
+		transport: o.Transport,
+		exited:    make(chan struct{}),
 	}
 	k.URL = "http://" + k.Addr
 	logf, err := os.Create(k.LogPath)
@@ -153,7 +164,11 @@ func start(t testing.TB, o Options) (*Kumo, error) {
 	if !slices.Contains(o.Args, "--compute-driver") {
 		args = append(args, "--compute-driver", "fake")
 	}
-	k.cmd = exec.Command(kumoBin, args...)
+	if o.Netns != "" {
+		k.cmd = exec.Command("ip", append([]string{"netns", "exec", o.Netns, kumoBin}, args...)...)
+	} else {
+		k.cmd = exec.Command(kumoBin, args...)
+	}
 	k.cmd.Env = append(envWithout("KUMO_"), "KUMO_ADMIN_PASSWORD="+k.Password)
 	k.cmd.Stdout, k.cmd.Stderr = logf, logf
 	k.cmd.SysProcAttr = sysProcAttr()
@@ -190,7 +205,7 @@ func start(t testing.TB, o Options) (*Kumo, error) {
 // the start timeout passes. The log must say that this process listens on
 // the address, so that another server on a reused port can't pass for it.
 func (k *Kumo) waitHealthy() error {
-	c := &http.Client{Timeout: time.Second}
+	c := &http.Client{Timeout: time.Second, Transport: k.transport}
 	deadline := time.Now().Add(startTimeout)
 	serving := `msg="kumo is serving" listen=` + k.Addr + " "
 	for {
@@ -316,7 +331,7 @@ func (k *Kumo) Authenticate(ctx context.Context, o gophercloud.AuthOptions) (*go
 	if err != nil {
 		return nil, err
 	}
-	p.HTTPClient = http.Client{Timeout: 15 * time.Second}
+	p.HTTPClient = http.Client{Timeout: 15 * time.Second, Transport: k.transport}
 	if err := openstack.Authenticate(ctx, p, o); err != nil {
 		return nil, err
 	}

@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"net/netip"
 	"reflect"
 	"testing"
 
 	"github.com/kumo-cloud/kumo/internal/network/linux/l3"
 	"github.com/kumo-cloud/kumo/internal/network/linux/nft"
+	"github.com/kumo-cloud/kumo/internal/network/linux/ra"
 	"github.com/kumo-cloud/kumo/internal/network/rpc"
 )
 
@@ -22,7 +24,7 @@ func TestFirewallDesired(t *testing.T) {
 		{ID: "sg-admin", Stateful: true, MemberIPs: []string{"10.9.9.9"}},
 		{ID: "sg-unused", Stateful: true},
 	}
-	d := firewallDesired("hostA", []*rpc.NetworkState{n})
+	d := firewallDesired(hostSet{"hostA"}, []*rpc.NetworkState{n})
 	want := nft.Desired{
 		// The DHCP port on hostA is the network's own: not filtered.
 		Ports: []nft.Port{{ID: "p-a", Device: "tapp-a", MACAddress: "fa:16:3e:00:00:0a", FixedIPs: []string{"fd00::a", "10.0.0.10"},
@@ -60,5 +62,26 @@ func TestRouterDesired(t *testing.T) {
 	}}}
 	if !reflect.DeepEqual(d, want) {
 		t.Fatalf("routers\n got %+v\nwant %+v", d, want)
+	}
+}
+
+func TestRouterAdverts(t *testing.T) {
+	v6 := &rpc.NetworkState{ID: "net-6", MTU: 1450, Subnets: []rpc.Subnet{
+		{ID: "s-slaac", IPVersion: 6, CIDR: "2001:db8:1::/64", IPv6RAMode: "slaac", IPv6AddrMode: "slaac"},
+		{ID: "s-ext", IPVersion: 6, CIDR: "2001:db8:2::/64", IPv6AddrMode: "slaac"}, // an outside router advertises
+		{ID: "s-4", IPVersion: 4, CIDR: "10.0.0.0/24"}}}
+	nets := map[string]*rpc.NetworkState{"net-6": v6}
+	r := &rpc.RouterState{ID: "r1", AdminStateUp: true, Interfaces: []rpc.Port{
+		{ID: "rp-slaac-0001", NetworkID: "net-6", Host: "h", FixedIPs: []rpc.FixedIP{{SubnetID: "s-slaac", IPAddress: "2001:db8:1::1"}, {SubnetID: "s-4", IPAddress: "10.0.0.1"}}},
+		{ID: "rp-ext-000002", NetworkID: "net-6", Host: "h", FixedIPs: []rpc.FixedIP{{SubnetID: "s-ext", IPAddress: "2001:db8:2::1"}}}}}
+	down := &rpc.RouterState{ID: "r2", Interfaces: r.Interfaces}
+	got := routerAdverts("h", []*rpc.RouterState{r, down}, nets)
+	want := map[string]advert{"r1/rp-slaac-0001": {router: "r1", cfg: ra.Config{Interface: "qr-rp-slaac-00", MTU: 1450,
+		Prefixes: []ra.Prefix{{Prefix: netip.MustParsePrefix("2001:db8:1::/64"), Mode: "slaac"}}}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("adverts\n got %+v\nwant %+v", got, want)
+	}
+	if got := routerAdverts("elsewhere", []*rpc.RouterState{r}, nets); len(got) != 0 {
+		t.Fatalf("adverts of a router on another host: %+v", got)
 	}
 }

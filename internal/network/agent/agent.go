@@ -46,10 +46,11 @@ const (
 // StatusError marks a port the agent failed to wire.
 const StatusError = "ERROR"
 
-// Firewall filters this host's ports (security groups, anti-spoofing);
-// the agent calls it after every pass with the networks it carries.
+// Firewall filters this host's ports (security groups, anti-spoofing):
+// those bound to one of hosts (the agent's host and its aliases); the
+// agent calls it after every pass with the networks it carries.
 type Firewall interface {
-	Apply(ctx context.Context, host string, nets []*rpc.NetworkState) error
+	Apply(ctx context.Context, hosts []string, nets []*rpc.NetworkState) error
 }
 
 // Routers converges the routers on an L3 host (namespaces, SNAT,
@@ -62,6 +63,11 @@ type Routers interface {
 // Config configures an agent.
 type Config struct {
 	Host string
+	// Aliases are more host names whose ports live on this machine: the
+	// in-process agent of a `kumo serve` that simulates several compute
+	// hosts (compute1, compute2, …) wires them all. Heartbeats, the DHCP
+	// ports and routers belong to Host.
+	Aliases []string
 	// LocalIP is the VXLAN underlay address of this host.
 	LocalIP netip.Addr
 	// InterfaceMappings: physical network -> interface (flat, VLAN).
@@ -86,7 +92,7 @@ type Config struct {
 }
 
 type portState struct {
-	network, status, err string
+	network, host, status, err string
 }
 
 type dhcpService struct {
@@ -174,6 +180,9 @@ func New(b *bus.Bus, cfg Config, log *slog.Logger) (*Agent, error) {
 // Close releases the agent's netlink handle (Run must have returned).
 func (a *Agent) Close() { a.l2.Close() }
 
+// hosts are the host names whose ports this agent wires.
+func (a *Agent) hosts() hostSet { return append(hostSet{a.cfg.Host}, a.cfg.Aliases...) }
+
 func (a *Agent) wake() {
 	select {
 	case a.kick <- struct{}{}:
@@ -258,8 +267,9 @@ func (a *Agent) setNetwork(n *rpc.NetworkState) {
 	}
 	a.desired[n.ID] = n
 	a.dirty[n.ID] = true
+	local := a.hosts()
 	for _, p := range n.Ports {
-		if p.Host == a.cfg.Host && p.DeviceOwner != rpc.DeviceOwnerDHCP {
+		if local.has(p.Host) && p.DeviceOwner != rpc.DeviceOwnerDHCP {
 			a.tapIndex[devName(p)] = p.ID
 		}
 	}
@@ -283,13 +293,14 @@ func (a *Agent) fullSync(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	seen := map[string]bool{}
+	local := a.hosts()
 	for i := range rep.Networks {
 		n := &rep.Networks[i]
 		seen[n.ID] = true
 		a.desired[n.ID] = n
 		a.dirty[n.ID] = true
 		for _, p := range n.Ports {
-			if p.Host == a.cfg.Host && p.DeviceOwner != rpc.DeviceOwnerDHCP {
+			if local.has(p.Host) && p.DeviceOwner != rpc.DeviceOwnerDHCP {
 				a.tapIndex[devName(p)] = p.ID
 			}
 		}
@@ -377,7 +388,7 @@ func (a *Agent) pass(ctx context.Context) time.Duration {
 	// Filtering first, so that a port is never in its bridge unfiltered;
 	// routers next, so that their devices exist when the networks plug them.
 	if a.cfg.Firewall != nil && len(ids) > 0 {
-		if err := a.cfg.Firewall.Apply(ctx, a.cfg.Host, a.wanted()); err != nil {
+		if err := a.cfg.Firewall.Apply(ctx, a.hosts(), a.wanted()); err != nil {
 			a.log.Error("security groups", "err", err)
 			retry = 2 * time.Second
 		}
@@ -404,7 +415,19 @@ func (a *Agent) pass(ctx context.Context) time.Duration {
 	}
 
 	if len(reports) > 0 {
-		go a.report(ctx, reports)
+		// One report per host: the control plane takes a port's status
+		// only from the host it is bound to.
+		byHost := map[string][]rpc.PortStatus{}
+		for _, r := range reports {
+			h := a.ports[r.ID].host
+			if h == "" {
+				h = a.cfg.Host
+			}
+			byHost[h] = append(byHost[h], r)
+		}
+		for h, rs := range byHost {
+			go a.report(ctx, h, rs)
+		}
 	}
 	if a.passDone != nil {
 		a.passDone()
@@ -432,7 +455,7 @@ func (a *Agent) relevant(n *rpc.NetworkState) bool {
 	if n == nil || n.Deleted {
 		return false
 	}
-	return len(localPorts(n, a.cfg.Host)) > 0 || a.cfg.DHCP && wantsDHCP(n)
+	return len(localPorts(n, a.hosts())) > 0 || a.cfg.DHCP && wantsDHCP(n)
 }
 
 // reconcile converges one network and its local ports.
@@ -441,7 +464,7 @@ func (a *Agent) reconcile(ctx context.Context, id string, n *rpc.NetworkState) (
 	retry := false
 	local := map[string]bool{}
 	if a.relevant(n) {
-		plan, err := linux.Render(a.lcfg, networkSpec(n, a.cfg.Host))
+		plan, err := linux.Render(a.lcfg, networkSpec(n, a.hosts()))
 		if err == nil {
 			err = a.uplinkFree(id, plan)
 		}
@@ -456,7 +479,7 @@ func (a *Agent) reconcile(ctx context.Context, id string, n *rpc.NetworkState) (
 			delete(a.netErr, id)
 		}
 		a.applied[id] = plan
-		for _, p := range localPorts(n, a.cfg.Host) {
+		for _, p := range localPorts(n, a.hosts()) {
 			local[p.ID] = true
 			if r := a.wire(n, p, err); r != nil {
 				reports = append(reports, *r)
@@ -510,7 +533,7 @@ func (a *Agent) uplinkFree(id string, plan linux.NetworkPlan) error {
 // wire plugs one local port and returns a status report when its status
 // differs from what the server has.
 func (a *Agent) wire(n *rpc.NetworkState, p rpc.Port, netErr error) *rpc.PortStatus {
-	st := portState{network: n.ID}
+	st := portState{network: n.ID, host: p.Host}
 	switch {
 	case netErr != nil:
 		st.status, st.err = StatusError, netErr.Error()
@@ -551,9 +574,10 @@ func (a *Agent) rewirePort(pid string, done map[string]bool) *rpc.PortStatus {
 	a.mu.Lock()
 	var n *rpc.NetworkState
 	var port rpc.Port
+	local := a.hosts()
 	for _, cand := range a.desired {
 		for _, p := range cand.Ports {
-			if p.ID == pid && p.Host == a.cfg.Host && p.DeviceOwner != rpc.DeviceOwnerDHCP {
+			if p.ID == pid && local.has(p.Host) && p.DeviceOwner != rpc.DeviceOwnerDHCP {
 				n, port = cand, p
 			}
 		}
@@ -568,11 +592,11 @@ func (a *Agent) rewirePort(pid string, done map[string]bool) *rpc.PortStatus {
 	return a.wire(n, port, a.netErr[n.ID])
 }
 
-func (a *Agent) report(ctx context.Context, ports []rpc.PortStatus) {
+func (a *Agent) report(ctx context.Context, host string, ports []rpc.PortStatus) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err := a.b.Request(ctx, rpc.SubjectServer, rpc.MsgPortStatus, rpc.PortStatusVersion,
-		rpc.PortStatusRequest{Host: a.cfg.Host, Ports: ports}, nil)
+		rpc.PortStatusRequest{Host: host, Ports: ports}, nil)
 	if err != nil {
 		a.log.Warn("port status report failed; resending at the next sync", "ports", len(ports), "err", err)
 		a.mu.Lock()

@@ -13,12 +13,18 @@ import (
 // MetadataIP is the address the metadata service answers on.
 var MetadataIP = netip.MustParseAddr("169.254.169.254")
 
-// localPorts are the ports of a network bound to host that the agent
-// wires into the bridge (VM and other device ports, not its own DHCP port).
-func localPorts(n *rpc.NetworkState, host string) []rpc.Port {
+// hostSet lists the host names whose ports live on this machine.
+type hostSet []string
+
+func (s hostSet) has(h string) bool { return h != "" && slices.Contains(s, h) }
+
+// localPorts are the ports of a network bound to the local hosts that the
+// agent wires into the bridge (VM and other device ports, not its own
+// DHCP port).
+func localPorts(n *rpc.NetworkState, local hostSet) []rpc.Port {
 	var out []rpc.Port
 	for _, p := range n.Ports {
-		if p.Host == host && p.DeviceOwner != rpc.DeviceOwnerDHCP {
+		if local.has(p.Host) && p.DeviceOwner != rpc.DeviceOwnerDHCP {
 			out = append(out, p)
 		}
 	}
@@ -51,7 +57,7 @@ func wantsDHCP(n *rpc.NetworkState) bool {
 
 // networkSpec renders a network's state for this host's L2: peers are the
 // other hosts with ports on it, with the MACs of their ports.
-func networkSpec(n *rpc.NetworkState, host string) linux.NetworkSpec {
+func networkSpec(n *rpc.NetworkState, local hostSet) linux.NetworkSpec {
 	spec := linux.NetworkSpec{ID: n.ID, MTU: n.MTU,
 		Segment: linux.Segment{Type: n.NetworkType, PhysicalNetwork: n.PhysicalNetwork, SegmentationID: n.SegmentationID}}
 	if n.NetworkType != "vxlan" {
@@ -59,12 +65,12 @@ func networkSpec(n *rpc.NetworkState, host string) linux.NetworkSpec {
 	}
 	macs := map[string][]string{}
 	for _, p := range n.Ports {
-		if p.Host != "" && p.Host != host && p.MAC != "" {
+		if p.Host != "" && !local.has(p.Host) && p.MAC != "" {
 			macs[p.Host] = append(macs[p.Host], strings.ToLower(p.MAC))
 		}
 	}
 	for _, h := range n.Hosts {
-		if h.Host == host || h.TunnelIP == "" {
+		if local.has(h.Host) || h.TunnelIP == "" {
 			continue
 		}
 		ip, err := netip.ParseAddr(h.TunnelIP)

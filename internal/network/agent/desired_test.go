@@ -31,14 +31,14 @@ func sampleNetwork() *rpc.NetworkState {
 }
 
 func TestNetworkSpecPeers(t *testing.T) {
-	got := networkSpec(sampleNetwork(), "hostA")
+	got := networkSpec(sampleNetwork(), hostSet{"hostA"})
 	want := linux.NetworkSpec{ID: "net-1", MTU: 1450, Segment: linux.Segment{Type: "vxlan", SegmentationID: 77},
 		// hostC has not reported a tunnel address yet: no entry for it.
 		Peers: []linux.Peer{{IP: netip.MustParseAddr("192.0.2.2"), MACs: []string{"fa:16:3e:00:00:0b"}}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("spec\n got %+v\nwant %+v", got, want)
 	}
-	if ports := localPorts(sampleNetwork(), "hostA"); len(ports) != 1 || ports[0].ID != "p-a" {
+	if ports := localPorts(sampleNetwork(), hostSet{"hostA"}); len(ports) != 1 || ports[0].ID != "p-a" {
 		t.Fatalf("local ports of hostA: %+v", ports)
 	}
 	if p := dhcpPort(sampleNetwork(), "hostA"); p == nil || p.ID != "p-dhcp" {

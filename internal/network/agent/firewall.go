@@ -25,15 +25,15 @@ func NewNFT(log *slog.Logger) *NFT {
 }
 
 // Apply implements Firewall.
-func (f *NFT) Apply(ctx context.Context, host string, nets []*rpc.NetworkState) error {
-	_, err := f.FW.Apply(ctx, firewallDesired(host, nets))
+func (f *NFT) Apply(ctx context.Context, hosts []string, nets []*rpc.NetworkState) error {
+	_, err := f.FW.Apply(ctx, firewallDesired(hosts, nets))
 	return err
 }
 
 // firewallDesired renders the security-group state of a host's ports:
 // its VM ports (network-owned ports are not filtered, as in Neutron) and
 // every group they use or name as remote group.
-func firewallDesired(host string, nets []*rpc.NetworkState) nft.Desired {
+func firewallDesired(hosts hostSet, nets []*rpc.NetworkState) nft.Desired {
 	var d nft.Desired
 	groups := map[string]rpc.SecurityGroup{}
 	for _, n := range nets {
@@ -44,7 +44,7 @@ func firewallDesired(host string, nets []*rpc.NetworkState) nft.Desired {
 	need := map[string]bool{}
 	for _, n := range nets {
 		for _, p := range n.Ports {
-			if p.Host != host || strings.HasPrefix(p.DeviceOwner, "network:") {
+			if !hosts.has(p.Host) || strings.HasPrefix(p.DeviceOwner, "network:") {
 				continue
 			}
 			port := nft.Port{ID: p.ID, Device: devName(p), MACAddress: strings.ToLower(p.MAC),

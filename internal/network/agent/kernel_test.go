@@ -36,12 +36,14 @@ type fakeServer struct {
 	gen     int64
 	tunnels map[string]string
 	status  map[string]string
+	errs    map[string]string // last error reported per port
+	from    map[string]string // host that reported each port
 	syncs   int
 	md      map[string]*rpc.InstanceMetadata
 }
 
 func newFakeServer(t testing.TB, b *bus.Bus) *fakeServer {
-	f := &fakeServer{t: t, b: b, nets: map[string]*rpc.NetworkState{}, tunnels: map[string]string{}, status: map[string]string{},
+	f := &fakeServer{t: t, b: b, nets: map[string]*rpc.NetworkState{}, tunnels: map[string]string{}, status: map[string]string{}, errs: map[string]string{}, from: map[string]string{},
 		md: map[string]*rpc.InstanceMetadata{}}
 	sub, err := b.Subscribe(rpc.SubjectServer, rpc.QueueServer, map[string]bus.Version{
 		rpc.MsgSync: rpc.SyncVersion, rpc.MsgAgentReport: rpc.ReportVersion, rpc.MsgPortStatus: rpc.PortStatusVersion,
@@ -96,6 +98,8 @@ func (f *fakeServer) handle(_ context.Context, m *bus.Message) (any, error) {
 		_ = m.Decode(&req)
 		for _, p := range req.Ports {
 			f.status[p.ID] = p.Status
+			f.errs[p.ID] = p.Error
+			f.from[p.ID] = req.Host
 		}
 		for _, n := range f.nets {
 			f.publishLocked(n)

@@ -2,37 +2,159 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
+
+	"github.com/vishvananda/netns"
 
 	"github.com/kumo-cloud/kumo/internal/network/linux/l3"
+	"github.com/kumo-cloud/kumo/internal/network/linux/ra"
 	"github.com/kumo-cloud/kumo/internal/network/rpc"
 )
 
 // L3 runs this host's routers in namespaces (internal/network/linux/l3):
-// the routers whose ports the control plane put on this host.
+// the routers whose ports the control plane put on this host, and the
+// IPv6 router advertisements of their interfaces (internal/network/linux/ra).
 type L3 struct {
-	M *l3.Manager
+	M      *l3.Manager
+	nsPref string
+	log    *slog.Logger
+
+	mu  sync.Mutex
+	ras map[string]*raRun // router/port -> advertiser
 }
 
-// NewL3 returns the router manager of the process's namespace.
-func NewL3(log *slog.Logger) (*L3, error) {
-	m, err := l3.New(log, l3.Options{})
+type raRun struct {
+	cfg  ra.Config
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// NewL3 returns the router manager of the process's namespace; its
+// router namespaces are named prefix + "qrouter-<id>".
+func NewL3(log *slog.Logger, prefix string) (*L3, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := l3.New(log, l3.Options{NamespacePrefix: prefix + "qrouter-"})
 	if err != nil {
 		return nil, err
 	}
-	return &L3{M: m}, nil
+	return &L3{M: m, nsPref: prefix + "qrouter-", log: log, ras: map[string]*raRun{}}, nil
 }
 
 // Apply implements Routers.
 func (l *L3) Apply(ctx context.Context, host string, routers []*rpc.RouterState, nets map[string]*rpc.NetworkState) error {
-	return l.M.Apply(ctx, routerDesired(host, routers, nets))
+	err := l.M.Apply(ctx, routerDesired(host, routers, nets))
+	return errors.Join(err, l.advertise(ctx, routerAdverts(host, routers, nets)))
 }
 
-// Close releases the manager's handles; routers keep running.
-func (l *L3) Close() { l.M.Close() }
+// advertise runs one advertiser per router interface that wants one,
+// restarting those whose announcement changed.
+func (l *L3) advertise(ctx context.Context, want map[string]advert) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for key, r := range l.ras {
+		if w, ok := want[key]; !ok || !reflect.DeepEqual(w.cfg, r.cfg) {
+			r.stop()
+			<-r.done
+			delete(l.ras, key)
+		}
+	}
+	var errs []error
+	for key, w := range want {
+		if _, ok := l.ras[key]; ok {
+			continue
+		}
+		h, err := netns.GetFromName(l.nsPref + w.router)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("router %s advertisements: %w", w.router, err))
+			continue
+		}
+		rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		r := &raRun{cfg: w.cfg, stop: stop, done: make(chan struct{})}
+		go func() {
+			defer close(r.done)
+			defer h.Close()
+			if err := ra.Run(rctx, h, w.cfg, l.log); err != nil {
+				l.log.Error("router advertisements stopped", "router", w.router, "interface", w.cfg.Interface, "err", err)
+			}
+		}()
+		l.ras[key] = r
+		l.log.Info("router advertisements", "router", w.router, "interface", w.cfg.Interface, "prefixes", len(w.cfg.Prefixes))
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the advertisements and releases the manager's handles;
+// routers keep running.
+func (l *L3) Close() {
+	l.mu.Lock()
+	for key, r := range l.ras {
+		r.stop()
+		<-r.done
+		delete(l.ras, key)
+	}
+	l.mu.Unlock()
+	l.M.Close()
+}
+
+type advert struct {
+	router string
+	cfg    ra.Config
+}
+
+// routerAdverts lists the router interfaces on host that advertise: those
+// with an address on an IPv6 subnet whose ipv6_ra_mode is set (Neutron:
+// the router sends the advertisements then; without ra_mode an outside
+// router is expected to).
+func routerAdverts(host string, routers []*rpc.RouterState, nets map[string]*rpc.NetworkState) map[string]advert {
+	out := map[string]advert{}
+	for _, r := range routers {
+		if !routerHere(r, host) {
+			continue
+		}
+		for _, p := range r.Interfaces {
+			n := nets[p.NetworkID]
+			if n == nil {
+				continue
+			}
+			name, _ := l3.DeviceNames(p.ID, false)
+			cfg := ra.Config{Interface: name, MTU: n.MTU}
+			for _, f := range p.FixedIPs {
+				for _, s := range n.Subnets {
+					pfx, err := netip.ParsePrefix(s.CIDR)
+					if s.ID != f.SubnetID || s.IPVersion != 6 || s.IPv6RAMode == "" || err != nil {
+						continue
+					}
+					cfg.Prefixes = append(cfg.Prefixes, ra.Prefix{Prefix: pfx, Mode: s.IPv6RAMode})
+				}
+			}
+			if len(cfg.Prefixes) > 0 {
+				out[r.ID+"/"+p.ID] = advert{router: r.ID, cfg: cfg}
+			}
+		}
+	}
+	return out
+}
+
+// routerHere: a router runs on the host its gateway or interfaces are on.
+func routerHere(r *rpc.RouterState, host string) bool {
+	if r == nil || r.Deleted || !r.AdminStateUp {
+		return false
+	}
+	here := r.Gateway != nil && r.Gateway.Host == host
+	for _, p := range r.Interfaces {
+		here = here || p.Host == host
+	}
+	return here
+}
 
 // routerDesired renders the routers with a port on host: interfaces with
 // their subnets' prefix lengths and MTU, the gateway with the external
@@ -58,14 +180,7 @@ func routerDesired(host string, routers []*rpc.RouterState, nets map[string]*rpc
 		return out, n
 	}
 	for _, r := range routers {
-		if r == nil || r.Deleted || !r.AdminStateUp {
-			continue
-		}
-		here := r.Gateway != nil && r.Gateway.Host == host
-		for _, p := range r.Interfaces {
-			here = here || p.Host == host
-		}
-		if !here {
+		if !routerHere(r, host) {
 			continue
 		}
 		lr := l3.Router{ID: r.ID, EnableSNAT: r.EnableSNAT}

@@ -157,7 +157,10 @@ func (m *Metadata) Handler(networkID string) http.Handler {
 			http.Error(w, "no instance with address "+src.String()+" on this network", http.StatusNotFound)
 			return
 		}
-		md, err := m.instance(r.Context(), port.DeviceID)
+		// Not cancelled with the request: a client that half-closes its
+		// side after sending (busybox nc, HTTP/1.0 scripts) cancels
+		// r.Context() at once, yet waits for the answer.
+		md, err := m.instance(context.WithoutCancel(r.Context()), port.DeviceID)
 		if errors.Is(err, ErrNotFound) {
 			http.Error(w, "instance "+port.DeviceID+" not found", http.StatusNotFound)
 			return
@@ -366,7 +369,7 @@ func maskString(p netip.Prefix) string {
 }
 
 func (q *mdRequest) password() {
-	ctx, cancel := context.WithTimeout(q.r.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(q.r.Context()), 10*time.Second)
 	defer cancel()
 	src := q.m.Source
 	if q.r.Method == http.MethodPost {

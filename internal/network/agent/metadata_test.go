@@ -21,7 +21,10 @@ type fakeSource struct {
 	get int
 }
 
-func (f *fakeSource) Instance(_ context.Context, id string) (*rpc.InstanceMetadata, error) {
+func (f *fakeSource) Instance(ctx context.Context, id string) (*rpc.InstanceMetadata, error) {
+	if err := ctx.Err(); err != nil { // as a bus request would
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.get++
@@ -200,5 +203,21 @@ func TestMetadataEC2(t *testing.T) {
 	}
 	if code, _ := get(t, h, "10.0.0.11", "/latest/meta-data/nothing"); code != 404 {
 		t.Fatalf("missing key: %d", code)
+	}
+}
+
+// TestMetadataClientHalfClosed: a client that shuts its sending side after
+// the request (busybox nc, as the test guest does) cancels the request's
+// context at once; the answer must still come.
+func TestMetadataClientHalfClosed(t *testing.T) {
+	m, _ := newTestMetadata()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest("GET", "http://169.254.169.254/openstack/latest/meta_data.json", nil).WithContext(ctx)
+	r.RemoteAddr = "10.0.0.11:40000"
+	w := httptest.NewRecorder()
+	m.Handler("net-1").ServeHTTP(w, r)
+	if b, _ := io.ReadAll(w.Result().Body); w.Code != 200 || !strings.Contains(string(b), `"uuid":"vm-b"`) {
+		t.Fatalf("half-closed client: %d %s", w.Code, b)
 	}
 }

@@ -273,20 +273,26 @@ func (l *L2) syncFDB(vx netlink.Link, want []FDB) error {
 // physical interface is released, not deleted). Missing links are fine.
 func (l *L2) DeleteNetwork(networkID string, uplink *Link) error {
 	var errs []error
+	br, brErr := l.h.LinkByName(BridgeName(networkID))
 	if uplink != nil {
+		// Only an uplink in this network's bridge (or, for a device of its
+		// own, in none yet) is this network's: a network that failed
+		// because another one holds its interface must not take it away.
 		if link, err := l.h.LinkByName(uplink.Name); err == nil {
-			if uplink.Kind == KindPhysical {
+			master := link.Attrs().MasterIndex
+			ours := brErr == nil && master == br.Attrs().Index
+			switch {
+			case uplink.Kind == KindPhysical && ours:
 				errs = append(errs, l.h.LinkSetNoMaster(link))
-			} else {
+			case uplink.Kind != KindPhysical && (ours || master == 0):
 				errs = append(errs, l.h.LinkDel(link))
 			}
 		}
 	}
-	if link, err := l.h.LinkByName(BridgeName(networkID)); err == nil {
-		// Release enslaved physical interfaces before deleting the bridge.
-		errs = append(errs, l.h.LinkDel(link))
-	} else if !notFound(err) {
-		errs = append(errs, err)
+	if brErr == nil {
+		errs = append(errs, l.h.LinkDel(br))
+	} else if !notFound(brErr) {
+		errs = append(errs, brErr)
 	}
 	return errors.Join(errs...)
 }
