@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/kumo-cloud/kumo/internal/auth"
 )
@@ -27,6 +28,18 @@ type Response struct {
 	// upgrade); nothing else is written.
 	Takeover func(w http.ResponseWriter, r *http.Request)
 }
+
+// JSONAppender is a response body that encodes itself: AppendJSON
+// appends exactly one JSON value to b. Large lists use it to skip
+// encoding/json's reflection, map key sorting and re-validation.
+type JSONAppender interface {
+	AppendJSON(b []byte) []byte
+}
+
+// appendBufs recycles the buffers JSONAppender bodies are encoded into.
+var appendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+const maxPooledBuf = 8 << 20
 
 // JSON is a response with a JSON body.
 func JSON(status int, body any) *Response { return &Response{Status: status, Body: body} }
@@ -253,10 +266,22 @@ func (s *Service) write(w http.ResponseWriter, r *http.Request, resp *Response) 
 			panic(http.ErrAbortHandler)
 		}
 	case resp.Body != nil:
-		b, err := json.Marshal(resp.Body)
-		if err != nil {
-			s.WriteError(w, r, fmt.Errorf("encode response: %w", err))
-			return
+		var b []byte
+		if ja, ok := resp.Body.(JSONAppender); ok {
+			buf := appendBufs.Get().(*[]byte)
+			b = ja.AppendJSON((*buf)[:0])
+			defer func() {
+				if cap(b) <= maxPooledBuf {
+					*buf = b
+					appendBufs.Put(buf)
+				}
+			}()
+		} else {
+			var err error
+			if b, err = json.Marshal(resp.Body); err != nil {
+				s.WriteError(w, r, fmt.Errorf("encode response: %w", err))
+				return
+			}
 		}
 		ct := resp.ContentType
 		if ct == "" {
