@@ -88,14 +88,6 @@ func appendEscaped(b []byte, s string) []byte {
 	return append(b, s[start:]...)
 }
 
-// appendStr2 appends the concatenation a+b as one JSON string.
-func appendStr2(buf []byte, a, b string) []byte {
-	buf = append(buf, '"')
-	buf = appendEscaped(buf, a)
-	buf = appendEscaped(buf, b)
-	return append(buf, '"')
-}
-
 // obj writes the members of one JSON object.
 type obj struct {
 	b     []byte

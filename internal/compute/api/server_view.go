@@ -99,8 +99,8 @@ func (a *API) newServerViews(r *http.Request, insts []*store.Instance, withAddrs
 		p = "/" + pp
 	}
 	sv := &serverViews{a: a, r: r, ver: apiutil.VersionOf(r.Context()),
-		urls: &viewURLs{self: base + "/v2.1" + p + "/servers/", bookmark: base + p + "/servers/",
-			image: base + p + "/images/", flavor: base + p + "/flavors/"},
+		urls: &viewURLs{self: jsonEscaped(base + "/v2.1" + p + "/servers/"), bookmark: jsonEscaped(base + p + "/servers/"),
+			image: jsonEscaped(base + p + "/images/"), flavor: jsonEscaped(base + p + "/flavors/")},
 		adminOf: map[string]bool{}, hostStatusOK: map[string]bool{}, hostStatus: map[string]string{},
 		hostIDs: map[[2]string]string{}}
 	if sv.ver.AtLeast(V2_47) {
@@ -371,7 +371,8 @@ func (s *serverBody) appendJSON(b []byte) []byte {
 // MarshalJSON lets a serverBody sit in an encoding/json document.
 func (s *serverBody) MarshalJSON() ([]byte, error) { return s.appendJSON(nil), nil }
 
-// viewURLs are the prefixes of a request's links, each ending in "/".
+// viewURLs are the prefixes of a request's links, each ending in "/",
+// held JSON-escaped (without quotes): they are written as they are.
 type viewURLs struct {
 	self     string // ".../v2.1[/project]/servers/"
 	bookmark string // "...[/project]/servers/"
@@ -381,21 +382,28 @@ type viewURLs struct {
 
 // appendLinks appends the self and bookmark links of server id.
 func (u *viewURLs) appendLinks(b []byte, id string) []byte {
-	b = append(b, `[{"href":`...)
-	b = appendStr2(b, u.self, id)
-	b = append(b, `,"rel":"self"},{"href":`...)
-	b = appendStr2(b, u.bookmark, id)
-	return append(b, `,"rel":"bookmark"}]`...)
+	b = append(b, `[{"href":"`...)
+	b = append(b, u.self...)
+	b = appendEscaped(b, id)
+	b = append(b, `","rel":"self"},{"href":"`...)
+	b = append(b, u.bookmark...)
+	b = appendEscaped(b, id)
+	return append(b, `","rel":"bookmark"}]`...)
 }
 
-// appendRef appends {"id": id, "links": [{"href": prefix+id, "rel": "bookmark"}]}.
+// appendRef appends {"id": id, "links": [{"href": prefix+id, "rel":
+// "bookmark"}]}; prefix is JSON-escaped already.
 func appendRef(b []byte, id, prefix string) []byte {
 	b = append(b, `{"id":`...)
 	b = appendStr(b, id)
-	b = append(b, `,"links":[{"href":`...)
-	b = appendStr2(b, prefix, id)
-	return append(b, `,"rel":"bookmark"}]}`...)
+	b = append(b, `,"links":[{"href":"`...)
+	b = append(b, prefix...)
+	b = appendEscaped(b, id)
+	return append(b, `","rel":"bookmark"}]}`...)
 }
+
+// jsonEscaped is s escaped for a JSON string, without the quotes.
+func jsonEscaped(s string) string { return string(appendEscaped(nil, s)) }
 
 // vifLabel is the "addresses" key of a VIF: its network's name, or id.
 func vifLabel(v *conductor.VIF) string {
