@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/kumo-cloud/kumo/internal/auth"
 )
@@ -36,10 +35,31 @@ type JSONAppender interface {
 	AppendJSON(b []byte) []byte
 }
 
-// appendBufs recycles the buffers JSONAppender bodies are encoded into.
-var appendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+// appendBufs keeps a few buffers JSONAppender bodies were encoded into
+// for the next ones (a 1,000-server page is ~1.5 MB; a sync.Pool would
+// lose them at every GC, which such pages trigger every few requests).
+var appendBufs = make(chan []byte, 2)
 
-const maxPooledBuf = 8 << 20
+const maxKeptBuf = 4 << 20
+
+func getAppendBuf() []byte {
+	select {
+	case b := <-appendBufs:
+		return b[:0]
+	default:
+		return make([]byte, 0, 64<<10)
+	}
+}
+
+func putAppendBuf(b []byte) {
+	if cap(b) > maxKeptBuf {
+		return
+	}
+	select {
+	case appendBufs <- b:
+	default:
+	}
+}
 
 // JSON is a response with a JSON body.
 func JSON(status int, body any) *Response { return &Response{Status: status, Body: body} }
@@ -268,14 +288,8 @@ func (s *Service) write(w http.ResponseWriter, r *http.Request, resp *Response) 
 	case resp.Body != nil:
 		var b []byte
 		if ja, ok := resp.Body.(JSONAppender); ok {
-			buf := appendBufs.Get().(*[]byte)
-			b = ja.AppendJSON((*buf)[:0])
-			defer func() {
-				if cap(b) <= maxPooledBuf {
-					*buf = b
-					appendBufs.Put(buf)
-				}
-			}()
+			b = ja.AppendJSON(getAppendBuf())
+			defer putAppendBuf(b)
 		} else {
 			var err error
 			if b, err = json.Marshal(resp.Body); err != nil {
