@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -217,5 +218,38 @@ func TestRegisterLiteralBesideWildcard(t *testing.T) {
 		if rec.Code != c.status {
 			t.Errorf("%s %s: %d, want %d", c.method, c.path, rec.Code, c.status)
 		}
+	}
+}
+
+// appended is a body that encodes itself.
+type appended string
+
+func (a appended) AppendJSON(b []byte) []byte { return append(b, a...) }
+
+// A JSONAppender body is written as it encodes itself, with the JSON
+// content type and its length, and recycled buffers never leak one
+// response into the next.
+func TestJSONAppenderBody(t *testing.T) {
+	mux := http.NewServeMux()
+	(&Service{Name: "t", Prefix: "/a/", Fault: NovaFault, Routes: []Route{
+		{Method: "GET", Path: "/a/{n}", Public: true, Handler: func(r *http.Request) (*Response, error) {
+			return JSON(200, appended(`{"n":"`+r.PathValue("n")+`"}`)), nil
+		}},
+	}}).Register(mux)
+	for _, n := range []string{strings.Repeat("x", 100<<10), "short", strings.Repeat("y", 5<<20), "s"} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", "/a/"+n, nil))
+		want := `{"n":"` + n + `"}`
+		if rec.Code != 200 || rec.Body.String() != want {
+			t.Fatalf("%d: %.40s (len %d, want %d)", rec.Code, rec.Body.String(), rec.Body.Len(), len(want))
+		}
+		if rec.Header().Get("Content-Type") != "application/json" || rec.Header().Get("Content-Length") != strconv.Itoa(len(want)) {
+			t.Fatalf("headers %v", rec.Header())
+		}
+	}
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("HEAD", "/a/x", nil))
+	if rec.Code != 200 || rec.Body.Len() != 0 || rec.Header().Get("Content-Length") != "9" {
+		t.Fatalf("HEAD: %d %q %v", rec.Code, rec.Body.String(), rec.Header())
 	}
 }

@@ -28,6 +28,39 @@ type Response struct {
 	Takeover func(w http.ResponseWriter, r *http.Request)
 }
 
+// JSONAppender is a response body that encodes itself: AppendJSON
+// appends exactly one JSON value to b. Large lists use it to skip
+// encoding/json's reflection, map key sorting and re-validation.
+type JSONAppender interface {
+	AppendJSON(b []byte) []byte
+}
+
+// appendBufs keeps a few buffers JSONAppender bodies were encoded into
+// for the next ones (a 1,000-server page is ~1.5 MB; a sync.Pool would
+// lose them at every GC, which such pages trigger every few requests).
+var appendBufs = make(chan []byte, 2)
+
+const maxKeptBuf = 4 << 20
+
+func getAppendBuf() []byte {
+	select {
+	case b := <-appendBufs:
+		return b[:0]
+	default:
+		return make([]byte, 0, 64<<10)
+	}
+}
+
+func putAppendBuf(b []byte) {
+	if cap(b) > maxKeptBuf {
+		return
+	}
+	select {
+	case appendBufs <- b:
+	default:
+	}
+}
+
 // JSON is a response with a JSON body.
 func JSON(status int, body any) *Response { return &Response{Status: status, Body: body} }
 
@@ -253,10 +286,16 @@ func (s *Service) write(w http.ResponseWriter, r *http.Request, resp *Response) 
 			panic(http.ErrAbortHandler)
 		}
 	case resp.Body != nil:
-		b, err := json.Marshal(resp.Body)
-		if err != nil {
-			s.WriteError(w, r, fmt.Errorf("encode response: %w", err))
-			return
+		var b []byte
+		if ja, ok := resp.Body.(JSONAppender); ok {
+			b = ja.AppendJSON(getAppendBuf())
+			defer putAppendBuf(b)
+		} else {
+			var err error
+			if b, err = json.Marshal(resp.Body); err != nil {
+				s.WriteError(w, r, fmt.Errorf("encode response: %w", err))
+				return
+			}
 		}
 		ct := resp.ContentType
 		if ct == "" {

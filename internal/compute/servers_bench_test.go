@@ -3,8 +3,11 @@ package compute_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,19 +46,47 @@ func BenchmarkServersDetail1000(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	// The handler is called directly (no client decoding in the loop), so
+	// cpu-ms/op is the server's work: routing, auth, SQL, views, JSON.
+	req := func() *httptest.ResponseRecorder {
+		q := httptest.NewRequest("GET", v21+"/servers/detail?limit=1000", nil)
+		q.Header.Set("X-Auth-Token", "alice")
+		q.Header.Set("OpenStack-API-Version", "compute 2.96")
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, q)
+		return w
+	}
+	w := req()
+	var body map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &body); w.Code != 200 || err != nil {
+		b.Fatalf("status %d (%v): %.200s", w.Code, err, w.Body.String())
+	}
+	if n := len(list(b, body, "servers")); n != 1000 {
+		b.Fatalf("%d servers", n)
+	}
 	var lat []time.Duration
+	cpu0 := cpuTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		r := e.do("alice", "GET", v21+"/servers/detail?limit=1000", "2.96", "")
+		w := req()
 		lat = append(lat, time.Since(start))
-		if r.status != 200 {
-			b.Fatalf("status %d: %s", r.status, r.raw)
-		}
-		if n := len(list(b, r.body, "servers")); n != 1000 {
-			b.Fatalf("%d servers", n)
+		if w.Code != 200 {
+			b.Fatalf("status %d: %.200s", w.Code, w.Body.String())
 		}
 	}
+	b.StopTimer()
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+}
+
+// cpuTime is the CPU time (user and system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

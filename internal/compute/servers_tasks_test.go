@@ -140,7 +140,7 @@ func TestMoveActionsBetweenHosts(t *testing.T) {
 	e.action("alice", id, `{"os-stop": null}`, 202)
 	e.waitStatus(id, "SHUTOFF")
 	r := e.action("alice", id, `{"rebuild": {"imageRef": "`+imageID+`", "name": "rebuilt"}}`, 202)
-	if s := obj(t, r.body, "server"); s["name"] != "rebuilt" || s["adminPass"] == "" {
+	if s := obj(t, r.body, "server"); s["name"] != "rebuilt" || s["adminPass"] == nil || s["adminPass"] == "" || s["status"] != "REBUILD" {
 		t.Fatalf("rebuild response %v", s)
 	}
 	e.waitStatus(id, "SHUTOFF")

@@ -296,13 +296,18 @@ func links(r *http.Request, collection, id string) []any {
 
 // nextLink is the "next" link of a page that came back full.
 func nextLink(r *http.Request, marker string) []any {
+	return []any{map[string]any{"href": nextHref(r, marker), "rel": "next"}}
+}
+
+// nextHref is the URL of the page after marker.
+func nextHref(r *http.Request, marker string) string {
 	q := r.URL.Query()
 	q.Set("marker", marker)
 	path := r.URL.Path
 	if p, ok := r.Context().Value(origPathKey{}).(string); ok {
 		path = p
 	}
-	return []any{map[string]any{"href": apiutil.PublicURL(r) + path + "?" + q.Encode(), "rel": "next"}}
+	return apiutil.PublicURL(r) + path + "?" + q.Encode()
 }
 
 func caller(r *http.Request) *auth.Context {

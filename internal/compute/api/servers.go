@@ -641,138 +641,7 @@ func orNil(p *string) any {
 	return *p
 }
 
-// serverView renders a server at the request's microversion.
-func (a *API) serverView(r *http.Request, i *store.Instance, admin bool) map[string]any {
-	status := states.Status(i.VMState, i.TaskState)
-	base := apiutil.PublicURL(r) + Prefix
-	if pp := projectPrefix(r); pp != "" {
-		base += "/" + pp
-	}
-	v := map[string]any{
-		"id": i.UUID, "name": i.Name, "status": status, "tenant_id": i.ProjectID, "user_id": i.UserID,
-		"metadata": i.Metadata, "hostId": hostID(i.ProjectID, i.HostName()),
-		"created": novaTime(i.CreatedAt), "updated": novaTime(i.UpdatedAt),
-		"addresses": map[string]any{}, "accessIPv4": i.AccessIPv4, "accessIPv6": i.AccessIPv6,
-		"links": links(r, "servers", i.UUID), "OS-DCF:diskConfig": "MANUAL",
-		"key_name": orNil(i.KeyName), "config_drive": i.ConfigDrive,
-		"OS-EXT-AZ:availability_zone": a.serverZone(i),
-		"OS-EXT-STS:task_state":       orNil(i.TaskState), "OS-EXT-STS:vm_state": i.VMState,
-		"OS-EXT-STS:power_state": i.PowerState,
-		"OS-SRV-USG:launched_at": microTime(i.LaunchedAt), "OS-SRV-USG:terminated_at": microTime(i.TerminatedAt),
-		"os-extended-volumes:volumes_attached": []any{},
-	}
-	if i.ImageRef == "" {
-		v["image"] = ""
-	} else {
-		v["image"] = map[string]any{"id": i.ImageRef, "links": []any{map[string]any{"href": base + "/images/" + i.ImageRef, "rel": "bookmark"}}}
-	}
-	if atLeast(r, V2_47) {
-		f := map[string]any{"vcpus": i.Flavor.VCPUs, "ram": i.Flavor.MemoryMB, "disk": i.Flavor.RootGB,
-			"ephemeral": i.Flavor.EphemeralGB, "swap": i.Flavor.Swap, "original_name": i.Flavor.Name}
-		if a.allowed(r, ruleExtraSpecsIndex, own(r)) {
-			specs := i.Flavor.ExtraSpecs
-			if specs == nil {
-				specs = map[string]string{}
-			}
-			f["extra_specs"] = specs
-		}
-		v["flavor"] = f
-	} else {
-		v["flavor"] = map[string]any{"id": i.Flavor.ID, "links": []any{map[string]any{"href": base + "/flavors/" + i.Flavor.ID, "rel": "bookmark"}}}
-	}
-	switch status {
-	case "ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING":
-		v["progress"] = i.Progress
-	}
-	if (i.VMState == states.Error || i.VMState == states.Deleted) && i.Fault != nil {
-		f := map[string]any{"code": i.Fault.Code, "message": i.Fault.Message, "created": novaTime(i.Fault.Created)}
-		if admin || i.Fault.Code != 500 {
-			f["details"] = i.Fault.Details
-		}
-		v["fault"] = f
-	}
-	if i.AvailabilityZone != nil && atLeast(r, V2_96) {
-		v["pinned_availability_zone"] = *i.AvailabilityZone
-	} else if atLeast(r, V2_96) {
-		v["pinned_availability_zone"] = nil
-	}
-	if admin {
-		v["OS-EXT-SRV-ATTR:host"] = orNil(i.Host)
-		v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = orNil(i.Node)
-		v["OS-EXT-SRV-ATTR:instance_name"] = i.InstanceName()
-		if atLeast(r, V2_3) {
-			v["OS-EXT-SRV-ATTR:reservation_id"] = i.ReservationID
-			v["OS-EXT-SRV-ATTR:launch_index"] = i.LaunchIndex
-			v["OS-EXT-SRV-ATTR:hostname"] = i.Hostname
-			v["OS-EXT-SRV-ATTR:kernel_id"] = ""
-			v["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
-			v["OS-EXT-SRV-ATTR:root_device_name"] = "/dev/vda"
-			v["OS-EXT-SRV-ATTR:user_data"] = orNil(i.UserData)
-		}
-	} else if atLeast(r, V2_90) {
-		v["OS-EXT-SRV-ATTR:hostname"] = i.Hostname
-	}
-	if atLeast(r, V2_9) {
-		v["locked"] = i.Locked
-	}
-	if atLeast(r, V2_73) {
-		v["locked_reason"] = orNil(i.LockedReason)
-	}
-	if atLeast(r, V2_19) {
-		v["description"] = orNil(i.Description)
-	}
-	if atLeast(r, V2_26) {
-		v["tags"] = i.Tags
-	}
-	if atLeast(r, V2_63) {
-		v["trusted_image_certificates"] = nil
-	}
-	if atLeast(r, V2_71) {
-		v["server_groups"] = a.serverGroupsOf(r, i)
-	}
-	if atLeast(r, V2_16) && a.allowed(r, ruleServersHostStatus, map[string]string{"project_id": i.ProjectID}) {
-		v["host_status"] = a.hostStatus(r, i)
-	}
-	return v
-}
-
-func (a *API) serverZone(i *store.Instance) any {
-	if i.AvailabilityZone != nil {
-		return *i.AvailabilityZone
-	}
-	if i.Host != nil {
-		return DefaultZone
-	}
-	return ""
-}
-
-// hostStatus is UP, DOWN, MAINTENANCE (disabled) or UNKNOWN; "" without a host.
-func (a *API) hostStatus(r *http.Request, i *store.Instance) string {
-	h := i.HostName()
-	if h == "" {
-		return ""
-	}
-	if memo, ok := r.Context().Value(hostStatusMemo{}).(map[string]string); ok {
-		if st, ok := memo[h]; ok {
-			return st
-		}
-		st := a.lookupHostStatus(r, h)
-		memo[h] = st
-		return st
-	}
-	return a.lookupHostStatus(r, h)
-}
-
-// hostStatusMemo keys a request's map of host → status, so that a list
-// asks once per host instead of once per server.
-type hostStatusMemo struct{}
-
-// withHostStatusMemo returns r with an empty host status memo (for one
-// goroutine's use).
-func withHostStatusMemo(r *http.Request) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), hostStatusMemo{}, map[string]string{}))
-}
-
+// lookupHostStatus reads the status of the nova-compute service of host h.
 func (a *API) lookupHostStatus(r *http.Request, h string) string {
 	svcs, err := a.st.ListServices(ctx(r), h, "nova-compute")
 	if err != nil || len(svcs) == 0 {
@@ -787,16 +656,12 @@ func (a *API) lookupHostStatus(r *http.Request, h string) string {
 	return "UP"
 }
 
-func (a *API) isAdminView(r *http.Request, i *store.Instance) bool {
-	return a.allowed(r, ruleExtendedAttrs, map[string]string{"project_id": i.ProjectID})
-}
-
 func (a *API) showServer(r *http.Request) (*apiutil.Response, error) {
 	i, err := a.loadServer(r, r.PathValue("server_id"), ruleServersShow)
 	if err != nil {
 		return nil, err
 	}
-	return apiutil.JSON(200, map[string]any{"server": a.fullServerView(r, i)}), nil
+	return apiutil.JSON(200, serverDoc{a.fullServerView(r, i)}), nil
 }
 
 // showServerOrDetail serves GET /servers/{id} and GET /servers/detail.

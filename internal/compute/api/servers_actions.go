@@ -378,8 +378,8 @@ func (a *API) rebuild(r *http.Request, id string, arg json.RawMessage) (*apiutil
 	ts := states.Rebuilding
 	i.TaskState = &ts
 	v := a.fullServerView(r, i)
-	v["adminPass"] = pass
-	return apiutil.JSON(202, map[string]any{"server": v}), nil
+	v.AdminPass = some(pass)
+	return apiutil.JSON(202, serverDoc{v}), nil
 }
 
 func (a *API) resize(r *http.Request, id string, arg json.RawMessage) (*apiutil.Response, error) {

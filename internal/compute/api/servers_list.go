@@ -170,6 +170,7 @@ func (a *API) listServers(detail bool) apiutil.Handler {
 			limit = min(int(n), MaxLimit)
 		}
 		f.Limit = limit
+		f.ViewOnly = true
 		f.Marker, _ = queryLast(q, "marker")
 		insts, err := a.st.ListInstances(ctx(r), f)
 		if errors.Is(err, store.ErrMarker) {
@@ -199,24 +200,22 @@ func (a *API) listServers(detail bool) apiutil.Handler {
 			}
 			insts = kept
 		}
-		out := make([]any, 0, len(insts))
-		var addrs map[string][]conductor.VIF
+		body := &serverList{}
 		if detail {
-			r = withHostStatusMemo(r)
-			addrs = a.interfacesOf(r, insts)
-		}
-		for _, i := range insts {
-			if detail {
-				v := a.serverView(r, i, a.isAdminView(r, i))
-				v["addresses"] = addressesView(addrs[i.UUID])
-				out = append(out, v)
-			} else {
-				out = append(out, map[string]any{"id": i.UUID, "name": i.Name, "links": links(r, "servers", i.UUID)})
+			sv := a.newServerViews(r, insts, true)
+			body.detail = make([]serverBody, len(insts))
+			for n, i := range insts {
+				body.detail[n] = sv.server(i)
+			}
+		} else {
+			sv := a.newServerViews(r, nil, false)
+			body.brief = make([]serverRef, len(insts))
+			for n, i := range insts {
+				body.brief[n] = serverRef{ID: i.UUID, Name: i.Name, URLs: sv.urls}
 			}
 		}
-		body := map[string]any{"servers": out}
 		if len(insts) == limit && limit > 0 {
-			body["servers_links"] = nextLink(r, insts[len(insts)-1].UUID)
+			body.next = nextHref(r, insts[len(insts)-1].UUID)
 		}
 		return apiutil.JSON(200, body), nil
 	}
@@ -291,7 +290,7 @@ func (a *API) updateServer(r *http.Request) (*apiutil.Response, error) {
 		}
 		i.UpdatedAt = time.Now()
 	}
-	return apiutil.JSON(200, map[string]any{"server": a.fullServerView(r, i)}), nil
+	return apiutil.JSON(200, serverDoc{a.fullServerView(r, i)}), nil
 }
 
 // checkLock refuses a locked server to callers other than admins.

@@ -55,28 +55,6 @@ func faultCode(status int) string {
 	return "computeFault"
 }
 
-// addressesView renders VIFs as Nova's "addresses": by network name,
-// fixed addresses then floating ones, each with its type and MAC.
-func addressesView(vifs []conductor.VIF) map[string]any {
-	out := map[string]any{}
-	for _, v := range vifs {
-		label := v.NetworkLabel
-		if label == "" {
-			label = v.NetworkID
-		}
-		list, _ := out[label].([]any)
-		for _, ad := range v.Addresses {
-			list = append(list, map[string]any{"addr": ad.Addr, "version": ad.Version,
-				"OS-EXT-IPS:type": ad.Type, "OS-EXT-IPS-MAC:mac_addr": v.MAC})
-		}
-		if list == nil {
-			list = []any{}
-		}
-		out[label] = list
-	}
-	return out
-}
-
 // interfacesOf reads the VIFs of servers; a failure leaves the addresses
 // empty rather than failing the whole view (as Nova's info cache would).
 func (a *API) interfacesOf(r *http.Request, insts []*store.Instance) map[string][]conductor.VIF {
@@ -97,16 +75,6 @@ func (a *API) interfacesOf(r *http.Request, insts []*store.Instance) map[string]
 	return m
 }
 
-// withAddresses fills the "addresses" of rendered servers.
-func (a *API) withAddresses(r *http.Request, insts []*store.Instance, views []map[string]any) {
-	m := a.interfacesOf(r, insts)
-	for k, i := range insts {
-		if k < len(views) {
-			views[k]["addresses"] = addressesView(m[i.UUID])
-		}
-	}
-}
-
 func (a *API) listIPs(r *http.Request) (*apiutil.Response, error) {
 	i, err := a.loadServer(r, r.PathValue("server_id"), ruleIPsIndex)
 	if err != nil {
@@ -115,14 +83,15 @@ func (a *API) listIPs(r *http.Request) (*apiutil.Response, error) {
 	return apiutil.JSON(200, map[string]any{"addresses": ipsView(a.interfacesOf(r, []*store.Instance{i})[i.UUID])}), nil
 }
 
-// ipsView is the addresses of /ips: addr and version only.
+// ipsView is the addresses of /ips: by network label, addr and version
+// of each address.
 func ipsView(vifs []conductor.VIF) map[string]any {
 	out := map[string]any{}
-	for label, v := range addressesView(vifs) {
-		var list []any
-		for _, ad := range v.([]any) {
-			m := ad.(map[string]any)
-			list = append(list, map[string]any{"addr": m["addr"], "version": m["version"]})
+	for n := range vifs {
+		label := vifLabel(&vifs[n])
+		list, _ := out[label].([]any)
+		for _, ad := range vifs[n].Addresses {
+			list = append(list, map[string]any{"addr": ad.Addr, "version": ad.Version})
 		}
 		if list == nil {
 			list = []any{}
@@ -145,32 +114,33 @@ func (a *API) showIPs(r *http.Request) (*apiutil.Response, error) {
 	return nil, apiutil.NotFound("Network %s could not be found.", label)
 }
 
-// fullServerView is serverView with the server's addresses.
-func (a *API) fullServerView(r *http.Request, i *store.Instance) map[string]any {
-	v := a.serverView(r, i, a.isAdminView(r, i))
-	v["addresses"] = addressesView(a.interfacesOf(r, []*store.Instance{i})[i.UUID])
-	v["os-extended-volumes:volumes_attached"] = a.volumesAttachedView(r, i)
-	return v
+// fullServerView renders one server with its addresses and attached
+// volumes.
+func (a *API) fullServerView(r *http.Request, i *store.Instance) *serverBody {
+	insts := []*store.Instance{i}
+	v := a.newServerViews(r, insts, true).withGroups(insts).server(i)
+	v.Volumes = a.volumesAttached(r, i)
+	return &v
 }
 
-// volumesAttachedView is os-extended-volumes:volumes_attached: the
-// server's attached volumes, with delete_on_termination from 2.3.
-func (a *API) volumesAttachedView(r *http.Request, i *store.Instance) []any {
-	out := []any{}
+// volumesAttached is os-extended-volumes:volumes_attached of a server:
+// its attached volumes, with delete_on_termination from 2.3.
+func (a *API) volumesAttached(r *http.Request, i *store.Instance) []attachedVolume {
 	vas, err := a.serverVolumes(r, i)
 	if err != nil {
 		a.log.Warn("list volumes of server", "server", i.UUID, "err", err)
-		return out
+		return nil
 	}
+	var out []attachedVolume
 	for _, va := range vas {
 		if !va.Attached {
 			continue
 		}
-		e := map[string]any{"id": va.VolumeID}
+		v := attachedVolume{ID: va.VolumeID}
 		if atLeast(r, V2_3) {
-			e["delete_on_termination"] = va.DeleteOnTermination
+			v.DeleteOnTermination = &va.DeleteOnTermination
 		}
-		out = append(out, e)
+		out = append(out, v)
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -118,7 +119,13 @@ type Instance struct {
 }
 
 // InstanceName is the host-visible name (Nova's instance_name_template).
-func (i *Instance) InstanceName() string { return fmt.Sprintf("instance-%08x", i.ID) }
+func (i *Instance) InstanceName() string {
+	h := strconv.FormatInt(i.ID, 16)
+	if len(h) < 8 && i.ID >= 0 {
+		h = "00000000"[len(h):] + h
+	}
+	return "instance-" + h
+}
 
 // HostName returns the host or "".
 func (i *Instance) HostName() string {
@@ -133,22 +140,55 @@ const instanceCols = `id, uuid, project_id, user_id, name, description, hostname
 	locked_by, locked_reason, progress, reservation_id, launch_index, access_ip_v4, access_ip_v6, fault, migration_ctx, created_at,
 	updated_at, launched_at, terminated_at, deleted_at, deleted`
 
-func scanInstance(sc interface{ Scan(...any) error }) (*Instance, error) {
+// viewCols are the columns server views show (ViewOnly lists): the
+// task, its migration context, the key pair's public key, the locker and
+// the deletion time are left out.
+const viewCols = `id, uuid, project_id, user_id, name, description, hostname, flavor, image_ref, key_name,
+	user_data, config_drive, availability_zone, host, node, vm_state, task_state, power_state, locked,
+	locked_reason, progress, reservation_id, launch_index, access_ip_v4, access_ip_v6, fault, created_at,
+	updated_at, launched_at, terminated_at, deleted`
+
+type rowScanner interface{ Scan(...any) error }
+
+func scanInstance(sc rowScanner) (*Instance, error) { return scanRow(sc, false, nil) }
+
+// scanRow scans instanceCols, or viewCols when view. flavors, when not
+// nil, keeps the flavors decoded so far by their JSON text: a page of
+// servers has few distinct flavors.
+func scanRow(sc rowScanner, view bool, flavors map[string]InstanceFlavor) (*Instance, error) {
 	var i Instance
 	var desc, keyName, keyData, userData, az, host, node, taskState, taskID, task, lockedBy, lockedReason, fault, migCtx sql.NullString
 	var flavor string
 	var created, updated, launched, terminated, deletedAt sql.NullString
-	if err := sc.Scan(&i.ID, &i.UUID, &i.ProjectID, &i.UserID, &i.Name, &desc, &i.Hostname, &flavor, &i.ImageRef,
-		&keyName, &keyData, &userData, &i.ConfigDrive, &az, &host, &node, &i.VMState, &taskState, &i.PowerState,
-		&taskID, &task, &i.Locked, &lockedBy, &lockedReason, &i.Progress, &i.ReservationID, &i.LaunchIndex,
-		&i.AccessIPv4, &i.AccessIPv6, &fault, &migCtx, &created, &updated, &launched, &terminated, &deletedAt, &i.Deleted); err != nil {
+	var err error
+	if view {
+		err = sc.Scan(&i.ID, &i.UUID, &i.ProjectID, &i.UserID, &i.Name, &desc, &i.Hostname, &flavor, &i.ImageRef,
+			&keyName, &userData, &i.ConfigDrive, &az, &host, &node, &i.VMState, &taskState, &i.PowerState,
+			&i.Locked, &lockedReason, &i.Progress, &i.ReservationID, &i.LaunchIndex,
+			&i.AccessIPv4, &i.AccessIPv6, &fault, &created, &updated, &launched, &terminated, &i.Deleted)
+	} else {
+		err = sc.Scan(&i.ID, &i.UUID, &i.ProjectID, &i.UserID, &i.Name, &desc, &i.Hostname, &flavor, &i.ImageRef,
+			&keyName, &keyData, &userData, &i.ConfigDrive, &az, &host, &node, &i.VMState, &taskState, &i.PowerState,
+			&taskID, &task, &i.Locked, &lockedBy, &lockedReason, &i.Progress, &i.ReservationID, &i.LaunchIndex,
+			&i.AccessIPv4, &i.AccessIPv6, &fault, &migCtx, &created, &updated, &launched, &terminated, &deletedAt, &i.Deleted)
+	}
+	if err != nil {
 		return nil, err
 	}
 	i.Description, i.KeyName, i.KeyData, i.UserData = ptr(desc), ptr(keyName), ptr(keyData), ptr(userData)
 	i.AvailabilityZone, i.Host, i.Node, i.TaskState = ptr(az), ptr(host), ptr(node), ptr(taskState)
 	i.TaskID, i.LockedBy, i.LockedReason = ptr(taskID), ptr(lockedBy), ptr(lockedReason)
-	if err := json.Unmarshal([]byte(flavor), &i.Flavor); err != nil {
-		return nil, fmt.Errorf("instance %s flavor: %w", i.UUID, err)
+	if f, ok := flavors[flavor]; ok {
+		i.Flavor = f
+		i.Flavor.ExtraSpecs = maps.Clone(f.ExtraSpecs)
+	} else {
+		if err := json.Unmarshal([]byte(flavor), &i.Flavor); err != nil {
+			return nil, fmt.Errorf("instance %s flavor: %w", i.UUID, err)
+		}
+		if flavors != nil {
+			flavors[flavor] = i.Flavor
+			i.Flavor.ExtraSpecs = maps.Clone(i.Flavor.ExtraSpecs)
+		}
 	}
 	if task.Valid && task.String != "" {
 		i.Task = &Task{}
@@ -305,8 +345,8 @@ func (s *Store) loadExtras(ctx context.Context, q db.Querier, is []*Instance) er
 		byUUID[i.UUID] = i
 		uuids = append(uuids, i.UUID)
 	}
-	in, arg := s.db.InList(1), db.JSONStrings(uuids)
-	rows, err := q.QueryContext(ctx, `SELECT instance_uuid, meta_key, value FROM compute_instance_metadata WHERE instance_uuid `+in, arg)
+	from, arg := s.byUUIDs(1), db.JSONStrings(uuids)
+	rows, err := q.QueryContext(ctx, `SELECT t.instance_uuid, t.meta_key, t.value FROM `+from(`compute_instance_metadata`), arg)
 	if err != nil {
 		return err
 	}
@@ -322,7 +362,7 @@ func (s *Store) loadExtras(ctx context.Context, q db.Querier, is []*Instance) er
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	rows, err = q.QueryContext(ctx, `SELECT instance_uuid, tag FROM compute_instance_tags WHERE instance_uuid `+in+` ORDER BY tag`, arg)
+	rows, err = q.QueryContext(ctx, `SELECT t.instance_uuid, t.tag FROM `+from(`compute_instance_tags`)+` ORDER BY t.tag`, arg)
 	if err != nil {
 		return err
 	}
@@ -335,6 +375,23 @@ func (s *Store) loadExtras(ctx context.Context, q db.Querier, is []*Instance) er
 		byUUID[u].Tags = append(byUUID[u].Tags, t)
 	}
 	return rows.Err()
+}
+
+// byUUIDs returns a FROM clause maker: the rows of a table (alias t)
+// whose instance_uuid is in the JSON array parameter $n, read by walking
+// the array and looking each uuid up in the table's index. (SQLite plans
+// "instance_uuid IN (SELECT value FROM json_each($n))" by first copying
+// the array into a temporary index, which cost more than the lookups.)
+func (s *Store) byUUIDs(n int) func(table string) string {
+	if s.db.Dialect() == db.Postgres {
+		return func(table string) string {
+			return fmt.Sprintf("jsonb_array_elements_text($%d::jsonb) AS j(value) JOIN %s t ON t.instance_uuid = j.value", n, table)
+		}
+	}
+	// CROSS JOIN makes SQLite keep the array as the outer loop.
+	return func(table string) string {
+		return fmt.Sprintf("json_each($%d) AS j CROSS JOIN %s t ON t.instance_uuid = j.value", n, table)
+	}
 }
 
 // Set is a set of column assignments of an instance update. Values are
@@ -507,6 +564,10 @@ type InstanceFilter struct {
 	Sort       []SortSpec
 	Limit      int
 	Marker     string
+	// ViewOnly reads only the columns server views show (viewCols): the
+	// instances come back without Task, Migration, KeyData, LockedBy and
+	// DeletedAt.
+	ViewOnly bool
 }
 
 // SortSpec is one sort key (a key of InstanceSortKeys) and direction.
@@ -642,7 +703,11 @@ func (s *Store) ListInstances(ctx context.Context, f InstanceFilter) ([]*Instanc
 		}
 		where = append(where, cond)
 	}
-	query := `SELECT ` + instanceCols + ` FROM compute_instances`
+	cols := instanceCols
+	if f.ViewOnly {
+		cols = viewCols
+	}
+	query := `SELECT ` + cols + ` FROM compute_instances`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -655,8 +720,12 @@ func (s *Store) ListInstances(ctx context.Context, f InstanceFilter) ([]*Instanc
 		return nil, err
 	}
 	var out []*Instance
+	if f.Limit > 0 && f.NameRegex == "" {
+		out = make([]*Instance, 0, min(f.Limit, 1000))
+	}
+	flavors := map[string]InstanceFlavor{}
 	for rows.Next() {
-		i, err := scanInstance(rows)
+		i, err := scanRow(rows, f.ViewOnly, flavors)
 		if err != nil {
 			rows.Close()
 			return nil, err

@@ -16,6 +16,7 @@ func Migrations() db.Set {
 			{Version: 4, Name: "server list order indexes", SQL: serverListIndexesV4},
 			{Version: 5, Name: "aggregates, server groups, migrations", SQLite: schemaV4SQLite, Postgres: schemaV4Postgres},
 			{Version: 6, Name: "instance vm_state index", SQL: vmStateIndexV6},
+			{Version: 7, Name: "instance host list index", SQL: hostIndexV7},
 		},
 	}
 }

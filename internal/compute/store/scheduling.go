@@ -408,6 +408,28 @@ func (s *Store) InstanceGroup(ctx context.Context, uuid string) (*ServerGroup, e
 	return s.GetServerGroup(ctx, nil, g)
 }
 
+// InstanceGroups returns the group uuid of each of the instances that
+// belong to a group, in one statement (server views from 2.71).
+func (s *Store) InstanceGroups(ctx context.Context, uuids []string) (map[string]string, error) {
+	rows, err := cq(s.db.Reader()).QueryContext(ctx, `SELECT t.instance_uuid, g.uuid FROM `+s.byUUIDs(1)(`compute_server_group_members`)+`
+		JOIN compute_server_groups g ON g.id = t.group_id`, db.JSONStrings(uuids))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var i, g string
+		if err := rows.Scan(&i, &g); err != nil {
+			return nil, err
+		}
+		if _, ok := out[i]; !ok {
+			out[i] = g
+		}
+	}
+	return out, rows.Err()
+}
+
 // AddGroupMember puts an instance in a group inside q.
 func (s *Store) AddGroupMember(ctx context.Context, q db.Querier, groupID int64, instance string) error {
 	_, err := cq(q).ExecContext(ctx, `INSERT INTO compute_server_group_members (group_id, instance_uuid) VALUES ($1, $2)`, groupID, instance)

@@ -166,3 +166,29 @@ func TestKeyPairsAndQuotas(t *testing.T) {
 		}
 	})
 }
+
+// A host's server list (the power sync's, on every heartbeat) reads that
+// host's rows through an index in list order, not every live server
+// (migration 7). The statement is the one ListInstances builds for
+// InstanceFilter{Host: h}.
+func TestHostListPlan(t *testing.T) {
+	d := dbtest.OpenSQLite(t, store.Migrations())
+	rows, err := d.Reader().QueryContext(context.Background(), `EXPLAIN QUERY PLAN SELECT id FROM compute_instances
+		WHERE host = $1 AND deleted = FALSE ORDER BY created_at DESC, id DESC`, "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if p := strings.Join(plan, "; "); !strings.Contains(p, "compute_instances_host_created (host=? AND deleted=?)") || strings.Contains(p, "TEMP B-TREE") {
+		t.Fatalf("plan: %s", p)
+	}
+}
