@@ -7,7 +7,6 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/kumo-cloud/kumo/internal/auth"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kumo-cloud/kumo/internal/apiutil"
+	"github.com/kumo-cloud/kumo/internal/auth"
 	"github.com/kumo-cloud/kumo/internal/auth/authtest"
 	"github.com/kumo-cloud/kumo/internal/db/dbtest"
 	"github.com/kumo-cloud/kumo/internal/service"
@@ -48,7 +49,9 @@ func newTestAPI(t testing.TB, cfg Config) *testAPI {
 	t.Cleanup(svc.Close)
 	mux := http.NewServeMux()
 	svc.Routes().Register(mux)
-	srv := httptest.NewServer(mux)
+	// The process's middleware, as in kumo serve: it wraps the
+	// ResponseWriter, which must not cost the download its sendfile path.
+	srv := httptest.NewServer(apiutil.Middleware(mux, publicURL, nil, nil))
 	t.Cleanup(srv.Close)
 	return &testAPI{t: t, srv: srv, svc: svc, dir: dir}
 }

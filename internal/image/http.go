@@ -301,9 +301,15 @@ func (s *Service) downloadData(r *http.Request) (*apiutil.Response, error) {
 			return nil
 		}
 		defer f.Close()
-		bp := chunkPool.Get().(*[]byte)
-		defer chunkPool.Put(bp)
-		_, err := io.CopyBuffer(w, io.NewSectionReader(f, d.Offset, d.Length), *bp)
+		if _, err := f.Seek(d.Offset, io.SeekStart); err != nil {
+			return fmt.Errorf("seek image data: %w", err)
+		}
+		// The file itself under an io.LimitedReader: the HTTP server
+		// hands it to sendfile(2), so the data never enters user space.
+		n, err := io.Copy(w, &io.LimitedReader{R: f, N: d.Length})
+		if err == nil && n != d.Length {
+			err = fmt.Errorf("image data ended after %d of %d bytes", n, d.Length)
+		}
 		return err
 	}
 	return resp, nil
