@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -218,37 +217,5 @@ func TestRegisterLiteralBesideWildcard(t *testing.T) {
 		if rec.Code != c.status {
 			t.Errorf("%s %s: %d, want %d", c.method, c.path, rec.Code, c.status)
 		}
-	}
-}
-
-// readFromRecorder is a ResponseWriter with its own ReadFrom, as
-// net/http's is (the path to sendfile).
-type readFromRecorder struct {
-	*httptest.ResponseRecorder
-	readFrom int
-}
-
-func (r *readFromRecorder) ReadFrom(src io.Reader) (int64, error) {
-	r.readFrom++
-	return io.Copy(r.ResponseRecorder, src)
-}
-
-// TestMiddlewareKeepsReadFrom checks that a streamed copy through the
-// middleware's writer reaches the server's ReadFrom (sendfile for files)
-// and is still counted.
-func TestMiddlewareKeepsReadFrom(t *testing.T) {
-	var inner bool
-	h := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, inner = w.(io.ReaderFrom)
-		w.Header().Set("Content-Length", "5")
-		_, _ = io.Copy(w, &io.LimitedReader{R: strings.NewReader("hello, world"), N: 5})
-	}), "", nil, nil)
-	rec := &readFromRecorder{ResponseRecorder: httptest.NewRecorder()}
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
-	if !inner || rec.readFrom != 1 {
-		t.Fatalf("ReadFrom not passed through: wrapper has it %v, inner calls %d", inner, rec.readFrom)
-	}
-	if got := rec.Body.String(); got != "hello" || rec.Code != http.StatusOK {
-		t.Fatalf("got %d %q", rec.Code, got)
 	}
 }

@@ -304,9 +304,15 @@ func (s *Service) downloadData(r *http.Request) (*apiutil.Response, error) {
 		if _, err := f.Seek(d.Offset, io.SeekStart); err != nil {
 			return fmt.Errorf("seek image data: %w", err)
 		}
-		// The file itself under an io.LimitedReader: the HTTP server
-		// hands it to sendfile(2), so the data never enters user space.
-		n, err := io.Copy(w, &io.LimitedReader{R: f, N: d.Length})
+		// 1 MiB reads and writes through a pooled buffer. sendfile(2)
+		// (io.Copy of the file into w) was measured slower on loopback
+		// here: 660-840 MiB/s and 0.48-0.52 s of server CPU per GiB
+		// against 1,110 MiB/s and 0.40-0.48 s, as the kernel moves it in
+		// 64 KiB pipe rounds; see docs/performance.md. The wrapper hides
+		// w's ReadFrom, which would pick sendfile.
+		bp := chunkPool.Get().(*[]byte)
+		defer chunkPool.Put(bp)
+		n, err := io.CopyBuffer(struct{ io.Writer }{w}, io.LimitReader(f, d.Length), *bp)
 		if err == nil && n != d.Length {
 			err = fmt.Errorf("image data ended after %d of %d bytes", n, d.Length)
 		}
