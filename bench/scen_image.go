@@ -47,13 +47,34 @@ func runImage(ctx context.Context, e *env) error {
 	}
 	block := make([]byte, 1<<20)
 	_, _ = rand.Read(block)
+	src, closeSrc, err := imageSource(block, size)
+	if err != nil {
+		return err
+	}
+	defer closeSrc()
 	fileURL := e.c.url("image", "/v2/images/"+img.ID+"/file")
-	mib := float64(size) / (1 << 20)
+	gib := float64(size) / (1 << 30)
 	params := map[string]any{"bytes": size}
+	// report adds what a one-operation transfer phase means: wall MiB/s,
+	// server and load-generator CPU seconds per GiB (the figures that do
+	// not depend on how busy the machine is), and the load average.
+	report := func(r *Result, lat []time.Duration, what string) {
+		if len(lat) == 0 {
+			return
+		}
+		wall := lat[0].Seconds()
+		r.extra("MiB_per_s", gib*1024/wall)
+		r.extra("server_cpu_s_per_GiB", r.ServerCPUPerOpMs/1000/gib)
+		r.extra("loadgen_cpu_s_per_GiB", r.LoadgenCPUCores*wall/gib)
+		if l := loadAvg(); l >= 0 {
+			r.extra("loadavg_1m", l)
+		}
+		r.target(what, gib*1024/wall, 500, "MiB/s", true)
+	}
 
 	p := e.begin(ctx, "image-upload", params)
 	t0 := time.Now()
-	req, err := http.NewRequestWithContext(ctx, "PUT", fileURL, &pattern{block: block, left: size})
+	req, err := http.NewRequestWithContext(ctx, "PUT", fileURL, src)
 	if err != nil {
 		return err
 	}
@@ -76,10 +97,7 @@ func runImage(ctx context.Context, e *env) error {
 		lat = append(lat, time.Since(t0))
 	}
 	r := p.end(ctx, lat, errs, first)
-	if len(lat) > 0 {
-		r.extra("MiB_per_s", mib/lat[0].Seconds())
-		r.target("upload", mib/lat[0].Seconds(), 500, "MiB/s", true)
-	}
+	report(r, lat, "upload")
 	e.logf("%s", r.line())
 	if err != nil {
 		return err
@@ -93,7 +111,7 @@ func runImage(ctx context.Context, e *env) error {
 	resp, err = e.c.hc.Do(req)
 	var n int64
 	if err == nil {
-		n, err = io.Copy(io.Discard, resp.Body)
+		n, err = drain(resp.Body, make([]byte, 1<<20))
 		resp.Body.Close()
 		if err == nil && (resp.StatusCode != http.StatusOK || n != size) {
 			err = fmt.Errorf("download: status %d, %d bytes of %d", resp.StatusCode, n, size)
@@ -105,11 +123,25 @@ func runImage(ctx context.Context, e *env) error {
 		lat = append(lat, time.Since(t0))
 	}
 	r = p.end(ctx, lat, errs, first)
-	if len(lat) > 0 {
-		r.extra("MiB_per_s", mib/lat[0].Seconds())
-		r.target("download", mib/lat[0].Seconds(), 500, "MiB/s", true)
-	}
+	report(r, lat, "download")
 	e.logf("%s", r.line())
 	_, _, _ = e.c.do(ctx, "DELETE", e.c.url("image", "/v2/images/"+img.ID), nil, nil, http.StatusNoContent)
 	return err
+}
+
+// drain reads r to the end in reads as large as buf (the HTTP client's
+// buffered reader passes large reads straight to the socket), counting the
+// bytes: io.Copy to io.Discard would read 8 KiB at a time.
+func drain(r io.Reader, buf []byte) (int64, error) {
+	var n int64
+	for {
+		m, err := r.Read(buf)
+		n += int64(m)
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }
