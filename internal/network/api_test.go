@@ -262,6 +262,21 @@ func TestSubnets(t *testing.T) {
 	if fips := p["fixed_ips"].([]any); len(fips) != 2 {
 		t.Fatalf("port on v4+slaac: %v", fips)
 	}
+	// Explicit fixed_ips on the IPv4 subnet: the SLAAC address comes too
+	// (Neutron includes auto-address subnets implicitly), but not for a
+	// router interface.
+	for _, tc := range []struct {
+		owner string
+		want  int
+	}{{"", 2}, {"compute:nova", 2}, {"network:router_interface", 1}} {
+		px := a.create("admin", "ports", "port", map[string]any{"network_id": nid, "device_owner": tc.owner,
+			"fixed_ips": []any{map[string]any{"subnet_id": s1["id"]}}})
+		fips := px["fixed_ips"].([]any)
+		if len(fips) != tc.want || (tc.want == 2 && !strings.HasPrefix(fips[1].(map[string]any)["ip_address"].(string), "2001:db8::")) {
+			t.Errorf("explicit v4 port (owner %q): %v", tc.owner, fips)
+		}
+		a.must(a.do("admin", "DELETE", "/ports/"+px["id"].(string), nil), 204)
+	}
 	// Update.
 	r := a.must(a.do("alice", "PUT", "/subnets/"+s2["id"].(string), map[string]any{"subnet": map[string]any{"name": "x", "gateway_ip": "10.0.5.254",
 		"allocation_pools": []any{map[string]any{"start": "10.0.5.10", "end": "10.0.5.20"}}}}), 200)

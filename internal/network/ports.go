@@ -848,6 +848,27 @@ func (tx *txn) allocateIPs(ctx context.Context, n *Network, p *Port, reqs []ipRe
 			return nil, err
 		}
 	}
+	// As in Neutron, a port that is not a router interface also gets its
+	// address on every SLAAC (or DHCPv6-stateless) subnet of the network,
+	// whatever fixed_ips asked for: the guest configures it from the
+	// router's advertisements anyway.
+	if !router {
+		for _, sn := range subs {
+			if sn.IPVersion != 6 || !isSLAAC(sn.AddressMode) || slices.ContainsFunc(out, func(f fixedIP) bool { return f.SubnetID == sn.ID }) {
+				continue
+			}
+			ip, ok := eui64(sn.CIDR, p.MAC)
+			if !ok {
+				continue
+			}
+			if err := tx.claimSpecific(ctx, sn, ip, p); err != nil {
+				return nil, err
+			}
+			if err := add(sn, ip); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return out, nil
 }
 

@@ -76,7 +76,7 @@ func RunComputeAgent(ctx context.Context, cfg AgentConfig, log *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	a, err := compute.NewAgent(b, d, images, agent.Config{Host: cfg.Host, HostIP: cfg.HostIP, Resources: cfg.Resources}, log.With("component", "agent", "host", cfg.Host))
+	a, err := compute.NewAgent(b, d, images, agent.Config{Host: cfg.Host, HostIP: cfg.HostIP, Resources: cfg.Resources}, log.With("component", "agent")) // the agent adds its host
 	if err != nil {
 		return err
 	}
