@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kumo-cloud/kumo/internal/db"
 	"github.com/kumo-cloud/kumo/internal/db/dbtest"
@@ -195,16 +196,20 @@ func TestScheduleClaims(t *testing.T) {
 	})
 }
 
-// TestConcurrentSchedules: 100 schedulers racing for a host with room
-// for 50 claim exactly 50.
+// TestConcurrentSchedules: 100 decisions racing for a host with room
+// for 50 claim exactly 50, through two schedulers (two processes'
+// snapshots) sharing the database.
 func TestConcurrentSchedules(t *testing.T) {
-	d := dbtest.OpenSQLite(t, placement.Migrations())
+	dbtest.Each(t, []db.Set{placement.Migrations()}, testConcurrentSchedules)
+}
+
+func testConcurrentSchedules(t *testing.T, d *db.DB) {
 	pl, err := placement.New(service.Deps{DB: d}, placement.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hosts := seed(t, pl, 1, 50)
-	s := New(pl, Config{}, nil)
+	scheds := []*Scheduler{New(pl, Config{}, nil), New(pl, Config{}, nil)}
 	var ok, none atomic.Int32
 	var wg sync.WaitGroup
 	for i := 0; i < 100; i++ {
@@ -212,7 +217,7 @@ func TestConcurrentSchedules(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			hs := staticHosts{{Host: hosts[0].Host, Node: hosts[0].Node, Provider: hosts[0].Provider, Up: true}}
-			_, err := s.Schedule(context.Background(), hs, &Spec{ProjectID: "p", Resources: map[string]int64{"VCPU": 1}}, 1,
+			_, err := scheds[i%2].Schedule(context.Background(), hs, &Spec{ProjectID: "p", Resources: map[string]int64{"VCPU": 1}}, 1,
 				claimer(pl, []string{fmt.Sprintf("20000000-0000-4000-8000-%012d", i)}))
 			switch {
 			case err == nil:
@@ -227,6 +232,123 @@ func TestConcurrentSchedules(t *testing.T) {
 	wg.Wait()
 	if ok.Load() != 50 || none.Load() != 50 {
 		t.Fatalf("ok %d, no valid host %d", ok.Load(), none.Load())
+	}
+	invs, err := pl.Inventories(context.Background(), hosts[0].Provider)
+	if err != nil || invs["VCPU"].Used != 50 {
+		t.Fatalf("used %+v %v", invs["VCPU"], err)
+	}
+}
+
+// countingPlacement counts the allocation candidate requests.
+type countingPlacement struct {
+	*placement.Service
+	asked atomic.Int32
+}
+
+func (c *countingPlacement) AllocationCandidates(ctx context.Context, req *placement.CandidateRequest) (*placement.Candidates, error) {
+	c.asked.Add(1)
+	return c.Service.AllocationCandidates(ctx, req)
+}
+
+// TestSnapshot: simple requests are answered from the provider
+// snapshot, which follows other writers; a stale snapshot never
+// over-commits; nested trees and unknown traits go to placement.
+func TestSnapshot(t *testing.T) {
+	dbtest.Each(t, []db.Set{placement.Migrations()}, testSnapshot)
+}
+
+func testSnapshot(t *testing.T, d *db.DB) {
+	ctx := context.Background()
+	svc, err := placement.New(service.Deps{DB: d}, placement.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := &countingPlacement{Service: svc}
+	hosts := seed(t, svc, 4, 2)
+	cons := uuids(20)
+	next := 0
+	consumer := func() []string { next++; return cons[next-1 : next] }
+	fresh := New(pl, Config{Snapshot: SnapshotConfig{MaxAge: time.Nanosecond}}, nil)
+	stale := New(pl, Config{Snapshot: SnapshotConfig{MaxAge: time.Hour, FullEvery: time.Hour}}, nil)
+	one := &Spec{ProjectID: "p", Resources: map[string]int64{"VCPU": 1}}
+	for _, s := range []*Scheduler{fresh, stale} {
+		if _, err := s.Schedule(ctx, hosts, one, 1, claimer(svc, consumer())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := pl.asked.Load(); n != 0 {
+		t.Fatalf("placement asked %d times", n)
+	}
+
+	// Another writer adds a trait: the fresh snapshot sees it.
+	if _, _, err := svc.EnsureTraits(ctx, []string{"CUSTOM_X"}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := svc.Provider(ctx, hosts[3].Provider)
+	if _, err := svc.SetTraits(ctx, p.UUID, p.Generation, []string{"CUSTOM_X"}); err != nil {
+		t.Fatal(err)
+	}
+	sel, err := fresh.Schedule(ctx, hosts, &Spec{ProjectID: "p", Resources: one.Resources, RequiredTraits: []string{"CUSTOM_X"}}, 1, claimer(svc, consumer()))
+	if err != nil || sel[0].Host.Host != "h00003" || pl.asked.Load() != 0 {
+		t.Fatalf("required trait: %v %v, asked %d", sel, err, pl.asked.Load())
+	}
+
+	// h00000 (fresh), h00001 (stale) and h00003 (fresh) have one VCPU
+	// used. Another writer fills h00002: the stale snapshot still sees
+	// two free on h00002 and h00003, the claims are refused, and the
+	// decision ends on no valid host, never over capacity.
+	if err := svc.Claim(ctx, placement.ConsumerAllocations{Consumer: "40000000-0000-4000-8000-000000000000", ProjectID: "p", UserID: "u",
+		Allocations: map[string]map[string]int64{hosts[2].Provider: {"VCPU": 2}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	two := &Spec{ProjectID: "p", Resources: map[string]int64{"VCPU": 2}}
+	_, err = stale.Schedule(ctx, hosts, two, 1, claimer(svc, consumer()))
+	if !errors.Is(err, ErrNoValidHost) {
+		t.Fatalf("no host has 2 VCPU free: %v", err)
+	}
+	for _, h := range hosts {
+		invs, _ := svc.Inventories(ctx, h.Provider)
+		if v := invs["VCPU"]; v.Used > v.Capacity() {
+			t.Fatalf("%s over-committed: %+v", h.Host, v)
+		}
+	}
+	// The refused hosts were read again: one VCPU left on h00000,
+	// h00001 and h00003, and the snapshot knows it without asking.
+	asked := pl.asked.Load()
+	c3 := []string{consumer()[0], consumer()[0], consumer()[0]}
+	sel, err = stale.Schedule(ctx, hosts, one, 3, claimer(svc, c3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range sel {
+		got = append(got, x.Host.Host)
+	}
+	if slices.Sort(got); strings.Join(got, ",") != "h00000,h00001,h00003" {
+		t.Fatalf("after refusals: %v", got)
+	}
+	if pl.asked.Load() != asked {
+		t.Fatalf("placement asked again")
+	}
+
+	// A nested tree: placement answers.
+	if _, err := svc.CreateProvider(ctx, "50000000-0000-4000-8000-000000000000", "child", hosts[0].Provider); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.DeleteAllocations(ctx, cons[0]); err != nil {
+		t.Fatal(err)
+	}
+	asked = pl.asked.Load()
+	if sel, err := fresh.Schedule(ctx, hosts, one, 1, claimer(svc, consumer())); err != nil || sel[0].Host.Host != "h00000" {
+		t.Fatalf("nested: %v %v", sel, err)
+	}
+	if pl.asked.Load() == asked {
+		t.Fatalf("nested tree answered from the snapshot")
+	}
+	// An unknown forbidden trait: placement's 400.
+	_, err = fresh.Schedule(ctx, hosts, &Spec{ProjectID: "p", Resources: one.Resources, ForbiddenTraits: []string{"CUSTOM_NOPE"}}, 1, claimer(svc, consumer()))
+	if !errors.Is(err, placement.ErrInvalid) {
+		t.Fatalf("unknown trait: %v", err)
 	}
 }
 
