@@ -401,6 +401,11 @@ type run struct {
 	// persisted is set by a step that wrote its own advance (scheduling
 	// commits its choice together with the next step).
 	persisted bool
+	// group and siblings are the schedule step's server group and the
+	// hosts it chose for the rest of a multi-create, checked and written
+	// with the choice (commitChoice).
+	group    *scheduler.Group
+	siblings []siblingChoice
 }
 
 // errPreempted stops a run whose task was replaced.

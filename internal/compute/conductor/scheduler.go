@@ -261,27 +261,90 @@ func (c *Conductor) schedule(ctx context.Context, r *run, adjust func(*run, *sch
 	}
 	unlock := c.locks.lock(groupKey, batchKey)
 	defer unlock()
-	spec, err := c.requestSpec(ctx, r)
-	if err != nil {
-		return err
+	// The lock covers this conductor only: a member placed meanwhile by
+	// another conductor is found when the choice is committed, and the
+	// decision is made again with it.
+	for try := 1; ; try++ {
+		spec, err := c.requestSpec(ctx, r)
+		if err != nil {
+			return err
+		}
+		if adjust != nil {
+			adjust(r, spec)
+		}
+		r.group, r.siblings = spec.Group, nil
+		var chosen *scheduler.Host
+		switch {
+		case r.task.Kind == kindBuild:
+			chosen, err = c.scheduleBuild(ctx, r, spec)
+		case isMove(r.task.Kind):
+			chosen, err = c.scheduleMove(ctx, r, spec)
+		default:
+			chosen, err = c.scheduleOne(ctx, r, spec)
+		}
+		if err != nil {
+			return err
+		}
+		err = c.commitChoice(ctx, r, chosen)
+		if !errors.Is(err, errGroupRace) || try == groupRetries {
+			return err
+		}
+		r.log.Info("server group member placed concurrently; scheduling again", "group", spec.Group.UUID, "attempt", try)
 	}
-	if adjust != nil {
-		adjust(r, spec)
-	}
+}
 
-	var chosen *scheduler.Host
-	switch {
-	case r.task.Kind == kindBuild:
-		chosen, err = c.scheduleBuild(ctx, r, spec)
-	case isMove(r.task.Kind):
-		chosen, err = c.scheduleMove(ctx, r, spec)
-	default:
-		chosen, err = c.scheduleOne(ctx, r, spec)
+// groupRetries bounds the decisions of one schedule step when other
+// conductors keep placing members of its group.
+const groupRetries = 5
+
+// errGroupRace: a hard (anti-)affinity choice no longer holds when it
+// is committed (another conductor placed a member meanwhile).
+var errGroupRace = errors.New("conductor: server group policy no longer holds for the chosen host")
+
+// siblingChoice is the host chosen for another instance of a
+// multi-create.
+type siblingChoice struct {
+	uuid, taskID, host, node string
+}
+
+// checkGroup verifies, inside the transaction that records the choice
+// and with the group's row locked, that the hosts chosen (batch:
+// instance -> host) keep the group's hard policy with its other members
+// as they are now.
+func (c *Conductor) checkGroup(ctx context.Context, tx *sql.Tx, g *scheduler.Group, batch map[string]string) error {
+	if g == nil || g.Policy != "affinity" && g.Policy != "anti-affinity" {
+		return nil
+	}
+	hosts, err := c.st.LockGroupHosts(ctx, tx, g.UUID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // the group was deleted meanwhile
 	}
 	if err != nil {
 		return err
 	}
-	return c.commitChoice(ctx, r, chosen)
+	per := map[string]int{}
+	for u, h := range hosts {
+		if _, mine := batch[u]; !mine && h != "" {
+			per[h]++
+		}
+	}
+	for _, h := range batch {
+		per[h]++
+	}
+	switch g.Policy {
+	case "anti-affinity":
+		limit := max(g.MaxServerPerHost, 1)
+		for _, h := range batch {
+			if per[h] > limit {
+				return fmt.Errorf("%w: %d members on %s (at most %d)", errGroupRace, per[h], h, limit)
+			}
+		}
+	case "affinity":
+		if len(per) > 1 {
+			return fmt.Errorf("%w: members on %d hosts", errGroupRace, len(per))
+		}
+	}
+	return nil
 }
 
 // retryWarmup repeats a scheduling attempt while a just-started
@@ -386,11 +449,7 @@ func (c *Conductor) scheduleBuild(ctx context.Context, r *run, spec *scheduler.S
 	}
 	for i := 1; i < len(batch); i++ {
 		b, h := batch[i], sels[i].Host
-		err := c.st.UpdateInstance(ctx, nil, b.UUID, store.Cond{TaskID: *b.TaskID}, store.Set{"host": h.Host, "node": h.Node})
-		if err != nil {
-			r.log.Warn("record sibling's host", "sibling", b.UUID, "err", err)
-			_ = c.pl.DeleteAllocations(context.WithoutCancel(ctx), b.UUID)
-		}
+		r.siblings = append(r.siblings, siblingChoice{uuid: b.UUID, taskID: *b.TaskID, host: h.Host, node: h.Node})
 	}
 	return sels[0].Host, nil
 }
@@ -444,7 +503,26 @@ func (c *Conductor) commitChoice(ctx context.Context, r *run, chosen *scheduler.
 	if r.task.NewFlavor != nil {
 		set["flavor"] = *r.task.NewFlavor
 	}
+	var lost []string // siblings whose task changed meanwhile
 	err := c.st.DB().WithTx(ctx, func(tx *sql.Tx) error {
+		lost = lost[:0]
+		batch := map[string]string{r.inst.UUID: chosen.Host}
+		for _, s := range r.siblings {
+			batch[s.uuid] = s.host
+		}
+		if err := c.checkGroup(ctx, tx, r.group, batch); err != nil {
+			return err
+		}
+		for _, s := range r.siblings {
+			err := c.st.UpdateInstance(ctx, tx, s.uuid, store.Cond{TaskID: s.taskID}, store.Set{"host": s.host, "node": s.node})
+			if errors.Is(err, store.ErrPreempted) || errors.Is(err, store.ErrNotFound) {
+				lost = append(lost, s.uuid)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
 		if err := c.st.UpdateInstance(ctx, tx, r.inst.UUID, r.cond(), set); err != nil {
 			return err
 		}
@@ -464,8 +542,20 @@ func (c *Conductor) commitChoice(ctx context.Context, r *run, chosen *scheduler.
 		return nil
 	})
 	if err != nil {
-		// Pre-empted (deleted meanwhile) or failed: give the claim back.
+		// Pre-empted (deleted meanwhile), a group race, or failed: give
+		// the claims back.
 		c.releaseClaim(context.WithoutCancel(ctx), r)
+		lost = nil
+		for _, s := range r.siblings {
+			lost = append(lost, s.uuid)
+		}
+	}
+	for _, u := range lost {
+		if derr := c.pl.DeleteAllocations(context.WithoutCancel(ctx), u); derr != nil && !errors.Is(derr, placement.ErrNotFound) {
+			r.log.Warn("release sibling's claim", "sibling", u, "err", derr)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	r.persisted = true
