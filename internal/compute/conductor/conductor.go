@@ -161,9 +161,12 @@ type Conductor struct {
 	nodes   map[string]rpc.HostReport // last report per host, to skip unchanged node writes
 	waiters map[string]chan struct{}  // closed by the next kick of the instance
 	provs   map[string]provState      // last provider written per host
-	wg      sync.WaitGroup
-	ctx     context.Context
-	started time.Time
+	seen    map[string]hostSeen       // last report per host (evacuate.go)
+	// evacSources are hosts evacuated from, awaiting their cleanup.
+	evacSources map[string]bool
+	wg          sync.WaitGroup
+	ctx         context.Context
+	started     time.Time
 }
 
 // New returns a conductor scheduling over placement pl; net may be nil
@@ -179,7 +182,7 @@ func New(st *store.Store, b *bus.Bus, pl *placement.Service, net NetworkAllocato
 	log = log.With("component", "conductor")
 	return &Conductor{cfg: cfg, st: st, bus: b, pl: pl, sched: scheduler.New(pl, cfg.Scheduler, log), net: net, log: log,
 		owner: cfg.Host + "/" + randomID(), running: map[string]bool{}, again: map[string]bool{},
-		nodes: map[string]rpc.HostReport{}, waiters: map[string]chan struct{}{}, provs: map[string]provState{}, ctx: context.Background(),
+		nodes: map[string]rpc.HostReport{}, waiters: map[string]chan struct{}{}, provs: map[string]provState{}, seen: map[string]hostSeen{}, evacSources: map[string]bool{}, ctx: context.Background(),
 		audit: newAuditMetrics(cfg.Metrics)}
 }
 
@@ -641,6 +644,7 @@ func (c *Conductor) report(ctx context.Context, r *rpc.HostReport) {
 			c.log.Warn("sync resource provider", "host", r.Host, "err", err)
 		}
 	}
+	c.cleanupEvacuated(r, svc)
 	c.syncPower(ctx, r)
 }
 

@@ -27,10 +27,13 @@ import (
 //
 //	build, unshelve    instance consumer claims the chosen node
 //	resize, migrate,   the instance's allocations move to the migration
-//	live migrate,      record's uuid (consumer) and the instance claims
-//	evacuate           the target, in one placement transaction; confirm
-//	                   (or the end of a live migration or evacuation)
-//	                   drops the migration's, revert moves them back
+//	live migrate       record's uuid (consumer) and the instance claims
+//	                   the target, in one placement transaction; confirm
+//	                   (or the end of a live migration) drops the
+//	                   migration's, revert moves them back
+//	evacuate           the instance holds source and target until the
+//	                   source host is back (or deleted) and cleaned up
+//	                   (evacuate.go)
 //	delete, shelve     the task's last step removes them
 //	offload, failure
 //
@@ -465,6 +468,17 @@ func (c *Conductor) scheduleMove(ctx context.Context, r *run, spec *scheduler.Sp
 		mig = newUUID()
 		r.task.Args["migration_uuid"] = mig
 	}
+	if r.task.Kind == kindEvacuate {
+		claim, err := c.evacuationClaim(ctx, r.inst)
+		if err != nil {
+			return nil, err
+		}
+		sels, err := c.sched.Schedule(ctx, hostSource{c}, spec, 1, claim)
+		if err != nil {
+			return nil, err
+		}
+		return sels[0].Host, nil
+	}
 	// A repeated step finds the source already moved to the migration.
 	_, src, err := c.pl.Allocations(ctx, mig)
 	if err != nil {
@@ -578,6 +592,12 @@ func nodeOf(i *store.Instance) string {
 // allocations return from the migration to the instance; any other
 // claim is dropped.
 func (c *Conductor) releaseClaim(ctx context.Context, r *run) {
+	if r.task.Kind == kindEvacuate {
+		if err := c.releaseEvacuation(ctx, r); err != nil {
+			r.log.Warn("return evacuation allocations to the source", "err", err)
+		}
+		return
+	}
 	if mig := r.task.Args["migration_uuid"]; mig != "" && isMove(r.task.Kind) {
 		if err := c.moveBack(ctx, r.inst, mig); err != nil {
 			r.log.Warn("return allocations from migration", "migration", mig, "err", err)
@@ -654,7 +674,13 @@ func migrationStep(name, status string, drop bool) step {
 				return err
 			}
 		}
-		return r.c.st.SetMigrationStatus(ctx, mig, status)
+		if err := r.c.st.SetMigrationStatus(ctx, mig, status); err != nil {
+			return err
+		}
+		if r.task.Kind == kindEvacuate {
+			r.c.evacuatedFrom(r.task.SourceHost)
+		}
+		return nil
 	}}
 }
 
