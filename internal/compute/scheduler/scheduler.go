@@ -398,12 +398,12 @@ func (s *Scheduler) Schedule(ctx context.Context, src HostSource, spec *Spec, n 
 		if err != nil {
 			return out, fmt.Errorf("scheduler: hosts: %w", err)
 		}
-		cands, err := s.candidates(ctx, hosts, spec, attempt > 0)
+		cands, why, err := s.candidates(ctx, hosts, spec, attempt > 0)
 		if err != nil {
 			return out, err
 		}
 		if len(cands) == 0 {
-			return out, &NoValidHostError{Reason: "Placement found no host with the requested resources and traits."}
+			return out, &NoValidHostError{Reason: "Placement found no host with the requested resources and traits." + why}
 		}
 		progress := false
 		for len(out) < n {
@@ -485,7 +485,17 @@ func cloneAmounts(m map[string]int64) map[string]int64 {
 // free resources: from the provider snapshot when it can tell (fresh
 // when refresh: every chosen host refused the claim), else from
 // placement's allocation candidates joined with the hosts.
-func (s *Scheduler) candidates(ctx context.Context, hosts []*Host, spec *Spec, refresh bool) ([]*Host, error) {
+func (s *Scheduler) candidates(ctx context.Context, hosts []*Host, spec *Spec, refresh bool) (cands []*Host, why string, err error) {
+	var memberOf, notMemberOf []string
+	forced := ""
+	cands, err = s.placementCandidates(ctx, hosts, spec, refresh, &memberOf, &notMemberOf, &forced)
+	if err == nil && len(cands) == 0 && s.snap != nil {
+		why = s.snap.explain(hosts, spec, memberOf, notMemberOf, forced)
+	}
+	return cands, why, err
+}
+
+func (s *Scheduler) placementCandidates(ctx context.Context, hosts []*Host, spec *Spec, refresh bool, memberOf, notMemberOf *[]string, forcedOut *string) ([]*Host, error) {
 	g := placement.RequestGroup{Resources: cloneAmounts(spec.Resources), Required: spec.RequiredTraits, Forbidden: spec.ForbiddenTraits}
 	// Pre-filters: a forced host bounds the tree; a zone becomes the
 	// member_of of its aggregates (the default zone: none of the zones').
@@ -515,11 +525,11 @@ func (s *Scheduler) candidates(ctx context.Context, hosts []*Host, spec *Spec, r
 		if err := s.snap.refresh(ctx, refresh); err != nil {
 			return nil, err
 		}
-		var memberOf []string
 		if len(g.MemberOf) > 0 {
-			memberOf = g.MemberOf[0]
+			*memberOf = g.MemberOf[0]
 		}
-		out, err := s.snap.candidates(hosts, spec, memberOf, g.NotMemberOf, g.InTree, s.cfg.MaxCandidates)
+		*notMemberOf, *forcedOut = g.NotMemberOf, g.InTree
+		out, err := s.snap.candidates(hosts, spec, *memberOf, g.NotMemberOf, g.InTree, s.cfg.MaxCandidates)
 		if err == nil && len(out) > 0 {
 			return out, nil
 		}

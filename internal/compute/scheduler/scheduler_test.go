@@ -71,6 +71,8 @@ func TestChoose(t *testing.T) {
 		{"aggregate extra specs", Spec{ProjectID: "p1", ExtraSpecs: map[string]string{"aggregate_instance_extra_specs:ssd": "true", "hw:cpu_policy": "x"}}, "b", ""},
 		{"aggregate extra specs none", Spec{ProjectID: "p1", ExtraSpecs: map[string]string{"ssd": "false"}}, "", "AggregateInstanceExtraSpecsFilter eliminated 3"},
 		{"image arch", Spec{ProjectID: "p1", Image: map[string]string{"hw_architecture": "aarch64"}}, "", "ImagePropertiesFilter eliminated 3"},
+		{"every filter that eliminated", Spec{ProjectID: "p1", Zone: "az1", Image: map[string]string{"hw_architecture": "aarch64"}}, "",
+			"Of 5 candidate host(s): ComputeFilter eliminated 2, AvailabilityZoneFilter eliminated 2, ImagePropertiesFilter eliminated 1."},
 		{"image hv type", Spec{ProjectID: "p1", Image: map[string]string{"img_hv_type": "kvm", "hw_architecture": "x86_64"}}, "b,a", ""},
 		{"affinity", Spec{ProjectID: "p1", Group: &Group{Policy: "affinity", Members: map[string]int{"a": 1}}}, "a", ""},
 		{"anti-affinity", Spec{ProjectID: "p1", Group: &Group{Policy: "anti-affinity", Members: map[string]int{"b": 1}}}, "a", ""},
@@ -180,8 +182,25 @@ func TestScheduleClaims(t *testing.T) {
 			t.Fatalf("spread: %v", per)
 		}
 		_, err = s.Schedule(ctx, hosts, spec, 1, claimer(pl, cons[6:]))
-		if !errors.Is(err, ErrNoValidHost) || !strings.Contains(err.Error(), "Placement found no host") {
+		if !errors.Is(err, ErrNoValidHost) || !strings.Contains(err.Error(), "Placement found no host") ||
+			!strings.Contains(err.Error(), "Of 3 host(s) in placement: 3 without 1 VCPU free.") {
 			t.Fatalf("full cloud: %v", err)
+		}
+		// Each host is counted under the first test it fails.
+		_, err = s.Schedule(ctx, hosts, &Spec{ProjectID: "p", Resources: map[string]int64{"MEMORY_MB": 100, "VGPU": 1},
+			RequiredTraits: []string{"HW_CPU_X86_AVX2"}}, 1, claimer(pl, cons[6:]))
+		if err == nil || !strings.Contains(err.Error(), "Of 3 host(s) in placement: 3 without VGPU inventory.") {
+			t.Fatalf("explained: %v", err)
+		}
+		_, err = s.Schedule(ctx, hosts, &Spec{ProjectID: "p", Resources: map[string]int64{"MEMORY_MB": 8000},
+			RequiredTraits: []string{"HW_CPU_X86_AVX2"}}, 1, claimer(pl, cons[6:]))
+		if err == nil || !strings.Contains(err.Error(), "Of 3 host(s) in placement: 3 without 8000 MEMORY_MB free.") {
+			t.Fatalf("explained: %v", err)
+		}
+		_, err = s.Schedule(ctx, hosts, &Spec{ProjectID: "p", Resources: map[string]int64{"MEMORY_MB": 100},
+			RequiredTraits: []string{"HW_CPU_X86_AVX2"}}, 1, claimer(pl, cons[6:]))
+		if err == nil || !strings.Contains(err.Error(), "Of 3 host(s) in placement: 3 without trait HW_CPU_X86_AVX2.") {
+			t.Fatalf("explained: %v", err)
 		}
 		for _, c := range cons[:3] {
 			if err := pl.DeleteAllocations(ctx, c); err != nil {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -360,4 +363,79 @@ func (e *provEntry) fits(req []amount, spec *Spec, memberOf, notMemberOf []strin
 		}
 	}
 	return true
+}
+
+// explain says why placement has no candidate for spec among hosts, by
+// the first test each host fails (for the "no valid host" fault).
+func (s *snapshot) explain(hosts []*Host, spec *Spec, memberOf, notMemberOf []string, forced string) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	counts := map[string]int{}
+	var order []string
+	note := func(reason string) {
+		if counts[reason] == 0 {
+			order = append(order, reason)
+		}
+		counts[reason]++
+	}
+	classes := make([]string, 0, len(spec.Resources))
+	for rc, n := range spec.Resources {
+		if n > 0 {
+			classes = append(classes, rc)
+		}
+	}
+	slices.Sort(classes)
+	total := 0
+	for _, h := range hosts {
+		e := s.provs[h.Provider]
+		if e == nil || forced != "" && h.Provider != forced {
+			continue
+		}
+		if e.parent != "" || s.children[h.Provider] > 0 {
+			return "" // nested trees: placement's reasons are not these
+		}
+		total++
+		reason := ""
+		switch {
+		case memberOf != nil && !slices.ContainsFunc(memberOf, func(a string) bool { return e.aggs[a] }),
+			slices.ContainsFunc(notMemberOf, func(a string) bool { return e.aggs[a] }):
+			reason = "outside the availability zone"
+		}
+		for _, rc := range classes {
+			if reason != "" {
+				break
+			}
+			n := spec.Resources[rc]
+			inv, ok := e.inv[rc]
+			switch {
+			case !ok:
+				reason = "without " + rc + " inventory"
+			case n < inv.MinUnit || n > inv.MaxUnit || inv.StepSize > 0 && n%inv.StepSize != 0:
+				reason = "whose " + rc + " unit limits refuse " + strconv.FormatInt(n, 10)
+			case e.free[rc] < n:
+				reason = "without " + strconv.FormatInt(n, 10) + " " + rc + " free"
+			}
+		}
+		for _, t := range spec.RequiredTraits {
+			if reason == "" && !e.traits[t] {
+				reason = "without trait " + t
+			}
+		}
+		for _, t := range spec.ForbiddenTraits {
+			if reason == "" && e.traits[t] {
+				reason = "with forbidden trait " + t
+			}
+		}
+		if reason != "" {
+			note(reason)
+		}
+	}
+	if len(order) == 0 {
+		return ""
+	}
+	parts := make([]string, len(order))
+	for i, r := range order {
+		parts[i] = fmt.Sprintf("%d %s", counts[r], r)
+	}
+	return fmt.Sprintf(" Of %d host(s) in placement: %s.", total, strings.Join(parts, ", "))
 }
