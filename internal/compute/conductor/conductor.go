@@ -108,6 +108,11 @@ type Config struct {
 	// AuditInterval is how often allocations are audited against the
 	// servers (default 5 minutes; audit.go).
 	AuditInterval time.Duration
+	// HostCacheTTL is how long the scheduler's host list (services,
+	// nodes, aggregates) is reused before it is read again (default 1 s;
+	// changes made through this process's API apply at once, see
+	// HostsChanged).
+	HostCacheTTL time.Duration
 	// Metrics registers the conductor's metrics; nil skips them.
 	Metrics prometheus.Registerer
 }
@@ -140,6 +145,9 @@ func (c *Config) defaults() {
 	if c.AuditInterval <= 0 {
 		c.AuditInterval = 5 * time.Minute
 	}
+	if c.HostCacheTTL <= 0 {
+		c.HostCacheTTL = time.Second
+	}
 }
 
 // Conductor runs server tasks.
@@ -164,6 +172,12 @@ type Conductor struct {
 	seen    map[string]hostSeen       // last report per host (evacuate.go)
 	// evacSources are hosts evacuated from, awaiting their cleanup.
 	evacSources map[string]bool
+
+	// The scheduler's host list (hostSource).
+	hostsMu  sync.Mutex
+	hosts    []*scheduler.Host
+	hostsGen int64
+	hostsAt  time.Time
 	wg          sync.WaitGroup
 	ctx         context.Context
 	started     time.Time
@@ -635,6 +649,7 @@ func (c *Conductor) report(ctx context.Context, r *rpc.HostReport) {
 			c.log.Warn("register compute node", "host", r.Host, "err", err)
 			return
 		}
+		HostsChanged()
 		c.mu.Lock()
 		c.nodes[r.Host] = rpc.HostReport{Resources: r.Resources, HostIP: r.HostIP, Driver: r.Driver}
 		c.mu.Unlock()

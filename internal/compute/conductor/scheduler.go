@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/compute/rpc"
@@ -45,8 +46,38 @@ var ErrNoValidHost = scheduler.ErrNoValidHost
 // hostSource lists the compute nodes for the scheduler.
 type hostSource struct{ c *Conductor }
 
-// Hosts implements scheduler.HostSource.
+// Hosts implements scheduler.HostSource: the list read at most
+// HostCacheTTL ago and since the last HostsChanged, else read again.
+// The hosts are shared between decisions, which never change them
+// (the scheduler copies a host before it changes its free resources).
 func (h hostSource) Hosts(ctx context.Context) ([]*scheduler.Host, error) {
+	c := h.c
+	gen := hostsGen.Load()
+	c.hostsMu.Lock()
+	defer c.hostsMu.Unlock()
+	if c.hosts != nil && c.hostsGen == gen && time.Since(c.hostsAt) < c.cfg.HostCacheTTL {
+		return c.hosts, nil
+	}
+	at := time.Now()
+	hosts, err := h.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.hosts, c.hostsGen, c.hostsAt = hosts, gen, at
+	return hosts, nil
+}
+
+// hostsGen counts HostsChanged calls in this process.
+var hostsGen atomic.Int64
+
+// HostsChanged makes every conductor of this process read its host list
+// again at the next decision: a service was enabled, disabled, forced
+// down or deleted, a host joined or left an aggregate, or an aggregate's
+// zone changed. Conductors of other processes see the change within
+// HostCacheTTL.
+func HostsChanged() { hostsGen.Add(1) }
+
+func (h hostSource) read(ctx context.Context) ([]*scheduler.Host, error) {
 	c := h.c
 	svcs, err := c.st.ListServicesQ(ctx, c.st.DB().Reader(), "nova-compute")
 	if err != nil {
