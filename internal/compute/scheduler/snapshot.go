@@ -59,6 +59,31 @@ type SnapshotConfig struct {
 	Slack time.Duration
 }
 
+// slot holds a provider's current entry; it stays the same while the
+// provider exists, so a host list is resolved to slots once (resolve).
+type slot struct{ e *provEntry }
+
+// resolve returns the slots of hosts' providers (nil for none), cached
+// for the last host list seen (the conductor reuses its list for a
+// while). Call with s.mu held.
+func (s *snapshot) resolve(hosts []*Host) []*slot {
+	s.resMu.Lock()
+	defer s.resMu.Unlock()
+	if len(hosts) > 0 && s.res.first == hosts[0] && s.res.n == len(hosts) && s.res.epoch == s.epoch {
+		return s.res.slots
+	}
+	slots := make([]*slot, len(hosts))
+	for i, h := range hosts {
+		if h.Provider != "" {
+			slots[i] = s.provs[h.Provider]
+		}
+	}
+	if len(hosts) > 0 {
+		s.res.first, s.res.n, s.res.epoch, s.res.slots = hosts[0], len(hosts), s.epoch, slots
+	}
+	return slots
+}
+
 // provEntry is one provider in the snapshot. Entries are never changed
 // once published (decisions share their maps); a change replaces the
 // entry.
@@ -98,11 +123,19 @@ type snapshot struct {
 	load sync.Mutex // one refresh at a time
 
 	mu       sync.RWMutex
-	provs    map[string]*provEntry
+	provs    map[string]*slot
+	epoch    int64          // changes when providers come or go
 	children map[string]int // provider -> number of children
 	cursor   time.Time      // next refresh reads changes from here
-	fresh    time.Time      // last refresh
-	full     time.Time      // last full load
+	resMu    sync.Mutex
+	res      struct { // resolve's cache
+		first *Host
+		n     int
+		epoch int64
+		slots []*slot
+	}
+	fresh time.Time // last refresh
+	full  time.Time // last full load
 }
 
 func newSnapshot(src ProviderSource, cfg SnapshotConfig) *snapshot {
@@ -157,16 +190,17 @@ func (s *snapshot) refresh(ctx context.Context, force bool) error {
 		if err != nil {
 			return fmt.Errorf("scheduler: provider snapshot: %w", err)
 		}
-		provs := make(map[string]*provEntry, len(states))
+		provs := make(map[string]*slot, len(states))
 		children := map[string]int{}
 		for _, p := range states {
-			provs[p.UUID] = newEntry(p)
+			provs[p.UUID] = &slot{newEntry(p)}
 			if p.ParentUUID != "" {
 				children[p.ParentUUID]++
 			}
 		}
 		s.mu.Lock()
 		s.provs, s.children = provs, children
+		s.epoch++
 		s.cursor, s.fresh, s.full = start.Add(-s.cfg.Slack), start, start
 		s.mu.Unlock()
 		return nil
@@ -178,7 +212,7 @@ func (s *snapshot) refresh(ctx context.Context, force bool) error {
 	var stale []string
 	s.mu.RLock()
 	for u, g := range gens {
-		if e := s.provs[u]; e == nil || e.gen != g {
+		if sl := s.provs[u]; sl == nil || sl.e.gen != g {
 			stale = append(stale, u)
 		}
 	}
@@ -206,21 +240,29 @@ func (s *snapshot) reread(ctx context.Context, uuids []string) error {
 	defer s.mu.Unlock()
 	for _, p := range states {
 		found[p.UUID] = true
-		old := s.provs[p.UUID]
+		sl := s.provs[p.UUID]
+		if sl == nil {
+			sl = &slot{}
+			s.provs[p.UUID] = sl
+			s.epoch++
+		}
+		old := sl.e
 		if old != nil && old.parent != p.ParentUUID && old.parent != "" {
 			s.children[old.parent]--
 		}
 		if p.ParentUUID != "" && (old == nil || old.parent != p.ParentUUID) {
 			s.children[p.ParentUUID]++
 		}
-		s.provs[p.UUID] = newEntry(p)
+		sl.e = newEntry(p)
 	}
 	for _, u := range uuids {
-		if !found[u] {
-			if old := s.provs[u]; old != nil && old.parent != "" {
-				s.children[old.parent]--
+		if sl := s.provs[u]; !found[u] && sl != nil {
+			if sl.e.parent != "" {
+				s.children[sl.e.parent]--
 			}
+			sl.e = nil
 			delete(s.provs, u) // deleted
+			s.epoch++
 		}
 	}
 	return nil
@@ -231,10 +273,11 @@ func (s *snapshot) reread(ctx context.Context, uuids []string) error {
 func (s *snapshot) claimed(prov string, amounts map[string]int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.provs[prov]
-	if old == nil {
+	sl := s.provs[prov]
+	if sl == nil {
 		return
 	}
+	old := sl.e
 	e := *old
 	e.gen = -1
 	e.inv = maps.Clone(old.inv)
@@ -247,7 +290,7 @@ func (s *snapshot) claimed(prov string, amounts map[string]int64) {
 			e.free[rc] -= n
 		}
 	}
-	s.provs[prov] = e.index()
+	sl.e = e.index()
 }
 
 // errNeedPlacement: the snapshot cannot answer this request.
@@ -278,15 +321,17 @@ func (s *snapshot) candidates(hosts []*Host, spec *Spec, memberOf, notMemberOf [
 		}
 	}
 	nested := len(s.children) > 0
+	slots := s.resolve(hosts)
 	start := rand.IntN(n)
 	block := make([]Host, 0, min(n, limit))
 	out := make([]*Host, 0, min(n, limit))
 	for k := 0; k < n && len(out) < limit; k++ {
-		h := hosts[(start+k)%n]
-		if h.Provider == "" || forced != "" && h.Provider != forced {
+		i := (start + k) % n
+		h := hosts[i]
+		if slots[i] == nil || forced != "" && h.Provider != forced {
 			continue
 		}
-		e := s.provs[h.Provider]
+		e := slots[i].e
 		if e == nil {
 			continue
 		}
@@ -312,8 +357,8 @@ type amount struct {
 }
 
 func (s *snapshot) traitSeen(t string) bool {
-	for _, e := range s.provs {
-		if e.traits[t] {
+	for _, sl := range s.provs {
+		if sl.e.traits[t] {
 			return true
 		}
 	}
@@ -387,10 +432,11 @@ func (s *snapshot) explain(hosts []*Host, spec *Spec, memberOf, notMemberOf []st
 	slices.Sort(classes)
 	total := 0
 	for _, h := range hosts {
-		e := s.provs[h.Provider]
-		if e == nil || forced != "" && h.Provider != forced {
+		sl := s.provs[h.Provider]
+		if sl == nil || forced != "" && h.Provider != forced {
 			continue
 		}
+		e := sl.e
 		if e.parent != "" || s.children[h.Provider] > 0 {
 			return "" // nested trees: placement's reasons are not these
 		}
