@@ -178,9 +178,9 @@ type Conductor struct {
 	hosts    []*scheduler.Host
 	hostsGen int64
 	hostsAt  time.Time
-	wg          sync.WaitGroup
-	ctx         context.Context
-	started     time.Time
+	wg       sync.WaitGroup
+	ctx      context.Context
+	started  time.Time
 }
 
 // New returns a conductor scheduling over placement pl; net may be nil
