@@ -144,9 +144,49 @@ func testAllocationsFollowServers(t *testing.T, d *db.DB) {
 	}
 	e.action("admin", id, `{"evacuate": {}}`, 200)
 	e.eventually(func() bool { return e.server(id)["OS-EXT-SRV-ATTR:host"] != live && e.server(id)["status"] == "ACTIVE" }, "evacuation")
-	e.eventually(func() bool { return len(e.allocs()) == 1 }, "evacuation allocations")
-	checkAlloc(id, e.server(id)["OS-EXT-SRV-ATTR:host"].(string), want)
+	evac := e.server(id)["OS-EXT-SRV-ATTR:host"].(string)
+	// As in Nova, the instance holds the source and the destination while
+	// the source is down; the evacuation is "done", not "completed".
+	both := func(src, dst string) {
+		t.Helper()
+		all := e.allocs()
+		got := all[id]
+		if len(all) != 1 || len(got) != 2 || got[e.nodeOf(src)]["VCPU"] != 1 || got[e.nodeOf(dst)]["VCPU"] != 1 {
+			t.Fatalf("during evacuation from %s to %s: %v", src, dst, all)
+		}
+	}
+	evacStatus := func() string {
+		t.Helper()
+		l := list(t, e.do("admin", "GET", v21+"/os-migrations?instance_uuid="+id+"&migration_type=evacuation", "2.59", "").expect(t, 200, "").body, "migrations")
+		if len(l) == 0 {
+			return ""
+		}
+		return l[0].(map[string]any)["status"].(string)
+	}
+	both(live, evac)
+	if st := evacStatus(); st != "done" {
+		t.Fatalf("evacuation status %q", st)
+	}
+	// The source comes back: its guest goes, then its allocation.
 	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": false}`).expect(t, 200, "")
+	e.eventually(func() bool { return len(e.allocs()[id]) == 1 && evacStatus() == "completed" }, "source allocation released")
+	checkAlloc(id, evac, want)
+
+	// Evacuated again, and the source's service deleted instead of coming
+	// back: the delete releases the source allocation.
+	for _, s := range list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-compute&host="+evac, "2.53", "").body, "services") {
+		svcID = s.(map[string]any)["id"].(string)
+	}
+	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": true}`).expect(t, 200, "")
+	e.action("admin", id, `{"evacuate": {}}`, 200)
+	e.eventually(func() bool { return e.server(id)["OS-EXT-SRV-ATTR:host"] == live && e.server(id)["status"] == "ACTIVE" }, "second evacuation")
+	srcProv := e.nodeOf(evac)
+	both(evac, live)
+	e.do("admin", "DELETE", v21+"/os-services/"+svcID, "2.53", "").expect(t, 204, "")
+	if got := e.allocs()[id]; len(got) != 1 || got[srcProv] != nil || evacStatus() != "completed" {
+		t.Fatalf("after the source's service was deleted: %v, %q", got, evacStatus())
+	}
+	checkAlloc(id, live, want)
 
 	// Delete releases everything.
 	e.do("alice", "DELETE", v21+"/servers/"+id, "", "").expect(t, 204, "")

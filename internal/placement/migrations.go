@@ -14,6 +14,9 @@ func Migrations() db.Set {
 		Component: "placement",
 		Expand: []db.Migration{
 			{Version: 1, Name: "initial placement schema", SQL: schemaV1},
+			// The scheduler's snapshot asks which providers changed since a
+			// time (service_snapshot.go).
+			{Version: 2, Name: "providers by update time", SQL: `CREATE INDEX placement_providers_updated ON placement_providers (updated_at)`},
 		},
 	}
 }

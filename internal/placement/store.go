@@ -240,7 +240,7 @@ func (s *store) setRoot(ctx context.Context, tx *sql.Tx, uuid, root string) erro
 	for len(todo) > 0 {
 		cur := todo[0]
 		todo = todo[1:]
-		if _, err := tx.ExecContext(ctx, `UPDATE placement_providers SET root_uuid = $2 WHERE uuid = $1`, cur, root); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE placement_providers SET root_uuid = $2, updated_at = $3 WHERE uuid = $1`, cur, root, now()); err != nil {
 			return err
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT uuid FROM placement_providers WHERE parent_uuid = $1`, cur)

@@ -144,6 +144,18 @@ func (a *API) Routes() *apiutil.Service {
 	}
 }
 
+// hostsChange tells the conductors of this process that the scheduler's
+// host list changed when h succeeds (services, aggregates).
+func hostsChange(h apiutil.Handler) apiutil.Handler {
+	return func(r *http.Request) (*apiutil.Response, error) {
+		resp, err := h(r)
+		if err == nil {
+			conductor.HostsChanged()
+		}
+		return resp, err
+	}
+}
+
 // routes is the route table below /compute/v2.1.
 func (a *API) routes() []apiutil.Route {
 	rt := func(method, path string, h apiutil.Handler) apiutil.Route {
@@ -218,8 +230,8 @@ func (a *API) routes() []apiutil.Route {
 		rt("GET", "/servers/{server_id}/os-instance-actions/{request_id}", a.showAction),
 
 		rt("GET", "/os-services", a.listServices),
-		rt("PUT", "/os-services/{service_id}", a.updateService),
-		rt("DELETE", "/os-services/{service_id}", a.deleteService),
+		rt("PUT", "/os-services/{service_id}", hostsChange(a.updateService)),
+		rt("DELETE", "/os-services/{service_id}", hostsChange(a.deleteService)),
 		rt("GET", "/os-hypervisors", a.listHypervisors),
 		rt("GET", "/os-hypervisors/{hypervisor_id}", a.showHypervisor),
 		rt("GET", "/os-hypervisors/{hypervisor_id}/servers", a.hypervisorServers),
@@ -227,9 +239,9 @@ func (a *API) routes() []apiutil.Route {
 		rt("GET", "/os-aggregates", a.listAggregates),
 		rt("POST", "/os-aggregates", a.createAggregate),
 		rt("GET", "/os-aggregates/{aggregate_id}", a.showAggregate),
-		rt("PUT", "/os-aggregates/{aggregate_id}", a.updateAggregate),
-		rt("DELETE", "/os-aggregates/{aggregate_id}", a.deleteAggregate),
-		rt("POST", "/os-aggregates/{aggregate_id}/action", a.aggregateAction),
+		rt("PUT", "/os-aggregates/{aggregate_id}", hostsChange(a.updateAggregate)),
+		rt("DELETE", "/os-aggregates/{aggregate_id}", hostsChange(a.deleteAggregate)),
+		rt("POST", "/os-aggregates/{aggregate_id}/action", hostsChange(a.aggregateAction)),
 		rt("GET", "/os-server-groups", a.listServerGroups),
 		rt("POST", "/os-server-groups", a.createServerGroup),
 		rt("GET", "/os-server-groups/{group_id}", a.showServerGroup),

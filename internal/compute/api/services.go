@@ -205,10 +205,24 @@ func (a *API) deleteService(r *http.Request) (*apiutil.Response, error) {
 			}
 		}
 	}
+	// The node's provider, for the allocations instances evacuated from
+	// the host still hold there.
+	host, prov := "", ""
+	if svc, err := a.st.GetService(ctx(r), id); err == nil && svc.Binary == "nova-compute" {
+		host = svc.Host
+		if n, err := a.st.NodeByHost(ctx(r), host); err == nil {
+			prov = n.UUID
+		}
+	}
 	if err := a.st.DeleteService(ctx(r), id); errors.Is(err, store.ErrNotFound) {
 		return nil, apiutil.NotFound("Service %s could not be found.", id)
 	} else if err != nil {
 		return nil, internal(err)
+	}
+	if host != "" && a.placement != nil {
+		if _, err := conductor.ReleaseEvacuatedSources(ctx(r), a.st, a.placement, host, prov, nil, a.log); err != nil {
+			a.log.Warn("release allocations of instances evacuated from a deleted service", "host", host, "err", err)
+		}
 	}
 	return apiutil.NoContent(), nil
 }

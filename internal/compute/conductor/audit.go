@@ -62,6 +62,9 @@ func (c *Conductor) Audit(ctx context.Context) (AuditReport, error) {
 	if c.pl == nil {
 		return rep, nil
 	}
+	if err := c.refreshEvacSources(ctx); err != nil {
+		return rep, err
+	}
 	allocs, err := c.pl.AllAllocations(ctx)
 	if err != nil {
 		return rep, err

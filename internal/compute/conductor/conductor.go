@@ -109,6 +109,11 @@ type Config struct {
 	// AuditInterval is how often allocations are audited against the
 	// servers (default 5 minutes; audit.go).
 	AuditInterval time.Duration
+	// HostCacheTTL is how long the scheduler's host list (services,
+	// nodes, aggregates) is reused before it is read again (default 1 s;
+	// changes made through this process's API apply at once, see
+	// HostsChanged).
+	HostCacheTTL time.Duration
 	// Metrics registers the conductor's metrics; nil skips them.
 	Metrics prometheus.Registerer
 	// Volumes is the block storage service for builds with volumes
@@ -150,6 +155,9 @@ func (c *Config) defaults() {
 	if c.AuditInterval <= 0 {
 		c.AuditInterval = 5 * time.Minute
 	}
+	if c.HostCacheTTL <= 0 {
+		c.HostCacheTTL = time.Second
+	}
 }
 
 // Conductor runs server tasks.
@@ -173,9 +181,18 @@ type Conductor struct {
 	provs   map[string]provState       // last provider written per host
 	known   map[string]bool            // hosts whose compute service row this conductor wrote
 	pending map[string]*rpc.HostReport // steady reports waiting for the next batch (flushReports)
-	wg      sync.WaitGroup
-	ctx     context.Context
-	started time.Time
+	seen    map[string]hostSeen        // last report per host (evacuate.go)
+	// evacSources are hosts evacuated from, awaiting their cleanup.
+	evacSources map[string]bool
+
+	// The scheduler's host list (hostSource).
+	hostsMu  sync.Mutex
+	hosts    []*scheduler.Host
+	hostsGen int64
+	hostsAt  time.Time
+	wg       sync.WaitGroup
+	ctx      context.Context
+	started  time.Time
 }
 
 // New returns a conductor scheduling over placement pl; net may be nil
@@ -192,7 +209,7 @@ func New(st *store.Store, b *bus.Bus, pl *placement.Service, net NetworkAllocato
 	return &Conductor{cfg: cfg, st: st, bus: b, pl: pl, sched: scheduler.New(pl, cfg.Scheduler, log), net: net, log: log,
 		owner: cfg.Host + "/" + randomID(), running: map[string]bool{}, again: map[string]bool{},
 		nodes: map[string]rpc.HostReport{}, waiters: map[string]chan struct{}{}, provs: map[string]provState{}, ctx: context.Background(),
-		known: map[string]bool{}, pending: map[string]*rpc.HostReport{},
+		known: map[string]bool{}, pending: map[string]*rpc.HostReport{}, seen: map[string]hostSeen{}, evacSources: map[string]bool{},
 		audit: newAuditMetrics(cfg.Metrics)}
 }
 
@@ -419,6 +436,11 @@ type run struct {
 	// persisted is set by a step that wrote its own advance (scheduling
 	// commits its choice together with the next step).
 	persisted bool
+	// group and siblings are the schedule step's server group and the
+	// hosts it chose for the rest of a multi-create, checked and written
+	// with the choice (commitChoice).
+	group    *scheduler.Group
+	siblings []siblingChoice
 }
 
 // errPreempted stops a run whose task was replaced.
@@ -642,7 +664,10 @@ func (c *Conductor) report(ctx context.Context, r *rpc.HostReport) {
 	c.mu.Lock()
 	last, seen := c.nodes[r.Host]
 	nodeChanged := !seen || last.Resources != r.Resources || last.HostIP != r.HostIP || last.Driver != r.Driver
-	if c.known[r.Host] && !nodeChanged && !r.Startup && c.providerCurrentLocked(r.Host, digest) {
+	if c.known[r.Host] && !nodeChanged && !r.Startup && c.providerCurrentLocked(r.Host, digest) && c.steadyLocked(r.Host) {
+		s := c.seen[r.Host]
+		s.at = time.Now()
+		c.seen[r.Host] = s
 		c.pending[r.Host] = r
 		c.mu.Unlock()
 		return
@@ -661,6 +686,7 @@ func (c *Conductor) report(ctx context.Context, r *rpc.HostReport) {
 			c.log.Warn("register compute node", "host", r.Host, "err", err)
 			return
 		}
+		HostsChanged()
 		c.mu.Lock()
 		c.nodes[r.Host] = rpc.HostReport{Resources: r.Resources, HostIP: r.HostIP, Driver: r.Driver}
 		c.mu.Unlock()
@@ -671,6 +697,7 @@ func (c *Conductor) report(ctx context.Context, r *rpc.HostReport) {
 			return
 		}
 	}
+	c.cleanupEvacuated(r, svc)
 	c.mu.Lock()
 	c.known[r.Host] = true
 	c.mu.Unlock()
@@ -680,6 +707,15 @@ func (c *Conductor) report(ctx context.Context, r *rpc.HostReport) {
 		return
 	}
 	c.syncPower(ctx, r, insts[r.Host])
+}
+
+// steadyLocked reports whether host's report needs nothing from the
+// evacuation cleanup (evacuate.go): the host was not down or forced down
+// when last seen, and no evacuation from it awaits its return. c.mu is
+// held.
+func (c *Conductor) steadyLocked(host string) bool {
+	s, ok := c.seen[host]
+	return ok && !s.forced && !s.retry && !s.running && !c.evacSources[host] && time.Since(s.at) <= c.cfg.ServiceDownTime
 }
 
 // reportBatchInterval is how long steady host reports wait to be handled

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/compute/rpc"
@@ -27,10 +28,13 @@ import (
 //
 //	build, unshelve    instance consumer claims the chosen node
 //	resize, migrate,   the instance's allocations move to the migration
-//	live migrate,      record's uuid (consumer) and the instance claims
-//	evacuate           the target, in one placement transaction; confirm
-//	                   (or the end of a live migration or evacuation)
-//	                   drops the migration's, revert moves them back
+//	live migrate       record's uuid (consumer) and the instance claims
+//	                   the target, in one placement transaction; confirm
+//	                   (or the end of a live migration) drops the
+//	                   migration's, revert moves them back
+//	evacuate           the instance holds source and target until the
+//	                   source host is back (or deleted) and cleaned up
+//	                   (evacuate.go)
 //	delete, shelve     the task's last step removes them
 //	offload, failure
 //
@@ -42,8 +46,38 @@ var ErrNoValidHost = scheduler.ErrNoValidHost
 // hostSource lists the compute nodes for the scheduler.
 type hostSource struct{ c *Conductor }
 
-// Hosts implements scheduler.HostSource.
+// Hosts implements scheduler.HostSource: the list read at most
+// HostCacheTTL ago and since the last HostsChanged, else read again.
+// The hosts are shared between decisions, which never change them
+// (the scheduler copies a host before it changes its free resources).
 func (h hostSource) Hosts(ctx context.Context) ([]*scheduler.Host, error) {
+	c := h.c
+	gen := hostsGen.Load()
+	c.hostsMu.Lock()
+	defer c.hostsMu.Unlock()
+	if c.hosts != nil && c.hostsGen == gen && time.Since(c.hostsAt) < c.cfg.HostCacheTTL {
+		return c.hosts, nil
+	}
+	at := time.Now()
+	hosts, err := h.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.hosts, c.hostsGen, c.hostsAt = hosts, gen, at
+	return hosts, nil
+}
+
+// hostsGen counts HostsChanged calls in this process.
+var hostsGen atomic.Int64
+
+// HostsChanged makes every conductor of this process read its host list
+// again at the next decision: a service was enabled, disabled, forced
+// down or deleted, a host joined or left an aggregate, or an aggregate's
+// zone changed. Conductors of other processes see the change within
+// HostCacheTTL.
+func HostsChanged() { hostsGen.Add(1) }
+
+func (h hostSource) read(ctx context.Context) ([]*scheduler.Host, error) {
 	c := h.c
 	svcs, err := c.st.ListServicesQ(ctx, c.st.DB().Reader(), "nova-compute")
 	if err != nil {
@@ -261,27 +295,90 @@ func (c *Conductor) schedule(ctx context.Context, r *run, adjust func(*run, *sch
 	}
 	unlock := c.locks.lock(groupKey, batchKey)
 	defer unlock()
-	spec, err := c.requestSpec(ctx, r)
-	if err != nil {
-		return err
+	// The lock covers this conductor only: a member placed meanwhile by
+	// another conductor is found when the choice is committed, and the
+	// decision is made again with it.
+	for try := 1; ; try++ {
+		spec, err := c.requestSpec(ctx, r)
+		if err != nil {
+			return err
+		}
+		if adjust != nil {
+			adjust(r, spec)
+		}
+		r.group, r.siblings = spec.Group, nil
+		var chosen *scheduler.Host
+		switch {
+		case r.task.Kind == kindBuild:
+			chosen, err = c.scheduleBuild(ctx, r, spec)
+		case isMove(r.task.Kind):
+			chosen, err = c.scheduleMove(ctx, r, spec)
+		default:
+			chosen, err = c.scheduleOne(ctx, r, spec)
+		}
+		if err != nil {
+			return err
+		}
+		err = c.commitChoice(ctx, r, chosen)
+		if !errors.Is(err, errGroupRace) || try == groupRetries {
+			return err
+		}
+		r.log.Info("server group member placed concurrently; scheduling again", "group", spec.Group.UUID, "attempt", try)
 	}
-	if adjust != nil {
-		adjust(r, spec)
-	}
+}
 
-	var chosen *scheduler.Host
-	switch {
-	case r.task.Kind == kindBuild:
-		chosen, err = c.scheduleBuild(ctx, r, spec)
-	case isMove(r.task.Kind):
-		chosen, err = c.scheduleMove(ctx, r, spec)
-	default:
-		chosen, err = c.scheduleOne(ctx, r, spec)
+// groupRetries bounds the decisions of one schedule step when other
+// conductors keep placing members of its group.
+const groupRetries = 5
+
+// errGroupRace: a hard (anti-)affinity choice no longer holds when it
+// is committed (another conductor placed a member meanwhile).
+var errGroupRace = errors.New("conductor: server group policy no longer holds for the chosen host")
+
+// siblingChoice is the host chosen for another instance of a
+// multi-create.
+type siblingChoice struct {
+	uuid, taskID, host, node string
+}
+
+// checkGroup verifies, inside the transaction that records the choice
+// and with the group's row locked, that the hosts chosen (batch:
+// instance -> host) keep the group's hard policy with its other members
+// as they are now.
+func (c *Conductor) checkGroup(ctx context.Context, tx *sql.Tx, g *scheduler.Group, batch map[string]string) error {
+	if g == nil || g.Policy != "affinity" && g.Policy != "anti-affinity" {
+		return nil
+	}
+	hosts, err := c.st.LockGroupHosts(ctx, tx, g.UUID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // the group was deleted meanwhile
 	}
 	if err != nil {
 		return err
 	}
-	return c.commitChoice(ctx, r, chosen)
+	per := map[string]int{}
+	for u, h := range hosts {
+		if _, mine := batch[u]; !mine && h != "" {
+			per[h]++
+		}
+	}
+	for _, h := range batch {
+		per[h]++
+	}
+	switch g.Policy {
+	case "anti-affinity":
+		limit := max(g.MaxServerPerHost, 1)
+		for _, h := range batch {
+			if per[h] > limit {
+				return fmt.Errorf("%w: %d members on %s (at most %d)", errGroupRace, per[h], h, limit)
+			}
+		}
+	case "affinity":
+		if len(per) > 1 {
+			return fmt.Errorf("%w: members on %d hosts", errGroupRace, len(per))
+		}
+	}
+	return nil
 }
 
 // retryWarmup repeats a scheduling attempt while a just-started
@@ -386,11 +483,7 @@ func (c *Conductor) scheduleBuild(ctx context.Context, r *run, spec *scheduler.S
 	}
 	for i := 1; i < len(batch); i++ {
 		b, h := batch[i], sels[i].Host
-		err := c.st.UpdateInstance(ctx, nil, b.UUID, store.Cond{TaskID: *b.TaskID}, store.Set{"host": h.Host, "node": h.Node})
-		if err != nil {
-			r.log.Warn("record sibling's host", "sibling", b.UUID, "err", err)
-			_ = c.pl.DeleteAllocations(context.WithoutCancel(ctx), b.UUID)
-		}
+		r.siblings = append(r.siblings, siblingChoice{uuid: b.UUID, taskID: *b.TaskID, host: h.Host, node: h.Node})
 	}
 	return sels[0].Host, nil
 }
@@ -405,6 +498,17 @@ func (c *Conductor) scheduleMove(ctx context.Context, r *run, spec *scheduler.Sp
 	if mig == "" {
 		mig = newUUID()
 		r.task.Args["migration_uuid"] = mig
+	}
+	if r.task.Kind == kindEvacuate {
+		claim, err := c.evacuationClaim(ctx, r.inst)
+		if err != nil {
+			return nil, err
+		}
+		sels, err := c.sched.Schedule(ctx, hostSource{c}, spec, 1, claim)
+		if err != nil {
+			return nil, err
+		}
+		return sels[0].Host, nil
 	}
 	// A repeated step finds the source already moved to the migration.
 	_, src, err := c.pl.Allocations(ctx, mig)
@@ -444,7 +548,26 @@ func (c *Conductor) commitChoice(ctx context.Context, r *run, chosen *scheduler.
 	if r.task.NewFlavor != nil {
 		set["flavor"] = *r.task.NewFlavor
 	}
+	var lost []string // siblings whose task changed meanwhile
 	err := c.st.DB().WithTx(ctx, func(tx *sql.Tx) error {
+		lost = lost[:0]
+		batch := map[string]string{r.inst.UUID: chosen.Host}
+		for _, s := range r.siblings {
+			batch[s.uuid] = s.host
+		}
+		if err := c.checkGroup(ctx, tx, r.group, batch); err != nil {
+			return err
+		}
+		for _, s := range r.siblings {
+			err := c.st.UpdateInstance(ctx, tx, s.uuid, store.Cond{TaskID: s.taskID}, store.Set{"host": s.host, "node": s.node})
+			if errors.Is(err, store.ErrPreempted) || errors.Is(err, store.ErrNotFound) {
+				lost = append(lost, s.uuid)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
 		if err := c.st.UpdateInstance(ctx, tx, r.inst.UUID, r.cond(), set); err != nil {
 			return err
 		}
@@ -464,8 +587,20 @@ func (c *Conductor) commitChoice(ctx context.Context, r *run, chosen *scheduler.
 		return nil
 	})
 	if err != nil {
-		// Pre-empted (deleted meanwhile) or failed: give the claim back.
+		// Pre-empted (deleted meanwhile), a group race, or failed: give
+		// the claims back.
 		c.releaseClaim(context.WithoutCancel(ctx), r)
+		lost = nil
+		for _, s := range r.siblings {
+			lost = append(lost, s.uuid)
+		}
+	}
+	for _, u := range lost {
+		if derr := c.pl.DeleteAllocations(context.WithoutCancel(ctx), u); derr != nil && !errors.Is(derr, placement.ErrNotFound) {
+			r.log.Warn("release sibling's claim", "sibling", u, "err", derr)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	r.persisted = true
@@ -488,6 +623,12 @@ func nodeOf(i *store.Instance) string {
 // allocations return from the migration to the instance; any other
 // claim is dropped.
 func (c *Conductor) releaseClaim(ctx context.Context, r *run) {
+	if r.task.Kind == kindEvacuate {
+		if err := c.releaseEvacuation(ctx, r); err != nil {
+			r.log.Warn("return evacuation allocations to the source", "err", err)
+		}
+		return
+	}
 	if mig := r.task.Args["migration_uuid"]; mig != "" && isMove(r.task.Kind) {
 		if err := c.moveBack(ctx, r.inst, mig); err != nil {
 			r.log.Warn("return allocations from migration", "migration", mig, "err", err)
@@ -564,7 +705,13 @@ func migrationStep(name, status string, drop bool) step {
 				return err
 			}
 		}
-		return r.c.st.SetMigrationStatus(ctx, mig, status)
+		if err := r.c.st.SetMigrationStatus(ctx, mig, status); err != nil {
+			return err
+		}
+		if r.task.Kind == kindEvacuate {
+			r.c.evacuatedFrom(r.task.SourceHost)
+		}
+		return nil
 	}}
 }
 

@@ -141,7 +141,7 @@ func init() {
 		},
 		kindEvacuate: {
 			event:  "compute_rebuild_instance",
-			steps:  []step{scheduleStep(excludeCurrent), rebindStep, evacuateSpawnStep, waitPluggedStep, migrationStep("finish_migration", "done", true)},
+			steps:  []step{scheduleStep(excludeCurrent), rebindStep, evacuateSpawnStep, waitPluggedStep, migrationStep("finish_migration", "done", false)},
 			finish: keepPowerState(true),
 			fail:   toError,
 		},

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -61,12 +62,18 @@ type Host struct {
 	// The free VCPU, MEMORY_MB and DISK_GB again, for the weighers'
 	// hot loop (SetFree keeps both in step).
 	freeCPU, freeRAM, freeDisk int64
+	// sharedFree: Free belongs to the provider snapshot; SetFree copies
+	// it first.
+	sharedFree bool
 }
 
 // SetFree sets the free amount of a class.
 func (h *Host) SetFree(class string, n int64) {
 	if h.Free == nil {
 		h.Free = map[string]int64{}
+	}
+	if h.sharedFree {
+		h.Free, h.sharedFree = maps.Clone(h.Free), false
 	}
 	h.Free[class] = n
 	switch class {
@@ -145,6 +152,9 @@ type Config struct {
 	// Attempts is how often placement is asked again when every chosen
 	// host refused the claim (default 3).
 	Attempts int
+	// Snapshot tunes the provider snapshot (snapshot.go), used when the
+	// placement given to New can feed it.
+	Snapshot SnapshotConfig
 }
 
 // Scheduler chooses hosts.
@@ -153,6 +163,7 @@ type Scheduler struct {
 	pl      Placement
 	filters []Filter
 	weigher []Weigher
+	snap    *snapshot // nil: placement answers every request
 	log     *slog.Logger
 }
 
@@ -170,7 +181,11 @@ func New(pl Placement, cfg Config, log *slog.Logger) *Scheduler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Scheduler{cfg: cfg, pl: pl, filters: DefaultFilters(cfg.DefaultZone), weigher: DefaultWeighers(cfg), log: log}
+	s := &Scheduler{cfg: cfg, pl: pl, filters: DefaultFilters(cfg.DefaultZone), weigher: DefaultWeighers(cfg), log: log}
+	if src, ok := pl.(ProviderSource); ok && !cfg.Snapshot.Disabled {
+		s.snap = newSnapshot(src, cfg.Snapshot)
+	}
+	return s
 }
 
 // NoValidHostError is the scheduler's failure: no host passed. It says
@@ -383,12 +398,12 @@ func (s *Scheduler) Schedule(ctx context.Context, src HostSource, spec *Spec, n 
 		if err != nil {
 			return out, fmt.Errorf("scheduler: hosts: %w", err)
 		}
-		cands, err := s.candidates(ctx, hosts, spec)
+		cands, why, err := s.candidates(ctx, hosts, spec, attempt > 0)
 		if err != nil {
 			return out, err
 		}
 		if len(cands) == 0 {
-			return out, &NoValidHostError{Reason: "Placement found no host with the requested resources and traits."}
+			return out, &NoValidHostError{Reason: "Placement found no host with the requested resources and traits." + why}
 		}
 		progress := false
 		for len(out) < n {
@@ -403,6 +418,11 @@ func (s *Scheduler) Schedule(ctx context.Context, src HostSource, spec *Spec, n 
 				if errors.Is(err, placement.ErrCapacityExceeded) || errors.Is(err, placement.ErrConcurrentUpdate) {
 					s.log.Debug("claim refused; trying the next host", "host", h.Host, "err", err)
 					lastErr = err
+					if s.snap != nil {
+						if err := s.snap.reread(ctx, []string{h.Provider}); err != nil {
+							return out, err
+						}
+					}
 					// Stop offering the host in this round.
 					for rc := range h.Free {
 						h.SetFree(rc, 0)
@@ -413,6 +433,9 @@ func (s *Scheduler) Schedule(ctx context.Context, src HostSource, spec *Spec, n 
 					return out, err
 				}
 				out = append(out, Selection{Host: h, Allocations: allocs})
+				if s.snap != nil {
+					s.snap.claimed(h.Provider, allocs[h.Provider])
+				}
 				consume(h, spec)
 				chosen, progress = true, true
 				break
@@ -458,16 +481,22 @@ func cloneAmounts(m map[string]int64) map[string]int64 {
 	return out
 }
 
-// candidates asks placement and joins its answer with the hosts: the
-// hosts that have room, with their traits and free resources.
-func (s *Scheduler) candidates(ctx context.Context, hosts []*Host, spec *Spec) ([]*Host, error) {
-	g := placement.RequestGroup{Resources: cloneAmounts(spec.Resources), Required: spec.RequiredTraits, Forbidden: spec.ForbiddenTraits}
-	byProv := make(map[string]*Host, len(hosts))
-	for _, h := range hosts {
-		if h.Provider != "" {
-			byProv[h.Provider] = h
-		}
+// candidates returns the hosts that have room, with their traits and
+// free resources: from the provider snapshot when it can tell (fresh
+// when refresh: every chosen host refused the claim), else from
+// placement's allocation candidates joined with the hosts.
+func (s *Scheduler) candidates(ctx context.Context, hosts []*Host, spec *Spec, refresh bool) (cands []*Host, why string, err error) {
+	var memberOf, notMemberOf []string
+	forced := ""
+	cands, err = s.placementCandidates(ctx, hosts, spec, refresh, &memberOf, &notMemberOf, &forced)
+	if err == nil && len(cands) == 0 && s.snap != nil {
+		why = s.snap.explain(hosts, spec, memberOf, notMemberOf, forced)
 	}
+	return cands, why, err
+}
+
+func (s *Scheduler) placementCandidates(ctx context.Context, hosts []*Host, spec *Spec, refresh bool, memberOf, notMemberOf *[]string, forcedOut *string) ([]*Host, error) {
+	g := placement.RequestGroup{Resources: cloneAmounts(spec.Resources), Required: spec.RequiredTraits, Forbidden: spec.ForbiddenTraits}
 	// Pre-filters: a forced host bounds the tree; a zone becomes the
 	// member_of of its aggregates (the default zone: none of the zones').
 	forced := ""
@@ -492,10 +521,31 @@ func (s *Scheduler) candidates(ctx context.Context, hosts []*Host, spec *Spec) (
 			g.MemberOf = [][]string{in}
 		}
 	}
+	if s.snap != nil {
+		if err := s.snap.refresh(ctx, refresh); err != nil {
+			return nil, err
+		}
+		if len(g.MemberOf) > 0 {
+			*memberOf = g.MemberOf[0]
+		}
+		*notMemberOf, *forcedOut = g.NotMemberOf, g.InTree
+		out, err := s.snap.candidates(hosts, spec, *memberOf, g.NotMemberOf, g.InTree, s.cfg.MaxCandidates)
+		if err == nil && len(out) > 0 {
+			return out, nil
+		}
+		// Nothing fits, or the snapshot cannot tell: placement decides
+		// (and reports bad requests).
+	}
 	req := &placement.CandidateRequest{Groups: []placement.RequestGroup{g}, Limit: s.cfg.MaxCandidates}
 	res, err := s.pl.AllocationCandidates(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: allocation candidates: %w", err)
+	}
+	byProv := make(map[string]*Host, len(hosts))
+	for _, h := range hosts {
+		if h.Provider != "" {
+			byProv[h.Provider] = h
+		}
 	}
 	seen := map[string]bool{}
 	var out []*Host

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kumo-cloud/kumo/internal/db"
 	"github.com/kumo-cloud/kumo/internal/db/dbtest"
@@ -70,6 +71,8 @@ func TestChoose(t *testing.T) {
 		{"aggregate extra specs", Spec{ProjectID: "p1", ExtraSpecs: map[string]string{"aggregate_instance_extra_specs:ssd": "true", "hw:cpu_policy": "x"}}, "b", ""},
 		{"aggregate extra specs none", Spec{ProjectID: "p1", ExtraSpecs: map[string]string{"ssd": "false"}}, "", "AggregateInstanceExtraSpecsFilter eliminated 3"},
 		{"image arch", Spec{ProjectID: "p1", Image: map[string]string{"hw_architecture": "aarch64"}}, "", "ImagePropertiesFilter eliminated 3"},
+		{"every filter that eliminated", Spec{ProjectID: "p1", Zone: "az1", Image: map[string]string{"hw_architecture": "aarch64"}}, "",
+			"Of 5 candidate host(s): ComputeFilter eliminated 2, AvailabilityZoneFilter eliminated 2, ImagePropertiesFilter eliminated 1."},
 		{"image hv type", Spec{ProjectID: "p1", Image: map[string]string{"img_hv_type": "kvm", "hw_architecture": "x86_64"}}, "b,a", ""},
 		{"affinity", Spec{ProjectID: "p1", Group: &Group{Policy: "affinity", Members: map[string]int{"a": 1}}}, "a", ""},
 		{"anti-affinity", Spec{ProjectID: "p1", Group: &Group{Policy: "anti-affinity", Members: map[string]int{"b": 1}}}, "a", ""},
@@ -179,8 +182,25 @@ func TestScheduleClaims(t *testing.T) {
 			t.Fatalf("spread: %v", per)
 		}
 		_, err = s.Schedule(ctx, hosts, spec, 1, claimer(pl, cons[6:]))
-		if !errors.Is(err, ErrNoValidHost) || !strings.Contains(err.Error(), "Placement found no host") {
+		if !errors.Is(err, ErrNoValidHost) || !strings.Contains(err.Error(), "Placement found no host") ||
+			!strings.Contains(err.Error(), "Of 3 host(s) in placement: 3 without 1 VCPU free.") {
 			t.Fatalf("full cloud: %v", err)
+		}
+		// Each host is counted under the first test it fails.
+		_, err = s.Schedule(ctx, hosts, &Spec{ProjectID: "p", Resources: map[string]int64{"MEMORY_MB": 100, "VGPU": 1},
+			RequiredTraits: []string{"HW_CPU_X86_AVX2"}}, 1, claimer(pl, cons[6:]))
+		if err == nil || !strings.Contains(err.Error(), "Of 3 host(s) in placement: 3 without VGPU inventory.") {
+			t.Fatalf("explained: %v", err)
+		}
+		_, err = s.Schedule(ctx, hosts, &Spec{ProjectID: "p", Resources: map[string]int64{"MEMORY_MB": 8000},
+			RequiredTraits: []string{"HW_CPU_X86_AVX2"}}, 1, claimer(pl, cons[6:]))
+		if err == nil || !strings.Contains(err.Error(), "Of 3 host(s) in placement: 3 without 8000 MEMORY_MB free.") {
+			t.Fatalf("explained: %v", err)
+		}
+		_, err = s.Schedule(ctx, hosts, &Spec{ProjectID: "p", Resources: map[string]int64{"MEMORY_MB": 100},
+			RequiredTraits: []string{"HW_CPU_X86_AVX2"}}, 1, claimer(pl, cons[6:]))
+		if err == nil || !strings.Contains(err.Error(), "Of 3 host(s) in placement: 3 without trait HW_CPU_X86_AVX2.") {
+			t.Fatalf("explained: %v", err)
 		}
 		for _, c := range cons[:3] {
 			if err := pl.DeleteAllocations(ctx, c); err != nil {
@@ -195,16 +215,20 @@ func TestScheduleClaims(t *testing.T) {
 	})
 }
 
-// TestConcurrentSchedules: 100 schedulers racing for a host with room
-// for 50 claim exactly 50.
+// TestConcurrentSchedules: 100 decisions racing for a host with room
+// for 50 claim exactly 50, through two schedulers (two processes'
+// snapshots) sharing the database.
 func TestConcurrentSchedules(t *testing.T) {
-	d := dbtest.OpenSQLite(t, placement.Migrations())
+	dbtest.Each(t, []db.Set{placement.Migrations()}, testConcurrentSchedules)
+}
+
+func testConcurrentSchedules(t *testing.T, d *db.DB) {
 	pl, err := placement.New(service.Deps{DB: d}, placement.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hosts := seed(t, pl, 1, 50)
-	s := New(pl, Config{}, nil)
+	scheds := []*Scheduler{New(pl, Config{}, nil), New(pl, Config{}, nil)}
 	var ok, none atomic.Int32
 	var wg sync.WaitGroup
 	for i := 0; i < 100; i++ {
@@ -212,7 +236,7 @@ func TestConcurrentSchedules(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			hs := staticHosts{{Host: hosts[0].Host, Node: hosts[0].Node, Provider: hosts[0].Provider, Up: true}}
-			_, err := s.Schedule(context.Background(), hs, &Spec{ProjectID: "p", Resources: map[string]int64{"VCPU": 1}}, 1,
+			_, err := scheds[i%2].Schedule(context.Background(), hs, &Spec{ProjectID: "p", Resources: map[string]int64{"VCPU": 1}}, 1,
 				claimer(pl, []string{fmt.Sprintf("20000000-0000-4000-8000-%012d", i)}))
 			switch {
 			case err == nil:
@@ -227,6 +251,123 @@ func TestConcurrentSchedules(t *testing.T) {
 	wg.Wait()
 	if ok.Load() != 50 || none.Load() != 50 {
 		t.Fatalf("ok %d, no valid host %d", ok.Load(), none.Load())
+	}
+	invs, err := pl.Inventories(context.Background(), hosts[0].Provider)
+	if err != nil || invs["VCPU"].Used != 50 {
+		t.Fatalf("used %+v %v", invs["VCPU"], err)
+	}
+}
+
+// countingPlacement counts the allocation candidate requests.
+type countingPlacement struct {
+	*placement.Service
+	asked atomic.Int32
+}
+
+func (c *countingPlacement) AllocationCandidates(ctx context.Context, req *placement.CandidateRequest) (*placement.Candidates, error) {
+	c.asked.Add(1)
+	return c.Service.AllocationCandidates(ctx, req)
+}
+
+// TestSnapshot: simple requests are answered from the provider
+// snapshot, which follows other writers; a stale snapshot never
+// over-commits; nested trees and unknown traits go to placement.
+func TestSnapshot(t *testing.T) {
+	dbtest.Each(t, []db.Set{placement.Migrations()}, testSnapshot)
+}
+
+func testSnapshot(t *testing.T, d *db.DB) {
+	ctx := context.Background()
+	svc, err := placement.New(service.Deps{DB: d}, placement.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := &countingPlacement{Service: svc}
+	hosts := seed(t, svc, 4, 2)
+	cons := uuids(20)
+	next := 0
+	consumer := func() []string { next++; return cons[next-1 : next] }
+	fresh := New(pl, Config{Snapshot: SnapshotConfig{MaxAge: time.Nanosecond}}, nil)
+	stale := New(pl, Config{Snapshot: SnapshotConfig{MaxAge: time.Hour, FullEvery: time.Hour}}, nil)
+	one := &Spec{ProjectID: "p", Resources: map[string]int64{"VCPU": 1}}
+	for _, s := range []*Scheduler{fresh, stale} {
+		if _, err := s.Schedule(ctx, hosts, one, 1, claimer(svc, consumer())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := pl.asked.Load(); n != 0 {
+		t.Fatalf("placement asked %d times", n)
+	}
+
+	// Another writer adds a trait: the fresh snapshot sees it.
+	if _, _, err := svc.EnsureTraits(ctx, []string{"CUSTOM_X"}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := svc.Provider(ctx, hosts[3].Provider)
+	if _, err := svc.SetTraits(ctx, p.UUID, p.Generation, []string{"CUSTOM_X"}); err != nil {
+		t.Fatal(err)
+	}
+	sel, err := fresh.Schedule(ctx, hosts, &Spec{ProjectID: "p", Resources: one.Resources, RequiredTraits: []string{"CUSTOM_X"}}, 1, claimer(svc, consumer()))
+	if err != nil || sel[0].Host.Host != "h00003" || pl.asked.Load() != 0 {
+		t.Fatalf("required trait: %v %v, asked %d", sel, err, pl.asked.Load())
+	}
+
+	// h00000 (fresh), h00001 (stale) and h00003 (fresh) have one VCPU
+	// used. Another writer fills h00002: the stale snapshot still sees
+	// two free on h00002 and h00003, the claims are refused, and the
+	// decision ends on no valid host, never over capacity.
+	if err := svc.Claim(ctx, placement.ConsumerAllocations{Consumer: "40000000-0000-4000-8000-000000000000", ProjectID: "p", UserID: "u",
+		Allocations: map[string]map[string]int64{hosts[2].Provider: {"VCPU": 2}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	two := &Spec{ProjectID: "p", Resources: map[string]int64{"VCPU": 2}}
+	_, err = stale.Schedule(ctx, hosts, two, 1, claimer(svc, consumer()))
+	if !errors.Is(err, ErrNoValidHost) {
+		t.Fatalf("no host has 2 VCPU free: %v", err)
+	}
+	for _, h := range hosts {
+		invs, _ := svc.Inventories(ctx, h.Provider)
+		if v := invs["VCPU"]; v.Used > v.Capacity() {
+			t.Fatalf("%s over-committed: %+v", h.Host, v)
+		}
+	}
+	// The refused hosts were read again: one VCPU left on h00000,
+	// h00001 and h00003, and the snapshot knows it without asking.
+	asked := pl.asked.Load()
+	c3 := []string{consumer()[0], consumer()[0], consumer()[0]}
+	sel, err = stale.Schedule(ctx, hosts, one, 3, claimer(svc, c3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range sel {
+		got = append(got, x.Host.Host)
+	}
+	if slices.Sort(got); strings.Join(got, ",") != "h00000,h00001,h00003" {
+		t.Fatalf("after refusals: %v", got)
+	}
+	if pl.asked.Load() != asked {
+		t.Fatalf("placement asked again")
+	}
+
+	// A nested tree: placement answers.
+	if _, err := svc.CreateProvider(ctx, "50000000-0000-4000-8000-000000000000", "child", hosts[0].Provider); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.DeleteAllocations(ctx, cons[0]); err != nil {
+		t.Fatal(err)
+	}
+	asked = pl.asked.Load()
+	if sel, err := fresh.Schedule(ctx, hosts, one, 1, claimer(svc, consumer())); err != nil || sel[0].Host.Host != "h00000" {
+		t.Fatalf("nested: %v %v", sel, err)
+	}
+	if pl.asked.Load() == asked {
+		t.Fatalf("nested tree answered from the snapshot")
+	}
+	// An unknown forbidden trait: placement's 400.
+	_, err = fresh.Schedule(ctx, hosts, &Spec{ProjectID: "p", Resources: one.Resources, ForbiddenTraits: []string{"CUSTOM_NOPE"}}, 1, claimer(svc, consumer()))
+	if !errors.Is(err, placement.ErrInvalid) {
+		t.Fatalf("unknown trait: %v", err)
 	}
 }
 
