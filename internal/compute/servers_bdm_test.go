@@ -76,9 +76,9 @@ func (m *memVolumes) Reserve(_ context.Context, volumeID, serverID, host, device
 	return api.VolumeAttachment{AttachmentID: att, VolumeID: volumeID, ServerID: serverID, Device: device}, api.VolumeConnection{Path: conn.Path, Format: conn.Format}, nil
 }
 func (m *memVolumes) Complete(context.Context, string, string) error { return nil }
-func (m *memVolumes) Abort(ctx context.Context, id string)          { _ = m.Detach(ctx, id) }
-func (m *memVolumes) BeginDetach(context.Context, string) error     { return nil }
-func (m *memVolumes) RollDetach(context.Context, string)            {}
+func (m *memVolumes) Abort(ctx context.Context, id string)           { _ = m.Detach(ctx, id) }
+func (m *memVolumes) BeginDetach(context.Context, string) error      { return nil }
+func (m *memVolumes) RollDetach(context.Context, string)             {}
 func (m *memVolumes) Detach(_ context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
