@@ -229,6 +229,15 @@ func TestBootFromVolumeBuild(t *testing.T) {
 	// The user's volume detaches like any other; the root one does not.
 	e.do("alice", "DELETE", v21+"/servers/"+id+"/os-volume_attachments/"+root, "2.79", "").expect(t, 400, "badRequest")
 
+	// A resize keeps the volumes, even to a flavor with a smaller disk.
+	e.action("alice", id, `{"resize": {"flavorRef": "1"}}`, 202)
+	e.waitStatus(id, "VERIFY_RESIZE")
+	if spec, _ := e.driver(0).Spec(id); spec.RootVolume == nil || spec.RootVolume.ID != root {
+		t.Errorf("root volume after resize = %+v", spec.RootVolume)
+	}
+	e.action("alice", id, `{"confirmResize": null}`, 204)
+	e.waitStatus(id, "ACTIVE")
+
 	e.do("alice", "DELETE", v21+"/servers/"+id, "2.79", "").expect(t, 204, "")
 	e.waitGone(id)
 	if vs.get(root) != nil {
