@@ -127,12 +127,17 @@ func prepBlockDevices(ctx context.Context, r *run) error {
 		return err
 	}
 	if err := r.mapBlockDevices(ctx, bdms); err != nil {
-		if errors.Is(err, errPreempted) || ctx.Err() != nil {
-			return err
+		if ctx.Err() != nil {
+			return err // the conductor stops: a successor resumes the step
 		}
+		// Failed, or the task was replaced (the server is being deleted):
+		// nothing this build made may stay.
 		r.log.Warn("block device mapping failed", "err", err)
 		if cerr := cleanupBlockDevices(context.WithoutCancel(ctx), r); cerr != nil {
 			r.log.Warn("clean up block devices", "err", cerr)
+		}
+		if errors.Is(err, errPreempted) {
+			return err
 		}
 		return fmt.Errorf("Build of instance %s aborted: Failure prepping block device. %w", r.inst.UUID, err)
 	}
