@@ -410,7 +410,15 @@ func (a *API) resize(r *http.Request, id string, arg json.RawMessage) (*apiutil.
 		return nil, apiutil.BadRequest("When resizing, instances must change flavor!")
 	}
 	if fl.RootGB < i.Flavor.RootGB && fl.RootGB != 0 {
-		return nil, apiutil.BadRequest("Resize error: Unable to resize disk down.")
+		// A volume-backed server's root disk is its volume, which a
+		// resize does not touch (Nova skips the check for it).
+		vb, _, err := a.isVolumeBacked(r, i)
+		if err != nil {
+			return nil, err
+		}
+		if !vb {
+			return nil, apiutil.BadRequest("Resize error: Unable to resize disk down.")
+		}
 	}
 	nf := store.FlavorCopy(fl)
 	// An upsize consumes quota for the difference, checked now.

@@ -127,12 +127,17 @@ func prepBlockDevices(ctx context.Context, r *run) error {
 		return err
 	}
 	if err := r.mapBlockDevices(ctx, bdms); err != nil {
-		if errors.Is(err, errPreempted) || ctx.Err() != nil {
-			return err
+		if ctx.Err() != nil {
+			return err // the conductor stops: a successor resumes the step
 		}
+		// Failed, or the task was replaced (the server is being deleted):
+		// nothing this build made may stay.
 		r.log.Warn("block device mapping failed", "err", err)
 		if cerr := cleanupBlockDevices(context.WithoutCancel(ctx), r); cerr != nil {
 			r.log.Warn("clean up block devices", "err", cerr)
+		}
+		if errors.Is(err, errPreempted) {
+			return err
 		}
 		return fmt.Errorf("Build of instance %s aborted: Failure prepping block device. %w", r.inst.UUID, err)
 	}
@@ -345,10 +350,14 @@ func (r *run) spawnVolumes(ctx context.Context, req *rpc.OpRequest) error {
 
 // releaseVolumesStep detaches the volumes of a deleted server and
 // deletes those marked delete_on_termination (Nova's compute does it as
-// it terminates the instance).
+// it terminates the instance). A failure does not stop the delete: the
+// volume service's reaper settles the attachments of deleted servers.
 var releaseVolumesStep = step{name: "detach_volumes", run: func(ctx context.Context, r *run) error {
 	if r.c.cfg.Volumes == nil {
 		return nil
 	}
-	return r.c.cfg.Volumes.ReleaseServer(ctx, r.inst.UUID)
+	if err := r.c.cfg.Volumes.ReleaseServer(ctx, r.inst.UUID); err != nil {
+		r.log.Warn("release volumes of deleted server; the volume service's reaper will", "err", err)
+	}
+	return nil
 }}

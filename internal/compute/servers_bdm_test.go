@@ -1,0 +1,279 @@
+package compute_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kumo-cloud/kumo/internal/compute"
+	"github.com/kumo-cloud/kumo/internal/compute/api"
+	"github.com/kumo-cloud/kumo/internal/compute/conductor"
+	"github.com/kumo-cloud/kumo/internal/compute/rpc"
+)
+
+// memVolumes is an in-memory block storage service with the three faces
+// Compute uses: the API's (attachments, lookups), and the conductor's
+// (create, wait, attach, release). Volumes of type "broken" end in error.
+type memVolumes struct {
+	dir string
+	mu  sync.Mutex
+	n   int
+	vol map[string]*memVolume
+	att map[string]*memAttachment
+}
+
+type memVolume struct {
+	id, status, typ string
+	size            int
+	created         bool // by a build
+	path            string
+}
+
+type memAttachment struct {
+	id, volume, server, device string
+	dot, attached              bool
+}
+
+func newMemVolumes(t *testing.T) *memVolumes {
+	return &memVolumes{dir: t.TempDir(), vol: map[string]*memVolume{}, att: map[string]*memAttachment{}}
+}
+
+// add makes an available volume.
+func (m *memVolumes) add(id string, size int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := filepath.Join(m.dir, id)
+	_ = os.WriteFile(p, nil, 0o600)
+	m.vol[id] = &memVolume{id: id, status: "available", size: size, path: p}
+}
+
+func (m *memVolumes) get(id string) *memVolume {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v := m.vol[id]; v != nil {
+		c := *v
+		return &c
+	}
+	return nil
+}
+
+func (m *memVolumes) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.vol)
+}
+
+func (m *memVolumes) Reserve(_ context.Context, volumeID, serverID, host, device string, dot bool, tag *string) (api.VolumeAttachment, api.VolumeConnection, error) {
+	att, conn, err := m.Attach(context.Background(), conductor.Owner{}, volumeID, serverID, host, device, dot, tag)
+	if err != nil {
+		return api.VolumeAttachment{}, api.VolumeConnection{}, err
+	}
+	return api.VolumeAttachment{AttachmentID: att, VolumeID: volumeID, ServerID: serverID, Device: device}, api.VolumeConnection{Path: conn.Path, Format: conn.Format}, nil
+}
+func (m *memVolumes) Complete(context.Context, string, string) error { return nil }
+func (m *memVolumes) Abort(ctx context.Context, id string)           { _ = m.Detach(ctx, id) }
+func (m *memVolumes) BeginDetach(context.Context, string) error      { return nil }
+func (m *memVolumes) RollDetach(context.Context, string)             {}
+func (m *memVolumes) Detach(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a := m.att[id]
+	if a == nil {
+		return nil
+	}
+	delete(m.att, id)
+	if v := m.vol[a.volume]; v != nil {
+		v.status = "available"
+	}
+	return nil
+}
+func (m *memVolumes) List(_ context.Context, serverID string) ([]api.VolumeAttachment, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []api.VolumeAttachment
+	for _, a := range m.att {
+		if a.server == serverID {
+			out = append(out, api.VolumeAttachment{AttachmentID: a.id, VolumeID: a.volume, ServerID: a.server, Device: a.device,
+				DeleteOnTermination: a.dot, Attached: true})
+		}
+	}
+	return out, nil
+}
+func (m *memVolumes) VolumeInfo(_ context.Context, id string) (api.VolumeInfo, error) {
+	v := m.get(id)
+	if v == nil {
+		return api.VolumeInfo{}, api.ErrVolumeNotFound
+	}
+	return api.VolumeInfo{ID: id, Status: v.status, Size: v.size}, nil
+}
+func (m *memVolumes) SnapshotInfo(context.Context, string) (api.SnapshotInfo, error) {
+	return api.SnapshotInfo{}, api.ErrSnapshotNotFound
+}
+func (m *memVolumes) VolumeTypeExists(_ context.Context, name string) (bool, error) {
+	return name == "broken" || name == "fine", nil
+}
+func (m *memVolumes) SnapshotVolume(context.Context, string, string) (string, error) {
+	return "", errors.New("no snapshots here")
+}
+func (m *memVolumes) DeleteSnapshot(context.Context, string) error { return nil }
+
+func (m *memVolumes) CreateVolume(_ context.Context, _ conductor.Owner, req conductor.VolumeRequest) (string, error) {
+	m.mu.Lock()
+	m.n++
+	id := fmt.Sprintf("00000000-0000-4000-8000-%012d", m.n)
+	m.mu.Unlock()
+	m.add(id, req.Size)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v := m.vol[id]
+	v.created, v.typ = true, req.VolumeType
+	if req.VolumeType == "broken" {
+		v.status = "error"
+	}
+	return id, nil
+}
+func (m *memVolumes) GetVolume(_ context.Context, id string) (conductor.VolumeInfo, error) {
+	v := m.get(id)
+	if v == nil {
+		return conductor.VolumeInfo{}, errors.New("no such volume")
+	}
+	return conductor.VolumeInfo{ID: id, Status: v.status, Size: v.size}, nil
+}
+func (m *memVolumes) DeleteVolume(_ context.Context, _ conductor.Owner, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.vol, id)
+	return nil
+}
+func (m *memVolumes) Attach(_ context.Context, _ conductor.Owner, volumeID, serverID, _, device string, dot bool, _ *string) (string, rpc.Volume, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v := m.vol[volumeID]
+	if v == nil || v.status != "available" {
+		return "", rpc.Volume{}, fmt.Errorf("volume %s is not available", volumeID)
+	}
+	v.status = "in-use"
+	m.n++
+	id := fmt.Sprintf("att-%d", m.n)
+	m.att[id] = &memAttachment{id: id, volume: volumeID, server: serverID, device: device, dot: dot, attached: true}
+	return id, rpc.Volume{ID: volumeID, Path: v.path, Format: "raw", Device: device}, nil
+}
+func (m *memVolumes) ServerVolumes(_ context.Context, serverID string) ([]rpc.Volume, map[string]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []rpc.Volume
+	for _, a := range m.att {
+		if a.server == serverID {
+			out = append(out, rpc.Volume{ID: a.volume, Path: m.vol[a.volume].path, Format: "raw", Device: a.device, Root: a.device == "/dev/vda"})
+		}
+	}
+	return out, map[string]string{"kernel_id": ""}, nil
+}
+func (m *memVolumes) ReleaseServer(_ context.Context, serverID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, a := range m.att {
+		if a.server != serverID {
+			continue
+		}
+		delete(m.att, id)
+		if a.dot {
+			delete(m.vol, a.volume)
+		} else if v := m.vol[a.volume]; v != nil {
+			v.status = "available"
+		}
+	}
+	return nil
+}
+
+// TestBootFromVolumeBuild drives the build's block device step on the
+// fake driver: the boot volume reaches the driver as the root disk and
+// the others as plugged volumes; a volume that ends in error and a spawn
+// that fails both roll the mapping back (attachments removed, volumes
+// the build created with delete_on_termination deleted, the user's kept);
+// delete honours delete_on_termination.
+func TestBootFromVolumeBuild(t *testing.T) {
+	vs := newMemVolumes(t)
+	e := newServerEnv(t, nil, 1, func(c *compute.Config) {
+		c.Volumes = vs
+		c.ConductorConfig.Volumes = vs
+	})
+	vs.add("aaaaaaaa-0000-4000-8000-000000000001", 1)
+	const mine = "aaaaaaaa-0000-4000-8000-000000000001"
+	body := func(bdm string) string {
+		return `{"server": {"name": "bfv", "flavorRef": "42", "networks": "none", "block_device_mapping_v2": ` + bdm + `}}`
+	}
+
+	id := e.boot("alice", body(`[{"source_type": "image", "uuid": "`+imageID+`", "destination_type": "volume", "volume_size": 1, "boot_index": 0, "delete_on_termination": true},
+		{"source_type": "volume", "uuid": "`+mine+`", "destination_type": "volume", "boot_index": -1}]`))
+	s := e.waitStatus(id, "ACTIVE")
+	if s["image"] != "" {
+		t.Errorf("image = %v", s["image"])
+	}
+	if got := fmt.Sprint(s["os-extended-volumes:volumes_attached"]); !strings.Contains(got, mine) || strings.Count(got, "id:") != 2 {
+		t.Errorf("volumes_attached = %s", got)
+	}
+	spec, ok := e.driver(0).Spec(id)
+	if !ok || spec.RootVolume == nil || spec.RootVolume.Device != "/dev/vda" || len(spec.Volumes) != 1 || spec.Volumes[0].ID != mine {
+		t.Fatalf("driver spec = %+v", spec)
+	}
+	root := spec.RootVolume.ID
+	if v := vs.get(root); v == nil || !v.created || v.status != "in-use" {
+		t.Errorf("root volume = %+v", v)
+	}
+	// The user's volume detaches like any other; the root one does not.
+	e.do("alice", "DELETE", v21+"/servers/"+id+"/os-volume_attachments/"+root, "2.79", "").expect(t, 400, "badRequest")
+
+	// A resize keeps the volumes, even to a flavor with a smaller disk.
+	e.action("alice", id, `{"resize": {"flavorRef": "1"}}`, 202)
+	e.waitStatus(id, "VERIFY_RESIZE")
+	if spec, _ := e.driver(0).Spec(id); spec.RootVolume == nil || spec.RootVolume.ID != root {
+		t.Errorf("root volume after resize = %+v", spec.RootVolume)
+	}
+	e.action("alice", id, `{"confirmResize": null}`, 204)
+	e.waitStatus(id, "ACTIVE")
+
+	e.do("alice", "DELETE", v21+"/servers/"+id, "2.79", "").expect(t, 204, "")
+	e.waitGone(id)
+	if vs.get(root) != nil {
+		t.Error("root volume with delete_on_termination survived its server")
+	}
+	if v := vs.get(mine); v == nil || v.status != "available" {
+		t.Errorf("user's volume after delete = %+v", v)
+	}
+
+	// A volume that ends in error: ERROR, nothing left.
+	before := vs.count()
+	id = e.boot("alice", body(`[{"source_type": "blank", "destination_type": "volume", "volume_size": 1, "boot_index": 0, "volume_type": "broken", "delete_on_termination": true},
+		{"source_type": "volume", "uuid": "`+mine+`", "destination_type": "volume", "boot_index": 1}]`))
+	s = e.waitStatus(id, "ERROR")
+	if f := fmt.Sprint(s["fault"]); !strings.Contains(f, "Failure prepping block device") || !strings.Contains(f, "status is error") {
+		t.Errorf("fault = %s", f)
+	}
+	if n := vs.count(); n != before {
+		t.Errorf("failed mapping left %d volumes, want %d", n, before)
+	}
+	if v := vs.get(mine); v.status != "available" {
+		t.Errorf("user's volume after a failed build = %+v", v)
+	}
+
+	// A spawn that fails after the volumes were attached.
+	e.driver(0).FailNext("spawn", errors.New("no room"))
+	id = e.boot("alice", body(`[{"source_type": "volume", "uuid": "`+mine+`", "destination_type": "volume", "boot_index": 0},
+		{"source_type": "blank", "destination_type": "volume", "volume_size": 1, "delete_on_termination": true}]`))
+	e.waitStatus(id, "ERROR")
+	if n := vs.count(); n != before {
+		t.Errorf("failed spawn left %d volumes, want %d", n, before)
+	}
+	if v := vs.get(mine); v.status != "available" {
+		t.Errorf("user's volume after a failed spawn = %+v", v)
+	}
+	if l, _ := vs.List(context.Background(), id); len(l) != 0 {
+		t.Errorf("attachments of a failed build: %+v", l)
+	}
+}
