@@ -33,20 +33,10 @@ func TestBootFromVolumeGophercloud(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
-	cinder, err := openstack.NewBlockStorageV3(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nova, err := openstack.NewComputeV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cinder := serviceClient(t, openstack.NewBlockStorageV3, p)
+	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.79"
-	glance, err := openstack.NewImageV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	glance := serviceClient(t, openstack.NewImageV2, p)
 	token := p.Token()
 	newImage := func(name string, minDisk int, data []byte) string {
 		t.Helper()

@@ -251,15 +251,8 @@ func TestDataPlaneTwoHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
-	img, err := openstack.NewImageV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nova, err := openstack.NewComputeV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := serviceClient(t, openstack.NewImageV2, p)
+	nova := serviceClient(t, openstack.NewComputeV2, p)
 	var vms []string
 	t.Cleanup(func() {
 		if !t.Failed() {
@@ -288,10 +281,7 @@ func TestDataPlaneTwoHosts(t *testing.T) {
 		t.Logf("kumo log without requests:\n%s", strings.Join(keep, "\n"))
 	})
 	nova.Microversion = "2.74" // hypervisor_hostname at create
-	neutron, err := openstack.NewNetworkV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	neutron := serviceClient(t, openstack.NewNetworkV2, p)
 
 	// Both hosts' agents are up; host B tunnels from its underlay address.
 	dpUntil(t, ctx, 2*time.Minute, "agents of both hosts alive", func() error {

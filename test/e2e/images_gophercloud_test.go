@@ -31,10 +31,7 @@ func TestImageMembersAndComputeProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
-	img, err := openstack.NewImageV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := serviceClient(t, openstack.NewImageV2, p)
 	id := identityClient(t, p)
 
 	// Another project with a member user.

@@ -459,3 +459,16 @@ func checkKeystoneBody(t *testing.T, what string, gotStatus int, h http.Header, 
 		t.Errorf("%s: no X-Openstack-Request-Id header", what)
 	}
 }
+
+// serviceClient is the client newClient (openstack.NewComputeV2 and the
+// like) makes for p from the catalog's RegionOne endpoints; the test
+// fails when the catalog has no such service.
+func serviceClient(t testing.TB, newClient func(*gophercloud.ProviderClient, gophercloud.EndpointOpts) (*gophercloud.ServiceClient, error),
+	p *gophercloud.ProviderClient) *gophercloud.ServiceClient {
+	t.Helper()
+	c, err := newClient(p, gophercloud.EndpointOpts{Region: "RegionOne"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

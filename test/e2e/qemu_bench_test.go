@@ -29,15 +29,8 @@ func qemuCloud(b *testing.B) (*gophercloud.ServiceClient, string, string, string
 	if err != nil {
 		b.Fatal(err)
 	}
-	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
-	img, err := openstack.NewImageV2(p, eo)
-	if err != nil {
-		b.Fatal(err)
-	}
-	nova, err := openstack.NewComputeV2(p, eo)
-	if err != nil {
-		b.Fatal(err)
-	}
+	img := serviceClient(b, openstack.NewImageV2, p)
+	nova := serviceClient(b, openstack.NewComputeV2, p)
 	nova.Microversion = "2.45"
 	return nova, uploadGuest(b, ctx, img, guest), dataDir, guest
 }
@@ -195,15 +188,8 @@ func BenchmarkQEMUAgentRSS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
-	img, err := openstack.NewImageV2(p, eo)
-	if err != nil {
-		b.Fatal(err)
-	}
-	nova, err := openstack.NewComputeV2(p, eo)
-	if err != nil {
-		b.Fatal(err)
-	}
+	img := serviceClient(b, openstack.NewImageV2, p)
+	nova := serviceClient(b, openstack.NewComputeV2, p)
 	nova.Microversion = "2.74"
 	waitComputeUp(b, ctx, nova, "rss1")
 	imageID := uploadGuest(b, ctx, img, guest)

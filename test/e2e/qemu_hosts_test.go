@@ -51,15 +51,8 @@ func TestQEMUTwoHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
-	img, err := openstack.NewImageV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nova, err := openstack.NewComputeV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := serviceClient(t, openstack.NewImageV2, p)
+	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.74" // hypervisor_hostname at create; migrate to a host (2.56)
 	waitComputeUp(t, ctx, nova, "remote1")
 	imageID := uploadGuest(t, ctx, img, guest)

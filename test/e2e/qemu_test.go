@@ -212,15 +212,8 @@ func TestQEMUServerLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
-	img, err := openstack.NewImageV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nova, err := openstack.NewComputeV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := serviceClient(t, openstack.NewImageV2, p)
+	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.45" // networks "none"; createImage answers {"image_id"}
 	imageID := uploadGuest(t, ctx, img, guest)
 
@@ -449,15 +442,8 @@ func TestQEMUBootFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
-	img, err := openstack.NewImageV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nova, err := openstack.NewComputeV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := serviceClient(t, openstack.NewImageV2, p)
+	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.45"
 	up := func(name, format string, data []byte, props map[string]string) string {
 		container := "bare"

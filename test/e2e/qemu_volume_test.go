@@ -34,20 +34,10 @@ func TestQEMUBootFromVolume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
-	img, err := openstack.NewImageV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nova, err := openstack.NewComputeV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := serviceClient(t, openstack.NewImageV2, p)
+	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.79"
-	cinder, err := openstack.NewBlockStorageV3(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cinder := serviceClient(t, openstack.NewBlockStorageV3, p)
 	imageID := uploadGuest(t, ctx, img, guest)
 	waitVol := func(id, status string) *volumes.Volume {
 		t.Helper()

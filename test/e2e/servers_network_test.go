@@ -30,20 +30,10 @@ func TestServersOnNetworksGophercloud(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
-	img, err := openstack.NewImageV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nova, err := openstack.NewComputeV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := serviceClient(t, openstack.NewImageV2, p)
+	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.70"
-	neutron, err := openstack.NewNetworkV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	neutron := serviceClient(t, openstack.NewNetworkV2, p)
 	im, err := images.Create(ctx, img, images.CreateOpts{Name: "net-img", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
 	if err != nil {
 		t.Fatal(err)

@@ -32,20 +32,10 @@ func TestServicesGophercloud(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
-	img, err := openstack.NewImageV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nova, err := openstack.NewComputeV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := serviceClient(t, openstack.NewImageV2, p)
+	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.37" // "networks": "none"
-	neutron, err := openstack.NewNetworkV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	neutron := serviceClient(t, openstack.NewNetworkV2, p)
 
 	// Image: create, upload, read back, see it active with checksums.
 	data := make([]byte, 1<<20)

@@ -31,21 +31,11 @@ func TestVolumeGophercloud(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
-	cinder, err := openstack.NewBlockStorageV3(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cinder := serviceClient(t, openstack.NewBlockStorageV3, p)
 	cinder.Microversion = "3.44"
-	nova, err := openstack.NewComputeV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.79"
-	glance, err := openstack.NewImageV2(p, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	glance := serviceClient(t, openstack.NewImageV2, p)
 	waitVol := func(id, status string) *volumes.Volume {
 		t.Helper()
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
