@@ -62,6 +62,14 @@
 //	     "path"} (a host-local unix socket the console proxy dials); new op
 //	     "resize": the instance on this host takes the request's flavor,
 //	     keeping its disks (same-host resize).
+//	1.4  new op "diagnostics": the reply carries "diagnostics"
+//	     (Diagnostics: state, driver, hypervisor, uptime, cpu, memory,
+//	     disk and nic counters; what the driver does not know is null);
+//	     new op "host_uptime", about the host rather than an instance
+//	     (no instance uuid needed), whose reply carries "uptime" (the
+//	     host's uptime line, as uptime(1) prints it). A 1.3 agent rejects
+//	     1.4 requests (unsupported version), or, capped to 1.3, answers
+//	     "unsupported" or "not_found" for the new ops.
 //
 // Error codes of compute.instance.op replies: "not_found" (the driver does
 // not know the instance), "conflict" (its power state forbids the
@@ -90,7 +98,7 @@ const (
 var (
 	KickVersion   = bus.V(1, 0)
 	ReportVersion = bus.V(1, 1)
-	OpVersion     = bus.V(1, 3)
+	OpVersion     = bus.V(1, 4)
 )
 
 // Application error codes of compute.instance.op.
@@ -181,6 +189,11 @@ const (
 	OpResize = "resize"
 	// OpConsoleConnect returns where the console proxy reaches a console (1.3).
 	OpConsoleConnect = "console_connect"
+	// 1.4
+	// OpDiagnostics reports an instance's diagnostics (1.4).
+	OpDiagnostics = "diagnostics"
+	// OpHostUptime reports the host's uptime (1.4).
+	OpHostUptime = "host_uptime"
 )
 
 // VIF is one network interface of an instance (a Neutron port) as the
@@ -273,4 +286,57 @@ type OpReply struct {
 	Output     string `json:"output,omitempty"`
 	// Console answers console_connect.
 	Console *Console `json:"console,omitempty"`
+	// Diagnostics answers diagnostics (1.4).
+	Diagnostics *Diagnostics `json:"diagnostics,omitempty"`
+	// Uptime answers host_uptime (1.4).
+	Uptime string `json:"uptime,omitempty"`
+}
+
+// Diagnostics is Nova's standard diagnostics model of an instance (1.4);
+// nil pointers are values the driver does not know.
+type Diagnostics struct {
+	State        string     `json:"state"`
+	Driver       string     `json:"driver"`
+	Hypervisor   *string    `json:"hypervisor"`
+	HypervisorOS *string    `json:"hypervisor_os"`
+	Uptime       *int64     `json:"uptime"` // seconds since the guest started
+	ConfigDrive  bool       `json:"config_drive"`
+	CPUs         []CPUDiag  `json:"cpus"`
+	MemoryMaxMB  *int64     `json:"memory_max_mb"`
+	MemoryUsedMB *int64     `json:"memory_used_mb"`
+	Disks        []DiskDiag `json:"disks"`
+	NICs         []NICDiag  `json:"nics"`
+}
+
+// CPUDiag is one virtual CPU; Time is in nanoseconds.
+type CPUDiag struct {
+	ID          int    `json:"id"`
+	Time        *int64 `json:"time"`
+	Utilisation *int64 `json:"utilisation"`
+}
+
+// DiskDiag is one disk's I/O counters.
+type DiskDiag struct {
+	Name          string `json:"name"`
+	ReadBytes     *int64 `json:"read_bytes"`
+	ReadRequests  *int64 `json:"read_requests"`
+	WriteBytes    *int64 `json:"write_bytes"`
+	WriteRequests *int64 `json:"write_requests"`
+	ErrorsCount   *int64 `json:"errors_count"`
+}
+
+// NICDiag is one interface's counters, as the guest sees them.
+type NICDiag struct {
+	Name      string `json:"name"`
+	MAC       string `json:"mac_address"`
+	RxOctets  *int64 `json:"rx_octets"`
+	RxErrors  *int64 `json:"rx_errors"`
+	RxDrop    *int64 `json:"rx_drop"`
+	RxPackets *int64 `json:"rx_packets"`
+	RxRate    *int64 `json:"rx_rate"`
+	TxOctets  *int64 `json:"tx_octets"`
+	TxErrors  *int64 `json:"tx_errors"`
+	TxDrop    *int64 `json:"tx_drop"`
+	TxPackets *int64 `json:"tx_packets"`
+	TxRate    *int64 `json:"tx_rate"`
 }
