@@ -140,7 +140,7 @@ func TestSecGroupProxy(t *testing.T) {
 			{"icmp any", rule(`, "ip_protocol": "icmp", "from_port": -1, "to_port": -1, "cidr": "::/0"`), 200, func(r map[string]any) bool {
 				return r["from_port"] == -1.0 && r["to_port"] == -1.0 && r["ip_range"].(map[string]any)["cidr"] == "::/0"
 			}, ""},
-			{"group rule opens all tcp", rule(`, "ip_protocol": "tcp", "group_id": "`+other+`"`), 200, func(r map[string]any) bool {
+			{"group rule opens all tcp", rule(`, "ip_protocol": "tcp", "group_id": "` + other + `"`), 200, func(r map[string]any) bool {
 				g := r["group"].(map[string]any)
 				return g["name"] == "db" && g["tenant_id"] == "p1" && r["from_port"] == 1.0 && r["to_port"] == 65535.0 && len(r["ip_range"].(map[string]any)) == 0
 			}, ""},
@@ -155,7 +155,7 @@ func TestSecGroupProxy(t *testing.T) {
 			{"no protocol", rule(`, "cidr": "10.0.0.0/8"`), 400, nil, "Not enough parameters to build a valid rule."},
 			{"bad parent", `{"security_group_rule": {"parent_group_id": "x", "ip_protocol": "tcp", "from_port": 1, "to_port": 2}}`, 400, nil, "Security group id should be uuid"},
 			{"unknown parent", `{"security_group_rule": {"parent_group_id": "` + missing + `", "ip_protocol": "tcp", "from_port": 1, "to_port": 2}}`, 404, nil, ""},
-			{"unknown remote group", rule(`, "ip_protocol": "tcp", "group_id": "`+missing+`"`), 404, nil, ""},
+			{"unknown remote group", rule(`, "ip_protocol": "tcp", "group_id": "` + missing + `"`), 404, nil, ""},
 			{"no rule", `{"rule": {}}`, 400, nil, "Missing parameter security_group_rule"},
 		} {
 			t.Run(c.name, func(t *testing.T) {
