@@ -1,6 +1,7 @@
 package compute_test
 
 import (
+	"sort"
 	"strings"
 	"testing"
 )
@@ -249,6 +250,18 @@ func TestServerSecurityGroups(t *testing.T) {
 	if got := groups("2.96"); got != "default,web" && got != "web,default" {
 		t.Fatalf("groups after add: %q", got)
 	}
+	viewGroups := func() string {
+		var out []string
+		s := obj(t, e.do("alice", "GET", v21+"/servers/"+id, "2.96", "").expect(t, 200, "").body, "server")
+		for _, g := range s["security_groups"].([]any) {
+			out = append(out, g.(map[string]any)["name"].(string))
+		}
+		sort.Strings(out)
+		return strings.Join(out, ",")
+	}
+	if got := viewGroups(); got != "default,web" {
+		t.Fatalf("server view groups after add: %q", got)
+	}
 	p := e.ports("admin", "device_id="+id)[0].(map[string]any)
 	if sgs := p["security_groups"].([]any); len(sgs) != 2 {
 		t.Fatalf("port groups after add (adding twice must not duplicate): %v", sgs)
@@ -257,6 +270,9 @@ func TestServerSecurityGroups(t *testing.T) {
 	e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", remove("web")).expect(t, 404, "itemNotFound")
 	if got := groups("2.96"); got != "default" {
 		t.Fatalf("groups after remove: %q", got)
+	}
+	if got := viewGroups(); got != "default" {
+		t.Fatalf("server view groups after remove: %q", got)
 	}
 	// Admins act on any server; the group is looked up in their project.
 	e.do("admin", "POST", v21+"/servers/"+id+"/action", "2.96", add(web)).expect(t, 202, "")

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -853,4 +854,80 @@ func (a *API) changeSecurityGroup(r *http.Request, id string, arg json.RawMessag
 		return nil, apiutil.NotFound("Security group %s not associated with the instance %s", name, i.UUID)
 	}
 	return &apiutil.Response{Status: 202}, nil
+}
+
+// serverGroupNames returns the names of the security groups on the ports
+// of each server, as the caller sees them (Nova's "security_groups" of
+// server views): one ports query and one groups query for all servers.
+func (a *API) serverGroupNames(r *http.Request, uuids []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	if a.networking == nil || len(uuids) == 0 {
+		return out, nil
+	}
+	var ports struct {
+		Ports []struct {
+			DeviceID       string   `json:"device_id"`
+			SecurityGroups []string `json:"security_groups"`
+		} `json:"ports"`
+	}
+	if err := a.neutron(r, "GET", "/ports?"+url.Values{"device_id": uuids, "fields": {"device_id", "security_groups"}}.Encode(), nil, &ports); err != nil {
+		return nil, novaFault(err, nil)
+	}
+	byServer := map[string][]string{}
+	var ids []string
+	seen := map[string]bool{}
+	for _, p := range ports.Ports {
+		for _, g := range p.SecurityGroups {
+			if !slices.Contains(byServer[p.DeviceID], g) {
+				byServer[p.DeviceID] = append(byServer[p.DeviceID], g)
+			}
+			if !seen[g] {
+				seen[g] = true
+				ids = append(ids, g)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var groups struct {
+		Groups []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"security_groups"`
+	}
+	if err := a.neutron(r, "GET", "/security-groups?"+url.Values{"id": ids, "fields": {"id", "name"}}.Encode(), nil, &groups); err != nil {
+		return nil, novaFault(err, nil)
+	}
+	names := map[string]string{}
+	for _, g := range groups.Groups {
+		names[g.ID] = g.Name
+	}
+	for server, gs := range byServer {
+		for _, g := range gs {
+			if n, ok := names[g]; ok {
+				out[server] = append(out[server], n)
+			}
+		}
+	}
+	return out, nil
+}
+
+// addServerGroups sets "security_groups" of a server view from its
+// ports (left out when it has none, as in Nova); failures of the
+// networking API leave the view without it.
+func (a *API) addServerGroups(r *http.Request, v map[string]any, uuid string) {
+	names, err := a.serverGroupNames(r, []string{uuid})
+	if err != nil {
+		a.log.Warn("security groups of server view", "instance", uuid, "err", err)
+		return
+	}
+	if len(names[uuid]) == 0 {
+		return
+	}
+	list := make([]any, 0, len(names[uuid]))
+	for _, n := range names[uuid] {
+		list = append(list, map[string]any{"name": n})
+	}
+	v["security_groups"] = list
 }

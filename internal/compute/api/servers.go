@@ -768,7 +768,9 @@ func (a *API) showServer(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return apiutil.JSON(200, map[string]any{"server": a.fullServerView(r, i)}), nil
+	v := a.fullServerView(r, i)
+	a.addServerGroups(r, v, i.UUID) // secgroups.go
+	return apiutil.JSON(200, map[string]any{"server": v}), nil
 }
 
 // showServerOrDetail serves GET /servers/{id} and GET /servers/detail.
