@@ -67,16 +67,18 @@ func (d *Driver) Diagnostics(ctx context.Context, uuid string) (virt.Diagnostics
 		return virt.Diagnostics{}, fmt.Errorf("qemu: %s: query-blockstats: %w", uuid, err)
 	}
 	for _, b := range blocks {
-		name := b.QDev
+		// The node name is the disk's id on the command line (root,
+		// eph0, ...); the qdev path is /machine/peripheral/<id>/...
+		name := b.Node
 		if name == "" {
 			name = b.Device
 		}
 		if name == "" {
-			name = b.Node
+			name = strings.Split(strings.TrimPrefix(b.QDev, "/machine/peripheral/"), "/")[0]
 		}
 		s := b.Stats
 		errs := s.FailedRdOp + s.FailedWrOp
-		out.Disks = append(out.Disks, virt.DiskStats{Name: filepath.Base(name), ReadBytes: &s.RdBytes, ReadRequests: &s.RdOps,
+		out.Disks = append(out.Disks, virt.DiskStats{Name: name, ReadBytes: &s.RdBytes, ReadRequests: &s.RdOps,
 			WriteBytes: &s.WrBytes, WriteRequests: &s.WrOps, Errors: &errs})
 	}
 	var cpus []cpuInfo

@@ -173,7 +173,7 @@ func TestGuestBootAndAdopt(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(dg.CPUs) != inst.VCPUs || dg.CPUs[0].Time == nil || *dg.CPUs[0].Time <= 0 || len(dg.Disks) < 3 ||
-		dg.Disks[0].ReadBytes == nil || *dg.Disks[0].ReadBytes <= 0 || dg.HypervisorOS != "linux" || dg.Hypervisor == "" {
+		dg.Disks[0].Name != "root" || dg.Disks[0].ReadBytes == nil || *dg.Disks[0].ReadBytes <= 0 || dg.HypervisorOS != "linux" || dg.Hypervisor == "" {
 		t.Fatalf("diagnostics %+v (cpus %v, disks %+v)", dg, dg.CPUs, dg.Disks)
 	}
 
