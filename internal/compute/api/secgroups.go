@@ -917,6 +917,9 @@ func (a *API) serverGroupNames(r *http.Request, uuids []string) (map[string][]st
 // ports (left out when it has none, as in Nova); failures of the
 // networking API leave the view without it.
 func (a *API) addServerGroups(r *http.Request, v map[string]any, uuid string) {
+	if addrs, ok := v["addresses"].(map[string]any); ok && len(addrs) == 0 {
+		return // no ports with addresses: spare the networking API two calls
+	}
 	names, err := a.serverGroupNames(r, []string{uuid})
 	if err != nil {
 		a.log.Warn("security groups of server view", "instance", uuid, "err", err)
