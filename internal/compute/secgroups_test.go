@@ -87,7 +87,12 @@ func TestSecGroupProxy(t *testing.T) {
 		if got := names("alice", "?limit=1"); strings.Count(got, ",") != 0 || got == "" {
 			t.Fatalf("limit=1: %s", got)
 		}
-		e.do("alice", "GET", v21+"/os-security-groups?limit=x", v, "").expect(t, 400, "badRequest")
+		if got := names("alice", "?offset=1"); strings.Count(got, ",") != 0 || got == "" {
+			t.Fatalf("offset=1 of 2: %s", got)
+		}
+		for _, bad := range []string{"limit=x", "limit=-1", "offset=y", "offset=-2"} {
+			e.do("alice", "GET", v21+"/os-security-groups?"+bad, v, "").expect(t, 400, "badRequest")
+		}
 		e.do("alice", "GET", v21+"/os-security-groups/"+id, v, "").expect(t, 200, "")
 		e.do("alice", "GET", v21+"/os-security-groups/nope", v, "").expect(t, 400, "badRequest")
 		e.do("alice", "GET", v21+"/os-security-groups/"+missing, v, "").expect(t, 404, "itemNotFound")

@@ -356,11 +356,9 @@ func (a *API) listSecGroups(r *http.Request) (*apiutil.Response, error) {
 	}
 	q := r.URL.Query()
 	nq := url.Values{}
-	allTenants := false
-	if v, ok := q["all_tenants"]; ok {
-		// Nova: any value but a false one asks for all projects (admins).
-		allTenants = len(v) == 0 || !strings.EqualFold(v[len(v)-1], "false") && v[len(v)-1] != "0"
-	}
+	// Nova lists every project's groups for an admin who passes
+	// all_tenants, whatever its value.
+	_, allTenants := q["all_tenants"]
 	if !allTenants || !caller(r).IsAdmin() {
 		nq.Set("project_id", caller(r).ProjectID)
 	}
@@ -372,20 +370,33 @@ func (a *API) listSecGroups(r *http.Request) (*apiutil.Response, error) {
 	}
 	groups := out.Groups
 	// Nova pages the proxied list with limit and offset.
-	if s := q.Get("offset"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return nil, apiutil.BadRequest("offset param must be an integer")
+	page := func(name string) (int, bool, error) {
+		s := q.Get(name)
+		if s == "" {
+			return 0, false, nil
 		}
-		groups = groups[min(n, len(groups)):]
-	}
-	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return nil, apiutil.BadRequest("limit param must be an integer")
+		if err != nil {
+			return 0, false, apiutil.BadRequest("%s param must be an integer", name)
 		}
-		groups = groups[:min(n, len(groups), MaxLimit)]
+		if n < 0 {
+			return 0, false, apiutil.BadRequest("%s param must be positive", name)
+		}
+		return n, true, nil
 	}
+	offset, _, err := page("offset")
+	if err != nil {
+		return nil, err
+	}
+	limit, hasLimit, err := page("limit")
+	if err != nil {
+		return nil, err
+	}
+	groups = groups[min(offset, len(groups)):]
+	if !hasLimit || limit > MaxLimit {
+		limit = MaxLimit
+	}
+	groups = groups[:min(limit, len(groups))]
 	return apiutil.JSON(200, map[string]any{"security_groups": a.secGroupViews(r, groups)}), nil
 }
 
