@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kumo-cloud/kumo/internal/bus"
+	"github.com/kumo-cloud/kumo/internal/compute/rpc"
 	"github.com/kumo-cloud/kumo/internal/virt"
 )
 
@@ -180,4 +182,23 @@ func TestExtensions(t *testing.T) {
 		})
 	}
 	e.do("", "GET", v21+"/extensions", "2.1", "").expect(t, 401, "")
+}
+
+// During a rolling upgrade capped below compute.instance.op 1.4, the
+// API does not ask agents what they cannot know.
+func TestDiagnosticsCappedBus(t *testing.T) {
+	e := newServerEnv(t, nil, 1, nil)
+	id := e.boot("alice", "")
+	e.waitStatus(id, "ACTIVE")
+	hyp := list(t, e.do("admin", "GET", v21+"/os-hypervisors", "2.53", "").body, "hypervisors")[0].(map[string]any)["id"].(string)
+	e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").expect(t, 200, "")
+	e.bus.SetVersionCap(rpc.MsgOp, bus.V(1, 3))
+	e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").expect(t, 501, "")
+	e.do("admin", "GET", v21+"/os-hypervisors/"+hyp+"/uptime", "2.53", "").expect(t, 501, "")
+	h := obj(t, e.do("admin", "GET", v21+"/os-hypervisors/"+hyp, "2.88", "").expect(t, 200, "").body, "hypervisor")
+	if h["uptime"] != nil {
+		t.Fatalf("uptime while capped: %v", h["uptime"])
+	}
+	e.bus.ClearVersionCap(rpc.MsgOp)
+	e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").expect(t, 200, "")
 }

@@ -63,7 +63,25 @@ func agentUnsupported(err error) bool {
 	return false
 }
 
+// opVersion14 is the compute.instance.op version of diagnostics and
+// host_uptime.
+var opVersion14 = bus.V(1, 4)
+
+// sendsOp reports whether requests go out at version v or later (not
+// capped below it during a rolling upgrade); senders that cannot say are
+// assumed current.
+func (a *API) sendsOp(v bus.Version) bool {
+	if s, ok := a.servers.(interface{ OpVersion() bus.Version }); ok {
+		return !s.OpVersion().Less(v)
+	}
+	return true
+}
+
 func (a *API) agentOp(r *http.Request, host string, req rpc.OpRequest) (rpc.OpReply, error) {
+	if !a.sendsOp(opVersion14) {
+		// Capped below 1.4: older agents would not know the op.
+		return rpc.OpReply{}, bus.NewError(rpc.CodeUnsupported, "compute.instance.op is capped below %s", opVersion14)
+	}
 	c, cancel := context.WithTimeout(ctx(r), agentCallTimeout)
 	defer cancel()
 	return a.servers.InstanceOp(c, host, req)
