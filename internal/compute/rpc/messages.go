@@ -68,8 +68,8 @@
 //	     new op "host_uptime", about the host rather than an instance
 //	     (no instance uuid needed), whose reply carries "uptime" (the
 //	     host's uptime line, as uptime(1) prints it). A 1.3 agent rejects
-//	     1.4 requests (unsupported version), or, capped to 1.3, answers
-//	     "unsupported" or "not_found" for the new ops.
+//	     1.4 requests (unsupported version); while the bus is capped
+//	     below 1.4 the API does not send the new ops (501 to its caller).
 //
 // Error codes of compute.instance.op replies: "not_found" (the driver does
 // not know the instance), "conflict" (its power state forbids the
