@@ -207,8 +207,8 @@ func (a *API) hostUptime(r *http.Request, h hypervisor) (string, error) {
 	if a.servers == nil || !conductor.ServiceUp(h.svc, a.downTime, time.Now()) {
 		return "", apiutil.BadRequest("Compute service of %s is unavailable at this time.", h.node.Host)
 	}
-	// The op is about the host; the instance uuid only keeps agents
-	// older than 1.4, capped to 1.3, from answering "no instance uuid".
+	// The op is about the host; the node's uuid stands in the instance
+	// field, which agents before 1.4 require.
 	rep, err := a.agentOp(r, h.node.Host, rpc.OpRequest{Op: rpc.OpHostUptime, Instance: rpc.Instance{UUID: h.node.UUID}})
 	var be *bus.Error
 	switch {
@@ -217,8 +217,8 @@ func (a *API) hostUptime(r *http.Request, h hypervisor) (string, error) {
 	case err == nil:
 		return rep.Uptime, nil
 	case agentUnsupported(err) || errors.As(err, &be) && be.Code == bus.CodeNotFound:
-		// A 1.3 agent capped by the version cap does not know the op
-		// (and, with no such instance, answers not_found).
+		// An agent that does not know the op answers not_found (no such
+		// instance) or unsupported.
 		return "", apiutil.Errorf(501, "Virt driver does not implement uptime function.")
 	case errors.Is(err, conductor.ErrHostUnavailable) || errors.As(err, &be) && (be.Code == bus.CodeTimeout || be.Code == bus.CodeUnavailable):
 		return "", apiutil.BadRequest("Compute service of %s is unavailable at this time.", h.node.Host)
