@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -92,6 +93,9 @@ type Config struct {
 	// Placement is the placement service the conductor schedules over
 	// and writes resource providers to; required with Conductor.
 	Placement *placement.Service
+	// Networking is the networking API's handler, which the security
+	// group APIs call as the caller (api.Options.Networking).
+	Networking http.Handler
 	// AgentResources tunes the in-process agents' resource trackers.
 	AgentResources agent.ResourceConfig
 }
@@ -125,7 +129,7 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	log = log.With("component", "compute")
 	opts := api.Options{Store: st, Quota: q, Policy: deps.Policy, Auth: deps.Auth, Log: log, Zones: cfg.Zones,
 		Images: cfg.Images, Network: cfg.Network, Volumes: cfg.Volumes, ServiceDownTime: cfg.ConductorConfig.ServiceDownTime,
-		ReclaimInterval: cfg.ReclaimInterval, Placement: cfg.Placement}
+		ReclaimInterval: cfg.ReclaimInterval, Placement: cfg.Placement, Networking: cfg.Networking}
 	if opts.Zones == nil {
 		opts.Zones = api.AggregateZones{Store: st, DownTime: cfg.ConductorConfig.ServiceDownTime}
 	}

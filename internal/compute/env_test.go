@@ -10,6 +10,7 @@ import (
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
 	"github.com/kumo-cloud/kumo/internal/auth/authtest"
+	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/compute"
 	"github.com/kumo-cloud/kumo/internal/db"
 	"github.com/kumo-cloud/kumo/internal/db/dbtest"
@@ -32,6 +33,8 @@ type env struct {
 	stop func()
 	// pl is the placement service the conductor schedules over.
 	pl *placement.Service
+	// bus is the server env's bus.
+	bus *bus.Bus
 }
 
 func newEnv(t *testing.T, d *db.DB, cfg compute.Config) *env {

@@ -99,7 +99,7 @@ func newServerEnv(t testing.TB, d *db.DB, hosts int, mod func(*compute.Config)) 
 		})
 	}
 	t.Cleanup(stop)
-	e := &env{t: t, h: apiutil.Middleware(mux, publicURL, nil, nil), svc: svc, db: d, stop: stop, pl: pl}
+	e := &env{t: t, h: apiutil.Middleware(mux, publicURL, nil, nil), svc: svc, db: d, stop: stop, pl: pl, bus: b}
 	if hosts > 0 {
 		e.eventually(func() bool {
 			r := e.do("admin", "GET", v21+"/os-hypervisors", "2.53", "")

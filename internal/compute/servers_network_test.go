@@ -39,15 +39,16 @@ func newNetEnv(t *testing.T, mod func(*compute.Config)) *netEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mux := http.NewServeMux()
+	neutron.Routes().Register(mux)
 	e := newServerEnv(t, d, 1, func(c *compute.Config) {
 		c.Network = netalloc.New(neutron)
+		c.Networking = mux
 		if mod != nil {
 			mod(c)
 		}
 	})
 	neutron.SetComputeNotifier(netalloc.Notifier(e.svc))
-	mux := http.NewServeMux()
-	neutron.Routes().Register(mux)
 	return &netEnv{env: e, neutron: neutron, nh: apiutil.Middleware(mux, publicURL, nil, nil)}
 }
 

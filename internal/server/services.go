@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"path/filepath"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
@@ -72,6 +73,7 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 		Images:           novaImages{img},
 		ImageCache:       imgCache,
 		Placement:        pl,
+		Networking:       networkingHandler(neutron),
 		AgentResources: agent.ResourceConfig{CPUAllocationRatio: cfg.Compute.CPUAllocationRatio,
 			RAMAllocationRatio: cfg.Compute.RAMAllocationRatio, DiskAllocationRatio: cfg.Compute.DiskAllocationRatio,
 			ReservedHostCPUs: cfg.Compute.ReservedHostCPUs, ReservedHostMemoryMB: cfg.Compute.ReservedHostMemoryMB,
@@ -203,4 +205,12 @@ func (l localImages) Open(ctx context.Context, id string) (io.ReadCloser, error)
 // volume-backed server's snapshot image).
 func (n novaImages) UploadImage(ctx context.Context, id string, r io.Reader, size int64) error {
 	return n.s.Upload(ctx, id, r, size)
+}
+
+// networkingHandler is the networking API as an http.Handler, for the
+// compute API's security group calls made as the caller.
+func networkingHandler(n *network.Service) http.Handler {
+	mux := http.NewServeMux()
+	n.Routes().Register(mux)
+	return mux
 }

@@ -201,3 +201,41 @@ type Consoler interface {
 type Resizer interface {
 	Resize(ctx context.Context, inst *Instance) error
 }
+
+// Diagnostics is what a driver measures of one instance for Nova's
+// server diagnostics; nil counters are unknown to the driver.
+type Diagnostics struct {
+	Hypervisor   string // e.g. "kvm", "qemu"; "" unknown
+	HypervisorOS string // e.g. "linux"; "" unknown
+	ConfigDrive  bool
+	// CPUs are the vCPUs in order; Time is nanoseconds of CPU time.
+	CPUs         []CPUStats
+	MemoryUsedMB *int64
+	Disks        []DiskStats
+	NICs         []NICStats
+}
+
+// CPUStats is one vCPU.
+type CPUStats struct {
+	Time        *int64
+	Utilisation *int64 // percent
+}
+
+// DiskStats is one disk's I/O counters.
+type DiskStats struct {
+	Name                                                       string
+	ReadBytes, ReadRequests, WriteBytes, WriteRequests, Errors *int64
+}
+
+// NICStats is one interface's counters, from the guest's side.
+type NICStats struct {
+	MAC, Tap                              string
+	RxOctets, RxPackets, RxErrors, RxDrop *int64
+	TxOctets, TxPackets, TxErrors, TxDrop *int64
+}
+
+// Diagnoser is implemented by drivers that can report an instance's
+// diagnostics (ErrNotFound for an unknown instance).
+type Diagnoser interface {
+	Diagnostics(ctx context.Context, uuid string) (Diagnostics, error)
+}

@@ -224,6 +224,13 @@ func (a *Agent) handle(ctx context.Context, m *bus.Message) (any, error) {
 	if err := m.Decode(&req); err != nil {
 		return nil, err
 	}
+	if req.Op == rpc.OpHostUptime {
+		out, err := hostUptime(time.Now())
+		if err != nil {
+			return nil, toBusError(err)
+		}
+		return out, nil
+	}
 	if req.Instance.UUID == "" {
 		return nil, bus.NewError(bus.CodeBadRequest, "no instance uuid")
 	}
@@ -348,6 +355,11 @@ func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error)
 			return missing()
 		}
 		return a.migrateOut(ctx, id, info)
+	case rpc.OpDiagnostics:
+		if !exists {
+			return missing()
+		}
+		return a.diagnostics(ctx, id, info)
 	case rpc.OpSnapshot:
 		if !exists {
 			return missing()

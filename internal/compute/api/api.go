@@ -61,6 +61,10 @@ type Options struct {
 	// Placement receives the aggregates of hosts (os-aggregates mirrors
 	// them into provider aggregates); nil skips the mirroring.
 	Placement *placement.Service
+	// Networking is the networking API's handler (mounted at
+	// NetworkingPrefix), which the security group APIs call as the
+	// caller; nil answers the network proxy APIs with 404s.
+	Networking http.Handler
 }
 
 // API serves the compute routes.
@@ -81,6 +85,8 @@ type API struct {
 	downTime  time.Duration
 	reclaim   time.Duration
 	placement *placement.Service
+	// networking is the networking API (secgroups.go).
+	networking http.Handler
 }
 
 // New returns the API.
@@ -99,7 +105,7 @@ func New(o Options) *API {
 	}
 	a := &API{st: o.Store, quota: o.Quota, policy: o.Policy, auth: o.Auth, log: o.Log, zones: o.Zones,
 		servers: o.Servers, images: o.Images, volumes: o.Volumes, network: o.Network, downTime: o.ServiceDownTime,
-		reclaim: o.ReclaimInterval, placement: o.Placement}
+		reclaim: o.ReclaimInterval, placement: o.Placement, networking: o.Networking}
 	a.legacy = newLegacyRouter(a.routes())
 	return a
 }
@@ -250,6 +256,8 @@ func (a *API) routes() []apiutil.Route {
 		rt("GET", "/servers/{server_id}/migrations", a.listServerMigrations),
 		rt("GET", "/servers/{server_id}/migrations/{migration_id}", a.showServerMigration),
 	}
+	rts = append(rts, a.secGroupRoutes()...)
+	rts = append(rts, a.extraRoutes()...)
 	return append(rts, a.imageRoutes()...)
 }
 

@@ -149,5 +149,8 @@ func PolicyDefaults() []policy.Rule {
 	} {
 		rules = append(rules, r(x.name, x.check, x.desc))
 	}
+	for _, x := range append(secGroupRules(), extraRules()...) {
+		rules = append(rules, r(x[0], x[1], x[2]))
+	}
 	return append(rules, volumeAttachmentRules()...)
 }

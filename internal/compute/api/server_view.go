@@ -19,7 +19,10 @@ import (
 type serverBody struct {
 	// Volumes are os-extended-volumes:volumes_attached (shows only; lists
 	// render []).
-	Volumes          []attachedVolume
+	Volumes []attachedVolume
+	// SecurityGroups are the names of the server's ports' groups (shows
+	// only: secgroups.go); none leaves the key out.
+	SecurityGroups   []string
 	ID, Name, Status string
 	TenantID, UserID string
 	Metadata         map[string]string
@@ -283,6 +286,10 @@ func (s *serverBody) appendJSON(b []byte) []byte {
 	o.int("OS-EXT-STS:power_state", int64(s.PowerState))
 	o.time("OS-SRV-USG:launched_at", s.LaunchedAt, microTimeLayout)
 	o.time("OS-SRV-USG:terminated_at", s.TerminatedAt, microTimeLayout)
+	if len(s.SecurityGroups) > 0 {
+		o.key("security_groups")
+		o.b = appendNames(o.b, s.SecurityGroups)
+	}
 	o.key("os-extended-volumes:volumes_attached")
 	o.b = appendVolumes(o.b, s.Volumes)
 	o.key("image")
@@ -535,6 +542,20 @@ func appendVolumes(b []byte, vols []attachedVolume) []byte {
 		if v.DeleteOnTermination != nil {
 			o.bool("delete_on_termination", *v.DeleteOnTermination)
 		}
+		b = o.end()
+	}
+	return append(b, ']')
+}
+
+// appendNames appends [{"name": n}, …].
+func appendNames(b []byte, names []string) []byte {
+	b = append(b, '[')
+	for n, name := range names {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		o := beginObj(b)
+		o.str("name", name)
 		b = o.end()
 	}
 	return append(b, ']')

@@ -661,7 +661,9 @@ func (a *API) showServer(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return apiutil.JSON(200, serverDoc{a.fullServerView(r, i)}), nil
+	v := a.fullServerView(r, i)
+	a.addServerGroups(r, v, i.UUID) // secgroups.go
+	return apiutil.JSON(200, serverDoc{v}), nil
 }
 
 // showServerOrDetail serves GET /servers/{id} and GET /servers/detail.

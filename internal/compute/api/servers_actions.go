@@ -250,6 +250,8 @@ func (a *API) actions() map[string]actionHandler {
 		"createImage":         a.createImage,
 		"forceDelete":         a.forceDelete,
 		"restore":             a.restoreServer,
+		"addSecurityGroup":    a.addSecurityGroup,
+		"removeSecurityGroup": a.removeSecurityGroup,
 	}
 }
 

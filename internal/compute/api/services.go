@@ -409,7 +409,7 @@ func (a *API) showHypervisor(r *http.Request) (*apiutil.Response, error) {
 	}
 	v := a.hypervisorView(r, h, true)
 	if atLeast(r, V2_88) {
-		v["uptime"] = nil
+		v["uptime"] = a.viewUptime(r, h)
 	}
 	if atLeast(r, V2_53) && r.URL.Query().Get("with_servers") == "true" {
 		if err := a.addHypervisorServers(r, v, h); err != nil {

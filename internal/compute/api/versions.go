@@ -68,6 +68,11 @@ var (
 	// instead of linking to it.
 	V2_47 = apiutil.Version{Major: 2, Minor: 47}
 
+	// V2_48: server diagnostics answer Nova's standard format (state,
+	// driver, hypervisor, ..., cpu/memory/disk/nic details) instead of
+	// the driver's own keys.
+	V2_48 = apiutil.Version{Major: 2, Minor: 48}
+
 	// V2_49: os-interface attach takes a device "tag".
 	V2_49 = apiutil.Version{Major: 2, Minor: 49}
 
@@ -114,8 +119,8 @@ var (
 	// V2_84: instance action events show details.
 	V2_84 = apiutil.Version{Major: 2, Minor: 84}
 
-	// V2_88: hypervisor views drop the resource counters and
-	// /os-hypervisors/statistics is gone.
+	// V2_88: hypervisor views drop the resource counters and show uptime;
+	// /os-hypervisors/statistics and /os-hypervisors/{id}/uptime are gone.
 	V2_88 = apiutil.Version{Major: 2, Minor: 88}
 
 	// V2_90: servers have a user-settable hostname, shown to everyone as
@@ -140,7 +145,8 @@ var (
 	// security_group_rules) leave os-quota-sets and the network limits
 	// (maxSecurityGroups, maxSecurityGroupRules, maxTotalFloatingIps and
 	// their totals) leave /limits; the /images proxy (and its metadata)
-	// answers 404.
+	// and the security group proxy (os-security-groups,
+	// os-security-group-rules) answer 404.
 	V2_36 = apiutil.Version{Major: 2, Minor: 36}
 
 	// V2_39: maxImageMeta leaves /limits.

@@ -84,6 +84,14 @@
 //	     "console": {"type", "tunnel": true}, so the console proxy reaches
 //	     guests on any host through the bus. An older agent ignores the field
 //	     and answers a host-local "path" only.
+//	1.6  new op "diagnostics": the reply carries "diagnostics"
+//	     (Diagnostics: state, driver, hypervisor, uptime, cpu, memory,
+//	     disk and nic counters; what the driver does not know is null);
+//	     new op "host_uptime", about the host rather than an instance
+//	     (no instance uuid needed), whose reply carries "uptime" (the
+//	     host's uptime line, as uptime(1) prints it). An older agent rejects
+//	     1.6 requests (unsupported version); while the bus is capped
+//	     below 1.6 the API does not send the new ops (501 to its caller).
 //
 // compute.disk.read (request, agent -> agent, on the source's subject):
 // one chunk of a disk the source exported for a migration. The token
@@ -124,7 +132,7 @@ const (
 var (
 	KickVersion   = bus.V(1, 0)
 	ReportVersion = bus.V(1, 1)
-	OpVersion     = bus.V(1, 5)
+	OpVersion     = bus.V(1, 6)
 	// DiskReadVersion is compute.disk.read's.
 	DiskReadVersion = bus.V(1, 0)
 )
@@ -225,6 +233,11 @@ const (
 	// OpMigrateOut powers off the source of a cold move, keeping it, and
 	// exports its disks for the destination (1.5).
 	OpMigrateOut = "migrate_out"
+	// 1.6
+	// OpDiagnostics reports an instance's diagnostics (1.6).
+	OpDiagnostics = "diagnostics"
+	// OpHostUptime reports the host's uptime (1.6).
+	OpHostUptime = "host_uptime"
 )
 
 // DiskFile is one disk of an exported instance (1.5).
@@ -372,4 +385,57 @@ type OpReply struct {
 	Console *Console `json:"console,omitempty"`
 	// Export answers migrate_out (1.5).
 	Export *Export `json:"export,omitempty"`
+	// Diagnostics answers diagnostics (1.6).
+	Diagnostics *Diagnostics `json:"diagnostics,omitempty"`
+	// Uptime answers host_uptime (1.6).
+	Uptime string `json:"uptime,omitempty"`
+}
+
+// Diagnostics is Nova's standard diagnostics model of an instance (1.6);
+// nil pointers are values the driver does not know.
+type Diagnostics struct {
+	State        string     `json:"state"`
+	Driver       string     `json:"driver"`
+	Hypervisor   *string    `json:"hypervisor"`
+	HypervisorOS *string    `json:"hypervisor_os"`
+	Uptime       *int64     `json:"uptime"` // seconds since the guest started
+	ConfigDrive  bool       `json:"config_drive"`
+	CPUs         []CPUDiag  `json:"cpus"`
+	MemoryMaxMB  *int64     `json:"memory_max_mb"`
+	MemoryUsedMB *int64     `json:"memory_used_mb"`
+	Disks        []DiskDiag `json:"disks"`
+	NICs         []NICDiag  `json:"nics"`
+}
+
+// CPUDiag is one virtual CPU; Time is in nanoseconds.
+type CPUDiag struct {
+	ID          int    `json:"id"`
+	Time        *int64 `json:"time"`
+	Utilisation *int64 `json:"utilisation"`
+}
+
+// DiskDiag is one disk's I/O counters.
+type DiskDiag struct {
+	Name          string `json:"name"`
+	ReadBytes     *int64 `json:"read_bytes"`
+	ReadRequests  *int64 `json:"read_requests"`
+	WriteBytes    *int64 `json:"write_bytes"`
+	WriteRequests *int64 `json:"write_requests"`
+	ErrorsCount   *int64 `json:"errors_count"`
+}
+
+// NICDiag is one interface's counters, as the guest sees them.
+type NICDiag struct {
+	Name      string `json:"name"`
+	MAC       string `json:"mac_address"`
+	RxOctets  *int64 `json:"rx_octets"`
+	RxErrors  *int64 `json:"rx_errors"`
+	RxDrop    *int64 `json:"rx_drop"`
+	RxPackets *int64 `json:"rx_packets"`
+	RxRate    *int64 `json:"rx_rate"`
+	TxOctets  *int64 `json:"tx_octets"`
+	TxErrors  *int64 `json:"tx_errors"`
+	TxDrop    *int64 `json:"tx_drop"`
+	TxPackets *int64 `json:"tx_packets"`
+	TxRate    *int64 `json:"tx_rate"`
 }

@@ -34,6 +34,10 @@ type instance struct {
 	// adminPass is the last password set; nmis counts injected NMIs.
 	adminPass string
 	nmis      int
+	// ran is the running time before started (diagnostics.go);
+	// snapshotBytes counts root disk bytes read by snapshots.
+	ran           time.Duration
+	snapshotBytes int64
 }
 
 // Driver is the fake hypervisor.
@@ -209,6 +213,9 @@ func (d *Driver) transition(ctx context.Context, op, uuid string, next virt.Powe
 			if next == virt.Running && in.state != virt.Running {
 				in.started = time.Now()
 			}
+			if in.state == virt.Running && next != virt.Running {
+				in.ran += time.Since(in.started)
+			}
 			in.state = next
 			fmt.Fprintf(&in.console, "fake: %s -> %s\n", op, next)
 			return nil
@@ -287,7 +294,7 @@ func (d *Driver) Snapshot(ctx context.Context, uuid, format string, w io.Writer)
 		return err
 	}
 	d.mu.Lock()
-	_, ok := d.insts[uuid]
+	in, ok := d.insts[uuid]
 	d.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%s: %w", uuid, virt.ErrNotFound)
@@ -307,7 +314,10 @@ func (d *Driver) Snapshot(ctx context.Context, uuid, format string, w io.Writer)
 		off = 512
 	}
 	copy(block[off:], fmt.Sprintf("KUMO-FAKE-SNAPSHOT %s\n", uuid))
-	_, err := w.Write(block)
+	n, err := w.Write(block)
+	d.mu.Lock()
+	in.snapshotBytes += int64(n)
+	d.mu.Unlock()
 	return err
 }
 

@@ -166,6 +166,16 @@ func TestGuestBootAndAdopt(t *testing.T) {
 		t.Fatalf("guest never printed %q: %v\nconsole:\n%s", line, err, out)
 	}
 	pid, _ := d.pid(uuid)
+	// Diagnostics: a vCPU that booted a kernel used CPU time, the root
+	// disk was read, the disks are the flavor's and the config drive.
+	dg, err := d.Diagnostics(ctx, uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dg.CPUs) != inst.VCPUs || dg.CPUs[0].Time == nil || *dg.CPUs[0].Time <= 0 || len(dg.Disks) < 3 ||
+		dg.Disks[0].Name != "root" || dg.Disks[0].ReadBytes == nil || *dg.Disks[0].ReadBytes <= 0 || dg.HypervisorOS != "linux" || dg.Hypervisor == "" {
+		t.Fatalf("diagnostics %+v (cpus %v, disks %+v)", dg, dg.CPUs, dg.Disks)
+	}
 
 	// The agent restarts: a new driver, same state dir.
 	d2 := newDriver(t, dir)
