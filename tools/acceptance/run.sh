@@ -52,6 +52,12 @@ cd "$work/gophercloud"
 # These tests fetch images from the internet, which this workplace must not
 # reach (and Kumo does not fetch URLs for web-download imports).
 skip='TestImageStage|TestCreateImport'
+# TestServersActionReboot polls once a second for the transient REBOOT
+# status; the fake driver reboots in microseconds, so the status is gone
+# before the first poll and the test waits until its suite times out
+# (every later test of the suite is then lost). It runs with
+# ACC_DRIVER=qemu, where a soft reboot takes seconds as on libvirt.
+[ "${ACC_DRIVER:-fake}" != fake ] || skip="$skip|TestServersActionReboot"
 for s in "${suites[@]}"; do
 	go test -count=1 -timeout ${ACC_TIMEOUT:-10m} -tags "acceptance fixtures" -skip "$skip" ${ACC_RUN:+-run "$ACC_RUN"} -json "./internal/acceptance/openstack/$s/" >"$work/out.json" 2>&1 || true
 	python3 "$root/tools/acceptance/summary.py" "$s" "$work/out.json"; [ -z "${ACC_KEEP:-}" ] || cp "$work/out.json" "$ACC_KEEP"
