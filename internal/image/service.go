@@ -121,7 +121,8 @@ func (s *Service) Catalog() []service.CatalogEntry {
 
 // Run recovers from interrupted uploads and imports, then waits for ctx.
 func (s *Service) Run(ctx context.Context) error {
-	if err := s.Recover(ctx); err != nil {
+	if err := s.Recover(ctx); err != nil && ctx.Err() == nil {
+		// (A shutdown right after start cancels the recovery: not an error.)
 		s.log.Error("recover interrupted uploads", "err", err)
 	}
 	<-ctx.Done()

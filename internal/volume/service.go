@@ -169,7 +169,8 @@ func (s *Service) Catalog() []service.CatalogEntry {
 
 // Run recovers interrupted tasks, then waits for ctx.
 func (s *Service) Run(ctx context.Context) error {
-	if err := s.Recover(ctx); err != nil {
+	if err := s.Recover(ctx); err != nil && ctx.Err() == nil {
+		// (A shutdown right after start cancels the recovery: not an error.)
 		s.log.Error("recover interrupted volume tasks", "err", err)
 	}
 	if s.cfg.InstanceExists != nil {

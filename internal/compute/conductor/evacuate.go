@@ -186,7 +186,7 @@ func (c *Conductor) cleanupEvacuated(r *rpc.HostReport, svc *store.Service) {
 	c.mu.Unlock()
 	go func() {
 		err := c.releaseEvacuatedFrom(life, host, running)
-		if err != nil {
+		if err != nil && life.Err() == nil {
 			c.log.Warn("evacuation cleanup", "host", host, "err", err)
 		}
 		c.mu.Lock()
