@@ -222,6 +222,17 @@ func TestBootFromVolumeBuild(t *testing.T) {
 	if !ok || spec.RootVolume == nil || spec.RootVolume.Device != "/dev/vda" || len(spec.Volumes) != 1 || spec.Volumes[0].ID != mine {
 		t.Fatalf("driver spec = %+v", spec)
 	}
+	// Placement holds no root disk for it (Nova's is_bfv): the flavor's
+	// root_gb lives on the volume.
+	if _, allocs, err := e.pl.Allocations(t.Context(), id); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, res := range allocs {
+			if res["DISK_GB"] != 0 || res["VCPU"] == 0 {
+				t.Errorf("allocation of a volume-backed server: %v", allocs)
+			}
+		}
+	}
 	root := spec.RootVolume.ID
 	if v := vs.get(root); v == nil || !v.created || v.status != "in-use" {
 		t.Errorf("root volume = %+v", v)

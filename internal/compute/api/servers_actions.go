@@ -423,6 +423,7 @@ func (a *API) resize(r *http.Request, id string, arg json.RawMessage) (*apiutil.
 		}
 	}
 	nf := store.FlavorCopy(fl)
+	nf.VolumeBacked = i.Flavor.VolumeBacked
 	// An upsize consumes quota for the difference, checked now.
 	dc, dr := nf.VCPUs-i.Flavor.VCPUs, nf.MemoryMB-i.Flavor.MemoryMB
 	if dc > 0 || dr > 0 {

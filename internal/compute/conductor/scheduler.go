@@ -126,7 +126,10 @@ func isMove(kind string) bool { _, ok := migrationTypes[kind]; return ok }
 // flavorResources is what a flavor needs from placement, with its
 // resources:CLASS=N and trait:NAME=required|forbidden extra specs.
 func flavorResources(f store.InstanceFlavor) (res map[string]int64, required, forbidden []string) {
-	disk := f.RootGB + f.EphemeralGB + (f.Swap+1023)/1024
+	disk := f.EphemeralGB + (f.Swap+1023)/1024
+	if !f.VolumeBacked {
+		disk += f.RootGB // a volume-backed server's root disk is its volume
+	}
 	res = map[string]int64{"VCPU": f.VCPUs, "MEMORY_MB": f.MemoryMB, "DISK_GB": disk}
 	for k, v := range f.ExtraSpecs {
 		if rc, ok := strings.CutPrefix(k, "resources:"); ok {

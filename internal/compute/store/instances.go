@@ -31,6 +31,10 @@ type InstanceFlavor struct {
 	EphemeralGB int64             `json:"ephemeral_gb"`
 	Swap        int64             `json:"swap"`
 	ExtraSpecs  map[string]string `json:"extra_specs,omitempty"`
+	// VolumeBacked marks the copy of a server whose root disk is a
+	// volume: placement is not asked for the flavor's root disk (Nova's
+	// is_bfv), only for ephemeral and swap. Not part of any API view.
+	VolumeBacked bool `json:"volume_backed,omitempty"`
 }
 
 // FlavorCopy returns the instance copy of f.
