@@ -267,6 +267,18 @@ func TestServerSecurityGroups(t *testing.T) {
 	if got := viewGroups(); got != "default,web" {
 		t.Fatalf("server view groups after add: %q", got)
 	}
+	// The detailed list shows them too, as Nova's does.
+	for _, x := range list(t, e.do("alice", "GET", v21+"/servers/detail", "2.96", "").expect(t, 200, "").body, "servers") {
+		if s := x.(map[string]any); s["id"] == id {
+			var names []string
+			for _, g := range s["security_groups"].([]any) {
+				names = append(names, g.(map[string]any)["name"].(string))
+			}
+			if sort.Strings(names); strings.Join(names, ",") != "default,web" {
+				t.Errorf("server list groups: %v", names)
+			}
+		}
+	}
 	p := e.ports("admin", "device_id="+id)[0].(map[string]any)
 	if sgs := p["security_groups"].([]any); len(sgs) != 2 {
 		t.Fatalf("port groups after add (adding twice must not duplicate): %v", sgs)

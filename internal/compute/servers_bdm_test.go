@@ -104,6 +104,19 @@ func (m *memVolumes) List(_ context.Context, serverID string) ([]api.VolumeAttac
 	}
 	return out, nil
 }
+
+// ListMany is the batch lookup server lists use.
+func (m *memVolumes) ListMany(ctx context.Context, serverIDs []string) (map[string][]api.VolumeAttachment, error) {
+	out := map[string][]api.VolumeAttachment{}
+	for _, id := range serverIDs {
+		as, _ := m.List(ctx, id)
+		if len(as) > 0 {
+			out[id] = as
+		}
+	}
+	return out, nil
+}
+
 func (m *memVolumes) VolumeInfo(_ context.Context, id string) (api.VolumeInfo, error) {
 	v := m.get(id)
 	if v == nil {
@@ -217,6 +230,12 @@ func TestBootFromVolumeBuild(t *testing.T) {
 	}
 	if got := fmt.Sprint(s["os-extended-volumes:volumes_attached"]); !strings.Contains(got, mine) || strings.Count(got, "id:") != 2 {
 		t.Errorf("volumes_attached = %s", got)
+	}
+	for _, x := range list(t, e.do("alice", "GET", v21+"/servers/detail", "2.79", "").expect(t, 200, "").body, "servers") {
+		if got := fmt.Sprint(x.(map[string]any)["os-extended-volumes:volumes_attached"]); x.(map[string]any)["id"] == id &&
+			(!strings.Contains(got, mine) || strings.Count(got, "id:") != 2 || !strings.Contains(got, "delete_on_termination:true")) {
+			t.Errorf("volumes_attached in the list = %s", got)
+		}
 	}
 	spec, ok := e.driver(0).Spec(id)
 	if !ok || spec.RootVolume == nil || spec.RootVolume.Device != "/dev/vda" || len(spec.Volumes) != 1 || spec.Volumes[0].ID != mine {

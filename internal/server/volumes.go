@@ -145,6 +145,21 @@ func (n novaVolumes) List(ctx context.Context, serverID string) ([]api.VolumeAtt
 	return out, nil
 }
 
+// ListMany implements the compute API's batch lookup for server lists.
+func (n novaVolumes) ListMany(ctx context.Context, serverIDs []string) (map[string][]api.VolumeAttachment, error) {
+	m, err := n.s.InstancesAttachments(ctx, serverIDs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]api.VolumeAttachment, len(m))
+	for id, as := range m {
+		for _, a := range as {
+			out[id] = append(out[id], novaAttachment(a))
+		}
+	}
+	return out, nil
+}
+
 // conductorVolumes is the volume service as the compute conductor uses
 // it for block device mappings: volumes and attachments are made as the
 // server's owner (the project pays the quota), the rest as the compute

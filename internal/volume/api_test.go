@@ -414,6 +414,12 @@ func TestAttachmentsAPI(t *testing.T) {
 		r = e.do("alice", "POST", v3+"/snapshots", "", `{"snapshot": {"volume_id": "`+id+`", "force": true}}`).expect(t, 202, "")
 		e.wait("alice", "snapshots", obj(t, r.body, "snapshot")["id"].(string), "creating")
 
+		// The batch lookup of server lists finds it (and nothing for
+		// another instance).
+		byInst, err := e.svc.InstancesAttachments(t.Context(), []string{inst, "9a3e1b2c-1111-4222-8333-444455556666"})
+		if err != nil || len(byInst) != 1 || len(byInst[inst]) != 1 || byInst[inst][0].VolumeID != id {
+			t.Errorf("InstancesAttachments = %v, %v", byInst, err)
+		}
 		r = e.do("alice", "GET", v3+"/attachments?volume_id="+id, "3.27", "").expect(t, 200, "")
 		if l := list(t, r.body, "attachments"); len(l) != 1 {
 			t.Errorf("attachments = %v", r.raw)

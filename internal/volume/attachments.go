@@ -318,6 +318,25 @@ func (s *Service) InstanceAttachments(ctx context.Context, instance string) ([]*
 	return s.store.ListAttachments(ctx, AttachmentQuery{AllProjects: true, InstanceUUID: &instance})
 }
 
+// InstancesAttachments returns the attachments of instances, by instance,
+// with one query.
+func (s *Service) InstancesAttachments(ctx context.Context, instances []string) (map[string][]*Attachment, error) {
+	out := map[string][]*Attachment{}
+	if len(instances) == 0 {
+		return out, nil
+	}
+	as, err := s.store.ListAttachments(ctx, AttachmentQuery{AllProjects: true, InstanceUUIDs: instances})
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range as {
+		if a.InstanceUUID != nil {
+			out[*a.InstanceUUID] = append(out[*a.InstanceUUID], a)
+		}
+	}
+	return out, nil
+}
+
 // ReapInstances settles the attachments of instances that no longer
 // exist: their attachments are dropped and volumes marked
 // delete_on_termination are deleted.

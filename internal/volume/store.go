@@ -611,10 +611,13 @@ type AttachmentQuery struct {
 	AllProjects  bool
 	VolumeID     *string
 	InstanceUUID *string
-	Status       *string
-	Limit        int
-	Marker       string
-	Desc         bool
+	// InstanceUUIDs, when not nil, keeps the attachments of these
+	// instances (one JSON-array parameter).
+	InstanceUUIDs []string
+	Status        *string
+	Limit         int
+	Marker        string
+	Desc          bool
 }
 
 // ListAttachments returns attachments ordered by created_at, id.
@@ -630,6 +633,10 @@ func (s *Store) ListAttachments(ctx context.Context, q AttachmentQuery) ([]*Atta
 	}
 	if q.InstanceUUID != nil {
 		where = append(where, "instance_uuid = "+arg(*q.InstanceUUID))
+	}
+	if q.InstanceUUIDs != nil {
+		arg(db.JSONStrings(q.InstanceUUIDs))
+		where = append(where, "instance_uuid "+s.db.InList(len(args)))
 	}
 	if q.Status != nil {
 		where = append(where, "attach_status = "+arg(*q.Status))

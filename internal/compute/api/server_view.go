@@ -17,11 +17,11 @@ import (
 // map; testdata/server_views.json in internal/compute pins the output of
 // every microversion.
 type serverBody struct {
-	// Volumes are os-extended-volumes:volumes_attached (shows only; lists
-	// render []).
-	Volumes []attachedVolume
-	// SecurityGroups are the names of the server's ports' groups (shows
-	// only: secgroups.go); none leaves the key out.
+	// Volumes are os-extended-volumes:volumes_attached; SecurityGroups
+	// the names of the server's ports' groups (none leaves the key out).
+	// Both come from other services: fullServerView and listExtras fill
+	// them.
+	Volumes          []attachedVolume
 	SecurityGroups   []string
 	ID, Name, Status string
 	TenantID, UserID string

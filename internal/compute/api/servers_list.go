@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"net/http"
@@ -207,6 +208,7 @@ func (a *API) listServers(detail bool) apiutil.Handler {
 			for n, i := range insts {
 				body.detail[n] = sv.server(i)
 			}
+			a.listExtras(r, insts, body.detail)
 		} else {
 			sv := a.newServerViews(r, nil, false)
 			body.brief = make([]serverRef, len(insts))
@@ -341,4 +343,43 @@ func (a *API) startDelete(r *http.Request, i *store.Instance) error {
 	}
 	a.servers.Kick(ctx(r), i.UUID)
 	return nil
+}
+
+// volumeLister is the batch attachment lookup a VolumeService may offer
+// for server lists.
+type volumeLister interface {
+	ListMany(ctx context.Context, serverIDs []string) (map[string][]VolumeAttachment, error)
+}
+
+// listExtras fills what a detailed list shows from the other services, a
+// page at a time: the attached volumes (one lookup) and the security
+// groups of servers with ports (two networking requests), as Nova's list
+// view has them.
+func (a *API) listExtras(r *http.Request, insts []*store.Instance, views []serverBody) {
+	ids := make([]string, 0, len(insts))
+	withPorts := make([]string, 0, len(insts))
+	for n, i := range insts {
+		ids = append(ids, i.UUID)
+		if len(views[n].Addresses) > 0 {
+			withPorts = append(withPorts, i.UUID)
+		}
+	}
+	if vl, ok := a.volumes.(volumeLister); ok && len(ids) > 0 {
+		vas, err := vl.ListMany(ctx(r), ids)
+		if err != nil {
+			a.log.Warn("volumes of server list", "err", err)
+		}
+		for n, i := range insts {
+			views[n].Volumes = attachedVolumes(r, vas[i.UUID])
+		}
+	}
+	if len(withPorts) > 0 {
+		names, err := a.serverGroupNames(r, withPorts)
+		if err != nil {
+			a.log.Warn("security groups of server list", "err", err)
+		}
+		for n, i := range insts {
+			views[n].SecurityGroups = names[i.UUID]
+		}
+	}
 }

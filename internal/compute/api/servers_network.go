@@ -131,6 +131,11 @@ func (a *API) volumesAttached(r *http.Request, i *store.Instance) []attachedVolu
 		a.log.Warn("list volumes of server", "server", i.UUID, "err", err)
 		return nil
 	}
+	return attachedVolumes(r, vas)
+}
+
+// attachedVolumes is the view of a server's attachments.
+func attachedVolumes(r *http.Request, vas []VolumeAttachment) []attachedVolume {
 	var out []attachedVolume
 	for _, va := range vas {
 		if !va.Attached {
