@@ -16,6 +16,9 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+
+	"github.com/kumo-cloud/kumo/internal/virt"
+	"github.com/kumo-cloud/kumo/internal/virt/qemu"
 )
 
 // qemuCloud starts kumo on QEMU with the test guest uploaded and returns
@@ -90,16 +93,28 @@ func bootAndDelete(b *testing.B, ctx context.Context, nova *gophercloud.ServiceC
 }
 
 // plainQEMU boots the guest with a minimal QEMU command line (TCG) and
-// returns the time to its console line.
+// returns the time to its console line. Like the servers above it has a
+// config drive and no network (without either, the guest would wait for
+// a metadata service that is not there).
 func plainQEMU(b *testing.B, guest string) time.Duration {
 	dir := b.TempDir()
 	log := filepath.Join(dir, "console.log")
 	cmdline, _ := os.ReadFile(filepath.Join(guest, "cmdline"))
+	files, err := qemu.ConfigDriveFiles(&virt.Instance{UUID: "cccccccc-0000-4000-8000-000000000001", Name: "plain", VCPUs: 1,
+		MemoryMB: 128, ConfigDrive: true, Metadata: virt.Metadata{Hostname: "plain"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	iso := filepath.Join(dir, "config.iso")
+	if err := qemu.WriteConfigDrive(iso, files); err != nil {
+		b.Fatal(err)
+	}
 	start := time.Now()
 	cmd := exec.Command("qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "128",
 		"-nodefaults", "-display", "none", "-serial", "file:"+log,
 		"-kernel", filepath.Join(guest, "vmlinuz"), "-initrd", filepath.Join(guest, "initrd.img"),
-		"-append", strings.TrimSpace(string(cmdline)))
+		"-append", strings.TrimSpace(string(cmdline)),
+		"-drive", "file="+iso+",format=raw,if=virtio,readonly=on")
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
