@@ -27,6 +27,31 @@ func TestMoreActions(t *testing.T) {
 	if got := e.wait("alice", "volumes", id, ""); got["status"] != "available" {
 		t.Errorf("after unreserve = %v", got["status"])
 	}
+	// The legacy attach flow: os-attach (instance or host, a mountpoint
+	// required), os-detach (the only attachment, or the one named).
+	const inst = "8a3e1b2c-1111-4222-8333-444455556666"
+	for _, c := range []struct{ body, fault string }{
+		{`{"os-attach": {"instance_uuid": "` + inst + `"}}`, "badRequest"},
+		{`{"os-attach": {"mountpoint": "/mnt"}}`, "badRequest"},
+		{`{"os-attach": {"instance_uuid": "` + inst + `", "host_name": "h", "mountpoint": "/mnt"}}`, "badRequest"},
+		{`{"os-attach": {"instance_uuid": "` + inst + `", "mountpoint": "/mnt", "mode": "wx"}}`, "badRequest"},
+	} {
+		act("alice", c.body, 400, c.fault)
+	}
+	act("bob", `{"os-attach": {"instance_uuid": "`+inst+`", "mountpoint": "/mnt"}}`, 404, "itemNotFound")
+	act("alice", `{"os-attach": {"instance_uuid": "`+inst+`", "mountpoint": "/mnt", "mode": "rw"}}`, 202, "")
+	got := e.wait("alice", "volumes", id, "")
+	if got["status"] != "in-use" || len(got["attachments"].([]any)) != 1 {
+		t.Fatalf("after os-attach = %v", got)
+	}
+	if a := got["attachments"].([]any)[0].(map[string]any); a["server_id"] != inst || a["device"] != "/mnt" {
+		t.Errorf("attachment = %v", a)
+	}
+	act("alice", `{"os-detach": {"attachment_id": "00000000-0000-4000-8000-000000000000"}}`, 404, "itemNotFound")
+	act("alice", `{"os-detach": {}}`, 202, "")
+	if got := e.wait("alice", "volumes", id, ""); got["status"] != "available" || len(got["attachments"].([]any)) != 0 {
+		t.Errorf("after os-detach = %v", got)
+	}
 	// Snapshot status updates and force delete.
 	r := e.do("alice", "POST", v3+"/snapshots", "", `{"snapshot": {"volume_id": "`+id+`"}}`).expect(t, 202, "")
 	sid := obj(t, r.body, "snapshot")["id"].(string)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -523,6 +524,58 @@ func (s *Service) volumeAction(r *http.Request) (*apiutil.Response, error) {
 			return &apiutil.Response{Status: 202}, s.ResetStatus(ctx, id, a.Status, a.AttachStatus)
 		case "os-force_delete":
 			return &apiutil.Response{Status: 202}, s.Delete(ctx, id, false, true)
+		case "os-attach":
+			// The legacy attach flow (before attachments, 3.27): reserve and
+			// complete in one call, for an instance or a host.
+			var a struct {
+				InstanceUUID string `json:"instance_uuid"`
+				HostName     string `json:"host_name"`
+				Mountpoint   string `json:"mountpoint"`
+				Mode         string `json:"mode"`
+			}
+			if err := arg(&a); err != nil {
+				return nil, err
+			}
+			if a.Mountpoint == "" {
+				return nil, apiutil.BadRequest("Invalid input for field/attribute mountpoint. Value: None. None is not of type 'string'")
+			}
+			if (a.InstanceUUID == "") == (a.HostName == "") {
+				return nil, apiutil.BadRequest("Invalid request to attach volume to an invalid target")
+			}
+			req := AttachRequest{VolumeID: id, InstanceUUID: a.InstanceUUID, Mode: a.Mode, Mountpoint: &a.Mountpoint}
+			if a.HostName != "" {
+				req.Connector = map[string]any{"host": a.HostName, "mountpoint": a.Mountpoint}
+			}
+			att, _, _, err := s.CreateAttachment(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			if err := s.CompleteAttachment(ctx, att.ID, a.Mountpoint); err != nil {
+				_, _ = s.DeleteAttachment(ctx, att.ID)
+				return nil, err
+			}
+			return &apiutil.Response{Status: 202}, nil
+		case "os-detach":
+			var a struct {
+				AttachmentID string `json:"attachment_id"`
+			}
+			if err := arg(&a); err != nil {
+				return nil, err
+			}
+			v, err := s.Get(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			if a.AttachmentID == "" {
+				if len(v.Attachments) != 1 {
+					return nil, apiutil.BadRequest("Invalid volume: Volume %s has %d attachments: attachment_id is needed.", id, len(v.Attachments))
+				}
+				a.AttachmentID = v.Attachments[0].ID
+			} else if !slices.ContainsFunc(v.Attachments, func(x *Attachment) bool { return x.ID == a.AttachmentID }) {
+				return nil, attachmentNotFound(a.AttachmentID)
+			}
+			_, err = s.DeleteAttachment(ctx, a.AttachmentID)
+			return &apiutil.Response{Status: 202}, err
 		case "os-reserve", "os-unreserve":
 			return &apiutil.Response{Status: 202}, s.Reserve(ctx, id, action == "os-reserve")
 		case "os-retype":
