@@ -415,9 +415,10 @@ func (a *API) showSecGroup(r *http.Request) (*apiutil.Response, error) {
 	return apiutil.JSON(200, map[string]any{"security_group": a.secGroupViews(r, []nSecGroup{g})[0]}), nil
 }
 
-// secGroupBody reads {"security_group": {"name", "description"}} with
-// Nova's checks (both strings of at most 255 characters).
-func secGroupBody(r *http.Request) (map[string]any, error) {
+// wrappedBody reads a request body {key: {...}} and returns the members
+// of the inner object, with Nova's faults for an empty body and a missing
+// key.
+func wrappedBody(r *http.Request, key string) (map[string]json.RawMessage, error) {
 	b, err := apiutil.ReadBody(r)
 	if err != nil {
 		return nil, err
@@ -429,11 +430,17 @@ func secGroupBody(r *http.Request) (map[string]any, error) {
 	if err := apiutil.DecodeJSONBytes(b, nil, &doc); err != nil {
 		return nil, err
 	}
-	raw, ok := doc["security_group"]
+	raw, ok := doc[key]
 	if !ok || string(raw) == "null" {
-		return nil, apiutil.BadRequest("Missing parameter security_group")
+		return nil, apiutil.BadRequest("Missing parameter %s", key)
 	}
-	m, err := members(raw)
+	return members(raw)
+}
+
+// secGroupBody reads {"security_group": {"name", "description"}} with
+// Nova's checks (both strings of at most 255 characters).
+func secGroupBody(r *http.Request) (map[string]any, error) {
+	m, err := wrappedBody(r, "security_group")
 	if err != nil {
 		return nil, err
 	}
@@ -628,22 +635,7 @@ func (a *API) createSecGroupRule(r *http.Request) (*apiutil.Response, error) {
 	if err := a.authorize(r, ruleSGRuleCreate, own(r)); err != nil {
 		return nil, err
 	}
-	b, err := apiutil.ReadBody(r)
-	if err != nil {
-		return nil, err
-	}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, apiutil.BadRequest("The request body can't be empty")
-	}
-	var doc map[string]json.RawMessage
-	if err := apiutil.DecodeJSONBytes(b, nil, &doc); err != nil {
-		return nil, err
-	}
-	raw, ok := doc["security_group_rule"]
-	if !ok || string(raw) == "null" {
-		return nil, apiutil.BadRequest("Missing parameter security_group_rule")
-	}
-	m, err := members(raw)
+	m, err := wrappedBody(r, "security_group_rule")
 	if err != nil {
 		return nil, err
 	}
