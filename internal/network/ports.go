@@ -762,22 +762,27 @@ func (tx *txn) allocateIPs(ctx context.Context, n *Network, p *Port, reqs []ipRe
 		out = append(out, fixedIP{SubnetID: sn.ID, IPAddress: ip.String()})
 		return nil
 	}
+	// addSLAAC gives the port its EUI-64 address on a SLAAC subnet (not
+	// to router interfaces, which take the gateway).
+	addSLAAC := func(sn *Subnet) error {
+		if router {
+			return nil
+		}
+		ip, ok := eui64(sn.CIDR, p.MAC)
+		if !ok {
+			return nil
+		}
+		if err := tx.claimSpecific(ctx, sn, ip, p); err != nil {
+			return err
+		}
+		return add(sn, ip)
+	}
 	if !explicit {
 		var v4, v6 bool
 		for _, sn := range subs {
 			switch {
 			case sn.IPVersion == 6 && isSLAAC(sn.AddressMode):
-				if router {
-					continue
-				}
-				ip, ok := eui64(sn.CIDR, p.MAC)
-				if !ok {
-					continue
-				}
-				if err := tx.claimSpecific(ctx, sn, ip, p); err != nil {
-					return nil, err
-				}
-				if err := add(sn, ip); err != nil {
+				if err := addSLAAC(sn); err != nil {
 					return nil, err
 				}
 			case sn.IPVersion == 4 && !v4, sn.IPVersion == 6 && !v6:
@@ -852,21 +857,12 @@ func (tx *txn) allocateIPs(ctx context.Context, n *Network, p *Port, reqs []ipRe
 	// address on every SLAAC (or DHCPv6-stateless) subnet of the network,
 	// whatever fixed_ips asked for: the guest configures it from the
 	// router's advertisements anyway.
-	if !router {
-		for _, sn := range subs {
-			if sn.IPVersion != 6 || !isSLAAC(sn.AddressMode) || slices.ContainsFunc(out, func(f fixedIP) bool { return f.SubnetID == sn.ID }) {
-				continue
-			}
-			ip, ok := eui64(sn.CIDR, p.MAC)
-			if !ok {
-				continue
-			}
-			if err := tx.claimSpecific(ctx, sn, ip, p); err != nil {
-				return nil, err
-			}
-			if err := add(sn, ip); err != nil {
-				return nil, err
-			}
+	for _, sn := range subs {
+		if sn.IPVersion != 6 || !isSLAAC(sn.AddressMode) || slices.ContainsFunc(out, func(f fixedIP) bool { return f.SubnetID == sn.ID }) {
+			continue
+		}
+		if err := addSLAAC(sn); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
