@@ -117,18 +117,27 @@ func (d *Driver) createRoot(ctx context.Context, inst *virt.Instance) error {
 	return d.overlay(ctx, img, dst, int64(inst.RootGB)*gib)
 }
 
-// overlay creates a qcow2 overlay of img at dst, at least size bytes.
-func (d *Driver) overlay(ctx context.Context, img virt.Image, dst string, size int64) error {
-	base, err := filepath.Abs(img.Path)
-	if err != nil {
-		return err
+// backingImage is the absolute path and disk format (qcow2 by default) of
+// a cached image that overlays are made on; other formats are refused.
+func backingImage(img virt.Image) (path, format string, err error) {
+	if path, err = filepath.Abs(img.Path); err != nil {
+		return "", "", err
 	}
-	format := img.DiskFormat
+	format = img.DiskFormat
 	if format == "" {
 		format = "qcow2"
 	}
 	if format != "qcow2" && format != "raw" {
-		return fmt.Errorf("qemu: image %s: disk format %q: %w", img.ID, format, virt.ErrUnsupported)
+		return "", "", fmt.Errorf("image %s: disk format %q: %w", img.ID, format, virt.ErrUnsupported)
+	}
+	return path, format, nil
+}
+
+// overlay creates a qcow2 overlay of img at dst, at least size bytes.
+func (d *Driver) overlay(ctx context.Context, img virt.Image, dst string, size int64) error {
+	base, format, err := backingImage(img)
+	if err != nil {
+		return fmt.Errorf("qemu: %w", err)
 	}
 	out, err := d.qemuImg(ctx, "info", "--output=json", "-f", format, base)
 	if err != nil {

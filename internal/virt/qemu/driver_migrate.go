@@ -168,16 +168,9 @@ func receiveDisk(ctx context.Context, p string, f virt.DiskFile, fetch func(cont
 // content is the same image (the cache verified its hash), so the unsafe
 // rebase, which rewrites only the header, is exact.
 func (d *Driver) rebase(ctx context.Context, img virt.Image, overlay string) error {
-	base, err := filepath.Abs(img.Path)
+	base, format, err := backingImage(img)
 	if err != nil {
 		return err
-	}
-	format := img.DiskFormat
-	if format == "" {
-		format = "qcow2"
-	}
-	if format != "qcow2" && format != "raw" {
-		return fmt.Errorf("image %s: disk format %q: %w", img.ID, format, virt.ErrUnsupported)
 	}
 	if _, err := d.qemuImg(ctx, "rebase", "-u", "-f", "qcow2", "-F", format, "-b", base, overlay); err != nil {
 		return fmt.Errorf("rebase %s onto image %s: %w", filepath.Base(overlay), img.ID, err)
