@@ -14,18 +14,39 @@ import (
 	"github.com/kumo-cloud/kumo/internal/virt"
 )
 
+// imageRefs collects the image cache references an instance's boot files
+// take, so that one release drops them all.
+type imageRefs struct {
+	a    *Agent
+	ctx  context.Context
+	rels []func()
+}
+
+// acquire fetches image id (what names it in errors) into the cache and
+// keeps the reference.
+func (h *imageRefs) acquire(what, id string) (string, error) {
+	p, rel, err := h.a.images.Acquire(h.ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("fetch %s %s: %w", what, id, err)
+	}
+	h.rels = append(h.rels, rel)
+	return p, nil
+}
+
+func (h *imageRefs) release() {
+	for _, r := range h.rels {
+		r()
+	}
+}
+
 // image resolves an image id into local files: the image itself and, for
 // images that name kernel_id / ramdisk_id (AMI style), the kernel and
 // ramdisk images for direct kernel boot. release drops every reference
 // taken. An empty id (or no image cache) is an image without files.
 func (a *Agent) image(ctx context.Context, id string) (img virt.Image, release func(), err error) {
 	img = virt.Image{ID: id}
-	var rels []func()
-	release = func() {
-		for _, r := range rels {
-			r()
-		}
-	}
+	refs := &imageRefs{a: a, ctx: ctx}
+	release = refs.release
 	if id == "" || a.images == nil {
 		return img, release, nil
 	}
@@ -47,18 +68,10 @@ func (a *Agent) image(ctx context.Context, id string) (img virt.Image, release f
 		return img, release, fmt.Errorf("image %s is a %s (kernel or ramdisk) image and cannot boot on its own: %w",
 			id, meta.DiskFormat, virt.ErrUnsupported)
 	}
-	acquire := func(what, iid string) (string, error) {
-		p, rel, err := a.images.Acquire(ctx, iid)
-		if err != nil {
-			return "", fmt.Errorf("fetch %s %s: %w", what, iid, err)
-		}
-		rels = append(rels, rel)
-		return p, nil
-	}
-	if img.Path, err = acquire("image", id); err != nil {
+	if img.Path, err = refs.acquire("image", id); err != nil {
 		return img, release, err
 	}
-	err = a.kernel(&img, meta.Properties, acquire)
+	err = a.kernel(&img, meta.Properties, refs.acquire)
 	return img, release, err
 }
 
@@ -87,24 +100,12 @@ func (a *Agent) kernel(img *virt.Image, props map[string]string, acquire func(wh
 // its image, and the kernel and ramdisk they name.
 func (a *Agent) volumeImage(ctx context.Context, props map[string]string) (img virt.Image, release func(), err error) {
 	img = virt.Image{ID: props["image_id"], Properties: props}
-	var rels []func()
-	release = func() {
-		for _, r := range rels {
-			r()
-		}
-	}
+	refs := &imageRefs{a: a, ctx: ctx}
+	release = refs.release
 	if props["kernel_id"] == "" || a.images == nil {
 		return img, release, nil
 	}
-	acquire := func(what, iid string) (string, error) {
-		p, rel, err := a.images.Acquire(ctx, iid)
-		if err != nil {
-			return "", fmt.Errorf("fetch %s %s: %w", what, iid, err)
-		}
-		rels = append(rels, rel)
-		return p, nil
-	}
-	if err := a.kernel(&img, props, acquire); err != nil {
+	if err := a.kernel(&img, props, refs.acquire); err != nil {
 		release()
 		return img, func() {}, err
 	}
