@@ -139,19 +139,20 @@ func (sv *serverViews) withGroups(insts []*store.Instance) *serverViews {
 }
 
 func (sv *serverViews) isAdmin(project string) bool {
-	v, ok := sv.adminOf[project]
-	if !ok {
-		v = sv.a.allowed(sv.r, ruleExtendedAttrs, map[string]string{"project_id": project})
-		sv.adminOf[project] = v
-	}
-	return v
+	return sv.allowedFor(sv.adminOf, ruleExtendedAttrs, project)
 }
 
 func (sv *serverViews) showsHostStatus(project string) bool {
-	v, ok := sv.hostStatusOK[project]
+	return sv.allowedFor(sv.hostStatusOK, ruleServersHostStatus, project)
+}
+
+// allowedFor checks rule for a project's servers once per request (cache
+// holds the answers by project).
+func (sv *serverViews) allowedFor(cache map[string]bool, rule, project string) bool {
+	v, ok := cache[project]
 	if !ok {
-		v = sv.a.allowed(sv.r, ruleServersHostStatus, map[string]string{"project_id": project})
-		sv.hostStatusOK[project] = v
+		v = sv.a.allowed(sv.r, rule, map[string]string{"project_id": project})
+		cache[project] = v
 	}
 	return v
 }
