@@ -41,27 +41,45 @@ func (s *Store) InstancesOnHosts(ctx context.Context, hosts []string) (map[strin
 	return out, rows.Err()
 }
 
-// TouchServices marks the services binary of hosts seen now, in one
-// transaction; it returns the hosts that have no such service row (deleted
+// TouchServices marks the services binary of hosts seen now, with one
+// statement; it returns the hosts that have no such service row (deleted
 // through the API meanwhile), which must register again.
 func (s *Store) TouchServices(ctx context.Context, binary string, hosts []string) (missing []string, err error) {
 	if len(hosts) == 0 {
 		return nil, nil
 	}
+	list := db.JSONStrings(hosts)
+	var n int64
 	err = s.db.WithTx(ctx, func(tx *sql.Tx) error {
-		missing = missing[:0]
-		q := cq(tx)
-		now := db.FormatTime(time.Now())
-		for _, h := range hosts {
-			res, err := q.ExecContext(ctx, `UPDATE compute_services SET last_seen_up = $1 WHERE host = $2 AND binary_name = $3`, now, h, binary)
-			if err != nil {
-				return err
-			}
-			if n, err := res.RowsAffected(); err == nil && n == 0 {
-				missing = append(missing, h)
-			}
+		res, err := cq(tx).ExecContext(ctx, `UPDATE compute_services SET last_seen_up = $1 WHERE binary_name = $2 AND host `+s.db.InList(3),
+			db.FormatTime(time.Now()), binary, list)
+		if err != nil {
+			return err
 		}
-		return nil
+		n, err = res.RowsAffected()
+		return err
 	})
-	return missing, err
+	if err != nil || n >= int64(len(hosts)) {
+		return nil, err
+	}
+	// Some rows are gone: find which (rare, so a second statement).
+	rows, err := cq(s.db.Reader()).QueryContext(ctx, `SELECT host FROM compute_services WHERE binary_name = $1 AND host `+s.db.InList(2), binary, list)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return nil, err
+		}
+		have[h] = true
+	}
+	for _, h := range hosts {
+		if !have[h] {
+			missing = append(missing, h)
+		}
+	}
+	return missing, rows.Err()
 }

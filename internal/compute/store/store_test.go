@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kumo-cloud/kumo/internal/compute/store"
 	"github.com/kumo-cloud/kumo/internal/db"
@@ -191,4 +192,39 @@ func TestHostListPlan(t *testing.T) {
 	if p := strings.Join(plan, "; "); !strings.Contains(p, "compute_instances_host_created (host=? AND deleted=?)") || strings.Contains(p, "TEMP B-TREE") {
 		t.Fatalf("plan: %s", p)
 	}
+}
+
+func TestTouchServices(t *testing.T) {
+	dbtest.Each(t, []db.Set{store.Migrations()}, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := store.New(d)
+		for _, h := range []string{"h1", "h2"} {
+			if _, err := s.Heartbeat(ctx, h, "nova-compute", "compute", "uuid-"+h, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before, err := s.ListServices(ctx, "h1", "nova-compute")
+		if err != nil || len(before) != 1 {
+			t.Fatalf("services %v %v", before, err)
+		}
+		time.Sleep(2 * time.Millisecond)
+		missing, err := s.TouchServices(ctx, "nova-compute", []string{"h1", "h2"})
+		if err != nil || len(missing) != 0 {
+			t.Fatalf("touch: missing %v, %v", missing, err)
+		}
+		after, _ := s.ListServices(ctx, "h1", "nova-compute")
+		if !after[0].LastSeenUp.After(before[0].LastSeenUp) {
+			t.Errorf("last_seen_up %v not after %v", after[0].LastSeenUp, before[0].LastSeenUp)
+		}
+		// A host without a row (deleted meanwhile) is reported; another
+		// binary's row does not count.
+		missing, err = s.TouchServices(ctx, "nova-compute", []string{"h1", "gone", "h2"})
+		if err != nil || len(missing) != 1 || missing[0] != "gone" {
+			t.Fatalf("touch with a gone host: missing %v, %v", missing, err)
+		}
+		missing, err = s.TouchServices(ctx, "nova-conductor", []string{"h1"})
+		if err != nil || len(missing) != 1 || missing[0] != "h1" {
+			t.Fatalf("touch of another binary: missing %v, %v", missing, err)
+		}
+	})
 }
