@@ -27,7 +27,7 @@ func (s *Service) Routes() *apiutil.Service {
 		Fault:  apiutil.GlanceFault,
 		Auth:   s.deps.Auth,
 		Log:    s.log,
-		Routes: []apiutil.Route{
+		Routes: append([]apiutil.Route{
 			{Method: "GET", Path: "/image", Handler: s.versions, Public: true},
 			{Method: "GET", Path: "/image/{$}", Handler: s.versions, Public: true},
 			rt("GET", v2+"/images", s.listImages),
@@ -54,7 +54,7 @@ func (s *Service) Routes() *apiutil.Service {
 			rt("GET", v2+"/schemas/members", s.schema(membersSchema)),
 			rt("GET", v2+"/info/import", s.infoImport),
 			rt("GET", v2+"/info/stores", s.infoStores),
-		},
+		}, s.taskRoutes()...),
 	}
 }
 

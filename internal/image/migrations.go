@@ -52,6 +52,7 @@ CREATE TABLE image_members (
 );
 CREATE INDEX image_members_member_idx ON image_members (member_id, status);
 `},
+			tasksMigration,
 		},
 	}
 }

@@ -38,7 +38,7 @@ func PolicyDefaults() []policy.Rule {
 		projectMember = "role:admin or (role:member and project_id:%(project_id)s)"
 		reader        = "role:admin or role:reader"
 	)
-	return []policy.Rule{
+	return append([]policy.Rule{
 		{Name: ruleGetImage, Check: reader, Description: "Get an image the caller can see."},
 		{Name: ruleGetImages, Check: reader, Description: "List the images the caller can see."},
 		{Name: ruleAddImage, Check: projectMember, Description: "Create an image owned by the caller's project."},
@@ -56,5 +56,5 @@ func PolicyDefaults() []policy.Rule {
 		{Name: ruleGetMembers, Check: "role:admin or (role:reader and (project_id:%(project_id)s or project_id:%(member_id)s))", Description: "List image members."},
 		{Name: ruleModifyMember, Check: "role:admin or (role:member and project_id:%(member_id)s)", Description: "Accept or reject an image shared with the caller's project."},
 		{Name: ruleImportImage, Check: projectMember, Description: "Import staged image data."},
-	}
+	}, taskPolicyDefaults()...)
 }

@@ -125,6 +125,9 @@ func (s *Service) Run(ctx context.Context) error {
 		// (A shutdown right after start cancels the recovery: not an error.)
 		s.log.Error("recover interrupted uploads", "err", err)
 	}
+	if err := s.recoverTasks(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("recover interrupted tasks", "err", err)
+	}
 	<-ctx.Done()
 	s.cancel()
 	s.tasks.Wait()
@@ -875,41 +878,41 @@ func (s *Service) Import(ctx context.Context, id string, req ImportRequest) erro
 	if err != nil {
 		return mapNotFound(err, id)
 	}
+	taskID := s.startImageTask(ctx, img, req)
 	s.tasks.Add(1)
 	go func() {
 		defer s.tasks.Done()
-		s.runImport(img)
+		s.finishImageTask(taskID, img.ID, s.runImport(img))
 	}()
 	return nil
 }
 
-func (s *Service) runImport(img *Image) {
+func (s *Service) runImport(img *Image) error {
 	ctx := s.baseCtx
 	log := s.log.With("image", img.ID, "task", "import")
 	staged := s.blobs.stagingPath(img.ID)
-	fail := func(err error) {
+	fail := func(err error) error {
 		log.Warn("import failed", "err", err)
 		_ = os.Remove(staged)
 		s.revert(img.ID, StatusImporting)
+		return err
 	}
 	f, err := os.Open(staged)
 	if err != nil {
-		fail(err)
-		return
+		return fail(err)
 	}
 	md, sh := newHashes()
 	size, err := pipeline(ctx, f, s.cfg.MaxImageBytes, io.Discard, md, sh)
 	f.Close()
 	if err != nil {
-		fail(err)
-		return
+		return fail(err)
 	}
 	in := &ingested{tmp: staged, size: size, md5: hexSum(md), sha512: hexSum(sh)}
 	if err := s.activate(ctx, img.ID, in, StatusImporting, staged, s.blobs.path(img.ID), str(img.DiskFormat)); err != nil {
-		fail(err)
-		return
+		return fail(err)
 	}
 	log.Info("imported image", "size", size)
+	return nil
 }
 
 var _ service.API = (*Service)(nil)
