@@ -1,0 +1,56 @@
+package image
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// BenchmarkImportTask imports a 256 MiB raw image from a local web server
+// with an import task: the task's HTTP fetch feeds the same ingest as
+// BenchmarkUpload, whose figures it is compared with. The CPU per GiB is
+// the whole process's: web server, fetching client and image service.
+func BenchmarkImportTask(b *testing.B) {
+	a := newTestAPI(b, Config{})
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(benchImageSize))
+		bp := chunkPool.Get().(*[]byte)
+		defer chunkPool.Put(bp)
+		io.CopyBuffer(w, &patternReader{n: benchImageSize}, *bp)
+	}))
+	defer web.Close()
+	b.SetBytes(benchImageSize)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	var (
+		peak uint64
+		cpu  time.Duration
+	)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cpu0 := cpuTime()
+		r := a.do("admin", "POST", "/image/v2/tasks", importTask(web.URL+"/disk.raw", "raw", nil))
+		if r.status != 201 {
+			b.Fatalf("create task: %d %s", r.status, r.body)
+		}
+		a.svc.WaitTasks()
+		cpu += cpuTime() - cpu0
+		b.StopTimer()
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapInuse)
+		task := a.task("admin", r.json(b)["id"].(string))
+		if task["status"] != "success" {
+			b.Fatalf("task %v", task)
+		}
+		a.do("admin", "DELETE", "/image/v2/images/"+task["result"].(map[string]any)["image_id"].(string), nil)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(peak-min(peak, base))/(1<<20), "heapMiB")
+	reportCPU(b, cpuTime()-cpu, int64(b.N)*benchImageSize)
+}
