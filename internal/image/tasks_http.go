@@ -18,6 +18,7 @@ func (s *Service) taskRoutes() []apiutil.Route {
 		{Method: "POST", Path: v2 + "/tasks", Handler: s.createTask},
 		{Method: "GET", Path: v2 + "/tasks", Handler: s.listTasks},
 		{Method: "GET", Path: v2 + "/tasks/{task_id}", Handler: s.showTask},
+		{Method: "DELETE", Path: v2 + "/tasks/{task_id}", Handler: deleteTask},
 		{Method: "GET", Path: v2 + "/images/{image_id}/tasks", Handler: s.imageTasks},
 		{Method: "GET", Path: v2 + "/schemas/task", Handler: s.schema(taskSchema)},
 		{Method: "GET", Path: v2 + "/schemas/tasks", Handler: s.schema(tasksSchema)},
@@ -88,6 +89,12 @@ func (s *Service) showTask(r *http.Request) (*apiutil.Response, error) {
 		return nil, err
 	}
 	return apiutil.JSON(http.StatusOK, taskView(t, true)), nil
+}
+
+// deleteTask answers as Glance does: tasks go when they expire.
+func deleteTask(r *http.Request) (*apiutil.Response, error) {
+	return nil, &apiutil.Error{Status: http.StatusMethodNotAllowed, Header: http.Header{"Allow": {"GET"}},
+		Message: "This operation is currently not permitted on Glance Tasks. They are auto deleted after reaching the time based on their expires_at property."}
 }
 
 func (s *Service) listTasks(r *http.Request) (*apiutil.Response, error) {

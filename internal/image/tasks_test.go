@@ -150,6 +150,10 @@ func TestTasksAdminOnlyByDefault(t *testing.T) {
 	a.mustStatus(a.do("admin", "GET", "/image/v2/tasks", nil), 200)
 	a.mustStatus(a.do("admin", "GET", "/image/v2/tasks/"+newUUID(), nil), 404)
 	a.mustStatus(a.do("admin", "GET", "/image/v2/tasks/not-a-uuid", nil), 404)
+	r := a.mustStatus(a.do("admin", "DELETE", "/image/v2/tasks/"+newUUID(), nil), 405)
+	if r.header.Get("Allow") != "GET" || !strings.Contains(string(r.body), "auto deleted") {
+		t.Errorf("delete: %v %s", r.header, r.body)
+	}
 }
 
 // imageServer serves data at /image.img, 404 elsewhere, and a body
