@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -443,7 +444,8 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 				i.Name = fmt.Sprintf("%s-%d", s.Name, n+1)
 				i.Hostname = fmt.Sprintf("%s-%d", hostname, n+1)
 			}
-			t := &store.Task{ID: conductor.NewTaskID(), Kind: conductor.Build, Args: map[string]string{"networks": string(netsJSON), "admin_pass": adminPass}}
+			t := &store.Task{ID: conductor.NewTaskID(), Kind: conductor.Build, Args: map[string]string{"networks": string(netsJSON), "admin_pass": adminPass,
+				conductor.ArgBatch: strconv.FormatInt(count, 10)}}
 			if bdmsJSON != "" {
 				t.Args["bdms"] = bdmsJSON
 			}
@@ -455,10 +457,12 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 			hints.apply(t.Args, forcedHost, forcedNode, imageProps)
 			ts := states.Scheduling
 			i.TaskID, i.Task, i.TaskState = &t.ID, t, &ts
-			if err := a.st.InsertInstance(ctx(r), tx, i); err != nil {
+			// The action first, so that the row is inserted with the
+			// task holding its ids (no second write of the row).
+			if err := a.startAction(r, tx, i.UUID, "create", t); err != nil {
 				return err
 			}
-			if err := a.beginAction(r, tx, i, "create", t); err != nil {
+			if err := a.st.InsertInstance(ctx(r), tx, i); err != nil {
 				return err
 			}
 			if hints.group != nil {
@@ -489,14 +493,23 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 // beginAction records an instance action with the task's first event and
 // stores the task (with the ids) on the row, inside tx.
 func (a *API) beginAction(r *http.Request, tx *sql.Tx, i *store.Instance, action string, t *store.Task) error {
+	if err := a.startAction(r, tx, i.UUID, action, t); err != nil {
+		return err
+	}
+	return a.st.UpdateInstance(ctx(r), tx, i.UUID, store.Cond{TaskID: t.ID}, store.Set{"task": t})
+}
+
+// startAction records an instance action with the task's first event
+// and puts their ids in t, inside tx; the caller writes t to the row.
+func (a *API) startAction(r *http.Request, tx *sql.Tx, uuid, action string, t *store.Task) error {
 	c := caller(r)
-	act := &store.Action{InstanceUUID: i.UUID, Action: action, RequestID: requestID(r), UserID: c.UserID, ProjectID: c.ProjectID}
+	act := &store.Action{InstanceUUID: uuid, Action: action, RequestID: requestID(r), UserID: c.UserID, ProjectID: c.ProjectID}
 	ev, err := a.st.BeginAction(ctx(r), tx, act, conductor.Event(t.Kind))
 	if err != nil {
 		return err
 	}
 	t.ActionID, t.EventID = act.ID, ev
-	return a.st.UpdateInstance(ctx(r), tx, i.UUID, store.Cond{TaskID: t.ID}, store.Set{"task": t})
+	return nil
 }
 
 func requestID(r *http.Request) string {
