@@ -22,6 +22,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/compute/rpc"
 	"github.com/kumo-cloud/kumo/internal/compute/states"
 	"github.com/kumo-cloud/kumo/internal/compute/store"
+	"github.com/kumo-cloud/kumo/internal/db"
 )
 
 // Policy rule names of servers.
@@ -107,10 +108,16 @@ func serverNotFound(id string) error {
 // policy target is the server's project, and a server of another project
 // is a 404 for non-admins (Nova hides it).
 func (a *API) loadServer(r *http.Request, id, rule string) (*store.Instance, error) {
+	return a.loadServerWith(r, id, rule, a.st.GetInstance)
+}
+
+// loadServerWith is loadServer reading the server with get (the row
+// alone, when the caller needs no metadata or tags).
+func (a *API) loadServerWith(r *http.Request, id, rule string, get func(context.Context, db.Querier, string) (*store.Instance, error)) (*store.Instance, error) {
 	if a.servers == nil {
 		return nil, serverNotFound(id)
 	}
-	i, err := a.st.GetInstance(ctx(r), nil, id)
+	i, err := get(ctx(r), nil, id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && i.Deleted {
 		return nil, serverNotFound(id)
 	}
@@ -533,13 +540,13 @@ func (a *API) fitQuota(r *http.Request, tx *sql.Tx, project, user string, minCou
 	deltas := func(n int64) map[string]int64 {
 		return map[string]int64{quota.Instances: n, quota.Cores: n * f.VCPUs, quota.RAM: n * f.MemoryMB}
 	}
-	err = a.quota.Check(ctx(r), tx, project, user, deltas(maxCount))
+	err = a.quota.CheckLimits(ctx(r), tx, project, user, limits, deltas(maxCount))
 	var over *quota.OverQuotaError
 	if err == nil || !errors.As(err, &over) || minCount == maxCount {
 		return maxCount, err
 	}
 	for n := maxCount - 1; n >= minCount; n-- {
-		if err = a.quota.Check(ctx(r), tx, project, user, deltas(n)); err == nil {
+		if err = a.quota.CheckLimits(ctx(r), tx, project, user, limits, deltas(n)); err == nil {
 			return n, nil
 		}
 		if !errors.As(err, &over) {

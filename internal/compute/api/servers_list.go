@@ -304,7 +304,7 @@ func (a *API) checkLock(r *http.Request, i *store.Instance) error {
 }
 
 func (a *API) deleteServer(r *http.Request) (*apiutil.Response, error) {
-	i, err := a.loadServer(r, r.PathValue("server_id"), ruleServersDelete)
+	i, err := a.loadServerWith(r, r.PathValue("server_id"), ruleServersDelete, a.st.GetInstanceRow)
 	if err != nil {
 		return nil, err
 	}

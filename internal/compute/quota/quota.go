@@ -169,6 +169,14 @@ func (e *OverQuotaError) Error() string {
 // same scope run one after the other; the caller inserts the consuming
 // rows in the same transaction.
 func (e *Engine) Check(ctx context.Context, tx *sql.Tx, projectID, userID string, deltas map[string]int64) error {
+	return e.CheckLimits(ctx, tx, projectID, userID, nil, deltas)
+}
+
+// CheckLimits is Check with the project's limits (Limits(projectID, ""))
+// already read in tx by the caller; nil reads them. On PostgreSQL they
+// are read again after the locks (a limit may change until then); on
+// SQLite tx has excluded every other writer since it began.
+func (e *Engine) CheckLimits(ctx context.Context, tx *sql.Tx, projectID, userID string, limits map[string]int64, deltas map[string]int64) error {
 	if err := e.st.Lock(ctx, tx, "project:"+projectID); err != nil {
 		return fmt.Errorf("quota lock: %w", err)
 	}
@@ -192,9 +200,11 @@ func (e *Engine) Check(ctx context.Context, tx *sql.Tx, projectID, userID string
 	// stored limits; only the counters of resources that are consumed
 	// and limited in a scope count anything (a create within unlimited
 	// quotas counts nothing).
-	limits, err := e.Limits(ctx, tx, projectID, "")
-	if err != nil {
-		return err
+	if limits == nil || e.st.DB().Dialect() != db.SQLite {
+		var err error
+		if limits, err = e.Limits(ctx, tx, projectID, ""); err != nil {
+			return err
+		}
 	}
 	scopes := []struct {
 		user   string

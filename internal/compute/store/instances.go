@@ -323,18 +323,27 @@ func (s *Store) GetInstance(ctx context.Context, q db.Querier, uuid string) (*In
 	if q == nil {
 		q = s.db.Reader()
 	}
-	q = cq(q)
-	i, err := scanInstance(q.QueryRowContext(ctx, `SELECT `+instanceCols+` FROM compute_instances WHERE uuid = $1`, uuid))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
+	i, err := s.GetInstanceRow(ctx, q, uuid)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.loadExtras(ctx, q, []*Instance{i}); err != nil {
+	if err := s.loadExtras(ctx, cq(q), []*Instance{i}); err != nil {
 		return nil, err
 	}
 	return i, nil
+}
+
+// GetInstanceRow is GetInstance without the metadata and tags (nil), for
+// callers that need neither (one statement instead of three).
+func (s *Store) GetInstanceRow(ctx context.Context, q db.Querier, uuid string) (*Instance, error) {
+	if q == nil {
+		q = s.db.Reader()
+	}
+	i, err := scanInstance(cq(q).QueryRowContext(ctx, `SELECT `+instanceCols+` FROM compute_instances WHERE uuid = $1`, uuid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return i, err
 }
 
 // loadExtras fills metadata and tags of the instances.
