@@ -57,15 +57,20 @@ func (e *env) createServer(ctx context.Context, image, name string, n int) (stri
 // client: it polls GET /servers/detail?changes-since=T every interval
 // (T trailing the previous poll by an overlap that covers commit delays)
 // so that waiting for a server costs the server almost nothing per
-// waiter and the boot path's query count stays clean.
+// waiter and the boot path's query count stays clean. Every server
+// changed within interval+overlap is in each answer, so the overlap is
+// most of the watcher's cost on the server; a change committed later
+// than the overlap after its updated_at is caught by the waiter's own
+// GET after a second (counted in misses).
 type watcher struct {
 	e        *env
 	interval time.Duration
 	overlap  time.Duration
 
-	mu    sync.Mutex
-	waits map[string]*wait
-	polls int
+	mu     sync.Mutex
+	waits  map[string]*wait
+	polls  int
+	misses int // waits that ended by the waiter's own GET
 }
 
 type wait struct {
@@ -74,7 +79,7 @@ type wait struct {
 }
 
 func (e *env) newWatcher(ctx context.Context) *watcher {
-	w := &watcher{e: e, interval: 25 * time.Millisecond, overlap: 500 * time.Millisecond, waits: map[string]*wait{}}
+	w := &watcher{e: e, interval: 25 * time.Millisecond, overlap: 150 * time.Millisecond, waits: map[string]*wait{}}
 	go w.run(ctx)
 	return w
 }
@@ -99,8 +104,8 @@ func (w *watcher) await(ctx context.Context, id string, statuses ...string) erro
 	defer timeout.Stop()
 	// A change committed later than the watcher's overlap after its
 	// updated_at (a very busy server) escapes the changes-since polls:
-	// after 2 s, the waiter also asks for its server once a second.
-	direct := time.NewTimer(2 * time.Second)
+	// after 1 s, the waiter also asks for its server twice a second.
+	direct := time.NewTimer(time.Second)
 	defer direct.Stop()
 	for {
 		select {
@@ -118,9 +123,12 @@ func (w *watcher) await(ctx context.Context, id string, statuses ...string) erro
 				return fmt.Errorf("server %s went to ERROR", id)
 			}
 			if err == nil && wt.want[st] {
+				w.mu.Lock()
+				w.misses++
+				w.mu.Unlock()
 				return nil
 			}
-			direct.Reset(time.Second)
+			direct.Reset(500 * time.Millisecond)
 		case <-timeout.C:
 			return fmt.Errorf("server %s: no %v within 2 minutes", id, statuses)
 		case <-ctx.Done():

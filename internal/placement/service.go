@@ -13,6 +13,7 @@ package placement
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"log/slog"
 
@@ -102,14 +103,19 @@ func (s *Service) Allocations(ctx context.Context, consumer string) (*Consumer, 
 
 // DeleteAllocations removes every allocation of a consumer.
 func (s *Service) DeleteAllocations(ctx context.Context, consumer string) error {
-	c, _, _, err := s.store.consumerAllocations(ctx, consumer)
-	if err != nil {
-		return err
-	}
-	if c == nil {
-		return notFound("No allocations for consumer '%s'", consumer)
-	}
-	return s.store.replaceAllocations(ctx, []ConsumerAllocations{{Consumer: consumer}}, nil)
+	// The consumer is looked for inside the writing transaction: a read
+	// on a reader connection first would cost that connection a reload
+	// of its page cache after every write.
+	return s.store.db.WithTx(ctx, func(tx *sql.Tx) error {
+		c, err := s.store.consumer(ctx, tx, consumer, true)
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			return notFound("No allocations for consumer '%s'", consumer)
+		}
+		return s.store.replaceAllocationsTx(ctx, tx, []ConsumerAllocations{{Consumer: consumer}}, nil)
+	})
 }
 
 // CreateProvider creates a provider (parent "" for a root).

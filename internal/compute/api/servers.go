@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/compute/rpc"
 	"github.com/kumo-cloud/kumo/internal/compute/states"
 	"github.com/kumo-cloud/kumo/internal/compute/store"
+	"github.com/kumo-cloud/kumo/internal/db"
 )
 
 // Policy rule names of servers.
@@ -106,10 +108,16 @@ func serverNotFound(id string) error {
 // policy target is the server's project, and a server of another project
 // is a 404 for non-admins (Nova hides it).
 func (a *API) loadServer(r *http.Request, id, rule string) (*store.Instance, error) {
+	return a.loadServerWith(r, id, rule, a.st.GetInstance)
+}
+
+// loadServerWith is loadServer reading the server with get (the row
+// alone, when the caller needs no metadata or tags).
+func (a *API) loadServerWith(r *http.Request, id, rule string, get func(context.Context, db.Querier, string) (*store.Instance, error)) (*store.Instance, error) {
 	if a.servers == nil {
 		return nil, serverNotFound(id)
 	}
-	i, err := a.st.GetInstance(ctx(r), nil, id)
+	i, err := get(ctx(r), nil, id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && i.Deleted {
 		return nil, serverNotFound(id)
 	}
@@ -443,7 +451,8 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 				i.Name = fmt.Sprintf("%s-%d", s.Name, n+1)
 				i.Hostname = fmt.Sprintf("%s-%d", hostname, n+1)
 			}
-			t := &store.Task{ID: conductor.NewTaskID(), Kind: conductor.Build, Args: map[string]string{"networks": string(netsJSON), "admin_pass": adminPass}}
+			t := &store.Task{ID: conductor.NewTaskID(), Kind: conductor.Build, Args: map[string]string{"networks": string(netsJSON), "admin_pass": adminPass,
+				conductor.ArgBatch: strconv.FormatInt(count, 10)}}
 			if bdmsJSON != "" {
 				t.Args["bdms"] = bdmsJSON
 			}
@@ -455,10 +464,12 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 			hints.apply(t.Args, forcedHost, forcedNode, imageProps)
 			ts := states.Scheduling
 			i.TaskID, i.Task, i.TaskState = &t.ID, t, &ts
-			if err := a.st.InsertInstance(ctx(r), tx, i); err != nil {
+			// The action first, so that the row is inserted with the
+			// task holding its ids (no second write of the row).
+			if err := a.startAction(r, tx, i.UUID, "create", t); err != nil {
 				return err
 			}
-			if err := a.beginAction(r, tx, i, "create", t); err != nil {
+			if err := a.st.InsertInstance(ctx(r), tx, i); err != nil {
 				return err
 			}
 			if hints.group != nil {
@@ -489,14 +500,23 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 // beginAction records an instance action with the task's first event and
 // stores the task (with the ids) on the row, inside tx.
 func (a *API) beginAction(r *http.Request, tx *sql.Tx, i *store.Instance, action string, t *store.Task) error {
+	if err := a.startAction(r, tx, i.UUID, action, t); err != nil {
+		return err
+	}
+	return a.st.UpdateInstance(ctx(r), tx, i.UUID, store.Cond{TaskID: t.ID}, store.Set{"task": t})
+}
+
+// startAction records an instance action with the task's first event
+// and puts their ids in t, inside tx; the caller writes t to the row.
+func (a *API) startAction(r *http.Request, tx *sql.Tx, uuid, action string, t *store.Task) error {
 	c := caller(r)
-	act := &store.Action{InstanceUUID: i.UUID, Action: action, RequestID: requestID(r), UserID: c.UserID, ProjectID: c.ProjectID}
+	act := &store.Action{InstanceUUID: uuid, Action: action, RequestID: requestID(r), UserID: c.UserID, ProjectID: c.ProjectID}
 	ev, err := a.st.BeginAction(ctx(r), tx, act, conductor.Event(t.Kind))
 	if err != nil {
 		return err
 	}
 	t.ActionID, t.EventID = act.ID, ev
-	return a.st.UpdateInstance(ctx(r), tx, i.UUID, store.Cond{TaskID: t.ID}, store.Set{"task": t})
+	return nil
 }
 
 func requestID(r *http.Request) string {
@@ -520,13 +540,13 @@ func (a *API) fitQuota(r *http.Request, tx *sql.Tx, project, user string, minCou
 	deltas := func(n int64) map[string]int64 {
 		return map[string]int64{quota.Instances: n, quota.Cores: n * f.VCPUs, quota.RAM: n * f.MemoryMB}
 	}
-	err = a.quota.Check(ctx(r), tx, project, user, deltas(maxCount))
+	err = a.quota.CheckLimits(ctx(r), tx, project, user, limits, deltas(maxCount))
 	var over *quota.OverQuotaError
 	if err == nil || !errors.As(err, &over) || minCount == maxCount {
 		return maxCount, err
 	}
 	for n := maxCount - 1; n >= minCount; n-- {
-		if err = a.quota.Check(ctx(r), tx, project, user, deltas(n)); err == nil {
+		if err = a.quota.CheckLimits(ctx(r), tx, project, user, limits, deltas(n)); err == nil {
 			return n, nil
 		}
 		if !errors.As(err, &over) {

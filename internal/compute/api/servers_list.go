@@ -304,7 +304,7 @@ func (a *API) checkLock(r *http.Request, i *store.Instance) error {
 }
 
 func (a *API) deleteServer(r *http.Request) (*apiutil.Response, error) {
-	i, err := a.loadServer(r, r.PathValue("server_id"), ruleServersDelete)
+	i, err := a.loadServerWith(r, r.PathValue("server_id"), ruleServersDelete, a.st.GetInstanceRow)
 	if err != nil {
 		return nil, err
 	}
@@ -330,10 +330,10 @@ func (a *API) startDelete(r *http.Request, i *store.Instance) error {
 	t := &store.Task{ID: conductor.NewTaskID(), Kind: conductor.Delete, PrevVMState: i.VMState}
 	ts := states.Deleting
 	err := a.st.WithTx(ctx(r), func(tx *sql.Tx) error {
-		if err := a.st.UpdateInstance(ctx(r), tx, i.UUID, store.Cond{NotDeleted: true}, store.TaskSet(t, &ts)); err != nil {
+		if err := a.startAction(r, tx, i.UUID, "delete", t); err != nil {
 			return err
 		}
-		return a.beginAction(r, tx, i, "delete", t)
+		return a.st.UpdateInstance(ctx(r), tx, i.UUID, store.Cond{NotDeleted: true}, store.TaskSet(t, &ts))
 	})
 	if errors.Is(err, store.ErrPreempted) {
 		return serverNotFound(i.UUID)

@@ -381,20 +381,28 @@ func (c *Conductor) process(ctx context.Context, uuid string) {
 	if ctx.Err() != nil {
 		return
 	}
-	inst, err := c.st.GetInstance(ctx, nil, uuid)
+	// The instance is read and its task claimed in one write
+	// transaction: reads on the writer's connection find its page cache
+	// current, where a reader connection after any write reloads it.
+	var inst *store.Instance
+	err := c.st.WithTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if inst, err = c.st.GetInstance(ctx, tx, uuid); err != nil {
+			return err
+		}
+		if inst.Task == nil || inst.TaskID == nil {
+			inst = nil
+			return nil
+		}
+		return c.st.ClaimTaskTx(ctx, tx, uuid, *inst.TaskID, c.owner, c.cfg.Lease)
+	})
 	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			c.log.Warn("load instance", "instance", uuid, "err", err)
+		if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrPreempted) {
+			c.log.Warn("load and claim task", "instance", uuid, "err", err)
 		}
 		return
 	}
-	if inst.Task == nil || inst.TaskID == nil {
-		return
-	}
-	if err := c.st.ClaimTask(ctx, uuid, *inst.TaskID, c.owner, c.cfg.Lease); err != nil {
-		if !errors.Is(err, store.ErrPreempted) {
-			c.log.Warn("claim task", "instance", uuid, "err", err)
-		}
+	if inst == nil {
 		return
 	}
 	k, ok := kinds[inst.Task.Kind]
@@ -414,7 +422,18 @@ type step struct {
 	name string
 	run  func(ctx context.Context, r *run) error
 	undo func(ctx context.Context, r *run) error
+	// light steps are idempotent database work: the task's progress is
+	// not written after them (a resumed task runs them again), which
+	// saves a write transaction each.
+	light bool
+	// skip, when set and true, says the step has nothing to do for this
+	// task: it is not run, and the progress written before it names the
+	// step after it (none before the end of the task).
+	skip func(r *run) bool
 }
+
+// skipped reports whether step s has nothing to do for r.
+func (s step) skipped(r *run) bool { return s.skip != nil && s.skip(r) }
 
 // kind is a task type: its steps, the columns it sets on success and on
 // failure (after the done steps were undone).
@@ -436,12 +455,22 @@ type run struct {
 	// persisted is set by a step that wrote its own advance (scheduling
 	// commits its choice together with the next step).
 	persisted bool
+	// noop is set by a step that found nothing to do: like after a light
+	// step, its advance is not written.
+	noop bool
 	// group and siblings are the schedule step's server group and the
 	// hosts it chose for the rest of a multi-create, checked and written
 	// with the choice (commitChoice).
 	group    *scheduler.Group
 	siblings []siblingChoice
+	// noGroup: the schedule step found the instance in no server group.
+	noGroup bool
 }
+
+// ArgBatch is the build task argument holding how many servers the
+// create request made (tasks written before it have none: a
+// multi-create is then assumed).
+const ArgBatch = "batch"
 
 // errPreempted stops a run whose task was replaced.
 var errPreempted = store.ErrPreempted
@@ -458,6 +487,10 @@ func (r *run) execute(ctx context.Context, k kind) {
 	r.log.Debug("running task", "step", r.task.Step)
 	for i := start; i < len(k.steps); i++ {
 		s := k.steps[i]
+		r.noop = false
+		if s.skipped(r) {
+			continue
+		}
 		err := r.retry(ctx, s)
 		if errors.Is(err, errPreempted) || ctx.Err() != nil {
 			return
@@ -474,12 +507,19 @@ func (r *run) execute(ctx context.Context, k kind) {
 			r.end(ctx, k.fail(r, err), err)
 			return
 		}
-		if i+1 < len(k.steps) {
+		next := i + 1
+		for next < len(k.steps) && k.steps[next].skipped(r) {
+			next++
+		}
+		if next < len(k.steps) {
 			if r.persisted {
 				r.persisted = false
 				continue
 			}
-			r.task.Step = k.steps[i+1].name
+			r.task.Step = k.steps[next].name
+			if (s.light || r.noop) && len(r.extra) == 0 {
+				continue
+			}
 			set := r.extra
 			r.extra = store.Set{}
 			set["task"] = r.task

@@ -172,9 +172,12 @@ func (c *Conductor) requestSpec(ctx context.Context, r *run) (*scheduler.Spec, e
 	if s := r.task.Args["image_props"]; s != "" {
 		_ = json.Unmarshal([]byte(s), &spec.Image)
 	}
-	g, err := c.st.InstanceGroup(ctx, i.UUID)
-	if err != nil {
-		return nil, err
+	var g *store.ServerGroup
+	var err error
+	if !r.noGroup {
+		if g, err = c.st.InstanceGroup(ctx, i.UUID); err != nil {
+			return nil, err
+		}
 	}
 	if g != nil {
 		others := slices.DeleteFunc(slices.Clone(g.Members), func(u string) bool { return u == i.UUID })
@@ -293,6 +296,9 @@ func (c *Conductor) schedule(ctx context.Context, r *run, adjust func(*run, *sch
 	if g != nil {
 		groupKey = "group/" + g.UUID
 	}
+	// A server joins its group when it is created and never changes it:
+	// without one now, requestSpec need not look again.
+	r.noGroup = g == nil
 	if r.task.Kind == kindBuild {
 		batchKey = "batch/" + r.inst.ReservationID
 	}
@@ -438,6 +444,11 @@ func (c *Conductor) scheduleOne(ctx context.Context, r *run, spec *scheduler.Spe
 // scheduleBuild schedules every pending instance of the request (a
 // multi-create) at once; its siblings then find their host chosen.
 func (c *Conductor) scheduleBuild(ctx context.Context, r *run, spec *scheduler.Spec) (*scheduler.Host, error) {
+	if r.task.Args[ArgBatch] == "1" {
+		// The request made this server alone: no sibling chooses for it
+		// or waits to be chosen for.
+		return c.scheduleOne(ctx, r, spec)
+	}
 	fresh, err := c.st.GetInstance(ctx, nil, r.inst.UUID)
 	if err != nil {
 		return nil, err

@@ -124,6 +124,7 @@ var blockDeviceStep = step{name: "block_device_mapping", run: prepBlockDevices, 
 func prepBlockDevices(ctx context.Context, r *run) error {
 	bdms, err := r.blockDevices()
 	if err != nil || !slices.ContainsFunc(bdms, func(b BlockDevice) bool { return b.DestinationType == "volume" }) {
+		r.noop = err == nil
 		return err
 	}
 	if err := r.mapBlockDevices(ctx, bdms); err != nil {
@@ -352,7 +353,7 @@ func (r *run) spawnVolumes(ctx context.Context, req *rpc.OpRequest) error {
 // deletes those marked delete_on_termination (Nova's compute does it as
 // it terminates the instance). A failure does not stop the delete: the
 // volume service's reaper settles the attachments of deleted servers.
-var releaseVolumesStep = step{name: "detach_volumes", run: func(ctx context.Context, r *run) error {
+var releaseVolumesStep = step{name: "detach_volumes", light: true, run: func(ctx context.Context, r *run) error {
 	if r.c.cfg.Volumes == nil {
 		return nil
 	}

@@ -189,6 +189,11 @@ func (a *Allocator) portRequests(ctx context.Context, project string, req conduc
 
 // Allocate implements conductor.NetworkAllocator.
 func (a *Allocator) Allocate(ctx context.Context, inst *store.Instance, host string, req conductor.Networks) ([]conductor.VIF, error) {
+	if req.None {
+		// "networks": "none": the new server has no port to create or
+		// bind (interfaces are attached only once it is built).
+		return nil, nil
+	}
 	reqs, err := a.portRequests(ctx, inst.ProjectID, req)
 	if err != nil {
 		return nil, err

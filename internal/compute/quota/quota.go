@@ -169,6 +169,14 @@ func (e *OverQuotaError) Error() string {
 // same scope run one after the other; the caller inserts the consuming
 // rows in the same transaction.
 func (e *Engine) Check(ctx context.Context, tx *sql.Tx, projectID, userID string, deltas map[string]int64) error {
+	return e.CheckLimits(ctx, tx, projectID, userID, nil, deltas)
+}
+
+// CheckLimits is Check with the project's limits (Limits(projectID, ""))
+// already read in tx by the caller; nil reads them. On PostgreSQL they
+// are read again after the locks (a limit may change until then); on
+// SQLite tx has excluded every other writer since it began.
+func (e *Engine) CheckLimits(ctx context.Context, tx *sql.Tx, projectID, userID string, limits map[string]int64, deltas map[string]int64) error {
 	if err := e.st.Lock(ctx, tx, "project:"+projectID); err != nil {
 		return fmt.Errorf("quota lock: %w", err)
 	}
@@ -187,27 +195,62 @@ func (e *Engine) Check(ctx context.Context, tx *sql.Tx, projectID, userID string
 	}
 	// Project-wide limits against project-wide usage, then (for a user)
 	// the user's limits against the user's usage. User-scoped resources
-	// are only limited per user, as in Nova.
-	scopes := []string{""}
-	if userID != "" {
-		scopes = append(scopes, userID)
+	// are only limited per user, as in Nova. The limits of both scopes
+	// come from one read of the class, the project's and the user's
+	// stored limits; only the counters of resources that are consumed
+	// and limited in a scope count anything (a create within unlimited
+	// quotas counts nothing).
+	if limits == nil || e.st.DB().Dialect() != db.SQLite {
+		var err error
+		if limits, err = e.Limits(ctx, tx, projectID, ""); err != nil {
+			return err
+		}
 	}
-	for _, u := range scopes {
-		limits, err := e.Limits(ctx, tx, projectID, u)
+	scopes := []struct {
+		user   string
+		limits map[string]int64
+	}{{"", limits}}
+	if userID != "" {
+		stored, err := store.QuotaLimits(ctx, tx, projectID, userID)
 		if err != nil {
 			return err
 		}
-		used, err := e.Usage(ctx, tx, projectID, u)
-		if err != nil {
-			return err
+		ul := maps.Clone(limits)
+		for r, n := range stored {
+			if _, ok := ul[r]; ok {
+				ul[r] = n
+			}
 		}
+		scopes = append(scopes, struct {
+			user   string
+			limits map[string]int64
+		}{userID, ul})
+	}
+	for _, sc := range scopes {
+		var check []string
 		for _, r := range slices.Sorted(maps.Keys(deltas)) {
-			d := deltas[r]
-			lim, ok := limits[r]
-			if !ok || lim < 0 || d <= 0 || (u == "" && userScoped[r] && userID != "") {
+			lim, ok := sc.limits[r]
+			if !ok || lim < 0 || deltas[r] <= 0 || (sc.user == "" && userScoped[r] && userID != "") {
 				continue
 			}
-			if used[r]+d > lim {
+			check = append(check, r)
+		}
+		if len(check) == 0 {
+			continue
+		}
+		used := map[string]int64{}
+		for _, c := range e.counters {
+			if !slices.ContainsFunc(c.Resources(), func(r string) bool { return slices.Contains(check, r) }) {
+				continue
+			}
+			got, err := c.Count(ctx, tx, projectID, sc.user)
+			if err != nil {
+				return err
+			}
+			maps.Copy(used, got)
+		}
+		for _, r := range check {
+			if d, lim := deltas[r], sc.limits[r]; used[r]+d > lim {
 				return &OverQuotaError{Resource: r, Requested: d, Used: used[r], Limit: lim}
 			}
 		}

@@ -323,18 +323,27 @@ func (s *Store) GetInstance(ctx context.Context, q db.Querier, uuid string) (*In
 	if q == nil {
 		q = s.db.Reader()
 	}
-	q = cq(q)
-	i, err := scanInstance(q.QueryRowContext(ctx, `SELECT `+instanceCols+` FROM compute_instances WHERE uuid = $1`, uuid))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
+	i, err := s.GetInstanceRow(ctx, q, uuid)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.loadExtras(ctx, q, []*Instance{i}); err != nil {
+	if err := s.loadExtras(ctx, cq(q), []*Instance{i}); err != nil {
 		return nil, err
 	}
 	return i, nil
+}
+
+// GetInstanceRow is GetInstance without the metadata and tags (nil), for
+// callers that need neither (one statement instead of three).
+func (s *Store) GetInstanceRow(ctx context.Context, q db.Querier, uuid string) (*Instance, error) {
+	if q == nil {
+		q = s.db.Reader()
+	}
+	i, err := scanInstance(cq(q).QueryRowContext(ctx, `SELECT `+instanceCols+` FROM compute_instances WHERE uuid = $1`, uuid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return i, err
 }
 
 // loadExtras fills metadata and tags of the instances.
@@ -493,15 +502,15 @@ func EndTask() Set {
 // ends, unless another owner's lease is still running. It returns the
 // instance when claimed and ErrPreempted otherwise.
 func (s *Store) ClaimTask(ctx context.Context, uuid, taskID, owner string, lease time.Duration) error {
+	return s.db.WithTx(ctx, func(tx *sql.Tx) error { return s.ClaimTaskTx(ctx, tx, uuid, taskID, owner, lease) })
+}
+
+// ClaimTaskTx is ClaimTask inside tx.
+func (s *Store) ClaimTaskTx(ctx context.Context, tx *sql.Tx, uuid, taskID, owner string, lease time.Duration) error {
 	now := time.Now()
-	var res sql.Result
-	err := s.db.WithTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		res, err = cq(tx).ExecContext(ctx, `UPDATE compute_instances SET task_owner = $1, task_lease = $2
+	res, err := cq(tx).ExecContext(ctx, `UPDATE compute_instances SET task_owner = $1, task_lease = $2
 		WHERE uuid = $3 AND task_id = $4 AND (task_owner IS NULL OR task_owner = $1 OR task_lease < $5)`,
-			owner, db.FormatTime(now.Add(lease)), uuid, taskID, db.FormatTime(now))
-		return err
-	})
+		owner, db.FormatTime(now.Add(lease)), uuid, taskID, db.FormatTime(now))
 	if err != nil {
 		return err
 	}
