@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -202,4 +203,100 @@ func TestImageViewsGolden(t *testing.T) {
 			}
 		}
 	})
+}
+
+// mapImageView is the map-based image view the typed one replaced, kept
+// as the reference the appending encoder must match byte for byte.
+func mapImageView(img *Image) map[string]any {
+	v := make(map[string]any, 24+len(img.Properties))
+	for k, p := range img.Properties {
+		v[k] = p
+	}
+	nz := func(p *string) any {
+		if p == nil {
+			return nil
+		}
+		return *p
+	}
+	ni := func(p *int64) any {
+		if p == nil {
+			return nil
+		}
+		return *p
+	}
+	tags := img.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	v["id"] = img.ID
+	v["name"] = nz(img.Name)
+	v["status"] = img.Status
+	v["visibility"] = img.Visibility
+	v["owner"] = img.Owner
+	v["disk_format"] = nz(img.DiskFormat)
+	v["container_format"] = nz(img.ContainerFormat)
+	v["size"] = ni(img.Size)
+	v["virtual_size"] = ni(img.VirtualSize)
+	v["checksum"] = nz(img.Checksum)
+	v["os_hash_algo"] = nz(img.HashAlgo)
+	v["os_hash_value"] = nz(img.HashValue)
+	v["min_disk"] = img.MinDisk
+	v["min_ram"] = img.MinRAM
+	v["protected"] = img.Protected
+	v["os_hidden"] = img.Hidden
+	v["tags"] = tags
+	v["created_at"] = img.CreatedAt.UTC().Format(timeLayout)
+	v["updated_at"] = img.UpdatedAt.UTC().Format(timeLayout)
+	v["self"] = "/v2/images/" + img.ID
+	v["file"] = "/v2/images/" + img.ID + "/file"
+	v["schema"] = "/v2/schemas/image"
+	if img.Status == StatusActive || img.Status == StatusDeactivated {
+		v["stores"] = storeID
+	}
+	return v
+}
+
+// TestAppendImageMatchesMapView encodes images the API cannot produce
+// (invalid UTF-8, properties named like attributes, nil tags) and random
+// ones, with the typed view and with encoding/json on the map-based view.
+func TestAppendImageMatchesMapView(t *testing.T) {
+	t0 := time.Date(2026, 5, 6, 7, 8, 9, 999999999, time.FixedZone("x", 3600))
+	imgs := []*Image{
+		{ID: "x", Status: StatusActive, CreatedAt: t0, UpdatedAt: t0},
+		{ID: "<id>&", Status: StatusDeactivated, Name: ptr("bad \xff utf-8"), Tags: []string{"\xc3", "a\u2028"},
+			Properties: map[string]string{"id": "p", "stores": "p", "visibility": "p", "zzz": "\x00", "": "empty key", "\xff": "k"}},
+		{ID: "y", Status: StatusQueued, Properties: map[string]string{"stores": "shown", "checksum": "hidden", "a": "1", "checksun": "2", "virtual_size~": "3"},
+			Size: ptr(int64(-1)), VirtualSize: ptr(int64(1 << 62)), MinDisk: -5, Protected: true, Hidden: true},
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	words := []string{"", "a", "os_distro", "checksum", "stores", "tags", "zz", "<b>", "é", "\u2029", "min_disk", "min_diska", "schema", "s"}
+	word := func() string { return words[rnd.IntN(len(words))] + words[rnd.IntN(len(words))] }
+	for i := 0; i < 300; i++ {
+		img := &Image{ID: word(), Status: allStatuses[rnd.IntN(len(allStatuses))], Visibility: word(), Owner: word(),
+			CreatedAt: t0.Add(time.Duration(rnd.Int64N(1e15))), UpdatedAt: t0, Properties: map[string]string{}}
+		for j := rnd.IntN(6); j > 0; j-- {
+			img.Properties[word()] = word()
+			img.Tags = append(img.Tags, word())
+		}
+		if rnd.IntN(2) == 0 {
+			img.Name, img.Checksum, img.Size = ptr(word()), ptr(word()), ptr(rnd.Int64())
+		}
+		imgs = append(imgs, img)
+	}
+	for _, img := range imgs {
+		want, err := json.Marshal(mapImageView(img))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := appendImage([]byte(nil), img, nil)
+		if !bytes.Equal(got, want) {
+			t.Errorf("appendImage:\n got %s\nwant %s", got, want)
+		}
+	}
+	l := &imageList{imgs: imgs[:3], first: "/v2/images?a=1&b=<2>", next: "/v2/images?marker=x"}
+	want, _ := json.Marshal(map[string]any{"first": l.first, "next": l.next, "schema": "/v2/schemas/images",
+		"images": []any{mapImageView(imgs[0]), mapImageView(imgs[1]), mapImageView(imgs[2])}})
+	if got := l.AppendJSON(nil); !bytes.Equal(got, want) {
+		t.Errorf("imageList:\n got %s\nwant %s", got, want)
+	}
 }
