@@ -3,7 +3,6 @@ package image
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -144,38 +143,46 @@ i.protected, i.os_hidden, i.created_at, i.updated_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanImage(s scanner) (*Image, error) {
-	var (
-		img                            Image
-		name, df, cf, sum, algo, value sql.NullString
-		size, vsize                    sql.NullInt64
-		created, updated               sql.NullString
-	)
-	err := s.Scan(&img.ID, &name, &img.Status, &img.Visibility, &img.Owner, &df, &cf,
-		&size, &vsize, &sum, &algo, &value, &img.MinDisk, &img.MinRAM,
-		&img.Protected, &img.Hidden, &created, &updated)
-	if err != nil {
+// imageRow is an Image with room for its nullable attributes, so that
+// scanning a row allocates one object instead of one per set attribute.
+type imageRow struct {
+	Image
+	name, df, cf, sum, algo, value sql.NullString
+	size, vsize                    sql.NullInt64
+	created, updated               sql.NullString
+}
+
+// scanImage reads the imageCols of a row, then extra columns into extra.
+func scanImage(s scanner, extra ...any) (*Image, error) {
+	r := new(imageRow)
+	img := &r.Image
+	dest := append(make([]any, 0, 18+len(extra)), &img.ID, &r.name, &img.Status, &img.Visibility, &img.Owner, &r.df, &r.cf,
+		&r.size, &r.vsize, &r.sum, &r.algo, &r.value, &img.MinDisk, &img.MinRAM,
+		&img.Protected, &img.Hidden, &r.created, &r.updated)
+	if err := s.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
-	ns := func(v sql.NullString) *string {
+	ns := func(v *sql.NullString) *string {
 		if !v.Valid {
 			return nil
 		}
-		return ptr(v.String)
+		return &v.String
 	}
-	ni := func(v sql.NullInt64) *int64 {
+	ni := func(v *sql.NullInt64) *int64 {
 		if !v.Valid {
 			return nil
 		}
-		return ptr(v.Int64)
+		return &v.Int64
 	}
-	img.Name, img.DiskFormat, img.ContainerFormat = ns(name), ns(df), ns(cf)
-	img.Checksum, img.HashAlgo, img.HashValue = ns(sum), ns(algo), ns(value)
-	img.Size, img.VirtualSize = ni(size), ni(vsize)
-	img.CreatedAt, img.UpdatedAt = db.ParseTime(created), db.ParseTime(updated)
-	img.Tags = []string{}
-	img.Properties = map[string]string{}
-	return &img, nil
+	img.Name, img.DiskFormat, img.ContainerFormat = ns(&r.name), ns(&r.df), ns(&r.cf)
+	img.Checksum, img.HashAlgo, img.HashValue = ns(&r.sum), ns(&r.algo), ns(&r.value)
+	img.Size, img.VirtualSize = ni(&r.size), ni(&r.vsize)
+	img.CreatedAt, img.UpdatedAt = db.ParseTime(r.created), db.ParseTime(r.updated)
+	if len(extra) == 0 {
+		img.Tags = []string{}
+		img.Properties = map[string]string{}
+	}
+	return img, nil
 }
 
 func imageArgs(img *Image) []any {
@@ -571,20 +578,22 @@ func (s *SQLStore) ListImages(ctx context.Context, q ListQuery) ([]*Image, error
 		return nil, fmt.Errorf("list images: %w", err)
 	}
 	defer rows.Close()
-	var out []*Image
+	out := make([]*Image, 0, min(q.Limit, 1024))
 	for rows.Next() {
 		var tags, props sql.NullString
-		img, err := scanImage(rowWith{rows, []any{&tags, &props}})
+		img, err := scanImage(rows, &tags, &props)
 		if err != nil {
 			return nil, fmt.Errorf("list images: %w", err)
 		}
-		if tags.Valid && tags.String != "" {
-			if err := json.Unmarshal([]byte(tags.String), &img.Tags); err != nil {
+		img.Tags = make([]string, 0, countMembers(tags.String))
+		if tags.String != "" {
+			if img.Tags, err = readStrings(tags.String, img.Tags); err != nil {
 				return nil, fmt.Errorf("list images: tags of %s: %w", img.ID, err)
 			}
 		}
-		if props.Valid && props.String != "" {
-			if err := json.Unmarshal([]byte(props.String), &img.Properties); err != nil {
+		img.Properties = make(map[string]string, countMembers(props.String))
+		if props.String != "" {
+			if err := readStringMap(props.String, img.Properties); err != nil {
 				return nil, fmt.Errorf("list images: properties of %s: %w", img.ID, err)
 			}
 		}
@@ -607,14 +616,6 @@ func (s *SQLStore) childCols() string {
 	return `(SELECT json_group_array(tag) FROM (SELECT t.tag FROM image_tags t WHERE t.image_id = i.id ORDER BY t.tag)),
 (SELECT json_group_object(p.name, p.value) FROM image_properties p WHERE p.image_id = i.id)`
 }
-
-// rowWith scans extra trailing columns after the image columns.
-type rowWith struct {
-	s     scanner
-	extra []any
-}
-
-func (r rowWith) Scan(dest ...any) error { return r.s.Scan(append(dest, r.extra...)...) }
 
 // AddMember implements Store.
 func (s *SQLStore) AddMember(ctx context.Context, m *Member) error {
