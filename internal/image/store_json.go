@@ -6,10 +6,10 @@ import (
 	"strings"
 )
 
-// The list query aggregates each image's tags into a JSON array of
-// strings and its properties into a JSON object of strings (SQLite's
-// json_group_array/json_group_object, PostgreSQL's json_agg and
-// json_object_agg, which put spaces between tokens). Decoding them with
+// SQLite's list query aggregates each image's tags into a JSON array of
+// strings and its properties into a JSON object of strings
+// (json_group_array, json_group_object; the reader also takes the spaces
+// PostgreSQL's json_agg puts between tokens). Decoding them with
 // encoding/json cost a thousand-image page 2.7 ms of CPU; this reader
 // knows the two shapes, slices strings without escapes out of the column
 // text and leaves only escaped strings to encoding/json.
