@@ -115,13 +115,7 @@ func (l *imageListBody) AppendJSON(b []byte) []byte {
 		}
 		b = appendImageView(b, l.urls, img, l.full)
 	}
-	b = append(b, ']')
-	if l.next != "" {
-		b = append(b, `,"images_links":[`...)
-		b = appendLink(b, l.next, "next")
-		b = append(b, ']')
-	}
-	return append(b, '}')
+	return endPage(b, "images_links", l.next)
 }
 
 // imageDoc is {"image": ...}, the body of GET /images/{id}.

@@ -154,6 +154,20 @@ func appendStrList(b []byte, l []string) []byte {
 	return append(b, ']')
 }
 
+// endPage closes the array of a page's items and the body object, with
+// the "next" link under linksKey ("servers_links") when next is set.
+func endPage(b []byte, linksKey, next string) []byte {
+	b = append(b, ']')
+	if next != "" {
+		b = append(b, `,"`...)
+		b = append(b, linksKey...)
+		b = append(b, `":[`...)
+		b = appendLink(b, next, "next")
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
 // appendLink appends {"href": href, "rel": rel}.
 func appendLink(b []byte, href, rel string) []byte {
 	o := beginObj(b)
