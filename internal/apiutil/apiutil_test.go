@@ -253,3 +253,14 @@ func TestJSONAppenderBody(t *testing.T) {
 		t.Fatalf("HEAD: %d %q %v", rec.Code, rec.Body.String(), rec.Header())
 	}
 }
+
+// AppendJSONString writes strings byte for byte as encoding/json does.
+func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", `quote " and \ backslash`, "<script>&amp;</script>", "tab\tnl\ncr\rbs\bff\f",
+		"\x00\x01\x1f\x7f", "héllo wörld ☃ 😀", "bad \xff utf-8 \xc3", "line\u2028sep\u2029par", "ends in \\"} {
+		want, _ := json.Marshal(s)
+		if got := AppendJSONString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Errorf("AppendJSONString(%q) = %s, want x%s", s, got, want)
+		}
+	}
+}

@@ -276,11 +276,49 @@ func ParseTime(s sql.NullString) time.Time {
 	if !s.Valid || s.String == "" {
 		return time.Time{}
 	}
+	if t, ok := parseStored(s.String); ok {
+		return t
+	}
 	t, err := time.Parse(TimeFormat, s.String)
 	if err != nil {
 		t, _ = time.Parse(time.RFC3339Nano, s.String)
 	}
 	return t.UTC()
+}
+
+// parseStored reads TimeFormat without time.Parse's generality (list
+// queries read two timestamps a row: time.Parse was a fifth of the cost
+// of scanning a 1,000-image page). ok is false for any other text, which
+// the caller hands to time.Parse.
+func parseStored(s string) (time.Time, bool) {
+	// 2006-01-02T15:04:05.000000Z
+	if len(s) != len(TimeFormat) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+		s[19] != '.' || s[26] != 'Z' {
+		return time.Time{}, false
+	}
+	ok := true
+	num := func(from, to int) int {
+		n := 0
+		for i := from; i < to; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				ok = false
+				return 0
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	year, month, day := num(0, 4), num(5, 7), num(8, 10)
+	hour, minute, sec, usec := num(11, 13), num(14, 16), num(17, 19), num(20, 26)
+	if !ok || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, usec*1000, time.UTC)
+	if t.Day() != day { // February 30th and the like: let time.Parse refuse it
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // Placeholders returns "$from, $from+1, ..." for n arguments, for IN lists.

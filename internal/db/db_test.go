@@ -142,3 +142,33 @@ func TestBadSets(t *testing.T) {
 		t.Error("unsupported dsn must fail")
 	}
 }
+
+// ParseTime's fast path reads what time.Parse reads, and leaves anything
+// else to it.
+func TestParseTimeMatchesTimeParse(t *testing.T) {
+	ref := func(s string) time.Time {
+		if s == "" {
+			return time.Time{}
+		}
+		tm, err := time.Parse(db.TimeFormat, s)
+		if err != nil {
+			tm, _ = time.Parse(time.RFC3339Nano, s)
+		}
+		return tm.UTC()
+	}
+	cases := []string{"", "2026-01-02T03:04:05.123456Z", "0001-01-01T00:00:00.000000Z", "9999-12-31T23:59:59.999999Z",
+		"2024-02-29T12:00:00.000001Z", "2026-02-29T12:00:00.000000Z", "2026-02-30T12:00:00.000000Z", "2026-13-01T00:00:00.000000Z",
+		"2026-00-01T00:00:00.000000Z", "2026-01-00T00:00:00.000000Z", "2026-01-01T24:00:00.000000Z", "2026-01-01T00:60:00.000000Z",
+		"2026-01-01T00:00:60.000000Z", "2026-01-0xT00:00:00.000000Z", "2026-01-01 00:00:00.000000Z", "2026-01-01T00:00:00.000000+",
+		"2026-01-02T03:04:05Z", "2026-01-02T03:04:05.5+01:00", "2026-01-02T03:04:05.000000+01:00", "garbage", "+026-01-02T03:04:05.000000Z"}
+	for i := int64(0); i < 2000; i++ {
+		tm := time.Unix(i*7919*104729+i*i*131, i*999331%1000000*1000).UTC()
+		cases = append(cases, db.FormatTime(tm).(string))
+	}
+	for _, s := range cases {
+		got, want := db.ParseTime(sql.NullString{String: s, Valid: true}), ref(s)
+		if got != want {
+			t.Errorf("ParseTime(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

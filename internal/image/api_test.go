@@ -20,6 +20,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/apiutil"
 	"github.com/kumo-cloud/kumo/internal/auth"
 	"github.com/kumo-cloud/kumo/internal/auth/authtest"
+	"github.com/kumo-cloud/kumo/internal/db"
 	"github.com/kumo-cloud/kumo/internal/db/dbtest"
 	"github.com/kumo-cloud/kumo/internal/service"
 )
@@ -35,7 +36,12 @@ const publicURL = "http://kumo.test:5000"
 
 func newTestAPI(t testing.TB, cfg Config) *testAPI {
 	t.Helper()
-	d := dbtest.OpenSQLite(t, Migrations())
+	return newTestAPIOn(t, dbtest.OpenSQLite(t, Migrations()), cfg)
+}
+
+// newTestAPIOn serves the image API on d behind the process middleware.
+func newTestAPIOn(t testing.TB, d *db.DB, cfg Config) *testAPI {
+	t.Helper()
 	v := authtest.New()
 	v.Add("admin", "u-admin", "p-admin", "admin", "member", "reader")
 	v.Add("alice", "u-alice", "p-alice", "member", "reader")

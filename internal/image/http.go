@@ -74,59 +74,6 @@ func (s *Service) versions(r *http.Request) (*apiutil.Response, error) {
 	return apiutil.JSON(http.StatusMultipleChoices, map[string]any{"versions": list}), nil
 }
 
-const timeLayout = "2006-01-02T15:04:05Z"
-
-// imageView is an image as Glance shows it: base attributes always (null
-// when unset), custom properties flattened in.
-func imageView(img *Image) map[string]any {
-	v := make(map[string]any, 24+len(img.Properties))
-	for k, p := range img.Properties {
-		v[k] = p
-	}
-	nz := func(p *string) any {
-		if p == nil {
-			return nil
-		}
-		return *p
-	}
-	ni := func(p *int64) any {
-		if p == nil {
-			return nil
-		}
-		return *p
-	}
-	tags := img.Tags
-	if tags == nil {
-		tags = []string{}
-	}
-	v["id"] = img.ID
-	v["name"] = nz(img.Name)
-	v["status"] = img.Status
-	v["visibility"] = img.Visibility
-	v["owner"] = img.Owner
-	v["disk_format"] = nz(img.DiskFormat)
-	v["container_format"] = nz(img.ContainerFormat)
-	v["size"] = ni(img.Size)
-	v["virtual_size"] = ni(img.VirtualSize)
-	v["checksum"] = nz(img.Checksum)
-	v["os_hash_algo"] = nz(img.HashAlgo)
-	v["os_hash_value"] = nz(img.HashValue)
-	v["min_disk"] = img.MinDisk
-	v["min_ram"] = img.MinRAM
-	v["protected"] = img.Protected
-	v["os_hidden"] = img.Hidden
-	v["tags"] = tags
-	v["created_at"] = img.CreatedAt.UTC().Format(timeLayout)
-	v["updated_at"] = img.UpdatedAt.UTC().Format(timeLayout)
-	v["self"] = "/v2/images/" + img.ID
-	v["file"] = "/v2/images/" + img.ID + "/file"
-	v["schema"] = "/v2/schemas/image"
-	if img.Status == StatusActive || img.Status == StatusDeactivated {
-		v["stores"] = storeID
-	}
-	return v
-}
-
 func memberView(m *Member) map[string]any {
 	return map[string]any{
 		"image_id": m.ImageID, "member_id": m.MemberID, "status": m.Status,
@@ -170,7 +117,7 @@ func (s *Service) createImage(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return apiutil.JSON(http.StatusCreated, imageView(img)).
+	return apiutil.JSON(http.StatusCreated, imageDoc{img}).
 		SetHeader("Location", s.imageURL(img.ID)).
 		SetHeader("OpenStack-image-import-methods", strings.Join(s.cfg.ImportMethods, ",")), nil
 }
@@ -180,7 +127,7 @@ func (s *Service) showImage(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return apiutil.JSON(http.StatusOK, imageView(img)), nil
+	return apiutil.JSON(http.StatusOK, imageDoc{img}), nil
 }
 
 func (s *Service) listImages(r *http.Request) (*apiutil.Response, error) {
@@ -193,20 +140,16 @@ func (s *Service) listImages(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	views := make([]map[string]any, len(imgs))
-	for i, img := range imgs {
-		views[i] = imageView(img)
-	}
 	params := url.Values{}
 	maps.Copy(params, q)
 	params.Del("marker")
-	body := map[string]any{"images": views, "schema": "/v2/schemas/images", "first": "/v2/images"}
+	body := &imageList{imgs: imgs, first: "/v2/images"}
 	if len(params) > 0 {
-		body["first"] = "/v2/images?" + params.Encode()
+		body.first = "/v2/images?" + params.Encode()
 	}
 	if more && len(imgs) > 0 {
 		params.Set("marker", imgs[len(imgs)-1].ID)
-		body["next"] = "/v2/images?" + params.Encode()
+		body.next = "/v2/images?" + params.Encode()
 	}
 	return apiutil.JSON(http.StatusOK, body), nil
 }
@@ -229,7 +172,7 @@ func (s *Service) updateImage(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return apiutil.JSON(http.StatusOK, imageView(img)), nil
+	return apiutil.JSON(http.StatusOK, imageDoc{img}), nil
 }
 
 func (s *Service) deleteImage(r *http.Request) (*apiutil.Response, error) {

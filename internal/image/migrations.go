@@ -53,6 +53,16 @@ CREATE TABLE image_members (
 CREATE INDEX image_members_member_idx ON image_members (member_id, status);
 `},
 			tasksMigration,
+			// Every list filters
+			// on os_hidden, and the default order is created_at, id: with
+			// this index SQLite walks a page in order and stops at the
+			// limit, where it chose the owner and visibility indexes and
+			// sorted every visible image (a 1,000-image page: 3.3 → 1.0 ms
+			// of CPU for the ids alone). PostgreSQL already walks
+			// images_created_idx backwards for that query (0.6 ms).
+			{Version: 3, Name: "images by os_hidden, created_at", SQL: `
+CREATE INDEX images_hidden_created_idx ON images (os_hidden, created_at, id);
+`},
 		},
 	}
 }

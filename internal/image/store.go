@@ -3,7 +3,6 @@ package image
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -144,38 +143,46 @@ i.protected, i.os_hidden, i.created_at, i.updated_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanImage(s scanner) (*Image, error) {
-	var (
-		img                            Image
-		name, df, cf, sum, algo, value sql.NullString
-		size, vsize                    sql.NullInt64
-		created, updated               sql.NullString
-	)
-	err := s.Scan(&img.ID, &name, &img.Status, &img.Visibility, &img.Owner, &df, &cf,
-		&size, &vsize, &sum, &algo, &value, &img.MinDisk, &img.MinRAM,
-		&img.Protected, &img.Hidden, &created, &updated)
-	if err != nil {
+// imageRow is an Image with room for its nullable attributes, so that
+// scanning a row allocates one object instead of one per set attribute.
+type imageRow struct {
+	Image
+	name, df, cf, sum, algo, value sql.NullString
+	size, vsize                    sql.NullInt64
+	created, updated               sql.NullString
+}
+
+// scanImage reads the imageCols of a row, then extra columns into extra.
+func scanImage(s scanner, extra ...any) (*Image, error) {
+	r := new(imageRow)
+	img := &r.Image
+	dest := append(make([]any, 0, 18+len(extra)), &img.ID, &r.name, &img.Status, &img.Visibility, &img.Owner, &r.df, &r.cf,
+		&r.size, &r.vsize, &r.sum, &r.algo, &r.value, &img.MinDisk, &img.MinRAM,
+		&img.Protected, &img.Hidden, &r.created, &r.updated)
+	if err := s.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
-	ns := func(v sql.NullString) *string {
+	ns := func(v *sql.NullString) *string {
 		if !v.Valid {
 			return nil
 		}
-		return ptr(v.String)
+		return &v.String
 	}
-	ni := func(v sql.NullInt64) *int64 {
+	ni := func(v *sql.NullInt64) *int64 {
 		if !v.Valid {
 			return nil
 		}
-		return ptr(v.Int64)
+		return &v.Int64
 	}
-	img.Name, img.DiskFormat, img.ContainerFormat = ns(name), ns(df), ns(cf)
-	img.Checksum, img.HashAlgo, img.HashValue = ns(sum), ns(algo), ns(value)
-	img.Size, img.VirtualSize = ni(size), ni(vsize)
-	img.CreatedAt, img.UpdatedAt = db.ParseTime(created), db.ParseTime(updated)
-	img.Tags = []string{}
-	img.Properties = map[string]string{}
-	return &img, nil
+	img.Name, img.DiskFormat, img.ContainerFormat = ns(&r.name), ns(&r.df), ns(&r.cf)
+	img.Checksum, img.HashAlgo, img.HashValue = ns(&r.sum), ns(&r.algo), ns(&r.value)
+	img.Size, img.VirtualSize = ni(&r.size), ni(&r.vsize)
+	img.CreatedAt, img.UpdatedAt = db.ParseTime(r.created), db.ParseTime(r.updated)
+	if len(extra) == 0 {
+		img.Tags = []string{}
+		img.Properties = map[string]string{}
+	}
+	return img, nil
 }
 
 func imageArgs(img *Image) []any {
@@ -259,44 +266,47 @@ func getImage(ctx context.Context, q db.Querier, id, suffix string) (*Image, err
 	if err != nil {
 		return nil, fmt.Errorf("get image %s: %w", id, err)
 	}
-	if err := loadChildren(ctx, q, []*Image{img}); err != nil {
+	if err := loadChildren(ctx, q, []*Image{img}, "IN ($1)", id); err != nil {
 		return nil, err
 	}
 	return img, nil
 }
 
-func loadChildren(ctx context.Context, q db.Querier, imgs []*Image) error {
+// loadChildren reads the tags and properties of imgs in one round trip:
+// in is the "IN (…)" over args that selects their ids (both halves of the
+// query share the numbered parameters).
+func loadChildren(ctx context.Context, q db.Querier, imgs []*Image, in string, args ...any) error {
 	if len(imgs) == 0 {
 		return nil
 	}
 	byID := make(map[string]*Image, len(imgs))
-	args := make([]any, len(imgs))
-	for i, img := range imgs {
+	for _, img := range imgs {
 		byID[img.ID] = img
-		args[i] = img.ID
 	}
-	// One round trip for tags and properties; the placeholders are
-	// numbered, so both halves share them.
-	in := db.Placeholders(1, len(args))
-	rows, err := q.QueryContext(ctx, `SELECT image_id, 0, tag, '' FROM image_tags WHERE image_id IN (`+in+`)
-UNION ALL SELECT image_id, 1, name, value FROM image_properties WHERE image_id IN (`+in+`)
+	rows, err := q.QueryContext(ctx, `SELECT image_id, 0, tag, '' FROM image_tags WHERE image_id `+in+`
+UNION ALL SELECT image_id, 1, name, value FROM image_properties WHERE image_id `+in+`
 ORDER BY 1, 2, 3`, args...)
 	if err != nil {
 		return fmt.Errorf("load tags and properties: %w", err)
 	}
 	defer rows.Close()
+	var (
+		id   sql.RawBytes // looked up, never kept: no string per row
+		k, v string
+		kind int
+	)
 	for rows.Next() {
-		var (
-			id, k, v string
-			kind     int
-		)
 		if err := rows.Scan(&id, &kind, &k, &v); err != nil {
 			return fmt.Errorf("load tags and properties: %w", err)
 		}
+		img := byID[string(id)]
+		if img == nil {
+			continue
+		}
 		if kind == 0 {
-			byID[id].Tags = append(byID[id].Tags, k)
+			img.Tags = append(img.Tags, k)
 		} else {
-			byID[id].Properties[k] = v
+			img.Properties[k] = v
 		}
 	}
 	return rows.Err()
@@ -557,7 +567,17 @@ func (s *SQLStore) ListImages(ctx context.Context, q ListQuery) ([]*Image, error
 		}
 		order = append(order, sortColumns[k.Key]+dir)
 	}
-	query := "SELECT " + imageCols + ", " + s.childCols() + " FROM images i"
+	// SQLite aggregates each image's tags and properties in the list
+	// query (correlated subqueries are cheap in process); PostgreSQL
+	// reads them for the whole page in a second query, as its
+	// per-row subqueries cost a 1,000-image page 32 ms of server time
+	// against ~2 ms for the batch.
+	batch := s.db.Dialect() == db.Postgres
+	query := "SELECT " + imageCols
+	if !batch {
+		query += ", " + sqliteChildCols
+	}
+	query += " FROM images i"
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -571,20 +591,30 @@ func (s *SQLStore) ListImages(ctx context.Context, q ListQuery) ([]*Image, error
 		return nil, fmt.Errorf("list images: %w", err)
 	}
 	defer rows.Close()
-	var out []*Image
+	out := make([]*Image, 0, min(q.Limit, 1024))
+	var tags, props sql.NullString
+	extra := []any{&tags, &props}
+	if batch {
+		extra = nil
+	}
 	for rows.Next() {
-		var tags, props sql.NullString
-		img, err := scanImage(rowWith{rows, []any{&tags, &props}})
+		img, err := scanImage(rows, extra...)
 		if err != nil {
 			return nil, fmt.Errorf("list images: %w", err)
 		}
-		if tags.Valid && tags.String != "" {
-			if err := json.Unmarshal([]byte(tags.String), &img.Tags); err != nil {
+		if batch {
+			out = append(out, img)
+			continue
+		}
+		img.Tags = make([]string, 0, countMembers(tags.String))
+		if tags.String != "" {
+			if img.Tags, err = readStrings(tags.String, img.Tags); err != nil {
 				return nil, fmt.Errorf("list images: tags of %s: %w", img.ID, err)
 			}
 		}
-		if props.Valid && props.String != "" {
-			if err := json.Unmarshal([]byte(props.String), &img.Properties); err != nil {
+		img.Properties = make(map[string]string, countMembers(props.String))
+		if props.String != "" {
+			if err := readStringMap(props.String, img.Properties); err != nil {
 				return nil, fmt.Errorf("list images: properties of %s: %w", img.ID, err)
 			}
 		}
@@ -593,28 +623,23 @@ func (s *SQLStore) ListImages(ctx context.Context, q ListQuery) ([]*Image, error
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
 	}
+	rows.Close()
+	if batch && len(out) > 0 {
+		ids := make([]string, len(out))
+		for i, img := range out {
+			ids[i] = img.ID
+		}
+		if err := loadChildren(ctx, rd, out, s.db.InList(1), db.JSONStrings(ids)); err != nil {
+			return nil, fmt.Errorf("list images: %w", err)
+		}
+	}
 	return out, nil
 }
 
-// childCols aggregates each image's tags (a JSON array) and properties
-// (a JSON object) in the list query itself, saving a round trip with a
-// thousand-element IN list.
-func (s *SQLStore) childCols() string {
-	if s.db.Dialect() == db.Postgres {
-		return `(SELECT COALESCE(json_agg(t.tag ORDER BY t.tag), '[]')::text FROM image_tags t WHERE t.image_id = i.id),
-(SELECT COALESCE(json_object_agg(p.name, p.value), '{}')::text FROM image_properties p WHERE p.image_id = i.id)`
-	}
-	return `(SELECT json_group_array(tag) FROM (SELECT t.tag FROM image_tags t WHERE t.image_id = i.id ORDER BY t.tag)),
+// sqliteChildCols aggregates each image's tags (a JSON array) and
+// properties (a JSON object) in SQLite's list query.
+const sqliteChildCols = `(SELECT json_group_array(tag) FROM (SELECT t.tag FROM image_tags t WHERE t.image_id = i.id ORDER BY t.tag)),
 (SELECT json_group_object(p.name, p.value) FROM image_properties p WHERE p.image_id = i.id)`
-}
-
-// rowWith scans extra trailing columns after the image columns.
-type rowWith struct {
-	s     scanner
-	extra []any
-}
-
-func (r rowWith) Scan(dest ...any) error { return r.s.Scan(append(dest, r.extra...)...) }
 
 // AddMember implements Store.
 func (s *SQLStore) AddMember(ctx context.Context, m *Member) error {

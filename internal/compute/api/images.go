@@ -121,43 +121,6 @@ func imageProgress(s string) int {
 	return 0
 }
 
-func imageLinks(r *http.Request, id string) []any {
-	l := links(r, "images", id)
-	return append(l, map[string]any{"rel": "alternate", "type": "application/vnd.openstack.image",
-		"href": apiutil.PublicURL(r) + "/image/images/" + id})
-}
-
-// imageView renders an image as Nova does (detail when full).
-func imageView(r *http.Request, img *Image, full bool) map[string]any {
-	v := map[string]any{"id": img.ID, "name": img.Name, "links": imageLinks(r, img.ID)}
-	if !full {
-		return v
-	}
-	md := img.Properties
-	if md == nil {
-		md = map[string]string{}
-	}
-	v["minRam"], v["minDisk"] = img.MinRAM, img.MinDisk
-	v["metadata"] = md
-	v["created"], v["updated"] = novaTime(img.Created), novaTime(img.Updated)
-	v["status"], v["progress"] = imageStatus(img.Status), imageProgress(img.Status)
-	v["OS-EXT-IMG-SIZE:size"] = nil
-	if img.SizeKnown {
-		v["OS-EXT-IMG-SIZE:size"] = img.Size
-	}
-	if adc, ok := md["auto_disk_config"]; ok {
-		if b, err := strconv.ParseBool(adc); err == nil && b {
-			v["OS-DCF:diskConfig"] = "AUTO"
-		} else {
-			v["OS-DCF:diskConfig"] = "MANUAL"
-		}
-	}
-	if sid, ok := md["instance_uuid"]; ok {
-		v["server"] = map[string]any{"id": sid, "links": links(r, "servers", sid)}
-	}
-	return v
-}
-
 func (a *API) listImages(detail bool) apiutil.Handler {
 	return func(r *http.Request) (*apiutil.Response, error) {
 		q := r.URL.Query()
@@ -207,8 +170,7 @@ func (a *API) listImages(detail bool) apiutil.Handler {
 			}
 			*f.dst = &n
 		}
-		out := []any{}
-		body := map[string]any{"images": out}
+		body := &imageListBody{urls: newImageURLs(r), full: detail}
 		p, ok := a.imageService()
 		if !ok {
 			return apiutil.JSON(200, body), nil
@@ -217,12 +179,9 @@ func (a *API) listImages(detail bool) apiutil.Handler {
 		if err != nil {
 			return nil, imageErr(err)
 		}
-		for _, img := range imgs {
-			out = append(out, imageView(r, img, detail))
-		}
-		body["images"] = out
+		body.imgs = imgs
 		if len(imgs) > 0 && len(imgs) == limit {
-			body["images_links"] = nextLink(r, imgs[len(imgs)-1].ID)
+			body.next = nextHref(r, imgs[len(imgs)-1].ID)
 		}
 		return apiutil.JSON(200, body), nil
 	}
@@ -248,7 +207,7 @@ func (a *API) showImageOrDetail(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return apiutil.JSON(200, map[string]any{"image": imageView(r, img, true)}), nil
+	return apiutil.JSON(200, imageDoc{urls: newImageURLs(r), img: img}), nil
 }
 
 func (a *API) deleteImage(r *http.Request) (*apiutil.Response, error) {

@@ -4,7 +4,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/kumo-cloud/kumo/internal/apiutil"
 )
 
 // Appending JSON encoders for the server views. They write what
@@ -20,73 +21,11 @@ type opt[T any] struct {
 
 func some[T any](v T) opt[T] { return opt[T]{V: v, Set: true} }
 
-// jsonSafe marks the ASCII bytes encoding/json copies as they are.
-var jsonSafe = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
-
-const hexDigits = "0123456789abcdef"
-
 // appendStr appends s as a JSON string, escaped as encoding/json does.
-func appendStr(b []byte, s string) []byte {
-	b = append(b, '"')
-	b = appendEscaped(b, s)
-	return append(b, '"')
-}
+func appendStr(b []byte, s string) []byte { return apiutil.AppendJSONString(b, s) }
 
 // appendEscaped appends the inside of the JSON string of s.
-func appendEscaped(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if jsonSafe[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(b, s[start:]...)
-}
+func appendEscaped(b []byte, s string) []byte { return apiutil.AppendJSONEscaped(b, s) }
 
 // obj writes the members of one JSON object.
 type obj struct {
@@ -213,6 +152,20 @@ func appendStrList(b []byte, l []string) []byte {
 		b = appendStr(b, s)
 	}
 	return append(b, ']')
+}
+
+// endPage closes the array of a page's items and the body object, with
+// the "next" link under linksKey ("servers_links") when next is set.
+func endPage(b []byte, linksKey, next string) []byte {
+	b = append(b, ']')
+	if next != "" {
+		b = append(b, `,"`...)
+		b = append(b, linksKey...)
+		b = append(b, `":[`...)
+		b = appendLink(b, next, "next")
+		b = append(b, ']')
+	}
+	return append(b, '}')
 }
 
 // appendLink appends {"href": href, "rel": rel}.

@@ -507,13 +507,7 @@ func (l *serverList) AppendJSON(b []byte) []byte {
 		o.b = s.URLs.appendLinks(o.b, s.ID)
 		b = o.end()
 	}
-	b = append(b, ']')
-	if l.next != "" {
-		b = append(b, `,"servers_links":[`...)
-		b = appendLink(b, l.next, "next")
-		b = append(b, ']')
-	}
-	return append(b, '}')
+	return endPage(b, "servers_links", l.next)
 }
 
 // serverDoc is {"server": ...}, the body of show, update and rebuild.
