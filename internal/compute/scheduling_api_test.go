@@ -210,6 +210,19 @@ func testMigrationsList(t *testing.T, d *db.DB) {
 	if l := list(t, e.do("admin", "GET", v21+"/os-migrations?status=finished", "2.59", "").Body, "migrations"); len(l) != 0 {
 		t.Fatalf("filtered %v", l)
 	}
+	// host matches either end of a migration, source_compute its source.
+	dst := e.server(id)["OS-EXT-SRV-ATTR:host"].(string)
+	for _, tc := range []struct {
+		query string
+		want  int
+	}{
+		{"host=" + dst, 1}, {"host=" + src.(string), 1}, {"source_compute=" + src.(string), 1}, {"source_compute=" + dst, 0},
+		{"host=" + dst + "&source_compute=" + src.(string), 1}, {"host=" + dst + "&source_compute=" + dst, 0},
+	} {
+		if l := list(t, e.do("admin", "GET", v21+"/os-migrations?"+tc.query, "2.59", "").Expect(t, 200, "").Body, "migrations"); len(l) != tc.want {
+			t.Errorf("?%s: %d migrations, want %d", tc.query, len(l), tc.want)
+		}
+	}
 	e.do("admin", "GET", v21+"/os-migrations?user_id=x", "2.59", "").Expect(t, 400, "badRequest")
 	e.do("admin", "GET", v21+"/os-migrations?marker=nope", "2.59", "").Expect(t, 400, "badRequest")
 	r := e.do("admin", "GET", v21+"/os-migrations?limit=1", "2.59", "").Expect(t, 200, "")

@@ -531,6 +531,7 @@ func (s *Store) GetMigration(ctx context.Context, uuid string) (*MigrationRecord
 type MigrationFilter struct {
 	Instance      string
 	Host          string // source or destination compute
+	SourceHost    string // source compute
 	Status        string
 	Type          string
 	ProjectID     string
@@ -554,6 +555,9 @@ func (s *Store) ListMigrations(ctx context.Context, f MigrationFilter) ([]*Migra
 	}
 	if f.Host != "" {
 		add("(source_compute = ? OR dest_compute = ?)", f.Host)
+	}
+	if f.SourceHost != "" {
+		add("source_compute = ?", f.SourceHost)
 	}
 	if f.Status != "" {
 		add("status = ?", f.Status)

@@ -228,3 +228,71 @@ func TestTouchServices(t *testing.T) {
 		}
 	})
 }
+
+// The migrations of a host are read through the host indexes of
+// migration 8, not by scanning every record: the source-only query of
+// the evacuation cleanup, and the source-or-destination one of a service
+// delete and GET /os-migrations?host=. The statements are the ones
+// ListMigrations builds. PostgreSQL is told to avoid sequential scans,
+// which it prefers on a table this small.
+func TestMigrationHostPlans(t *testing.T) {
+	dbtest.Each(t, []db.Set{store.Migrations()}, func(t *testing.T, d *db.DB) {
+		for _, tc := range []struct {
+			name, where string
+			want        []string
+		}{
+			{"source", "source_compute = $1", []string{"compute_migrations_source"}},
+			{"source or destination", "(source_compute = $1 OR dest_compute = $1)", []string{"compute_migrations_source", "compute_migrations_dest"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				q := `SELECT id FROM compute_migrations WHERE 1 = 1 AND ` + tc.where + ` AND migration_type = $2 ORDER BY created_at DESC, id DESC`
+				plan := explain(t, d, q, "h1", "evacuation")
+				for _, idx := range tc.want {
+					if !strings.Contains(plan, idx) {
+						t.Errorf("plan does not use %s: %s", idx, plan)
+					}
+				}
+			})
+		}
+	})
+}
+
+// explain returns the engine's plan of query as one string.
+func explain(t *testing.T, d *db.DB, query string, args ...any) string {
+	t.Helper()
+	var plan []string
+	err := d.WithTx(context.Background(), func(tx *sql.Tx) error {
+		prefix := "EXPLAIN QUERY PLAN "
+		if d.Dialect() == db.Postgres {
+			prefix = "EXPLAIN "
+			if _, err := tx.Exec(`SET LOCAL enable_seqscan = off`); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(prefix+query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		cols, err := rows.Columns()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			vals := make([]sql.NullString, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				return err
+			}
+			plan = append(plan, vals[len(vals)-1].String)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "; ")
+}
