@@ -73,68 +73,79 @@ func newNetwork(t testing.TB, ctx context.Context, neutron *gophercloud.ServiceC
 	return n
 }
 
+// poll calls check every interval until it reports done, failing the
+// test with check's last word when ctx ends. check may fail the test
+// itself (an unexpected error).
+func poll(t testing.TB, ctx context.Context, interval time.Duration, check func() (done bool, now string)) {
+	t.Helper()
+	for {
+		done, now := check()
+		if done {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(now)
+		case <-time.After(interval):
+		}
+	}
+}
+
 // waitServer polls until the server reaches status with no task running,
 // failing on ERROR unless that is what is awaited, or when ctx ends.
 func waitServer(t testing.TB, ctx context.Context, c *gophercloud.ServiceClient, id, status string) *servers.Server {
 	t.Helper()
-	for {
-		s, err := servers.Get(ctx, c, id).Extract()
-		if err != nil {
+	var s *servers.Server
+	poll(t, ctx, 100*time.Millisecond, func() (bool, string) {
+		var err error
+		if s, err = servers.Get(ctx, c, id).Extract(); err != nil {
 			t.Fatalf("get server %s: %v", id, err)
-		}
-		if s.Status == status && s.TaskState == "" {
-			return s
 		}
 		if s.Status == "ERROR" && status != "ERROR" {
 			t.Fatalf("server %s went to ERROR awaiting %s: %+v", id, status, s.Fault)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("server %s: still %s/%s awaiting %s", id, s.Status, s.TaskState, status)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return s.Status == status && s.TaskState == "", fmt.Sprintf("server %s: still %s/%s awaiting %s", id, s.Status, s.TaskState, status)
+	})
+	return s
+}
+
+// waitServerGone polls until the server is not found, failing when ctx
+// ends.
+func waitServerGone(t testing.TB, ctx context.Context, c *gophercloud.ServiceClient, id string) {
+	t.Helper()
+	poll(t, ctx, 50*time.Millisecond, func() (bool, string) {
+		s, err := servers.Get(ctx, c, id).Extract()
+		return gophercloud.ResponseCodeIs(err, 404), fmt.Sprintf("server %s not gone: %+v %v", id, s, err)
+	})
 }
 
 // waitVolume polls until the volume has status, failing when ctx ends.
 func waitVolume(t testing.TB, ctx context.Context, cinder *gophercloud.ServiceClient, id, status string) *volumes.Volume {
 	t.Helper()
-	for {
-		v, err := volumes.Get(ctx, cinder, id).Extract()
-		if err != nil {
+	var v *volumes.Volume
+	poll(t, ctx, 100*time.Millisecond, func() (bool, string) {
+		var err error
+		if v, err = volumes.Get(ctx, cinder, id).Extract(); err != nil {
 			t.Fatalf("volume %s: %v", id, err)
 		}
-		if v.Status == status {
-			return v
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("volume %s is %s, want %s", id, v.Status, status)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return v.Status == status, fmt.Sprintf("volume %s is %s, want %s", id, v.Status, status)
+	})
+	return v
 }
 
 // waitVolumeGone polls until the volume is not found, failing when ctx
 // ends.
 func waitVolumeGone(t testing.TB, ctx context.Context, cinder *gophercloud.ServiceClient, id string) {
 	t.Helper()
-	for {
+	poll(t, ctx, 100*time.Millisecond, func() (bool, string) {
 		v, err := volumes.Get(ctx, cinder, id).Extract()
-		if gophercloud.ResponseCodeIs(err, 404) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("volume %s still there: %+v %v", id, v, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return gophercloud.ResponseCodeIs(err, 404), fmt.Sprintf("volume %s still there: %+v %v", id, v, err)
+	})
 }
 
 // startRemoteAgent runs `kumo agent compute` with driver (fake, qemu) as
-// host, its state under dir, joining k through its NATS at natsPort, until the test ends or stop is called
-// (SIGTERM: the guests stay). The agent's pid is agentPID[host].
+// host, its state under dir, joining k through its NATS at natsPort,
+// until the test ends or stop is called (SIGTERM: the guests stay). The agent's pid is agentPID[host].
 func startRemoteAgent(t testing.TB, k *Kumo, natsPort int, host, dir, driver string) (stop func()) {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "agent.log")
@@ -190,21 +201,4 @@ func openstackCLI(t *testing.T) string {
 		requireOrSkip(t, "the openstack CLI is not installed (Debian: apt-get install python3-openstackclient)")
 	}
 	return bin
-}
-
-// waitServerGone polls until the server is not found, failing when ctx
-// ends.
-func waitServerGone(t testing.TB, ctx context.Context, c *gophercloud.ServiceClient, id string) {
-	t.Helper()
-	for {
-		s, err := servers.Get(ctx, c, id).Extract()
-		if gophercloud.ResponseCodeIs(err, 404) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("server %s not gone: %+v %v", id, s, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
