@@ -752,7 +752,7 @@ func (tx *txn) allocateIPs(ctx context.Context, n *Network, p *Port, reqs []ipRe
 	for _, sn := range subs {
 		byID[sn.ID] = sn
 	}
-	router := strings.HasPrefix(p.DeviceOwner, "network:router_interface") || p.DeviceOwner == "network:ha_router_replicated_interface"
+	router := isRouterInterface(p.DeviceOwner)
 	var out []fixedIP
 	add := func(sn *Subnet, ip netip.Addr) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO net_ip_allocations (subnet_id, ip_address, network_id, port_id) VALUES ($1, $2, $3, $4)`,
@@ -868,6 +868,13 @@ func (tx *txn) allocateIPs(ctx context.Context, n *Network, p *Port, reqs []ipRe
 		}
 	}
 	return out, nil
+}
+
+// isRouterInterface reports whether a port of this device owner is a
+// router's interface on its subnets (it takes their gateway, never a
+// SLAAC address).
+func isRouterInterface(owner string) bool {
+	return strings.HasPrefix(owner, "network:router_interface") || owner == "network:ha_router_replicated_interface"
 }
 
 // claimSpecific checks that a requested address may be given to the port.

@@ -82,13 +82,63 @@ func TestPortUpdateKeepsSLAACAddresses(t *testing.T) {
 		})
 	}
 
-	// A SLAAC subnet added after the port: the next fixed_ips update gives
-	// the port its address there too, as a create would.
+	// A SLAAC subnet added after the port: the port has its address there
+	// (TestNewSLAACSubnetReachesExistingPorts) and an update keeps it.
 	p := a.create("admin", "ports", "port", map[string]any{"network_id": nid, "mac_address": mac, "fixed_ips": []any{map[string]any{"ip_address": "10.0.0.80"}}})
 	late := sub(map[string]any{"cidr": "2001:db8:3::/64", "ip_version": 6, "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"})["id"].(string)
 	names[late] = "late"
 	r := a.must(a.do("admin", "PUT", "/ports/"+p["id"].(string), map[string]any{"port": map[string]any{"fixed_ips": []any{map[string]any{"ip_address": "10.0.0.81"}}}}), 200)
 	if got, want := addrs(r.json(t)["port"].(map[string]any)), "late=2001:db8:3:0:f816:3eff:fe11:2233 "+auto+" v4=10.0.0.81"; got != want {
 		t.Errorf("after a SLAAC subnet was added\n got %s\nwant %s", got, want)
+	}
+}
+
+// A SLAAC or DHCPv6-stateless subnet added to a network gives the ports
+// already there their EUI-64 address on it (a new revision), router
+// interfaces aside, as Neutron does.
+func TestNewSLAACSubnetReachesExistingPorts(t *testing.T) {
+	a := newTestAPI(t, Config{})
+	nid := a.create("alice", "networks", "network", map[string]any{})["id"].(string)
+	v4 := a.create("alice", "subnets", "subnet", map[string]any{"network_id": nid, "cidr": "10.1.0.0/24", "ip_version": 4})["id"].(string)
+	type port struct {
+		owner, mac string
+		want       int // addresses after the IPv6 subnets
+	}
+	ports := map[string]port{}
+	revs := map[string]float64{}
+	for i, p := range []port{{"", "fa:16:3e:00:00:01", 3}, {"compute:nova", "fa:16:3e:00:00:02", 3}, {"network:dhcp", "fa:16:3e:00:00:03", 3},
+		{"network:router_interface", "fa:16:3e:00:00:04", 1}} {
+		body := map[string]any{"network_id": nid, "mac_address": p.mac, "device_owner": p.owner,
+			"fixed_ips": []any{map[string]any{"ip_address": fmt.Sprintf("10.1.0.%d", 10+i)}}}
+		created := a.create("admin", "ports", "port", body)
+		ports[created["id"].(string)] = p
+		revs[created["id"].(string)] = created["revision_number"].(float64)
+	}
+	for _, modes := range [][2]string{{"slaac", "slaac"}, {"dhcpv6-stateless", "dhcpv6-stateless"}} {
+		a.create("alice", "subnets", "subnet", map[string]any{"network_id": nid, "cidr": "2001:db8:" + map[string]string{"slaac": "a", "dhcpv6-stateless": "b"}[modes[0]] + "::/64",
+			"ip_version": 6, "ipv6_ra_mode": modes[0], "ipv6_address_mode": modes[1]})
+	}
+	for id, p := range ports {
+		got := a.must(a.do("admin", "GET", "/ports/"+id, nil), 200).json(t)["port"].(map[string]any)
+		fips := got["fixed_ips"].([]any)
+		var v6 []string
+		for _, f := range fips {
+			m := f.(map[string]any)
+			if m["subnet_id"] != v4 {
+				v6 = append(v6, m["ip_address"].(string))
+			}
+		}
+		if len(fips) != p.want {
+			t.Errorf("port %q: fixed_ips %v, want %d addresses", p.owner, fips, p.want)
+		}
+		eui := ":f816:3eff:fe00:" + strings.TrimLeft(p.mac[len(p.mac)-2:], "0") // the MAC's EUI-64 interface id
+		for _, ip := range v6 {
+			if !strings.HasSuffix(ip, eui) {
+				t.Errorf("port %q: %s is not its EUI-64 address", p.owner, ip)
+			}
+		}
+		if p.want > 1 && got["revision_number"].(float64) <= revs[id] {
+			t.Errorf("port %q: revision %v after the new subnets, was %v", p.owner, got["revision_number"], revs[id])
+		}
 	}
 }
