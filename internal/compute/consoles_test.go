@@ -28,24 +28,24 @@ func TestRemoteConsolesRefusals(t *testing.T) {
 		{"no body", "2.6", `{}`, 400, "badRequest", "'remote_console' is a required property"},
 		{"before 2.6", "2.5", `{"remote_console": {"protocol": "serial", "type": "serial"}}`, 404, "itemNotFound", ""},
 	} {
-		r := e.do("alice", "POST", path, tc.version, tc.body).expect(t, tc.status, tc.fault)
-		if !strings.Contains(r.raw, tc.msg) {
-			t.Errorf("%s: %s lacks %q", tc.name, r.raw, tc.msg)
+		r := e.do("alice", "POST", path, tc.version, tc.body).Expect(t, tc.status, tc.fault)
+		if !strings.Contains(r.Raw, tc.msg) {
+			t.Errorf("%s: %s lacks %q", tc.name, r.Raw, tc.msg)
 		}
 	}
-	e.do("bob", "POST", path, "2.6", `{"remote_console": {"protocol": "serial", "type": "serial"}}`).expect(t, 404, "itemNotFound")
-	r := e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.1", `{"os-getVNCConsole": {"type": "novnc"}}`).expect(t, 400, "badRequest")
-	if !strings.Contains(r.raw, "Unavailable console type novnc.") {
-		t.Errorf("os-getVNCConsole on fake: %s", r.raw)
+	e.do("bob", "POST", path, "2.6", `{"remote_console": {"protocol": "serial", "type": "serial"}}`).Expect(t, 404, "itemNotFound")
+	r := e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.1", `{"os-getVNCConsole": {"type": "novnc"}}`).Expect(t, 400, "badRequest")
+	if !strings.Contains(r.Raw, "Unavailable console type novnc.") {
+		t.Errorf("os-getVNCConsole on fake: %s", r.Raw)
 	}
-	e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.1", `{"os-getSerialConsole": {}}`).expect(t, 400, "badRequest")
+	e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.1", `{"os-getSerialConsole": {}}`).Expect(t, 400, "badRequest")
 
-	e.do("alice", "POST", v21+"/servers/"+id+"/action", "", `{"os-stop": null}`).expect(t, 202, "")
+	e.do("alice", "POST", v21+"/servers/"+id+"/action", "", `{"os-stop": null}`).Expect(t, 202, "")
 	e.waitStatus(id, "SHUTOFF")
-	e.do("alice", "POST", path, "2.6", `{"remote_console": {"protocol": "serial", "type": "serial"}}`).expect(t, 409, "conflictingRequest")
+	e.do("alice", "POST", path, "2.6", `{"remote_console": {"protocol": "serial", "type": "serial"}}`).Expect(t, 409, "conflictingRequest")
 
 	// The proxy needs a valid token; it is not a Keystone route.
 	for _, p := range []string{"/compute/console/serial?token=nope", "/compute/console/websockify", "/compute/console/serial"} {
-		e.do("", "GET", p, "", "").expect(t, 401, "")
+		e.do("", "GET", p, "", "").Expect(t, 401, "")
 	}
 }

@@ -15,7 +15,7 @@ func TestServerDiagnostics(t *testing.T) {
 	e := newServerEnv(t, nil, 1, nil)
 	id := e.boot("alice", "")
 	e.waitStatus(id, "ACTIVE")
-	flavor := obj(t, e.do("admin", "GET", v21+"/flavors/42", "2.1", "").expect(t, 200, "").body, "flavor")
+	flavor := obj(t, e.do("admin", "GET", v21+"/flavors/42", "2.1", "").Expect(t, 200, "").Body, "flavor")
 	vcpus, ram := int(flavor["vcpus"].(float64)), flavor["ram"].(float64)
 	missing := "9b7d0a4e-0000-4000-8000-000000000001"
 
@@ -33,13 +33,13 @@ func TestServerDiagnostics(t *testing.T) {
 			{"", id, 401, ""},
 		} {
 			t.Run(c.token+"/"+c.id, func(t *testing.T) {
-				e.do(c.token, "GET", v21+"/servers/"+c.id+"/diagnostics", "2.48", "").expect(t, c.status, c.fault)
+				e.do(c.token, "GET", v21+"/servers/"+c.id+"/diagnostics", "2.48", "").Expect(t, c.status, c.fault)
 			})
 		}
 	})
 
 	t.Run("2.48", func(t *testing.T) {
-		d := e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").expect(t, 200, "").body
+		d := e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").Expect(t, 200, "").Body
 		var keys []string
 		for k := range d {
 			keys = append(keys, k)
@@ -65,7 +65,7 @@ func TestServerDiagnostics(t *testing.T) {
 	})
 
 	t.Run("legacy before 2.48", func(t *testing.T) {
-		d := e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.47", "").expect(t, 200, "").body
+		d := e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.47", "").Expect(t, 200, "").Body
 		if d["memory"] != ram*1024 || d["vda_read"] != 0.0 || d["state"] != nil {
 			t.Fatalf("legacy diagnostics: %v", d)
 		}
@@ -79,7 +79,7 @@ func TestServerDiagnostics(t *testing.T) {
 	t.Run("stopped", func(t *testing.T) {
 		e.action("alice", id, `{"os-stop": null}`, 202)
 		e.waitStatus(id, "SHUTOFF")
-		d := e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").expect(t, 200, "").body
+		d := e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").Expect(t, 200, "").Body
 		if d["state"] != "shutdown" || d["uptime"] != nil || d["memory_details"].(map[string]any)["used"] != 0.0 ||
 			d["cpu_details"].([]any)[0].(map[string]any)["utilisation"] != 0.0 {
 			t.Fatalf("stopped diagnostics: %v", d)
@@ -88,17 +88,17 @@ func TestServerDiagnostics(t *testing.T) {
 
 	t.Run("driver without diagnostics", func(t *testing.T) {
 		e.driver(0).FailNext("diagnostics", fmt.Errorf("fake: %w", virt.ErrUnsupported))
-		e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").expect(t, 501, "")
+		e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").Expect(t, 501, "")
 		e.driver(0).FailNext("diagnostics", fmt.Errorf("fake: %w", virt.ErrNotFound))
-		e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").expect(t, 409, "conflictingRequest")
+		e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").Expect(t, 409, "conflictingRequest")
 	})
 }
 
 func TestHypervisorUptime(t *testing.T) {
 	e := newServerEnv(t, nil, 1, nil)
-	hyp := list(t, e.do("admin", "GET", v21+"/os-hypervisors", "2.53", "").body, "hypervisors")[0].(map[string]any)
+	hyp := list(t, e.do("admin", "GET", v21+"/os-hypervisors", "2.53", "").Body, "hypervisors")[0].(map[string]any)
 	uuid := hyp["id"].(string)
-	legacyID := fmt.Sprint(list(t, e.do("admin", "GET", v21+"/os-hypervisors", "2.1", "").body, "hypervisors")[0].(map[string]any)["id"])
+	legacyID := fmt.Sprint(list(t, e.do("admin", "GET", v21+"/os-hypervisors", "2.1", "").Body, "hypervisors")[0].(map[string]any)["id"])
 	for _, c := range []struct {
 		name, token, version, id string
 		status                   int
@@ -113,11 +113,11 @@ func TestHypervisorUptime(t *testing.T) {
 		{"non-admin", "alice", "2.53", uuid, 403, "forbidden"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := e.do(c.token, "GET", v21+"/os-hypervisors/"+c.id+"/uptime", c.version, "").expect(t, c.status, c.fault)
+			r := e.do(c.token, "GET", v21+"/os-hypervisors/"+c.id+"/uptime", c.version, "").Expect(t, c.status, c.fault)
 			if c.status != 200 {
 				return
 			}
-			h := obj(t, r.body, "hypervisor")
+			h := obj(t, r.Body, "hypervisor")
 			up, _ := h["uptime"].(string)
 			if !strings.Contains(up, " up ") || !strings.Contains(up, "load average: ") || h["hypervisor_hostname"] != hyp["hypervisor_hostname"] ||
 				h["state"] != "up" || h["status"] != "enabled" || fmt.Sprint(h["id"]) != c.id {
@@ -126,18 +126,18 @@ func TestHypervisorUptime(t *testing.T) {
 		})
 	}
 	// From 2.88 the hypervisor view carries it.
-	h := obj(t, e.do("admin", "GET", v21+"/os-hypervisors/"+uuid, "2.88", "").expect(t, 200, "").body, "hypervisor")
+	h := obj(t, e.do("admin", "GET", v21+"/os-hypervisors/"+uuid, "2.88", "").Expect(t, 200, "").Body, "hypervisor")
 	if up, _ := h["uptime"].(string); !strings.Contains(up, "load average") {
 		t.Fatalf("2.88 view uptime: %v", h["uptime"])
 	}
 	// A host whose service is down cannot tell.
-	svcID := obj(t, e.do("admin", "GET", v21+"/os-hypervisors/"+uuid, "2.53", "").body, "hypervisor")["service"].(map[string]any)["id"].(string)
-	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": true}`).expect(t, 200, "")
-	r := e.do("admin", "GET", v21+"/os-hypervisors/"+uuid+"/uptime", "2.53", "").expect(t, 400, "badRequest")
-	if !strings.Contains(r.raw, "is unavailable at this time") {
-		t.Fatalf("down host: %s", r.raw)
+	svcID := obj(t, e.do("admin", "GET", v21+"/os-hypervisors/"+uuid, "2.53", "").Body, "hypervisor")["service"].(map[string]any)["id"].(string)
+	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": true}`).Expect(t, 200, "")
+	r := e.do("admin", "GET", v21+"/os-hypervisors/"+uuid+"/uptime", "2.53", "").Expect(t, 400, "badRequest")
+	if !strings.Contains(r.Raw, "is unavailable at this time") {
+		t.Fatalf("down host: %s", r.Raw)
 	}
-	h = obj(t, e.do("admin", "GET", v21+"/os-hypervisors/"+uuid, "2.88", "").expect(t, 200, "").body, "hypervisor")
+	h = obj(t, e.do("admin", "GET", v21+"/os-hypervisors/"+uuid, "2.88", "").Expect(t, 200, "").Body, "hypervisor")
 	if h["uptime"] != nil {
 		t.Fatalf("uptime of a down host: %v", h["uptime"])
 	}
@@ -145,8 +145,8 @@ func TestHypervisorUptime(t *testing.T) {
 
 func TestExtensions(t *testing.T) {
 	e := newServerEnv(t, nil, 0, nil)
-	r := e.do("alice", "GET", v21+"/extensions", "2.1", "").expect(t, 200, "")
-	exts := list(t, r.body, "extensions")
+	r := e.do("alice", "GET", v21+"/extensions", "2.1", "").Expect(t, 200, "")
+	exts := list(t, r.Body, "extensions")
 	var aliases []string
 	for _, x := range exts {
 		m := x.(map[string]any)
@@ -173,15 +173,15 @@ func TestExtensions(t *testing.T) {
 		t.Run(c.alias, func(t *testing.T) {
 			r := e.do("alice", "GET", v21+"/extensions/"+c.alias, "2.96", "")
 			if c.status != 200 {
-				r.expect(t, c.status, "itemNotFound")
+				r.Expect(t, c.status, "itemNotFound")
 				return
 			}
-			if ext := obj(t, r.expect(t, 200, "").body, "extension"); ext["alias"] != c.alias || ext["name"] != c.name {
+			if ext := obj(t, r.Expect(t, 200, "").Body, "extension"); ext["alias"] != c.alias || ext["name"] != c.name {
 				t.Fatalf("extension: %v", ext)
 			}
 		})
 	}
-	e.do("", "GET", v21+"/extensions", "2.1", "").expect(t, 401, "")
+	e.do("", "GET", v21+"/extensions", "2.1", "").Expect(t, 401, "")
 }
 
 // During a rolling upgrade capped below compute.instance.op 1.6, the
@@ -190,15 +190,15 @@ func TestDiagnosticsCappedBus(t *testing.T) {
 	e := newServerEnv(t, nil, 1, nil)
 	id := e.boot("alice", "")
 	e.waitStatus(id, "ACTIVE")
-	hyp := list(t, e.do("admin", "GET", v21+"/os-hypervisors", "2.53", "").body, "hypervisors")[0].(map[string]any)["id"].(string)
-	e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").expect(t, 200, "")
+	hyp := list(t, e.do("admin", "GET", v21+"/os-hypervisors", "2.53", "").Body, "hypervisors")[0].(map[string]any)["id"].(string)
+	e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").Expect(t, 200, "")
 	e.bus.SetVersionCap(rpc.MsgOp, bus.V(1, 5))
-	e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").expect(t, 501, "")
-	e.do("admin", "GET", v21+"/os-hypervisors/"+hyp+"/uptime", "2.53", "").expect(t, 501, "")
-	h := obj(t, e.do("admin", "GET", v21+"/os-hypervisors/"+hyp, "2.88", "").expect(t, 200, "").body, "hypervisor")
+	e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").Expect(t, 501, "")
+	e.do("admin", "GET", v21+"/os-hypervisors/"+hyp+"/uptime", "2.53", "").Expect(t, 501, "")
+	h := obj(t, e.do("admin", "GET", v21+"/os-hypervisors/"+hyp, "2.88", "").Expect(t, 200, "").Body, "hypervisor")
 	if h["uptime"] != nil {
 		t.Fatalf("uptime while capped: %v", h["uptime"])
 	}
 	e.bus.ClearVersionCap(rpc.MsgOp)
-	e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").expect(t, 200, "")
+	e.do("admin", "GET", v21+"/servers/"+id+"/diagnostics", "2.48", "").Expect(t, 200, "")
 }

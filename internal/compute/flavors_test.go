@@ -10,7 +10,7 @@ import (
 
 func flavorNames(t *testing.T, r resp) []string {
 	var out []string
-	for _, f := range list(t, r.body, "flavors") {
+	for _, f := range list(t, r.Body, "flavors") {
 		out = append(out, f.(map[string]any)["name"].(string))
 	}
 	return out
@@ -18,7 +18,7 @@ func flavorNames(t *testing.T, r resp) []string {
 
 func TestSeededFlavorsAndViewsPerVersion(t *testing.T) {
 	e := newEnv(t, nil, compute.Config{})
-	e.do("admin", "POST", v21+"/flavors/1/os-extra_specs", "", `{"extra_specs": {"hw:numa_nodes": "1"}}`).expect(t, 200, "")
+	e.do("admin", "POST", v21+"/flavors/1/os-extra_specs", "", `{"extra_specs": {"hw:numa_nodes": "1"}}`).Expect(t, 200, "")
 	for _, tc := range []struct {
 		version              string
 		swap                 any
@@ -33,7 +33,7 @@ func TestSeededFlavorsAndViewsPerVersion(t *testing.T) {
 		{"2.96", float64(0), true, true},
 	} {
 		t.Run(tc.version, func(t *testing.T) {
-			f := obj(t, e.do("alice", "GET", v21+"/flavors/1", tc.version, "").expect(t, 200, "").body, "flavor")
+			f := obj(t, e.do("alice", "GET", v21+"/flavors/1", tc.version, "").Expect(t, 200, "").Body, "flavor")
 			if f["swap"] != tc.swap {
 				t.Errorf("swap = %#v, want %#v", f["swap"], tc.swap)
 			}
@@ -58,7 +58,7 @@ func TestSeededFlavorsAndViewsPerVersion(t *testing.T) {
 				t.Errorf("links %v", l)
 			}
 			// The summary list has only id, name, links (+ description).
-			s := list(t, e.do("alice", "GET", v21+"/flavors", tc.version, "").expect(t, 200, "").body, "flavors")[0].(map[string]any)
+			s := list(t, e.do("alice", "GET", v21+"/flavors", tc.version, "").Expect(t, 200, "").Body, "flavors")[0].(map[string]any)
 			want := 3
 			if tc.description {
 				want = 4
@@ -75,9 +75,9 @@ func TestSeededFlavorsAndViewsPerVersion(t *testing.T) {
 
 func TestFlavorListFilters(t *testing.T) {
 	e := newEnv(t, nil, compute.Config{})
-	e.do("admin", "POST", v21+"/flavors", "", `{"flavor": {"name": "private", "ram": 1024, "vcpus": 1, "disk": 10, "id": "priv", "os-flavor-access:is_public": false}}`).expect(t, 200, "")
+	e.do("admin", "POST", v21+"/flavors", "", `{"flavor": {"name": "private", "ram": 1024, "vcpus": 1, "disk": 10, "id": "priv", "os-flavor-access:is_public": false}}`).Expect(t, 200, "")
 	names := func(tok, q string) string {
-		return strings.Join(flavorNames(t, e.do(tok, "GET", v21+"/flavors/detail"+q, "", "").expect(t, 200, "")), ",")
+		return strings.Join(flavorNames(t, e.do(tok, "GET", v21+"/flavors/detail"+q, "", "").Expect(t, 200, "")), ",")
 	}
 	for _, tc := range []struct{ tok, q, want string }{
 		{"alice", "", "m1.tiny,m1.small,m1.medium,m1.large,m1.nano,m1.xlarge,m1.micro"},
@@ -97,7 +97,7 @@ func TestFlavorListFilters(t *testing.T) {
 		}
 	}
 	// Private flavor visible to a project once given access.
-	e.do("admin", "POST", v21+"/flavors/priv/action", "", `{"addTenantAccess": {"tenant": "p1"}}`).expect(t, 200, "")
+	e.do("admin", "POST", v21+"/flavors/priv/action", "", `{"addTenantAccess": {"tenant": "p1"}}`).Expect(t, 200, "")
 	if got := names("alice", "?minRam=1024&minDisk=10&sort_key=name"); got != "m1.large,m1.medium,m1.small,m1.xlarge,private" {
 		t.Errorf("after access: %s", got)
 	}
@@ -105,12 +105,12 @@ func TestFlavorListFilters(t *testing.T) {
 		t.Errorf("other project: %s", got)
 	}
 	// Pagination links.
-	r := e.do("alice", "GET", v21+"/flavors?limit=2", "", "").expect(t, 200, "")
-	l := list(t, r.body, "flavors_links")[0].(map[string]any)
+	r := e.do("alice", "GET", v21+"/flavors?limit=2", "", "").Expect(t, 200, "")
+	l := list(t, r.Body, "flavors_links")[0].(map[string]any)
 	if l["rel"] != "next" || l["href"] != publicURL+"/compute/v2.1/flavors?limit=2&marker=2" {
 		t.Errorf("next link %v", l)
 	}
-	if _, ok := e.do("alice", "GET", v21+"/flavors", "", "").body["flavors_links"]; ok {
+	if _, ok := e.do("alice", "GET", v21+"/flavors", "", "").Body["flavors_links"]; ok {
 		t.Errorf("links on a last page")
 	}
 	for _, q := range []string{"?marker=nope", "?limit=-1", "?limit=x", "?minRam=x", "?minDisk=1.5", "?sort_key=bogus", "?sort_dir=up", "?is_public=maybe"} {
@@ -118,15 +118,15 @@ func TestFlavorListFilters(t *testing.T) {
 		if q == "?is_public=maybe" {
 			tok = "admin"
 		}
-		e.do(tok, "GET", v21+"/flavors"+q, "", "").expect(t, 400, "badRequest")
+		e.do(tok, "GET", v21+"/flavors"+q, "", "").Expect(t, 400, "badRequest")
 	}
 }
 
 func TestFlavorManage(t *testing.T) {
 	e := newEnv(t, nil, compute.Config{})
 	// Generated UUID id, defaults, 2.55 description, 2.61 extra_specs, 2.75 swap.
-	r := e.do("admin", "POST", v21+"/flavors", "2.75", `{"flavor": {"name": "test", "ram": "256", "vcpus": 2, "disk": 0, "description": "d"}}`).expect(t, 200, "")
-	f := obj(t, r.body, "flavor")
+	r := e.do("admin", "POST", v21+"/flavors", "2.75", `{"flavor": {"name": "test", "ram": "256", "vcpus": 2, "disk": 0, "description": "d"}}`).Expect(t, 200, "")
+	f := obj(t, r.Body, "flavor")
 	id := f["id"].(string)
 	if len(id) != 36 || f["swap"] != float64(0) || f["description"] != "d" || f["os-flavor-access:is_public"] != true || f["ram"] != float64(256) {
 		t.Fatalf("created %v", f)
@@ -135,14 +135,14 @@ func TestFlavorManage(t *testing.T) {
 		t.Fatalf("extra_specs %v", f["extra_specs"])
 	}
 	// Numeric id, ephemeral, swap, rxtx.
-	r = e.do("admin", "POST", v21+"/flavors", "", `{"flavor": {"name": "n", "ram": 1, "vcpus": 1, "disk": 1, "id": 77, "swap": 512, "OS-FLV-EXT-DATA:ephemeral": 5, "rxtx_factor": 2.5}}`).expect(t, 200, "")
-	f = obj(t, r.body, "flavor")
+	r = e.do("admin", "POST", v21+"/flavors", "", `{"flavor": {"name": "n", "ram": 1, "vcpus": 1, "disk": 1, "id": 77, "swap": 512, "OS-FLV-EXT-DATA:ephemeral": 5, "rxtx_factor": 2.5}}`).Expect(t, 200, "")
+	f = obj(t, r.Body, "flavor")
 	if f["id"] != "77" || f["swap"] != float64(512) || f["OS-FLV-EXT-DATA:ephemeral"] != float64(5) || f["rxtx_factor"] != 2.5 {
 		t.Fatalf("created %v", f)
 	}
 	// Duplicates.
-	e.do("admin", "POST", v21+"/flavors", "", `{"flavor": {"name": "n", "ram": 1, "vcpus": 1, "disk": 1}}`).expect(t, 409, "conflictingRequest")
-	e.do("admin", "POST", v21+"/flavors", "", `{"flavor": {"name": "other", "ram": 1, "vcpus": 1, "disk": 1, "id": "77"}}`).expect(t, 409, "conflictingRequest")
+	e.do("admin", "POST", v21+"/flavors", "", `{"flavor": {"name": "n", "ram": 1, "vcpus": 1, "disk": 1}}`).Expect(t, 409, "conflictingRequest")
+	e.do("admin", "POST", v21+"/flavors", "", `{"flavor": {"name": "other", "ram": 1, "vcpus": 1, "disk": 1, "id": "77"}}`).Expect(t, 409, "conflictingRequest")
 	// Bad input.
 	for _, body := range []string{
 		`{"flavor": {"name": "x", "ram": 1, "vcpus": 1}}`,
@@ -160,97 +160,97 @@ func TestFlavorManage(t *testing.T) {
 		`{"flavor": {"name": "x", "ram": 3000000000, "vcpus": 1, "disk": 1}}`,
 		`{"flavor": `, `[]`, ``,
 	} {
-		e.do("admin", "POST", v21+"/flavors", "", body).expect(t, 400, "badRequest")
+		e.do("admin", "POST", v21+"/flavors", "", body).Expect(t, 400, "badRequest")
 	}
 	// Only admins manage flavors.
-	e.do("alice", "POST", v21+"/flavors", "", `{"flavor": {"name": "x", "ram": 1, "vcpus": 1, "disk": 1}}`).expect(t, 403, "forbidden")
-	e.do("alice", "DELETE", v21+"/flavors/77", "", "").expect(t, 403, "forbidden")
+	e.do("alice", "POST", v21+"/flavors", "", `{"flavor": {"name": "x", "ram": 1, "vcpus": 1, "disk": 1}}`).Expect(t, 403, "forbidden")
+	e.do("alice", "DELETE", v21+"/flavors/77", "", "").Expect(t, 403, "forbidden")
 	// Update (2.55+) description.
-	e.do("admin", "PUT", v21+"/flavors/77", "2.54", `{"flavor": {"description": "x"}}`).expect(t, 404, "itemNotFound")
-	r = e.do("admin", "PUT", v21+"/flavors/77", "2.55", `{"flavor": {"description": "new"}}`).expect(t, 200, "")
-	if obj(t, r.body, "flavor")["description"] != "new" {
-		t.Fatalf("update %v", r.body)
+	e.do("admin", "PUT", v21+"/flavors/77", "2.54", `{"flavor": {"description": "x"}}`).Expect(t, 404, "itemNotFound")
+	r = e.do("admin", "PUT", v21+"/flavors/77", "2.55", `{"flavor": {"description": "new"}}`).Expect(t, 200, "")
+	if obj(t, r.Body, "flavor")["description"] != "new" {
+		t.Fatalf("update %v", r.Body)
 	}
-	e.do("admin", "PUT", v21+"/flavors/77", "2.55", `{"flavor": {"name": "new"}}`).expect(t, 400, "badRequest")
-	e.do("admin", "PUT", v21+"/flavors/nope", "2.55", `{"flavor": {"description": null}}`).expect(t, 404, "itemNotFound")
-	e.do("alice", "PUT", v21+"/flavors/77", "2.55", `{"flavor": {"description": "x"}}`).expect(t, 403, "forbidden")
+	e.do("admin", "PUT", v21+"/flavors/77", "2.55", `{"flavor": {"name": "new"}}`).Expect(t, 400, "badRequest")
+	e.do("admin", "PUT", v21+"/flavors/nope", "2.55", `{"flavor": {"description": null}}`).Expect(t, 404, "itemNotFound")
+	e.do("alice", "PUT", v21+"/flavors/77", "2.55", `{"flavor": {"description": "x"}}`).Expect(t, 403, "forbidden")
 	// Delete.
-	e.do("admin", "DELETE", v21+"/flavors/77", "", "").expect(t, 202, "")
-	e.do("admin", "DELETE", v21+"/flavors/77", "", "").expect(t, 404, "itemNotFound")
-	e.do("alice", "GET", v21+"/flavors/77", "", "").expect(t, 404, "itemNotFound")
+	e.do("admin", "DELETE", v21+"/flavors/77", "", "").Expect(t, 202, "")
+	e.do("admin", "DELETE", v21+"/flavors/77", "", "").Expect(t, 404, "itemNotFound")
+	e.do("alice", "GET", v21+"/flavors/77", "", "").Expect(t, 404, "itemNotFound")
 }
 
 func TestFlavorExtraSpecs(t *testing.T) {
 	e := newEnv(t, nil, compute.Config{})
 	base := v21 + "/flavors/1/os-extra_specs"
-	r := e.do("admin", "POST", base, "", `{"extra_specs": {"hw:cpu_policy": "shared", "n": 1}}`).expect(t, 200, "")
-	if obj(t, r.body, "extra_specs")["n"] != float64(1) {
-		t.Fatalf("echo %v", r.body)
+	r := e.do("admin", "POST", base, "", `{"extra_specs": {"hw:cpu_policy": "shared", "n": 1}}`).Expect(t, 200, "")
+	if obj(t, r.Body, "extra_specs")["n"] != float64(1) {
+		t.Fatalf("echo %v", r.Body)
 	}
-	r = e.do("rob", "GET", base, "", "").expect(t, 200, "")
-	if s := obj(t, r.body, "extra_specs"); s["n"] != "1" || s["hw:cpu_policy"] != "shared" {
-		t.Fatalf("list %v", r.body)
+	r = e.do("rob", "GET", base, "", "").Expect(t, 200, "")
+	if s := obj(t, r.Body, "extra_specs"); s["n"] != "1" || s["hw:cpu_policy"] != "shared" {
+		t.Fatalf("list %v", r.Body)
 	}
-	if e.do("rob", "GET", base+"/n", "", "").expect(t, 200, "").body["n"] != "1" {
+	if e.do("rob", "GET", base+"/n", "", "").Expect(t, 200, "").Body["n"] != "1" {
 		t.Fatal("show")
 	}
-	e.do("rob", "GET", base+"/none", "", "").expect(t, 404, "itemNotFound")
-	r = e.do("admin", "PUT", base+"/n", "", `{"n": "2"}`).expect(t, 200, "")
-	if r.body["n"] != "2" {
-		t.Fatalf("update %v", r.body)
+	e.do("rob", "GET", base+"/none", "", "").Expect(t, 404, "itemNotFound")
+	r = e.do("admin", "PUT", base+"/n", "", `{"n": "2"}`).Expect(t, 200, "")
+	if r.Body["n"] != "2" {
+		t.Fatalf("update %v", r.Body)
 	}
-	e.do("admin", "PUT", base+"/n", "", `{"m": "2"}`).expect(t, 400, "badRequest")
-	e.do("admin", "PUT", base+"/n", "", `{"n": "2", "m": "3"}`).expect(t, 400, "badRequest")
-	e.do("admin", "POST", base, "", `{"extra_specs": {"bad/key": "1"}}`).expect(t, 400, "badRequest")
-	e.do("admin", "POST", base, "", `{"extra_specs": {"k": "`+strings.Repeat("v", 256)+`"}}`).expect(t, 400, "badRequest")
-	e.do("admin", "POST", base, "", `{"specs": {}}`).expect(t, 400, "badRequest")
+	e.do("admin", "PUT", base+"/n", "", `{"m": "2"}`).Expect(t, 400, "badRequest")
+	e.do("admin", "PUT", base+"/n", "", `{"n": "2", "m": "3"}`).Expect(t, 400, "badRequest")
+	e.do("admin", "POST", base, "", `{"extra_specs": {"bad/key": "1"}}`).Expect(t, 400, "badRequest")
+	e.do("admin", "POST", base, "", `{"extra_specs": {"k": "`+strings.Repeat("v", 256)+`"}}`).Expect(t, 400, "badRequest")
+	e.do("admin", "POST", base, "", `{"specs": {}}`).Expect(t, 400, "badRequest")
 	// Validation of known keys from 2.86 only; unknown keys pass.
-	e.do("admin", "POST", base, "2.85", `{"extra_specs": {"hw:cpu_policy": "bogus"}}`).expect(t, 200, "")
-	e.do("admin", "POST", base, "2.86", `{"extra_specs": {"hw:cpu_policy": "bogus"}}`).expect(t, 400, "badRequest")
-	e.do("admin", "POST", base, "2.86", `{"extra_specs": {"resources:VCPU": "x"}}`).expect(t, 400, "badRequest")
-	e.do("admin", "POST", base, "2.86", `{"extra_specs": {"trait:HW_CPU_X86_AVX": "required", "hw:unknown_thing": "x", "resources:CUSTOM_GPU": "1"}}`).expect(t, 200, "")
+	e.do("admin", "POST", base, "2.85", `{"extra_specs": {"hw:cpu_policy": "bogus"}}`).Expect(t, 200, "")
+	e.do("admin", "POST", base, "2.86", `{"extra_specs": {"hw:cpu_policy": "bogus"}}`).Expect(t, 400, "badRequest")
+	e.do("admin", "POST", base, "2.86", `{"extra_specs": {"resources:VCPU": "x"}}`).Expect(t, 400, "badRequest")
+	e.do("admin", "POST", base, "2.86", `{"extra_specs": {"trait:HW_CPU_X86_AVX": "required", "hw:unknown_thing": "x", "resources:CUSTOM_GPU": "1"}}`).Expect(t, 200, "")
 	// Policy and missing flavor.
-	e.do("alice", "POST", base, "", `{"extra_specs": {"a": "b"}}`).expect(t, 403, "forbidden")
-	e.do("alice", "DELETE", base+"/n", "", "").expect(t, 403, "forbidden")
-	e.do("admin", "GET", v21+"/flavors/nope/os-extra_specs", "", "").expect(t, 404, "itemNotFound")
-	e.do("admin", "POST", v21+"/flavors/nope/os-extra_specs", "", `{"extra_specs": {"a": "b"}}`).expect(t, 404, "itemNotFound")
-	e.do("admin", "DELETE", base+"/n", "", "").expect(t, 200, "") // Nova answers 200 with no body
-	e.do("admin", "DELETE", base+"/n", "", "").expect(t, 404, "itemNotFound")
+	e.do("alice", "POST", base, "", `{"extra_specs": {"a": "b"}}`).Expect(t, 403, "forbidden")
+	e.do("alice", "DELETE", base+"/n", "", "").Expect(t, 403, "forbidden")
+	e.do("admin", "GET", v21+"/flavors/nope/os-extra_specs", "", "").Expect(t, 404, "itemNotFound")
+	e.do("admin", "POST", v21+"/flavors/nope/os-extra_specs", "", `{"extra_specs": {"a": "b"}}`).Expect(t, 404, "itemNotFound")
+	e.do("admin", "DELETE", base+"/n", "", "").Expect(t, 200, "") // Nova answers 200 with no body
+	e.do("admin", "DELETE", base+"/n", "", "").Expect(t, 404, "itemNotFound")
 }
 
 func TestFlavorAccess(t *testing.T) {
 	e := newEnv(t, nil, compute.Config{})
-	e.do("admin", "POST", v21+"/flavors", "", `{"flavor": {"name": "p", "ram": 1, "vcpus": 1, "disk": 1, "id": "p", "os-flavor-access:is_public": "False"}}`).expect(t, 200, "")
+	e.do("admin", "POST", v21+"/flavors", "", `{"flavor": {"name": "p", "ram": 1, "vcpus": 1, "disk": 1, "id": "p", "os-flavor-access:is_public": "False"}}`).Expect(t, 200, "")
 	act := func(tok, version, flavor, body string) resp {
 		return e.do(tok, "POST", v21+"/flavors/"+flavor+"/action", version, body)
 	}
-	r := act("admin", "", "p", `{"addTenantAccess": {"tenant": "p1"}}`).expect(t, 200, "")
-	fa := list(t, r.body, "flavor_access")
+	r := act("admin", "", "p", `{"addTenantAccess": {"tenant": "p1"}}`).Expect(t, 200, "")
+	fa := list(t, r.Body, "flavor_access")
 	if len(fa) != 1 || fmt.Sprint(fa[0]) != "map[flavor_id:p tenant_id:p1]" {
 		t.Fatalf("access %v", fa)
 	}
-	act("admin", "", "p", `{"addTenantAccess": {"tenant": "p1"}}`).expect(t, 409, "conflictingRequest")
-	act("admin", "", "p", `{"addTenantAccess": {"tenant": "p2"}}`).expect(t, 200, "")
-	r = e.do("admin", "GET", v21+"/flavors/p/os-flavor-access", "", "").expect(t, 200, "")
-	if len(list(t, r.body, "flavor_access")) != 2 {
-		t.Fatalf("list %v", r.body)
+	act("admin", "", "p", `{"addTenantAccess": {"tenant": "p1"}}`).Expect(t, 409, "conflictingRequest")
+	act("admin", "", "p", `{"addTenantAccess": {"tenant": "p2"}}`).Expect(t, 200, "")
+	r = e.do("admin", "GET", v21+"/flavors/p/os-flavor-access", "", "").Expect(t, 200, "")
+	if len(list(t, r.Body, "flavor_access")) != 2 {
+		t.Fatalf("list %v", r.Body)
 	}
-	act("admin", "", "p", `{"removeTenantAccess": {"tenant": "p2"}}`).expect(t, 200, "")
-	act("admin", "", "p", `{"removeTenantAccess": {"tenant": "p2"}}`).expect(t, 404, "itemNotFound")
-	act("admin", "", "nope", `{"addTenantAccess": {"tenant": "p2"}}`).expect(t, 404, "itemNotFound")
-	act("admin", "", "nope", `{"removeTenantAccess": {"tenant": "p2"}}`).expect(t, 404, "itemNotFound")
+	act("admin", "", "p", `{"removeTenantAccess": {"tenant": "p2"}}`).Expect(t, 200, "")
+	act("admin", "", "p", `{"removeTenantAccess": {"tenant": "p2"}}`).Expect(t, 404, "itemNotFound")
+	act("admin", "", "nope", `{"addTenantAccess": {"tenant": "p2"}}`).Expect(t, 404, "itemNotFound")
+	act("admin", "", "nope", `{"removeTenantAccess": {"tenant": "p2"}}`).Expect(t, 404, "itemNotFound")
 	// Public flavors: 409 from 2.7, no access list.
-	act("admin", "2.7", "1", `{"addTenantAccess": {"tenant": "p2"}}`).expect(t, 409, "conflictingRequest")
-	e.do("admin", "GET", v21+"/flavors/1/os-flavor-access", "", "").expect(t, 404, "itemNotFound")
-	e.do("admin", "GET", v21+"/flavors/nope/os-flavor-access", "", "").expect(t, 404, "itemNotFound")
+	act("admin", "2.7", "1", `{"addTenantAccess": {"tenant": "p2"}}`).Expect(t, 409, "conflictingRequest")
+	e.do("admin", "GET", v21+"/flavors/1/os-flavor-access", "", "").Expect(t, 404, "itemNotFound")
+	e.do("admin", "GET", v21+"/flavors/nope/os-flavor-access", "", "").Expect(t, 404, "itemNotFound")
 	// Bad bodies, unknown actions, policy.
-	act("admin", "", "p", `{"addTenantAccess": {}}`).expect(t, 400, "badRequest")
-	act("admin", "", "p", `{"addTenantAccess": {"tenant": "p3", "x": 1}}`).expect(t, 400, "badRequest")
-	act("admin", "", "p", `{"addTenantAccess": {"tenant": ""}}`).expect(t, 400, "badRequest")
-	act("admin", "", "p", `{"fly": {}}`).expect(t, 400, "badRequest")
-	act("admin", "", "p", `nope`).expect(t, 400, "badRequest")
-	act("alice", "", "p", `{"addTenantAccess": {"tenant": "p1"}}`).expect(t, 403, "forbidden")
-	e.do("alice", "GET", v21+"/flavors/p/os-flavor-access", "", "").expect(t, 403, "forbidden")
+	act("admin", "", "p", `{"addTenantAccess": {}}`).Expect(t, 400, "badRequest")
+	act("admin", "", "p", `{"addTenantAccess": {"tenant": "p3", "x": 1}}`).Expect(t, 400, "badRequest")
+	act("admin", "", "p", `{"addTenantAccess": {"tenant": ""}}`).Expect(t, 400, "badRequest")
+	act("admin", "", "p", `{"fly": {}}`).Expect(t, 400, "badRequest")
+	act("admin", "", "p", `nope`).Expect(t, 400, "badRequest")
+	act("alice", "", "p", `{"addTenantAccess": {"tenant": "p1"}}`).Expect(t, 403, "forbidden")
+	e.do("alice", "GET", v21+"/flavors/p/os-flavor-access", "", "").Expect(t, 403, "forbidden")
 	// A private flavor can be shown by id by anyone (as in Nova).
-	e.do("bob", "GET", v21+"/flavors/p", "", "").expect(t, 200, "")
+	e.do("bob", "GET", v21+"/flavors/p", "", "").Expect(t, 200, "")
 }

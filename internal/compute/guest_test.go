@@ -14,7 +14,7 @@ func TestChangePasswordAndCrashDump(t *testing.T) {
 	d := e.driver(0)
 	do := func(token, version, body string, status int, fault string) resp {
 		t.Helper()
-		return e.do(token, "POST", v21+"/servers/"+id+"/action", version, body).expect(t, status, fault)
+		return e.do(token, "POST", v21+"/servers/"+id+"/action", version, body).Expect(t, status, fault)
 	}
 
 	do("alice", "2.1", `{"changePassword": {"adminPass": "n3w"}}`, 202, "")
@@ -28,7 +28,7 @@ func TestChangePasswordAndCrashDump(t *testing.T) {
 	// A driver without a guest agent (QEMU) or without the operation.
 	d.FailNext("set_password", virt.ErrNoGuestAgent)
 	r := do("alice", "2.1", `{"changePassword": {"adminPass": "x"}}`, 409, "conflictingRequest")
-	if m := r.body["conflictingRequest"].(map[string]any)["message"].(string); !strings.Contains(m, "guest agent is not enabled") {
+	if m := r.Body["conflictingRequest"].(map[string]any)["message"].(string); !strings.Contains(m, "guest agent is not enabled") {
 		t.Errorf("message %q", m)
 	}
 	d.FailNext("set_password", virt.ErrUnsupported)

@@ -109,8 +109,8 @@ func TestImageProxy(t *testing.T) {
 	id0, id1 := "00000000-0000-4000-8000-000000000000", "00000000-0000-4000-8000-000000000001"
 
 	t.Run("list", func(t *testing.T) {
-		r := e.do("alice", "GET", v21+"/images", "2.1", "").expect(t, 200, "")
-		l := list(t, r.body, "images")
+		r := e.do("alice", "GET", v21+"/images", "2.1", "").Expect(t, 200, "")
+		l := list(t, r.Body, "images")
 		if len(l) != 5 {
 			t.Fatalf("%d images", len(l))
 		}
@@ -125,8 +125,8 @@ func TestImageProxy(t *testing.T) {
 		}
 	})
 	t.Run("detail and paging", func(t *testing.T) {
-		r := e.do("alice", "GET", v21+"/images/detail?limit=2", "2.35", "").expect(t, 200, "")
-		l := list(t, r.body, "images")
+		r := e.do("alice", "GET", v21+"/images/detail?limit=2", "2.35", "").Expect(t, 200, "")
+		l := list(t, r.Body, "images")
 		if len(l) != 2 {
 			t.Fatalf("%d images", len(l))
 		}
@@ -142,97 +142,97 @@ func TestImageProxy(t *testing.T) {
 		if md := d["metadata"].(map[string]any); md["n"] != "1" {
 			t.Errorf("metadata %v", md)
 		}
-		next := list(t, r.body, "images_links")[0].(map[string]any)["href"].(string)
+		next := list(t, r.Body, "images_links")[0].(map[string]any)["href"].(string)
 		if !strings.Contains(next, "marker="+id1) || !strings.Contains(next, "/images/detail") {
 			t.Errorf("next link %s", next)
 		}
 	})
 	t.Run("filters", func(t *testing.T) {
-		r := e.do("alice", "GET", v21+"/images/detail?minRam=192&minDisk=4", "2.1", "").expect(t, 200, "")
-		if l := list(t, r.body, "images"); len(l) != 1 || l[0].(map[string]any)["name"] != "img-4" {
+		r := e.do("alice", "GET", v21+"/images/detail?minRam=192&minDisk=4", "2.1", "").Expect(t, 200, "")
+		if l := list(t, r.Body, "images"); len(l) != 1 || l[0].(map[string]any)["name"] != "img-4" {
 			t.Errorf("minRam/minDisk filter: %v", l)
 		}
-		r = e.do("alice", "GET", v21+"/images?property-n=2", "2.1", "").expect(t, 200, "")
-		if l := list(t, r.body, "images"); len(l) != 1 || l[0].(map[string]any)["name"] != "img-2" {
+		r = e.do("alice", "GET", v21+"/images?property-n=2", "2.1", "").Expect(t, 200, "")
+		if l := list(t, r.Body, "images"); len(l) != 1 || l[0].(map[string]any)["name"] != "img-2" {
 			t.Errorf("property filter: %v", l)
 		}
-		r = e.do("alice", "GET", v21+"/images?status=SAVING", "2.1", "").expect(t, 200, "")
-		if l := list(t, r.body, "images"); len(l) != 0 {
+		r = e.do("alice", "GET", v21+"/images?status=SAVING", "2.1", "").Expect(t, 200, "")
+		if l := list(t, r.Body, "images"); len(l) != 0 {
 			t.Errorf("status filter: %v", l)
 		}
-		e.do("alice", "GET", v21+"/images?minRam=x", "2.1", "").expect(t, 400, "badRequest")
-		e.do("alice", "GET", v21+"/images?limit=-1", "2.1", "").expect(t, 400, "badRequest")
-		e.do("alice", "GET", v21+"/images?changes-since=yesterday", "2.1", "").expect(t, 400, "badRequest")
+		e.do("alice", "GET", v21+"/images?minRam=x", "2.1", "").Expect(t, 400, "badRequest")
+		e.do("alice", "GET", v21+"/images?limit=-1", "2.1", "").Expect(t, 400, "badRequest")
+		e.do("alice", "GET", v21+"/images?changes-since=yesterday", "2.1", "").Expect(t, 400, "badRequest")
 	})
 	t.Run("show", func(t *testing.T) {
 		imgs.imgs[id1].Properties["auto_disk_config"] = "True"
 		imgs.imgs[id1].Properties["instance_uuid"] = "9d2e1f8a-0000-4000-8000-000000000001"
 		imgs.imgs[id1].Status = "queued"
-		r := e.do("alice", "GET", v21+"/images/"+id1, "2.1", "").expect(t, 200, "")
-		im := obj(t, r.body, "image")
+		r := e.do("alice", "GET", v21+"/images/"+id1, "2.1", "").Expect(t, 200, "")
+		im := obj(t, r.Body, "image")
 		if im["OS-DCF:diskConfig"] != "AUTO" || im["status"] != "SAVING" || im["progress"] != float64(25) {
 			t.Errorf("image %v", im)
 		}
 		if s := im["server"].(map[string]any); s["id"] != "9d2e1f8a-0000-4000-8000-000000000001" || len(s["links"].([]any)) != 2 {
 			t.Errorf("server %v", s)
 		}
-		r = e.do("alice", "GET", v21+"/images/"+id0, "2.1", "").expect(t, 200, "")
-		if _, ok := obj(t, r.body, "image")["OS-DCF:diskConfig"]; ok {
+		r = e.do("alice", "GET", v21+"/images/"+id0, "2.1", "").Expect(t, 200, "")
+		if _, ok := obj(t, r.Body, "image")["OS-DCF:diskConfig"]; ok {
 			t.Error("diskConfig without auto_disk_config")
 		}
-		r = e.do("alice", "GET", v21+"/images/00000000-0000-4000-8000-999999999999", "2.1", "").expect(t, 404, "itemNotFound")
-		if m := r.body["itemNotFound"].(map[string]any)["message"]; m != "Image not found." {
+		r = e.do("alice", "GET", v21+"/images/00000000-0000-4000-8000-999999999999", "2.1", "").Expect(t, 404, "itemNotFound")
+		if m := r.Body["itemNotFound"].(map[string]any)["message"]; m != "Image not found." {
 			t.Errorf("message %v", m)
 		}
 	})
 	t.Run("metadata", func(t *testing.T) {
 		p := v21 + "/images/" + id0 + "/metadata"
-		r := e.do("alice", "POST", p, "2.1", `{"metadata": {"a": "1", "b": "2"}}`).expect(t, 200, "")
-		if md := r.body["metadata"].(map[string]any); len(md) != 3 || md["a"] != "1" || md["n"] != "0" {
+		r := e.do("alice", "POST", p, "2.1", `{"metadata": {"a": "1", "b": "2"}}`).Expect(t, 200, "")
+		if md := r.Body["metadata"].(map[string]any); len(md) != 3 || md["a"] != "1" || md["n"] != "0" {
 			t.Errorf("create merged %v", md)
 		}
-		r = e.do("alice", "PUT", p+"/a", "2.1", `{"meta": {"a": "x"}}`).expect(t, 200, "")
-		if m := obj(t, r.body, "meta"); m["a"] != "x" {
+		r = e.do("alice", "PUT", p+"/a", "2.1", `{"meta": {"a": "x"}}`).Expect(t, 200, "")
+		if m := obj(t, r.Body, "meta"); m["a"] != "x" {
 			t.Errorf("update item %v", m)
 		}
-		e.do("alice", "PUT", p+"/a", "2.1", `{"meta": {"b": "x"}}`).expect(t, 400, "badRequest")
-		e.do("alice", "PUT", p+"/a", "2.1", `{"meta": {}}`).expect(t, 400, "badRequest")
-		r = e.do("alice", "GET", p+"/a", "2.1", "").expect(t, 200, "")
-		if m := obj(t, r.body, "meta"); m["a"] != "x" {
+		e.do("alice", "PUT", p+"/a", "2.1", `{"meta": {"b": "x"}}`).Expect(t, 400, "badRequest")
+		e.do("alice", "PUT", p+"/a", "2.1", `{"meta": {}}`).Expect(t, 400, "badRequest")
+		r = e.do("alice", "GET", p+"/a", "2.1", "").Expect(t, 200, "")
+		if m := obj(t, r.Body, "meta"); m["a"] != "x" {
 			t.Errorf("show item %v", m)
 		}
-		e.do("alice", "GET", p+"/zzz", "2.1", "").expect(t, 404, "itemNotFound")
-		e.do("alice", "DELETE", p+"/b", "2.1", "").expect(t, 204, "")
-		r = e.do("alice", "DELETE", p+"/b", "2.1", "").expect(t, 404, "itemNotFound")
-		if m := r.body["itemNotFound"].(map[string]any)["message"]; m != "Invalid metadata key" {
+		e.do("alice", "GET", p+"/zzz", "2.1", "").Expect(t, 404, "itemNotFound")
+		e.do("alice", "DELETE", p+"/b", "2.1", "").Expect(t, 204, "")
+		r = e.do("alice", "DELETE", p+"/b", "2.1", "").Expect(t, 404, "itemNotFound")
+		if m := r.Body["itemNotFound"].(map[string]any)["message"]; m != "Invalid metadata key" {
 			t.Errorf("message %v", m)
 		}
-		r = e.do("alice", "PUT", p, "2.1", `{"metadata": {"only": "this"}}`).expect(t, 200, "")
-		if md := r.body["metadata"].(map[string]any); len(md) != 1 || md["only"] != "this" {
+		r = e.do("alice", "PUT", p, "2.1", `{"metadata": {"only": "this"}}`).Expect(t, 200, "")
+		if md := r.Body["metadata"].(map[string]any); len(md) != 1 || md["only"] != "this" {
 			t.Errorf("update all %v", md)
 		}
-		r = e.do("alice", "GET", p, "2.1", "").expect(t, 200, "")
-		if md := r.body["metadata"].(map[string]any); len(md) != 1 {
+		r = e.do("alice", "GET", p, "2.1", "").Expect(t, 200, "")
+		if md := r.Body["metadata"].(map[string]any); len(md) != 1 {
 			t.Errorf("after update all %v", md)
 		}
-		e.do("alice", "POST", p, "2.1", `{"metadata": {"a": 1}}`).expect(t, 400, "badRequest")
-		e.do("alice", "POST", p, "2.1", `{"meta": {}}`).expect(t, 400, "badRequest")
+		e.do("alice", "POST", p, "2.1", `{"metadata": {"a": 1}}`).Expect(t, 400, "badRequest")
+		e.do("alice", "POST", p, "2.1", `{"meta": {}}`).Expect(t, 400, "badRequest")
 		// The metadata_items quota (128 by default) bounds the result.
-		e.do("admin", "PUT", v21+"/os-quota-sets/p1", "2.1", `{"quota_set": {"metadata_items": 2}}`).expect(t, 200, "")
-		r = e.do("alice", "POST", p, "2.1", `{"metadata": {"x": "1", "y": "2"}}`).expect(t, 403, "forbidden")
-		if m := r.body["forbidden"].(map[string]any)["message"]; m != "Image metadata limit exceeded" {
+		e.do("admin", "PUT", v21+"/os-quota-sets/p1", "2.1", `{"quota_set": {"metadata_items": 2}}`).Expect(t, 200, "")
+		r = e.do("alice", "POST", p, "2.1", `{"metadata": {"x": "1", "y": "2"}}`).Expect(t, 403, "forbidden")
+		if m := r.Body["forbidden"].(map[string]any)["message"]; m != "Image metadata limit exceeded" {
 			t.Errorf("message %v", m)
 		}
-		e.do("alice", "POST", v21+"/images/00000000-0000-4000-8000-999999999999/metadata", "2.1", `{"metadata": {"x": "1"}}`).expect(t, 404, "itemNotFound")
+		e.do("alice", "POST", v21+"/images/00000000-0000-4000-8000-999999999999/metadata", "2.1", `{"metadata": {"x": "1"}}`).Expect(t, 404, "itemNotFound")
 	})
 	t.Run("delete", func(t *testing.T) {
 		imgs.imgs[id1].Properties["protected"] = "yes"
-		r := e.do("alice", "DELETE", v21+"/images/"+id1, "2.1", "").expect(t, 403, "forbidden")
-		if m := r.body["forbidden"].(map[string]any)["message"]; m != "You are not allowed to delete the image." {
+		r := e.do("alice", "DELETE", v21+"/images/"+id1, "2.1", "").Expect(t, 403, "forbidden")
+		if m := r.Body["forbidden"].(map[string]any)["message"]; m != "You are not allowed to delete the image." {
 			t.Errorf("message %v", m)
 		}
-		e.do("alice", "DELETE", v21+"/images/"+id0, "2.1", "").expect(t, 204, "")
-		e.do("alice", "DELETE", v21+"/images/"+id0, "2.1", "").expect(t, 404, "itemNotFound")
+		e.do("alice", "DELETE", v21+"/images/"+id0, "2.1", "").Expect(t, 204, "")
+		e.do("alice", "DELETE", v21+"/images/"+id0, "2.1", "").Expect(t, 404, "itemNotFound")
 	})
 	t.Run("gone in 2.36", func(t *testing.T) {
 		for _, c := range []struct{ method, path, body string }{
@@ -240,7 +240,7 @@ func TestImageProxy(t *testing.T) {
 			{"DELETE", "/images/" + id1, ""}, {"GET", "/images/" + id1 + "/metadata", ""},
 			{"POST", "/images/" + id1 + "/metadata", `{"metadata": {}}`}, {"DELETE", "/images/" + id1 + "/metadata/n", ""},
 		} {
-			e.do("alice", c.method, v21+c.path, "2.36", c.body).expect(t, 404, "itemNotFound")
+			e.do("alice", c.method, v21+c.path, "2.36", c.body).Expect(t, 404, "itemNotFound")
 		}
 	})
 }

@@ -29,13 +29,13 @@ func TestQuotaSetViewsPerVersion(t *testing.T) {
 	v257 := "cores,id,instances,key_pairs,metadata_items,ram,server_group_members,server_groups"
 	for _, tc := range []struct{ version, want string }{{"2.1", all}, {"2.35", all}, {"2.36", v236}, {"2.56", v236}, {"2.57", v257}, {"2.96", v257}} {
 		for _, path := range []string{"/os-quota-sets/p1", "/os-quota-sets/p1/defaults", "/os-quota-sets/p1/detail"} {
-			r := e.do("alice", "GET", v21+path, tc.version, "").expect(t, 200, "")
-			if got := keys(obj(t, r.body, "quota_set")); got != tc.want {
+			r := e.do("alice", "GET", v21+path, tc.version, "").Expect(t, 200, "")
+			if got := keys(obj(t, r.Body, "quota_set")); got != tc.want {
 				t.Errorf("%s at %s: %s", path, tc.version, got)
 			}
 		}
 	}
-	qs := obj(t, e.do("alice", "GET", v21+"/os-quota-sets/p1", "", "").body, "quota_set")
+	qs := obj(t, e.do("alice", "GET", v21+"/os-quota-sets/p1", "", "").Body, "quota_set")
 	if qs["id"] != "p1" || qs["key_pairs"] != float64(100) || qs["fixed_ips"] != float64(-1) || qs["ram"] != float64(51200) {
 		t.Fatalf("defaults %v", qs)
 	}
@@ -45,8 +45,8 @@ func TestQuotaSetViewsPerVersion(t *testing.T) {
 		{"2.50", "cores,id,injected_file_content_bytes,injected_file_path_bytes,injected_files,instances,key_pairs,metadata_items,ram,server_group_members,server_groups"},
 		{"2.57", "cores,id,instances,key_pairs,metadata_items,ram,server_group_members,server_groups"},
 	} {
-		r := e.do("admin", "GET", v21+"/os-quota-class-sets/default", tc.version, "").expect(t, 200, "")
-		if got := keys(obj(t, r.body, "quota_class_set")); got != tc.want {
+		r := e.do("admin", "GET", v21+"/os-quota-class-sets/default", tc.version, "").Expect(t, 200, "")
+		if got := keys(obj(t, r.Body, "quota_class_set")); got != tc.want {
 			t.Errorf("class at %s: %s", tc.version, got)
 		}
 	}
@@ -56,38 +56,38 @@ func TestQuotaUpdateAndPolicy(t *testing.T) {
 	e := newEnv(t, nil, compute.Config{})
 	pub, _ := sshKey(t)
 	for i := 0; i < 3; i++ {
-		e.do("alice", "POST", v21+"/os-keypairs", "2.2", kpBody(fmt.Sprint("k", i), pub)).expect(t, 201, "")
+		e.do("alice", "POST", v21+"/os-keypairs", "2.2", kpBody(fmt.Sprint("k", i), pub)).Expect(t, 201, "")
 	}
 	// Detail counts alice's key pairs.
-	d := obj(t, e.do("admin", "GET", v21+"/os-quota-sets/p1/detail?user_id=alice", "", "").expect(t, 200, "").body, "quota_set")
+	d := obj(t, e.do("admin", "GET", v21+"/os-quota-sets/p1/detail?user_id=alice", "", "").Expect(t, 200, "").Body, "quota_set")
 	if kp := d["key_pairs"].(map[string]any); kp["in_use"] != float64(3) || kp["limit"] != float64(100) || kp["reserved"] != float64(0) {
 		t.Fatalf("detail %v", kp)
 	}
 	// Policy: readers of the project read; others and members cannot write.
-	e.do("rob", "GET", v21+"/os-quota-sets/p1", "", "").expect(t, 200, "")
-	e.do("bob", "GET", v21+"/os-quota-sets/p1", "", "").expect(t, 403, "forbidden")
-	e.do("bob", "GET", v21+"/os-quota-sets/p1/detail", "", "").expect(t, 403, "forbidden")
-	e.do("bob", "GET", v21+"/os-quota-sets/p1/defaults", "", "").expect(t, 200, "")
-	e.do("alice", "PUT", v21+"/os-quota-sets/p1", "", `{"quota_set": {"cores": 1}}`).expect(t, 403, "forbidden")
-	e.do("alice", "DELETE", v21+"/os-quota-sets/p1", "", "").expect(t, 403, "forbidden")
-	e.do("alice", "GET", v21+"/os-quota-class-sets/default", "", "").expect(t, 403, "forbidden")
-	e.do("alice", "PUT", v21+"/os-quota-class-sets/default", "", `{"quota_class_set": {"cores": 1}}`).expect(t, 403, "forbidden")
+	e.do("rob", "GET", v21+"/os-quota-sets/p1", "", "").Expect(t, 200, "")
+	e.do("bob", "GET", v21+"/os-quota-sets/p1", "", "").Expect(t, 403, "forbidden")
+	e.do("bob", "GET", v21+"/os-quota-sets/p1/detail", "", "").Expect(t, 403, "forbidden")
+	e.do("bob", "GET", v21+"/os-quota-sets/p1/defaults", "", "").Expect(t, 200, "")
+	e.do("alice", "PUT", v21+"/os-quota-sets/p1", "", `{"quota_set": {"cores": 1}}`).Expect(t, 403, "forbidden")
+	e.do("alice", "DELETE", v21+"/os-quota-sets/p1", "", "").Expect(t, 403, "forbidden")
+	e.do("alice", "GET", v21+"/os-quota-class-sets/default", "", "").Expect(t, 403, "forbidden")
+	e.do("alice", "PUT", v21+"/os-quota-class-sets/default", "", `{"quota_class_set": {"cores": 1}}`).Expect(t, 403, "forbidden")
 	// Update: answer has no id; values may be numeric strings.
-	r := e.do("admin", "PUT", v21+"/os-quota-sets/p1", "2.57", `{"quota_set": {"cores": "30", "instances": 5}}`).expect(t, 200, "")
-	qs := obj(t, r.body, "quota_set")
+	r := e.do("admin", "PUT", v21+"/os-quota-sets/p1", "2.57", `{"quota_set": {"cores": "30", "instances": 5}}`).Expect(t, 200, "")
+	qs := obj(t, r.Body, "quota_set")
 	if _, ok := qs["id"]; ok || qs["cores"] != float64(30) || qs["instances"] != float64(5) {
 		t.Fatalf("update %v", qs)
 	}
 	// Below usage: 400 unless forced.
-	e.do("admin", "PUT", v21+"/os-quota-sets/p1?user_id=alice", "", `{"quota_set": {"key_pairs": 2}}`).expect(t, 400, "badRequest")
-	e.do("admin", "PUT", v21+"/os-quota-sets/p1?user_id=alice", "", `{"quota_set": {"key_pairs": 2, "force": true}}`).expect(t, 200, "")
+	e.do("admin", "PUT", v21+"/os-quota-sets/p1?user_id=alice", "", `{"quota_set": {"key_pairs": 2}}`).Expect(t, 400, "badRequest")
+	e.do("admin", "PUT", v21+"/os-quota-sets/p1?user_id=alice", "", `{"quota_set": {"key_pairs": 2, "force": true}}`).Expect(t, 200, "")
 	// User above project: 400.
-	e.do("admin", "PUT", v21+"/os-quota-sets/p1?user_id=alice", "", `{"quota_set": {"cores": 31}}`).expect(t, 400, "badRequest")
-	e.do("admin", "PUT", v21+"/os-quota-sets/p1?user_id=alice", "", `{"quota_set": {"cores": 30}}`).expect(t, 200, "")
+	e.do("admin", "PUT", v21+"/os-quota-sets/p1?user_id=alice", "", `{"quota_set": {"cores": 31}}`).Expect(t, 400, "badRequest")
+	e.do("admin", "PUT", v21+"/os-quota-sets/p1?user_id=alice", "", `{"quota_set": {"cores": 30}}`).Expect(t, 200, "")
 	// Now over quota: key pair create fails with Nova's message.
-	r = e.do("alice", "POST", v21+"/os-keypairs", "2.2", kpBody("over", pub)).expect(t, 403, "forbidden")
-	if !strings.Contains(r.raw, "Maximum number of key pairs exceeded") {
-		t.Fatalf("over quota %s", r.raw)
+	r = e.do("alice", "POST", v21+"/os-keypairs", "2.2", kpBody("over", pub)).Expect(t, 403, "forbidden")
+	if !strings.Contains(r.Raw, "Maximum number of key pairs exceeded") {
+		t.Fatalf("over quota %s", r.Raw)
 	}
 	// Bad bodies per version.
 	for _, tc := range []struct{ version, body string }{
@@ -101,26 +101,26 @@ func TestQuotaUpdateAndPolicy(t *testing.T) {
 		{"2.1", `{"quota": {}}`},
 		{"2.1", `{"quota_set": {"force": "maybe"}}`},
 	} {
-		e.do("admin", "PUT", v21+"/os-quota-sets/p1", tc.version, tc.body).expect(t, 400, "badRequest")
+		e.do("admin", "PUT", v21+"/os-quota-sets/p1", tc.version, tc.body).Expect(t, 400, "badRequest")
 	}
-	e.do("admin", "PUT", v21+"/os-quota-sets/p1", "2.35", `{"quota_set": {"floating_ips": -1}}`).expect(t, 200, "")
+	e.do("admin", "PUT", v21+"/os-quota-sets/p1", "2.35", `{"quota_set": {"floating_ips": -1}}`).Expect(t, 200, "")
 	// 2.75: unknown query parameters.
-	e.do("admin", "GET", v21+"/os-quota-sets/p1?x=1", "2.75", "").expect(t, 400, "badRequest")
+	e.do("admin", "GET", v21+"/os-quota-sets/p1?x=1", "2.75", "").Expect(t, 400, "badRequest")
 	// Reset restores the defaults.
-	e.do("admin", "DELETE", v21+"/os-quota-sets/p1", "", "").expect(t, 202, "")
-	if obj(t, e.do("admin", "GET", v21+"/os-quota-sets/p1?user_id=alice", "", "").body, "quota_set")["key_pairs"] != float64(100) {
+	e.do("admin", "DELETE", v21+"/os-quota-sets/p1", "", "").Expect(t, 202, "")
+	if obj(t, e.do("admin", "GET", v21+"/os-quota-sets/p1?user_id=alice", "", "").Body, "quota_set")["key_pairs"] != float64(100) {
 		t.Fatal("reset")
 	}
 	// Class update changes every project's defaults.
-	r = e.do("admin", "PUT", v21+"/os-quota-class-sets/default", "2.57", `{"quota_class_set": {"instances": 50}}`).expect(t, 200, "")
-	if qc := obj(t, r.body, "quota_class_set"); qc["instances"] != float64(50) {
+	r = e.do("admin", "PUT", v21+"/os-quota-class-sets/default", "2.57", `{"quota_class_set": {"instances": 50}}`).Expect(t, 200, "")
+	if qc := obj(t, r.Body, "quota_class_set"); qc["instances"] != float64(50) {
 		t.Fatalf("class %v", qc)
 	}
-	if obj(t, e.do("bob", "GET", v21+"/os-quota-sets/p2", "", "").body, "quota_set")["instances"] != float64(50) {
+	if obj(t, e.do("bob", "GET", v21+"/os-quota-sets/p2", "", "").Body, "quota_set")["instances"] != float64(50) {
 		t.Fatal("class default not applied")
 	}
-	e.do("admin", "PUT", v21+"/os-quota-class-sets/default", "2.50", `{"quota_class_set": {"floating_ips": 1}}`).expect(t, 400, "badRequest")
-	e.do("admin", "PUT", v21+"/os-quota-class-sets/default", "", `{"quota_class_set": {"force": true}}`).expect(t, 400, "badRequest")
+	e.do("admin", "PUT", v21+"/os-quota-class-sets/default", "2.50", `{"quota_class_set": {"floating_ips": 1}}`).Expect(t, 400, "badRequest")
+	e.do("admin", "PUT", v21+"/os-quota-class-sets/default", "", `{"quota_class_set": {"force": true}}`).Expect(t, 400, "badRequest")
 }
 
 func TestLimits(t *testing.T) {
@@ -132,8 +132,8 @@ func TestLimits(t *testing.T) {
 		{"2.39", "maxPersonality,maxPersonalitySize," + base},
 		{"2.57", base},
 	} {
-		r := e.do("alice", "GET", v21+"/limits", tc.version, "").expect(t, 200, "")
-		l := obj(t, r.body, "limits")
+		r := e.do("alice", "GET", v21+"/limits", tc.version, "").Expect(t, 200, "")
+		l := obj(t, r.Body, "limits")
 		if got := keys(l["absolute"].(map[string]any)); got != tc.want {
 			t.Errorf("%s: %s", tc.version, got)
 		}
@@ -141,9 +141,9 @@ func TestLimits(t *testing.T) {
 			t.Errorf("rate %v", l["rate"])
 		}
 	}
-	e.do("admin", "PUT", v21+"/os-quota-sets/p2", "", `{"quota_set": {"cores": 7}}`).expect(t, 200, "")
+	e.do("admin", "PUT", v21+"/os-quota-sets/p2", "", `{"quota_set": {"cores": 7}}`).Expect(t, 200, "")
 	abs := func(tok, q string) map[string]any {
-		return obj(t, e.do(tok, "GET", v21+"/limits"+q, "", "").expect(t, 200, "").body, "limits")["absolute"].(map[string]any)
+		return obj(t, e.do(tok, "GET", v21+"/limits"+q, "", "").Expect(t, 200, "").Body, "limits")["absolute"].(map[string]any)
 	}
 	if abs("bob", "")["maxTotalCores"] != float64(7) || abs("admin", "?tenant_id=p2")["maxTotalCores"] != float64(7) {
 		t.Fatal("project limits")
@@ -151,19 +151,19 @@ func TestLimits(t *testing.T) {
 	if abs("alice", "?tenant_id=p2")["maxTotalCores"] != float64(20) {
 		t.Fatal("non-admin saw another project's limits")
 	}
-	e.do("alice", "GET", v21+"/limits?foo=1", "2.75", "").expect(t, 400, "badRequest")
+	e.do("alice", "GET", v21+"/limits?foo=1", "2.75", "").Expect(t, 400, "badRequest")
 }
 
 func TestAvailabilityZones(t *testing.T) {
 	e := newEnv(t, nil, compute.Config{})
-	r := e.do("rob", "GET", v21+"/os-availability-zone", "", "").expect(t, 200, "")
-	z := list(t, r.body, "availabilityZoneInfo")
+	r := e.do("rob", "GET", v21+"/os-availability-zone", "", "").Expect(t, 200, "")
+	z := list(t, r.Body, "availabilityZoneInfo")
 	if len(z) != 1 || fmt.Sprint(z[0]) != "map[hosts:<nil> zoneName:nova zoneState:map[available:true]]" {
 		t.Fatalf("zones %v", z)
 	}
-	e.do("alice", "GET", v21+"/os-availability-zone/detail", "", "").expect(t, 403, "forbidden")
-	r = e.do("admin", "GET", v21+"/os-availability-zone/detail", "", "").expect(t, 200, "")
-	if z := list(t, r.body, "availabilityZoneInfo")[0].(map[string]any); z["zoneName"] != "nova" || z["hosts"] == nil {
+	e.do("alice", "GET", v21+"/os-availability-zone/detail", "", "").Expect(t, 403, "forbidden")
+	r = e.do("admin", "GET", v21+"/os-availability-zone/detail", "", "").Expect(t, 200, "")
+	if z := list(t, r.Body, "availabilityZoneInfo")[0].(map[string]any); z["zoneName"] != "nova" || z["hosts"] == nil {
 		t.Fatalf("detail %v", z)
 	}
 }
@@ -180,7 +180,7 @@ func TestKeypairQuotaConcurrency(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				codes[i] = e.do("alice", "POST", v21+"/os-keypairs", "2.2", kpBody(fmt.Sprint("k", i), pub)).status
+				codes[i] = e.do("alice", "POST", v21+"/os-keypairs", "2.2", kpBody(fmt.Sprint("k", i), pub)).Status
 			}()
 		}
 		wg.Wait()
@@ -191,7 +191,7 @@ func TestKeypairQuotaConcurrency(t *testing.T) {
 		if count[http.StatusCreated] != 10 || count[http.StatusForbidden] != 20 {
 			t.Fatalf("statuses %v", count)
 		}
-		if n := len(list(t, e.do("alice", "GET", v21+"/os-keypairs", "", "").body, "keypairs")); n != 10 {
+		if n := len(list(t, e.do("alice", "GET", v21+"/os-keypairs", "", "").Body, "keypairs")); n != 10 {
 			t.Fatalf("%d key pairs stored", n)
 		}
 	})

@@ -24,7 +24,7 @@ func (e *env) allocs() map[string]map[string]map[string]int64 {
 // nodeOf returns the resource provider (hypervisor id) of host.
 func (e *env) nodeOf(host string) string {
 	e.t.Helper()
-	for _, h := range list(e.t, e.do("admin", "GET", v21+"/os-hypervisors/detail", "2.53", "").body, "hypervisors") {
+	for _, h := range list(e.t, e.do("admin", "GET", v21+"/os-hypervisors/detail", "2.53", "").Body, "hypervisors") {
 		hv := h.(map[string]any)
 		if hv["service"].(map[string]any)["host"] == host {
 			return hv["id"].(string)
@@ -135,10 +135,10 @@ func testAllocationsFollowServers(t *testing.T, d *db.DB) {
 	e.eventually(func() bool { return len(e.allocs()) == 1 }, "migration allocations dropped")
 	checkAlloc(id, live, want)
 	var svcID string
-	for _, s := range list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-compute&host="+live, "2.53", "").body, "services") {
+	for _, s := range list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-compute&host="+live, "2.53", "").Body, "services") {
 		svcID = s.(map[string]any)["id"].(string)
 	}
-	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": true}`).expect(t, 200, "")
+	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": true}`).Expect(t, 200, "")
 	if st := e.server(id)["host_status"]; st != "DOWN" {
 		t.Fatalf("host_status %v", st)
 	}
@@ -157,7 +157,7 @@ func testAllocationsFollowServers(t *testing.T, d *db.DB) {
 	}
 	evacStatus := func() string {
 		t.Helper()
-		l := list(t, e.do("admin", "GET", v21+"/os-migrations?instance_uuid="+id+"&migration_type=evacuation", "2.59", "").expect(t, 200, "").body, "migrations")
+		l := list(t, e.do("admin", "GET", v21+"/os-migrations?instance_uuid="+id+"&migration_type=evacuation", "2.59", "").Expect(t, 200, "").Body, "migrations")
 		if len(l) == 0 {
 			return ""
 		}
@@ -168,28 +168,28 @@ func testAllocationsFollowServers(t *testing.T, d *db.DB) {
 		t.Fatalf("evacuation status %q", st)
 	}
 	// The source comes back: its guest goes, then its allocation.
-	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": false}`).expect(t, 200, "")
+	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": false}`).Expect(t, 200, "")
 	e.eventually(func() bool { return len(e.allocs()[id]) == 1 && evacStatus() == "completed" }, "source allocation released")
 	checkAlloc(id, evac, want)
 
 	// Evacuated again, and the source's service deleted instead of coming
 	// back: the delete releases the source allocation.
-	for _, s := range list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-compute&host="+evac, "2.53", "").body, "services") {
+	for _, s := range list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-compute&host="+evac, "2.53", "").Body, "services") {
 		svcID = s.(map[string]any)["id"].(string)
 	}
-	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": true}`).expect(t, 200, "")
+	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": true}`).Expect(t, 200, "")
 	e.action("admin", id, `{"evacuate": {}}`, 200)
 	e.eventually(func() bool { return e.server(id)["OS-EXT-SRV-ATTR:host"] == live && e.server(id)["status"] == "ACTIVE" }, "second evacuation")
 	srcProv := e.nodeOf(evac)
 	both(evac, live)
-	e.do("admin", "DELETE", v21+"/os-services/"+svcID, "2.53", "").expect(t, 204, "")
+	e.do("admin", "DELETE", v21+"/os-services/"+svcID, "2.53", "").Expect(t, 204, "")
 	if got := e.allocs()[id]; len(got) != 1 || got[srcProv] != nil || evacStatus() != "completed" {
 		t.Fatalf("after the source's service was deleted: %v, %q", got, evacStatus())
 	}
 	checkAlloc(id, live, want)
 
 	// Delete releases everything.
-	e.do("alice", "DELETE", v21+"/servers/"+id, "", "").expect(t, 204, "")
+	e.do("alice", "DELETE", v21+"/servers/"+id, "", "").Expect(t, 204, "")
 	e.waitGone(id)
 	if all := e.allocs(); len(all) != 0 {
 		t.Fatalf("after delete: %v", all)
@@ -216,11 +216,11 @@ func testAllocationsFollowServers(t *testing.T, d *db.DB) {
 func TestMultiCreateOneRequest(t *testing.T) {
 	e := newServerEnv(t, nil, 2, nil)
 	r := e.do("alice", "POST", v21+"/servers", "2.96", `{"server": {"name": "m", "imageRef": "`+imageID+`", "flavorRef": "42",
-		"networks": "none", "min_count": 4, "return_reservation_id": true}}`).expect(t, 202, "")
-	res := r.body["reservation_id"].(string)
+		"networks": "none", "min_count": 4, "return_reservation_id": true}}`).Expect(t, 202, "")
+	res := r.Body["reservation_id"].(string)
 	var hosts = map[string]int{}
 	e.eventually(func() bool {
-		l := list(t, e.do("admin", "GET", v21+"/servers/detail?all_tenants=1&reservation_id="+res, "2.96", "").body, "servers")
+		l := list(t, e.do("admin", "GET", v21+"/servers/detail?all_tenants=1&reservation_id="+res, "2.96", "").Body, "servers")
 		clear(hosts)
 		for _, s := range l {
 			s := s.(map[string]any)

@@ -20,8 +20,8 @@ func TestSecGroupProxyRemovedAt236(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.method+c.path, func(t *testing.T) {
-			e.do("alice", c.method, v21+c.path, "2.36", c.body).expect(t, 404, "itemNotFound")
-			e.do("alice", c.method, v21+c.path, "2.96", c.body).expect(t, 404, "itemNotFound")
+			e.do("alice", c.method, v21+c.path, "2.36", c.body).Expect(t, 404, "itemNotFound")
+			e.do("alice", c.method, v21+c.path, "2.96", c.body).Expect(t, 404, "itemNotFound")
 		})
 	}
 	// Nothing changed.
@@ -33,8 +33,8 @@ func TestSecGroupProxyRemovedAt236(t *testing.T) {
 func TestSecGroupProxy(t *testing.T) {
 	e := newNetEnv(t, nil)
 	const v = "2.35"
-	r := e.do("alice", "POST", v21+"/os-security-groups", v, `{"security_group": {"name": "web", "description": "web servers"}}`).expect(t, 200, "")
-	g := obj(t, r.body, "security_group")
+	r := e.do("alice", "POST", v21+"/os-security-groups", v, `{"security_group": {"name": "web", "description": "web servers"}}`).Expect(t, 200, "")
+	g := obj(t, r.Body, "security_group")
 	id := g["id"].(string)
 	if g["name"] != "web" || g["description"] != "web servers" || g["tenant_id"] != "p1" || len(g["rules"].([]any)) != 0 {
 		t.Fatalf("created group (egress rules must not show): %v", g)
@@ -54,20 +54,20 @@ func TestSecGroupProxy(t *testing.T) {
 			{"long description", `{"security_group": {"name": "n", "description": "` + strings.Repeat("d", 256) + `"}}`, 400, "badRequest", "description has a maximum length"},
 		} {
 			t.Run(c.name, func(t *testing.T) {
-				r := e.do("alice", "POST", v21+"/os-security-groups", v, c.body).expect(t, c.status, c.fault)
-				if !strings.Contains(r.raw, c.msg) {
-					t.Fatalf("message %s, want %q", r.raw, c.msg)
+				r := e.do("alice", "POST", v21+"/os-security-groups", v, c.body).Expect(t, c.status, c.fault)
+				if !strings.Contains(r.Raw, c.msg) {
+					t.Fatalf("message %s, want %q", r.Raw, c.msg)
 				}
 			})
 		}
 		// A reader cannot create (the networking service says so).
-		e.do("rob", "POST", v21+"/os-security-groups", v, `{"security_group": {"name": "n", "description": "d"}}`).expect(t, 403, "forbidden")
+		e.do("rob", "POST", v21+"/os-security-groups", v, `{"security_group": {"name": "n", "description": "d"}}`).Expect(t, 403, "forbidden")
 	})
 
 	t.Run("list and show", func(t *testing.T) {
 		names := func(token, query string) string {
 			var out []string
-			for _, x := range list(t, e.do(token, "GET", v21+"/os-security-groups"+query, v, "").expect(t, 200, "").body, "security_groups") {
+			for _, x := range list(t, e.do(token, "GET", v21+"/os-security-groups"+query, v, "").Expect(t, 200, "").Body, "security_groups") {
 				out = append(out, x.(map[string]any)["name"].(string))
 			}
 			return strings.Join(out, ",")
@@ -91,14 +91,14 @@ func TestSecGroupProxy(t *testing.T) {
 			t.Fatalf("offset=1 of 2: %s", got)
 		}
 		for _, bad := range []string{"limit=x", "limit=-1", "offset=y", "offset=-2"} {
-			e.do("alice", "GET", v21+"/os-security-groups?"+bad, v, "").expect(t, 400, "badRequest")
+			e.do("alice", "GET", v21+"/os-security-groups?"+bad, v, "").Expect(t, 400, "badRequest")
 		}
-		e.do("alice", "GET", v21+"/os-security-groups/"+id, v, "").expect(t, 200, "")
-		e.do("alice", "GET", v21+"/os-security-groups/nope", v, "").expect(t, 400, "badRequest")
-		e.do("alice", "GET", v21+"/os-security-groups/"+missing, v, "").expect(t, 404, "itemNotFound")
-		e.do("bob", "GET", v21+"/os-security-groups/"+id, v, "").expect(t, 404, "itemNotFound")
+		e.do("alice", "GET", v21+"/os-security-groups/"+id, v, "").Expect(t, 200, "")
+		e.do("alice", "GET", v21+"/os-security-groups/nope", v, "").Expect(t, 400, "badRequest")
+		e.do("alice", "GET", v21+"/os-security-groups/"+missing, v, "").Expect(t, 404, "itemNotFound")
+		e.do("bob", "GET", v21+"/os-security-groups/"+id, v, "").Expect(t, 404, "itemNotFound")
 		// The default group's rules refer to itself.
-		for _, x := range list(t, e.do("alice", "GET", v21+"/os-security-groups", v, "").body, "security_groups") {
+		for _, x := range list(t, e.do("alice", "GET", v21+"/os-security-groups", v, "").Body, "security_groups") {
 			grp := x.(map[string]any)
 			if grp["name"] != "default" {
 				continue
@@ -115,18 +115,18 @@ func TestSecGroupProxy(t *testing.T) {
 	})
 
 	t.Run("update", func(t *testing.T) {
-		r := e.do("alice", "PUT", v21+"/os-security-groups/"+id, v, `{"security_group": {"name": "www", "description": "renamed"}}`).expect(t, 200, "")
-		if g := obj(t, r.body, "security_group"); g["name"] != "www" || g["description"] != "renamed" {
+		r := e.do("alice", "PUT", v21+"/os-security-groups/"+id, v, `{"security_group": {"name": "www", "description": "renamed"}}`).Expect(t, 200, "")
+		if g := obj(t, r.Body, "security_group"); g["name"] != "www" || g["description"] != "renamed" {
 			t.Fatalf("updated: %v", g)
 		}
-		e.do("alice", "PUT", v21+"/os-security-groups/"+missing, v, `{"security_group": {"name": "a", "description": "b"}}`).expect(t, 404, "itemNotFound")
-		e.do("bob", "PUT", v21+"/os-security-groups/"+id, v, `{"security_group": {"name": "a", "description": "b"}}`).expect(t, 404, "itemNotFound")
-		e.do("alice", "PUT", v21+"/os-security-groups/"+id, v, `{"security_group": {"name": "a"}}`).expect(t, 400, "badRequest")
+		e.do("alice", "PUT", v21+"/os-security-groups/"+missing, v, `{"security_group": {"name": "a", "description": "b"}}`).Expect(t, 404, "itemNotFound")
+		e.do("bob", "PUT", v21+"/os-security-groups/"+id, v, `{"security_group": {"name": "a", "description": "b"}}`).Expect(t, 404, "itemNotFound")
+		e.do("alice", "PUT", v21+"/os-security-groups/"+id, v, `{"security_group": {"name": "a"}}`).Expect(t, 400, "badRequest")
 	})
 
 	var ruleIDs []string
 	t.Run("rules", func(t *testing.T) {
-		other := obj(t, e.do("alice", "POST", v21+"/os-security-groups", v, `{"security_group": {"name": "db", "description": ""}}`).expect(t, 200, "").body, "security_group")["id"].(string)
+		other := obj(t, e.do("alice", "POST", v21+"/os-security-groups", v, `{"security_group": {"name": "db", "description": ""}}`).Expect(t, 200, "").Body, "security_group")["id"].(string)
 		rule := func(fields string) string {
 			return `{"security_group_rule": {"parent_group_id": "` + id + `"` + fields + `}}`
 		}
@@ -165,39 +165,39 @@ func TestSecGroupProxy(t *testing.T) {
 			{"no rule", `{"rule": {}}`, 400, nil, "Missing parameter security_group_rule"},
 		} {
 			t.Run(c.name, func(t *testing.T) {
-				r := e.do("alice", "POST", v21+"/os-security-group-rules", v, c.body).expect(t, c.status, "")
+				r := e.do("alice", "POST", v21+"/os-security-group-rules", v, c.body).Expect(t, c.status, "")
 				if c.check != nil {
-					ru := obj(t, r.body, "security_group_rule")
+					ru := obj(t, r.Body, "security_group_rule")
 					if !c.check(ru) {
 						t.Fatalf("rule: %v", ru)
 					}
 					ruleIDs = append(ruleIDs, ru["id"].(string))
 				}
-				if !strings.Contains(r.raw, c.msg) {
-					t.Fatalf("message %s, want %q", r.raw, c.msg)
+				if !strings.Contains(r.Raw, c.msg) {
+					t.Fatalf("message %s, want %q", r.Raw, c.msg)
 				}
 			})
 		}
 		// Bob cannot add rules to alice's group.
-		e.do("bob", "POST", v21+"/os-security-group-rules", v, rule(`, "ip_protocol": "tcp", "from_port": 1, "to_port": 2`)).expect(t, 404, "itemNotFound")
-		g := obj(t, e.do("alice", "GET", v21+"/os-security-groups/"+id, v, "").body, "security_group")
+		e.do("bob", "POST", v21+"/os-security-group-rules", v, rule(`, "ip_protocol": "tcp", "from_port": 1, "to_port": 2`)).Expect(t, 404, "itemNotFound")
+		g := obj(t, e.do("alice", "GET", v21+"/os-security-groups/"+id, v, "").Body, "security_group")
 		if n := len(g["rules"].([]any)); n != len(ruleIDs) {
 			t.Fatalf("group shows %d rules, want %d: %v", n, len(ruleIDs), g)
 		}
 	})
 
 	t.Run("delete rule", func(t *testing.T) {
-		e.do("bob", "DELETE", v21+"/os-security-group-rules/"+ruleIDs[0], v, "").expect(t, 404, "itemNotFound")
-		e.do("alice", "DELETE", v21+"/os-security-group-rules/"+ruleIDs[0], v, "").expect(t, 202, "")
-		e.do("alice", "DELETE", v21+"/os-security-group-rules/"+ruleIDs[0], v, "").expect(t, 404, "itemNotFound")
-		e.do("alice", "DELETE", v21+"/os-security-group-rules/x", v, "").expect(t, 400, "badRequest")
+		e.do("bob", "DELETE", v21+"/os-security-group-rules/"+ruleIDs[0], v, "").Expect(t, 404, "itemNotFound")
+		e.do("alice", "DELETE", v21+"/os-security-group-rules/"+ruleIDs[0], v, "").Expect(t, 202, "")
+		e.do("alice", "DELETE", v21+"/os-security-group-rules/"+ruleIDs[0], v, "").Expect(t, 404, "itemNotFound")
+		e.do("alice", "DELETE", v21+"/os-security-group-rules/x", v, "").Expect(t, 400, "badRequest")
 	})
 
 	t.Run("delete group", func(t *testing.T) {
-		e.do("bob", "DELETE", v21+"/os-security-groups/"+id, v, "").expect(t, 404, "itemNotFound")
-		e.do("alice", "DELETE", v21+"/os-security-groups/"+id, v, "").expect(t, 202, "")
-		e.do("alice", "GET", v21+"/os-security-groups/"+id, v, "").expect(t, 404, "itemNotFound")
-		e.do("alice", "DELETE", v21+"/os-security-groups/x", v, "").expect(t, 400, "badRequest")
+		e.do("bob", "DELETE", v21+"/os-security-groups/"+id, v, "").Expect(t, 404, "itemNotFound")
+		e.do("alice", "DELETE", v21+"/os-security-groups/"+id, v, "").Expect(t, 202, "")
+		e.do("alice", "GET", v21+"/os-security-groups/"+id, v, "").Expect(t, 404, "itemNotFound")
+		e.do("alice", "DELETE", v21+"/os-security-groups/x", v, "").Expect(t, 400, "badRequest")
 	})
 }
 
@@ -214,7 +214,7 @@ func TestServerSecurityGroups(t *testing.T) {
 
 	groups := func(version string) string {
 		var out []string
-		for _, x := range list(t, e.do("alice", "GET", v21+"/servers/"+id+"/os-security-groups", version, "").expect(t, 200, "").body, "security_groups") {
+		for _, x := range list(t, e.do("alice", "GET", v21+"/servers/"+id+"/os-security-groups", version, "").Expect(t, 200, "").Body, "security_groups") {
 			out = append(out, x.(map[string]any)["name"].(string))
 		}
 		return strings.Join(out, ",")
@@ -249,7 +249,7 @@ func TestServerSecurityGroups(t *testing.T) {
 		{"remove unknown", "alice", remove("nope"), 404, "itemNotFound"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			e.do(c.token, "POST", v21+"/servers/"+id+"/action", "2.96", c.body).expect(t, c.status, c.fault)
+			e.do(c.token, "POST", v21+"/servers/"+id+"/action", "2.96", c.body).Expect(t, c.status, c.fault)
 		})
 	}
 	if got := groups("2.96"); got != "default,web" && got != "web,default" {
@@ -257,7 +257,7 @@ func TestServerSecurityGroups(t *testing.T) {
 	}
 	viewGroups := func() string {
 		var out []string
-		s := obj(t, e.do("alice", "GET", v21+"/servers/"+id, "2.96", "").expect(t, 200, "").body, "server")
+		s := obj(t, e.do("alice", "GET", v21+"/servers/"+id, "2.96", "").Expect(t, 200, "").Body, "server")
 		for _, g := range s["security_groups"].([]any) {
 			out = append(out, g.(map[string]any)["name"].(string))
 		}
@@ -268,7 +268,7 @@ func TestServerSecurityGroups(t *testing.T) {
 		t.Fatalf("server view groups after add: %q", got)
 	}
 	// The detailed list shows them too, as Nova's does.
-	for _, x := range list(t, e.do("alice", "GET", v21+"/servers/detail", "2.96", "").expect(t, 200, "").body, "servers") {
+	for _, x := range list(t, e.do("alice", "GET", v21+"/servers/detail", "2.96", "").Expect(t, 200, "").Body, "servers") {
 		if s := x.(map[string]any); s["id"] == id {
 			var names []string
 			for _, g := range s["security_groups"].([]any) {
@@ -284,7 +284,7 @@ func TestServerSecurityGroups(t *testing.T) {
 		t.Fatalf("port groups after add (adding twice must not duplicate): %v", sgs)
 	}
 	e.action("alice", id, remove("web"), 202)
-	e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", remove("web")).expect(t, 404, "itemNotFound")
+	e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", remove("web")).Expect(t, 404, "itemNotFound")
 	if got := groups("2.96"); got != "default" {
 		t.Fatalf("groups after remove: %q", got)
 	}
@@ -292,23 +292,23 @@ func TestServerSecurityGroups(t *testing.T) {
 		t.Fatalf("server view groups after remove: %q", got)
 	}
 	// Admins act on any server; the group is looked up in their project.
-	e.do("admin", "POST", v21+"/servers/"+id+"/action", "2.96", add(web)).expect(t, 202, "")
-	e.do("bob", "GET", v21+"/servers/"+id+"/os-security-groups", "2.96", "").expect(t, 404, "itemNotFound")
-	e.do("alice", "GET", v21+"/servers/"+missing+"/os-security-groups", "2.96", "").expect(t, 404, "itemNotFound")
+	e.do("admin", "POST", v21+"/servers/"+id+"/action", "2.96", add(web)).Expect(t, 202, "")
+	e.do("bob", "GET", v21+"/servers/"+id+"/os-security-groups", "2.96", "").Expect(t, 404, "itemNotFound")
+	e.do("alice", "GET", v21+"/servers/"+missing+"/os-security-groups", "2.96", "").Expect(t, 404, "itemNotFound")
 
 	// A server without ports cannot take a group.
 	bare := e.boot("alice", bootOn("bare", `"none"`))
 	e.waitStatus(bare, "ACTIVE")
-	r := e.do("alice", "POST", v21+"/servers/"+bare+"/action", "2.96", add("web")).expect(t, 404, "itemNotFound")
-	if !strings.Contains(r.raw, "could not be found as device id on any ports") {
-		t.Fatalf("no ports: %s", r.raw)
+	r := e.do("alice", "POST", v21+"/servers/"+bare+"/action", "2.96", add("web")).Expect(t, 404, "itemNotFound")
+	if !strings.Contains(r.Raw, "could not be found as device id on any ports") {
+		t.Fatalf("no ports: %s", r.Raw)
 	}
-	if got := list(t, e.do("alice", "GET", v21+"/servers/"+bare+"/os-security-groups", "2.96", "").expect(t, 200, "").body, "security_groups"); len(got) != 0 {
+	if got := list(t, e.do("alice", "GET", v21+"/servers/"+bare+"/os-security-groups", "2.96", "").Expect(t, 200, "").Body, "security_groups"); len(got) != 0 {
 		t.Fatalf("groups of a server without ports: %v", got)
 	}
 
 	// A port without port security cannot take a group.
 	pid := p["id"].(string)
 	e.net("alice", "PUT", "/ports/"+pid, `{"port": {"security_groups": [], "port_security_enabled": false}}`, 200)
-	e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", add("spare")).expect(t, 400, "badRequest")
+	e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", add("spare")).Expect(t, 400, "badRequest")
 }

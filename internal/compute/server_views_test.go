@@ -179,17 +179,17 @@ func serverViewsGolden(t *testing.T, d *db.DB) {
 	for _, q := range reqs {
 		for _, v := range versions {
 			r := e.do(q.who, q.method, v21+q.path, v, q.body)
-			if r.status != 200 {
-				t.Fatalf("%s %s %s at %s: status %d: %s", q.who, q.method, q.path, v, r.status, r.raw)
+			if r.Status != 200 {
+				t.Fatalf("%s %s %s at %s: status %d: %s", q.who, q.method, q.path, v, r.Status, r.Raw)
 			}
 			if q.method == "PUT" {
-				s := r.body["server"].(map[string]any)
+				s := r.Body["server"].(map[string]any)
 				if _, ok := s["updated"].(string); !ok {
 					t.Fatalf("PUT at %s: updated %v", v, s["updated"])
 				}
 				s["updated"] = "(now)"
 			}
-			got[fmt.Sprintf("%s %s %s @%s", q.who, q.method, q.path, v)] = r.body
+			got[fmt.Sprintf("%s %s %s @%s", q.who, q.method, q.path, v)] = r.Body
 		}
 	}
 	path := filepath.Join("testdata", "server_views.json")

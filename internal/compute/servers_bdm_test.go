@@ -231,7 +231,7 @@ func TestBootFromVolumeBuild(t *testing.T) {
 	if got := fmt.Sprint(s["os-extended-volumes:volumes_attached"]); !strings.Contains(got, mine) || strings.Count(got, "id:") != 2 {
 		t.Errorf("volumes_attached = %s", got)
 	}
-	for _, x := range list(t, e.do("alice", "GET", v21+"/servers/detail", "2.79", "").expect(t, 200, "").body, "servers") {
+	for _, x := range list(t, e.do("alice", "GET", v21+"/servers/detail", "2.79", "").Expect(t, 200, "").Body, "servers") {
 		if got := fmt.Sprint(x.(map[string]any)["os-extended-volumes:volumes_attached"]); x.(map[string]any)["id"] == id &&
 			(!strings.Contains(got, mine) || strings.Count(got, "id:") != 2 || !strings.Contains(got, "delete_on_termination:true")) {
 			t.Errorf("volumes_attached in the list = %s", got)
@@ -257,7 +257,7 @@ func TestBootFromVolumeBuild(t *testing.T) {
 		t.Errorf("root volume = %+v", v)
 	}
 	// The user's volume detaches like any other; the root one does not.
-	e.do("alice", "DELETE", v21+"/servers/"+id+"/os-volume_attachments/"+root, "2.79", "").expect(t, 400, "badRequest")
+	e.do("alice", "DELETE", v21+"/servers/"+id+"/os-volume_attachments/"+root, "2.79", "").Expect(t, 400, "badRequest")
 
 	// A resize keeps the volumes, even to a flavor with a smaller disk.
 	e.action("alice", id, `{"resize": {"flavorRef": "1"}}`, 202)
@@ -268,7 +268,7 @@ func TestBootFromVolumeBuild(t *testing.T) {
 	e.action("alice", id, `{"confirmResize": null}`, 204)
 	e.waitStatus(id, "ACTIVE")
 
-	e.do("alice", "DELETE", v21+"/servers/"+id, "2.79", "").expect(t, 204, "")
+	e.do("alice", "DELETE", v21+"/servers/"+id, "2.79", "").Expect(t, 204, "")
 	e.waitGone(id)
 	if vs.get(root) != nil {
 		t.Error("root volume with delete_on_termination survived its server")

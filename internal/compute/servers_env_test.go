@@ -57,11 +57,7 @@ func newServerEnv(t testing.TB, d *db.DB, hosts int, mod func(*compute.Config)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := authtest.New()
-	v.Add("admin", "admin-u", "p-admin", "admin", "member", "reader")
-	v.Add("alice", "alice", "p1", "member", "reader")
-	v.Add("rob", "rob", "p1", "reader")
-	v.Add("bob", "bob", "p2", "member", "reader")
+	v := authtest.NewCallers()
 	cfg := compute.Config{Conductor: true, Hosts: hosts, Driver: "fake", Images: fakeImages{},
 		AgentReportInterval: 100 * time.Millisecond,
 		ConductorConfig: conductor.Config{ScanInterval: 200 * time.Millisecond, ReportInterval: 200 * time.Millisecond,
@@ -103,11 +99,11 @@ func newServerEnv(t testing.TB, d *db.DB, hosts int, mod func(*compute.Config)) 
 	if hosts > 0 {
 		e.eventually(func() bool {
 			r := e.do("admin", "GET", v21+"/os-hypervisors", "2.53", "")
-			return r.status == 200 && len(list(t, r.body, "hypervisors")) == hosts
+			return r.Status == 200 && len(list(t, r.Body, "hypervisors")) == hosts
 		}, "hosts registered")
 		// And their resource providers written to placement.
 		e.eventually(func() bool {
-			for _, h := range list(t, e.do("admin", "GET", v21+"/os-hypervisors", "2.53", "").body, "hypervisors") {
+			for _, h := range list(t, e.do("admin", "GET", v21+"/os-hypervisors", "2.53", "").Body, "hypervisors") {
 				invs, err := pl.Inventories(context.Background(), h.(map[string]any)["id"].(string))
 				if err != nil || len(invs) == 0 {
 					return false
@@ -146,14 +142,14 @@ func (e *env) boot(token, body string) string {
 	if body == "" {
 		body = bootBody
 	}
-	r := e.do(token, "POST", v21+"/servers", "2.96", body).expect(e.t, 202, "")
-	return obj(e.t, r.body, "server")["id"].(string)
+	r := e.do(token, "POST", v21+"/servers", "2.96", body).Expect(e.t, 202, "")
+	return obj(e.t, r.Body, "server")["id"].(string)
 }
 
 // server shows a server at 2.96 as admin.
 func (e *env) server(id string) map[string]any {
 	e.t.Helper()
-	return obj(e.t, e.do("admin", "GET", v21+"/servers/"+id, "2.96", "").expect(e.t, 200, "").body, "server")
+	return obj(e.t, e.do("admin", "GET", v21+"/servers/"+id, "2.96", "").Expect(e.t, 200, "").Body, "server")
 }
 
 // waitStatus waits until the server has status and no task.
@@ -162,10 +158,10 @@ func (e *env) waitStatus(id, status string) map[string]any {
 	var s map[string]any
 	e.eventuallyf(func() bool {
 		r := e.do("admin", "GET", v21+"/servers/"+id, "2.96", "")
-		if r.status != 200 {
+		if r.Status != 200 {
 			return false
 		}
-		s = obj(e.t, r.body, "server")
+		s = obj(e.t, r.Body, "server")
 		return s["status"] == status && s["OS-EXT-STS:task_state"] == nil
 	}, func() string {
 		return fmt.Sprintf("%s to be %s (last: %v %v %v)", id, status, s["status"], s["OS-EXT-STS:task_state"], s["fault"])
@@ -175,18 +171,18 @@ func (e *env) waitStatus(id, status string) map[string]any {
 
 func (e *env) waitGone(id string) {
 	e.t.Helper()
-	e.eventually(func() bool { return e.do("admin", "GET", v21+"/servers/"+id, "2.96", "").status == 404 }, id+" to be deleted")
+	e.eventually(func() bool { return e.do("admin", "GET", v21+"/servers/"+id, "2.96", "").Status == 404 }, id+" to be deleted")
 }
 
 func (e *env) action(token, id, body string, status int) resp {
 	e.t.Helper()
-	return e.do(token, "POST", v21+"/servers/"+id+"/action", "2.96", body).expect(e.t, status, "")
+	return e.do(token, "POST", v21+"/servers/"+id+"/action", "2.96", body).Expect(e.t, status, "")
 }
 
 func actionNames(t *testing.T, e *env, id string) string {
-	r := e.do("admin", "GET", v21+"/servers/"+id+"/os-instance-actions", "2.96", "").expect(t, 200, "")
+	r := e.do("admin", "GET", v21+"/servers/"+id+"/os-instance-actions", "2.96", "").Expect(t, 200, "")
 	var out []string
-	for _, a := range list(t, r.body, "instanceActions") {
+	for _, a := range list(t, r.Body, "instanceActions") {
 		out = append(out, a.(map[string]any)["action"].(string))
 	}
 	return strings.Join(out, ",")

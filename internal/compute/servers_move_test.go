@@ -69,7 +69,7 @@ func TestColdMoveKeepsSourceUntilConfirmed(t *testing.T) {
 	e.action("admin", id, `{"migrate": null}`, 202)
 	v = e.waitStatus(id, "VERIFY_RESIZE")
 	from, to := dst, v["OS-EXT-SRV-ATTR:host"].(string)
-	e.do("alice", "DELETE", v21+"/servers/"+id, "", "").expect(t, 204, "")
+	e.do("alice", "DELETE", v21+"/servers/"+id, "", "").Expect(t, 204, "")
 	e.waitGone(id)
 	if p, q := power(from), power(to); p != virt.NoState || q != virt.NoState {
 		t.Fatalf("after delete: source %v, destination %v", p, q)

@@ -30,11 +30,7 @@ type netEnv struct {
 func newNetEnv(t *testing.T, mod func(*compute.Config)) *netEnv {
 	t.Helper()
 	d := dbtest.OpenSQLite(t, compute.Migrations(), network.Migrations())
-	v := authtest.New()
-	v.Add("admin", "admin-u", "p-admin", "admin", "member", "reader")
-	v.Add("alice", "alice", "p1", "member", "reader")
-	v.Add("rob", "rob", "p1", "reader")
-	v.Add("bob", "bob", "p2", "member", "reader")
+	v := authtest.NewCallers()
 	neutron, err := network.New(service.Deps{DB: d, Auth: v}, network.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -120,19 +116,19 @@ func TestServerOnNetwork(t *testing.T) {
 		a["OS-EXT-IPS-MAC:mac_addr"] != p["mac_address"] {
 		t.Fatalf("addresses: %v", s["addresses"])
 	}
-	ips := e.do("alice", "GET", v21+"/servers/"+id+"/ips", "2.1", "").expect(t, 200, "").body
+	ips := e.do("alice", "GET", v21+"/servers/"+id+"/ips", "2.1", "").Expect(t, 200, "").Body
 	if got := ips["addresses"].(map[string]any)["net1"].([]any)[0].(map[string]any); got["addr"] != ip["ip_address"] || len(got) != 2 {
 		t.Fatalf("ips: %v", ips)
 	}
-	e.do("alice", "GET", v21+"/servers/"+id+"/ips/net1", "2.1", "").expect(t, 200, "")
-	e.do("alice", "GET", v21+"/servers/"+id+"/ips/other", "2.1", "").expect(t, 404, "itemNotFound")
-	detail := e.do("alice", "GET", v21+"/servers/detail", "2.1", "").expect(t, 200, "").body
+	e.do("alice", "GET", v21+"/servers/"+id+"/ips/net1", "2.1", "").Expect(t, 200, "")
+	e.do("alice", "GET", v21+"/servers/"+id+"/ips/other", "2.1", "").Expect(t, 404, "itemNotFound")
+	detail := e.do("alice", "GET", v21+"/servers/detail", "2.1", "").Expect(t, 200, "").Body
 	if d := list(t, detail, "servers")[0].(map[string]any); len(d["addresses"].(map[string]any)) != 1 {
 		t.Fatalf("detail addresses: %v", d["addresses"])
 	}
 
 	// Delete removes the port Compute created.
-	e.do("alice", "DELETE", v21+"/servers/"+id, "2.1", "").expect(t, 204, "")
+	e.do("alice", "DELETE", v21+"/servers/"+id, "2.1", "").Expect(t, 204, "")
 	e.waitGone(id)
 	if ports := e.ports("admin", "device_id="+id); len(ports) != 0 {
 		t.Fatalf("ports left after delete: %v", ports)
@@ -151,9 +147,9 @@ func TestServerOnPortKeepsPort(t *testing.T) {
 		t.Fatalf("port after boot: %v", p)
 	}
 	// The port is in use now.
-	e.do("alice", "POST", v21+"/servers", "2.96", bootOn("vm2", `[{"port": "`+pid+`"}]`)).expect(t, 409, "conflictingRequest")
+	e.do("alice", "POST", v21+"/servers", "2.96", bootOn("vm2", `[{"port": "`+pid+`"}]`)).Expect(t, 409, "conflictingRequest")
 
-	e.do("alice", "DELETE", v21+"/servers/"+id, "2.1", "").expect(t, 204, "")
+	e.do("alice", "DELETE", v21+"/servers/"+id, "2.1", "").Expect(t, 204, "")
 	e.waitGone(id)
 	p = obj(t, e.net("admin", "GET", "/ports/"+pid, "", 200), "port")
 	if p["device_id"] != "" || p["device_owner"] != "" || p["binding:host_id"] != "" || p["binding:vif_type"] != "unbound" {
@@ -182,20 +178,20 @@ func TestServerNetworkValidation(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := e.do("alice", "POST", v21+"/servers", "2.96", bootOn("x", c.networks)).expect(t, c.status, "")
-			if !strings.Contains(r.raw, c.msg) {
-				t.Fatalf("message %s, want %q", r.raw, c.msg)
+			r := e.do("alice", "POST", v21+"/servers", "2.96", bootOn("x", c.networks)).Expect(t, c.status, "")
+			if !strings.Contains(r.Raw, c.msg) {
+				t.Fatalf("message %s, want %q", r.Raw, c.msg)
 			}
 		})
 	}
 	// "auto" and "none" need 2.37.
-	e.do("alice", "POST", v21+"/servers", "2.36", bootOn("x", `"none"`)).expect(t, 400, "badRequest")
+	e.do("alice", "POST", v21+"/servers", "2.36", bootOn("x", `"none"`)).Expect(t, 400, "badRequest")
 	// Two networks: "auto" is ambiguous.
 	e.network("alice", "net2", "10.5.0.0/24")
-	e.do("alice", "POST", v21+"/servers", "2.96", bootOn("x", `"auto"`)).expect(t, 409, "conflictingRequest")
+	e.do("alice", "POST", v21+"/servers", "2.96", bootOn("x", `"auto"`)).Expect(t, 409, "conflictingRequest")
 	// A fixed IP for several servers is refused.
 	body := `{"server": {"name": "x", "imageRef": "` + imageID + `", "flavorRef": "42", "max_count": 2, "networks": [{"uuid": "` + netID + `", "fixed_ip": "10.3.0.60"}]}}`
-	e.do("alice", "POST", v21+"/servers", "2.96", body).expect(t, 400, "badRequest")
+	e.do("alice", "POST", v21+"/servers", "2.96", body).Expect(t, 400, "badRequest")
 	// Nothing was created by the refused requests.
 	if ports := e.ports("admin", "device_owner=compute:nova"); len(ports) != 0 {
 		t.Fatalf("ports after refused creates: %v", ports)
@@ -215,8 +211,8 @@ func TestServerFixedIPAndNoNetwork(t *testing.T) {
 	if s := e.waitStatus(none, "ACTIVE"); len(s["addresses"].(map[string]any)) != 0 {
 		t.Fatalf("addresses of a server without networks: %v", s["addresses"])
 	}
-	r := e.do("alice", "POST", v21+"/servers", "2.1", `{"server": {"name": "old", "imageRef": "`+imageID+`", "flavorRef": "42"}}`).expect(t, 202, "")
-	old := obj(t, r.body, "server")["id"].(string)
+	r := e.do("alice", "POST", v21+"/servers", "2.1", `{"server": {"name": "old", "imageRef": "`+imageID+`", "flavorRef": "42"}}`).Expect(t, 202, "")
+	old := obj(t, r.Body, "server")["id"].(string)
 	if s := e.waitStatus(old, "ACTIVE"); len(s["addresses"].(map[string]any)["net1"].([]any)) != 1 {
 		t.Fatalf("addresses of a server booted without networks: %v", s["addresses"])
 	}
@@ -230,7 +226,7 @@ func TestInterfaceAttachDetach(t *testing.T) {
 	e.waitStatus(id, "ACTIVE")
 	base := v21 + "/servers/" + id + "/os-interface"
 
-	l := list(t, e.do("alice", "GET", base, "2.1", "").expect(t, 200, "").body, "interfaceAttachments")
+	l := list(t, e.do("alice", "GET", base, "2.1", "").Expect(t, 200, "").Body, "interfaceAttachments")
 	if len(l) != 1 || l[0].(map[string]any)["net_id"] != net1 || l[0].(map[string]any)["port_state"] != "ACTIVE" {
 		t.Fatalf("interfaces: %v", l)
 	}
@@ -238,13 +234,13 @@ func TestInterfaceAttachDetach(t *testing.T) {
 		t.Fatal("tag shown before 2.70")
 	}
 	// tag needs 2.49.
-	e.do("alice", "POST", base, "2.48", `{"interfaceAttachment": {"net_id": "`+net2+`", "tag": "t"}}`).expect(t, 400, "badRequest")
-	att := obj(t, e.do("alice", "POST", base, "2.70", `{"interfaceAttachment": {"net_id": "`+net2+`", "fixed_ips": [{"ip_address": "10.8.0.9"}], "tag": "t"}}`).expect(t, 200, "").body, "interfaceAttachment")
+	e.do("alice", "POST", base, "2.48", `{"interfaceAttachment": {"net_id": "`+net2+`", "tag": "t"}}`).Expect(t, 400, "badRequest")
+	att := obj(t, e.do("alice", "POST", base, "2.70", `{"interfaceAttachment": {"net_id": "`+net2+`", "fixed_ips": [{"ip_address": "10.8.0.9"}], "tag": "t"}}`).Expect(t, 200, "").Body, "interfaceAttachment")
 	pid := att["port_id"].(string)
 	if att["net_id"] != net2 || att["tag"] != "t" || att["fixed_ips"].([]any)[0].(map[string]any)["ip_address"] != "10.8.0.9" {
 		t.Fatalf("attached: %v", att)
 	}
-	shown := obj(t, e.do("alice", "GET", base+"/"+pid, "2.70", "").expect(t, 200, "").body, "interfaceAttachment")
+	shown := obj(t, e.do("alice", "GET", base+"/"+pid, "2.70", "").Expect(t, 200, "").Body, "interfaceAttachment")
 	if shown["port_id"] != pid || shown["tag"] != "t" {
 		t.Fatalf("show: %v", shown)
 	}
@@ -253,20 +249,20 @@ func TestInterfaceAttachDetach(t *testing.T) {
 	}
 	// Bad requests.
 	missing := "9b7d0a4e-0000-4000-8000-000000000002"
-	e.do("alice", "POST", base, "2.1", `{"interfaceAttachment": {"net_id": "`+missing+`"}}`).expect(t, 404, "itemNotFound")
-	e.do("alice", "POST", base, "2.1", `{"interfaceAttachment": {"net_id": "`+net1+`", "port_id": "`+pid+`"}}`).expect(t, 400, "badRequest")
-	e.do("alice", "POST", base, "2.1", `{"interfaceAttachment": {"port_id": "`+pid+`"}}`).expect(t, 409, "conflictingRequest")
-	e.do("rob", "POST", base, "2.1", `{"interfaceAttachment": {"net_id": "`+net2+`"}}`).expect(t, 403, "forbidden")
-	e.do("bob", "GET", base, "2.1", "").expect(t, 404, "itemNotFound")
-	e.do("alice", "GET", base+"/"+missing, "2.1", "").expect(t, 404, "itemNotFound")
+	e.do("alice", "POST", base, "2.1", `{"interfaceAttachment": {"net_id": "`+missing+`"}}`).Expect(t, 404, "itemNotFound")
+	e.do("alice", "POST", base, "2.1", `{"interfaceAttachment": {"net_id": "`+net1+`", "port_id": "`+pid+`"}}`).Expect(t, 400, "badRequest")
+	e.do("alice", "POST", base, "2.1", `{"interfaceAttachment": {"port_id": "`+pid+`"}}`).Expect(t, 409, "conflictingRequest")
+	e.do("rob", "POST", base, "2.1", `{"interfaceAttachment": {"net_id": "`+net2+`"}}`).Expect(t, 403, "forbidden")
+	e.do("bob", "GET", base, "2.1", "").Expect(t, 404, "itemNotFound")
+	e.do("alice", "GET", base+"/"+missing, "2.1", "").Expect(t, 404, "itemNotFound")
 
 	// Detach deletes the port Compute made; a user port comes back unbound.
-	e.do("alice", "DELETE", base+"/"+pid, "2.1", "").expect(t, 202, "")
+	e.do("alice", "DELETE", base+"/"+pid, "2.1", "").Expect(t, 202, "")
 	e.net("admin", "GET", "/ports/"+pid, "", 404)
-	e.do("alice", "DELETE", base+"/"+pid, "2.1", "").expect(t, 404, "itemNotFound")
+	e.do("alice", "DELETE", base+"/"+pid, "2.1", "").Expect(t, 404, "itemNotFound")
 	mine := obj(t, e.net("alice", "POST", "/ports", `{"port": {"network_id": "`+net2+`"}}`, 201), "port")["id"].(string)
-	e.do("alice", "POST", base, "2.1", `{"interfaceAttachment": {"port_id": "`+mine+`"}}`).expect(t, 200, "")
-	e.do("alice", "DELETE", base+"/"+mine, "2.1", "").expect(t, 202, "")
+	e.do("alice", "POST", base, "2.1", `{"interfaceAttachment": {"port_id": "`+mine+`"}}`).Expect(t, 200, "")
+	e.do("alice", "DELETE", base+"/"+mine, "2.1", "").Expect(t, 202, "")
 	if p := obj(t, e.net("admin", "GET", "/ports/"+mine, "", 200), "port"); p["device_id"] != "" {
 		t.Fatalf("user port after detach: %v", p)
 	}
@@ -275,7 +271,7 @@ func TestInterfaceAttachDetach(t *testing.T) {
 	}
 	// Not on a locked server, nor during a task.
 	e.action("alice", id, `{"lock": null}`, 202)
-	e.do("alice", "POST", base, "2.1", `{"interfaceAttachment": {"net_id": "`+net2+`"}}`).expect(t, 409, "conflictingRequest")
+	e.do("alice", "POST", base, "2.1", `{"interfaceAttachment": {"net_id": "`+net2+`"}}`).Expect(t, 409, "conflictingRequest")
 	e.action("alice", id, `{"unlock": null}`, 202)
 }
 
@@ -288,20 +284,20 @@ func TestExternalEvents(t *testing.T) {
 	ev := func(server string) string {
 		return `{"name": "network-vif-plugged", "server_uuid": "` + server + `", "tag": "p1"}`
 	}
-	r := e.do("admin", "POST", v21+"/os-server-external-events", "2.1", `{"events": [`+ev(id)+`]}`).expect(t, 200, "")
-	got := list(t, r.body, "events")[0].(map[string]any)
+	r := e.do("admin", "POST", v21+"/os-server-external-events", "2.1", `{"events": [`+ev(id)+`]}`).Expect(t, 200, "")
+	got := list(t, r.Body, "events")[0].(map[string]any)
 	if got["code"] != 200.0 || got["status"] != "completed" || got["tag"] != "p1" {
 		t.Fatalf("event: %v", got)
 	}
-	r = e.do("admin", "POST", v21+"/os-server-external-events", "2.1", `{"events": [`+ev(id)+`, `+ev(missing)+`]}`).expect(t, 207, "")
-	if got := list(t, r.body, "events")[1].(map[string]any); got["code"] != 404.0 || got["status"] != "failed" {
+	r = e.do("admin", "POST", v21+"/os-server-external-events", "2.1", `{"events": [`+ev(id)+`, `+ev(missing)+`]}`).Expect(t, 207, "")
+	if got := list(t, r.Body, "events")[1].(map[string]any); got["code"] != 404.0 || got["status"] != "failed" {
 		t.Fatalf("event for a missing server: %v", got)
 	}
-	e.do("admin", "POST", v21+"/os-server-external-events", "2.1", `{"events": [`+ev(missing)+`]}`).expect(t, 404, "itemNotFound")
-	e.do("alice", "POST", v21+"/os-server-external-events", "2.1", `{"events": [`+ev(id)+`]}`).expect(t, 403, "forbidden")
-	e.do("admin", "POST", v21+"/os-server-external-events", "2.1", `{"events": []}`).expect(t, 400, "badRequest")
-	e.do("admin", "POST", v21+"/os-server-external-events", "2.1", `{"events": [{"name": "power-update", "server_uuid": "`+id+`"}]}`).expect(t, 400, "badRequest")
-	e.do("admin", "POST", v21+"/os-server-external-events", "2.76", `{"events": [{"name": "power-update", "server_uuid": "`+id+`"}]}`).expect(t, 200, "")
+	e.do("admin", "POST", v21+"/os-server-external-events", "2.1", `{"events": [`+ev(missing)+`]}`).Expect(t, 404, "itemNotFound")
+	e.do("alice", "POST", v21+"/os-server-external-events", "2.1", `{"events": [`+ev(id)+`]}`).Expect(t, 403, "forbidden")
+	e.do("admin", "POST", v21+"/os-server-external-events", "2.1", `{"events": []}`).Expect(t, 400, "badRequest")
+	e.do("admin", "POST", v21+"/os-server-external-events", "2.1", `{"events": [{"name": "power-update", "server_uuid": "`+id+`"}]}`).Expect(t, 400, "badRequest")
+	e.do("admin", "POST", v21+"/os-server-external-events", "2.76", `{"events": [{"name": "power-update", "server_uuid": "`+id+`"}]}`).Expect(t, 200, "")
 }
 
 // With a network agent on the host, a build waits for the port to be
@@ -386,7 +382,7 @@ func TestServerFloatingIPAddress(t *testing.T) {
 		t.Fatalf("addresses with a floating IP: %v", addrs)
 	}
 	// Deleting the server frees the floating IP.
-	e.do("alice", "DELETE", v21+"/servers/"+id, "2.1", "").expect(t, 204, "")
+	e.do("alice", "DELETE", v21+"/servers/"+id, "2.1", "").Expect(t, 204, "")
 	e.waitGone(id)
 	if f := obj(t, e.net("alice", "GET", "/floatingips/"+fip["id"].(string), "", 200), "floatingip"); f["port_id"] != nil {
 		t.Fatalf("floating IP after server delete: %v", f)
@@ -398,7 +394,7 @@ func TestServerFloatingIPAddress(t *testing.T) {
 func TestAutoAllocatedNetwork(t *testing.T) {
 	e := newNetEnv(t, nil)
 	// Without a default external network "auto" cannot work.
-	e.do("bob", "POST", v21+"/servers", "2.96", bootOn("x", `"auto"`)).expect(t, 400, "badRequest")
+	e.do("bob", "POST", v21+"/servers", "2.96", bootOn("x", `"auto"`)).Expect(t, 400, "badRequest")
 	ext := obj(t, e.net("admin", "POST", "/networks", `{"network": {"name": "public", "router:external": true, "is_default": true}}`, 201), "network")["id"].(string)
 	e.net("admin", "POST", "/subnets", `{"subnet": {"network_id": "`+ext+`", "ip_version": 4, "cidr": "198.51.100.0/24"}}`, 201)
 	e.net("admin", "POST", "/subnetpools", `{"subnetpool": {"name": "default", "prefixes": ["10.128.0.0/16"], "default_prefixlen": 26, "is_default": true, "shared": true}}`, 201)

@@ -136,10 +136,10 @@ func TestCreateImage(t *testing.T) {
 	e.waitStatus(id, "ACTIVE")
 
 	// 2.45 and later: the image id in the body.
-	r := e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.45", `{"createImage": {"name": "snap1", "metadata": {"k": "v"}}}`).expect(t, 202, "")
-	snap, _ := r.body["image_id"].(string)
+	r := e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.45", `{"createImage": {"name": "snap1", "metadata": {"k": "v"}}}`).Expect(t, 202, "")
+	snap, _ := r.Body["image_id"].(string)
 	if snap == "" {
-		t.Fatalf("no image_id in %s", r.raw)
+		t.Fatalf("no image_id in %s", r.Raw)
 	}
 	e.eventually(func() bool { im, _ := imgs.get(snap); return im.status == "active" }, "snapshot uploaded")
 	e.waitStatus(id, "ACTIVE")
@@ -156,23 +156,23 @@ func TestCreateImage(t *testing.T) {
 	if im.Name != "snap1" || im.DiskFormat != "qcow2" || im.ContainerFormat != "bare" || im.MinDisk != 1 {
 		t.Errorf("snapshot image %+v", im.SnapshotImage)
 	}
-	acts := list(t, e.do("alice", "GET", v21+"/servers/"+id+"/os-instance-actions", "2.96", "").body, "instanceActions")
+	acts := list(t, e.do("alice", "GET", v21+"/servers/"+id+"/os-instance-actions", "2.96", "").Body, "instanceActions")
 	if acts[0].(map[string]any)["action"] != "createImage" {
 		t.Errorf("last action %v", acts[0])
 	}
 
 	// Before 2.45: a Location header and no body.
-	r = e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.44", `{"createImage": {"name": "snap2"}}`).expect(t, 202, "")
-	if loc := r.header.Get("Location"); !strings.Contains(loc, "/image/v2/images/") || r.raw != "" {
-		t.Errorf("2.44 answer: Location %q body %q", loc, r.raw)
+	r = e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.44", `{"createImage": {"name": "snap2"}}`).Expect(t, 202, "")
+	if loc := r.Header.Get("Location"); !strings.Contains(loc, "/image/v2/images/") || r.Raw != "" {
+		t.Errorf("2.44 answer: Location %q body %q", loc, r.Raw)
 	}
 	e.waitStatus(id, "ACTIVE")
 
 	// A stopped server snapshots too and stays stopped.
-	e.do("alice", "POST", v21+"/servers/"+id+"/action", "", `{"os-stop": null}`).expect(t, 202, "")
+	e.do("alice", "POST", v21+"/servers/"+id+"/action", "", `{"os-stop": null}`).Expect(t, 202, "")
 	e.waitStatus(id, "SHUTOFF")
-	r = e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", `{"createImage": {"name": "snap3"}}`).expect(t, 202, "")
-	snap3 := r.body["image_id"].(string)
+	r = e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", `{"createImage": {"name": "snap3"}}`).Expect(t, 202, "")
+	snap3 := r.Body["image_id"].(string)
 	e.eventually(func() bool { im, _ := imgs.get(snap3); return im.status == "active" }, "stopped snapshot uploaded")
 	e.waitStatus(id, "SHUTOFF")
 
@@ -183,16 +183,16 @@ func TestCreateImage(t *testing.T) {
 		{`{"createImage": {"name": "x", "bogus": 1}}`, "Additional properties are not allowed"},
 		{`{"createImage": {"name": "x", "metadata": "no"}}`, "metadata"},
 	} {
-		r := e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", tc.body).expect(t, 400, "badRequest")
-		if !strings.Contains(r.raw, tc.msg) {
-			t.Errorf("%s: %s lacks %q", tc.body, r.raw, tc.msg)
+		r := e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", tc.body).Expect(t, 400, "badRequest")
+		if !strings.Contains(r.Raw, tc.msg) {
+			t.Errorf("%s: %s lacks %q", tc.body, r.Raw, tc.msg)
 		}
 	}
-	e.do("bob", "POST", v21+"/servers/"+id+"/action", "2.96", `{"createImage": {"name": "x"}}`).expect(t, 404, "itemNotFound")
+	e.do("bob", "POST", v21+"/servers/"+id+"/action", "2.96", `{"createImage": {"name": "x"}}`).Expect(t, 404, "itemNotFound")
 	// A server in a task (here: rescued is not a snapshot state) is refused.
-	e.do("alice", "POST", v21+"/servers/"+id+"/action", "", `{"rescue": null}`).expect(t, 200, "")
+	e.do("alice", "POST", v21+"/servers/"+id+"/action", "", `{"rescue": null}`).Expect(t, 200, "")
 	e.waitStatus(id, "RESCUE")
-	e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", `{"createImage": {"name": "x"}}`).expect(t, 409, "conflictingRequest")
+	e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", `{"createImage": {"name": "x"}}`).Expect(t, 409, "conflictingRequest")
 	if n := imgs.count(); n != before {
 		t.Errorf("refused requests created images: %d → %d", before, n)
 	}
@@ -206,8 +206,8 @@ func TestCreateImageUploadFailure(t *testing.T) {
 	imgs.mu.Lock()
 	imgs.failUp = true
 	imgs.mu.Unlock()
-	r := e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", `{"createImage": {"name": "doomed"}}`).expect(t, 202, "")
-	snap := r.body["image_id"].(string)
+	r := e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", `{"createImage": {"name": "doomed"}}`).Expect(t, 202, "")
+	snap := r.Body["image_id"].(string)
 	e.eventually(func() bool { _, ok := imgs.get(snap); return !ok }, "failed snapshot's image deleted")
 	e.waitStatus(id, "ACTIVE")
 }
@@ -217,7 +217,7 @@ func TestShelveSnapshotsAndUnshelveBootsFromIt(t *testing.T) {
 	e, imgs := newSnapshotEnv(t)
 	id := e.boot("alice", "")
 	e.waitStatus(id, "ACTIVE")
-	e.do("alice", "POST", v21+"/servers/"+id+"/action", "", `{"shelve": null}`).expect(t, 202, "")
+	e.do("alice", "POST", v21+"/servers/"+id+"/action", "", `{"shelve": null}`).Expect(t, 202, "")
 	e.waitStatus(id, "SHELVED_OFFLOADED")
 	var shelved string
 	imgs.mu.Lock()
@@ -233,7 +233,7 @@ func TestShelveSnapshotsAndUnshelveBootsFromIt(t *testing.T) {
 	if ids, _ := e.driver(0).List(context.Background()); len(ids) != 0 {
 		t.Errorf("offloaded server still on the host: %v", ids)
 	}
-	e.do("alice", "POST", v21+"/servers/"+id+"/action", "", `{"unshelve": null}`).expect(t, 202, "")
+	e.do("alice", "POST", v21+"/servers/"+id+"/action", "", `{"unshelve": null}`).Expect(t, 202, "")
 	e.waitStatus(id, "ACTIVE")
 	if _, ok := imgs.get(shelved); ok {
 		t.Error("shelved image still exists after unshelve")

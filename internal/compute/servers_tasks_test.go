@@ -26,25 +26,25 @@ func TestSpawnFailureLeavesNothing(t *testing.T) {
 	if ids, _ := e.driver(0).List(t.Context()); len(ids) != 0 {
 		t.Fatalf("left on host %v", ids)
 	}
-	h := obj(t, e.do("admin", "GET", v21+"/os-hypervisors/statistics", "2.87", "").expect(t, 200, "").body, "hypervisor_statistics")
+	h := obj(t, e.do("admin", "GET", v21+"/os-hypervisors/statistics", "2.87", "").Expect(t, 200, "").Body, "hypervisor_statistics")
 	if h["running_vms"] != float64(0) {
 		t.Fatalf("usage after failure %v", h)
 	}
-	e.do("alice", "DELETE", v21+"/servers/"+id, "", "").expect(t, 204, "")
+	e.do("alice", "DELETE", v21+"/servers/"+id, "", "").Expect(t, 204, "")
 	e.waitGone(id)
 }
 
 func TestNoValidHost(t *testing.T) {
 	e := newServerEnv(t, nil, 1, nil)
-	svc := list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-compute", "2.53", "").body, "services")[0].(map[string]any)
-	e.do("admin", "PUT", v21+"/os-services/"+svc["id"].(string), "2.53", `{"status": "disabled", "disabled_reason": "maint"}`).expect(t, 200, "")
+	svc := list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-compute", "2.53", "").Body, "services")[0].(map[string]any)
+	e.do("admin", "PUT", v21+"/os-services/"+svc["id"].(string), "2.53", `{"status": "disabled", "disabled_reason": "maint"}`).Expect(t, 200, "")
 	id := e.boot("alice", "")
 	v := e.waitStatus(id, "ERROR")
 	if msg, _ := v["fault"].(map[string]any)["message"].(string); !strings.HasPrefix(msg, "No valid host was found. There are not enough hosts available.") ||
 		!strings.Contains(msg, "ComputeFilter eliminated 1") {
 		t.Fatalf("fault %v", v["fault"])
 	}
-	s := obj(t, e.do("admin", "PUT", v21+"/os-services/"+svc["id"].(string), "2.53", `{"status": "enabled"}`).expect(t, 200, "").body, "service")
+	s := obj(t, e.do("admin", "PUT", v21+"/os-services/"+svc["id"].(string), "2.53", `{"status": "enabled"}`).Expect(t, 200, "").Body, "service")
 	if s["status"] != "enabled" || s["state"] != "up" || s["disabled_reason"] != nil {
 		t.Fatalf("service %v", s)
 	}
@@ -81,7 +81,7 @@ func TestConductorRestart(t *testing.T) {
 	e2.waitStatus(id, "ACTIVE")
 
 	e2.driver(0).SetDelay("destroy", time.Hour)
-	e2.do("alice", "DELETE", v21+"/servers/"+id, "", "").expect(t, 204, "")
+	e2.do("alice", "DELETE", v21+"/servers/"+id, "", "").Expect(t, 204, "")
 	time.Sleep(200 * time.Millisecond)
 	if s := e2.server(id); s["OS-EXT-STS:task_state"] != "deleting" {
 		t.Fatalf("not deleting: %v", s["OS-EXT-STS:task_state"])
@@ -109,7 +109,7 @@ func TestMoveActionsBetweenHosts(t *testing.T) {
 	}
 	e.action("alice", id, `{"resize": {"flavorRef": "84"}}`, 202)
 	e.waitStatus(id, "VERIFY_RESIZE")
-	e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", `{"confirmResize": null}`).expect(t, 204, "")
+	e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", `{"confirmResize": null}`).Expect(t, 204, "")
 	e.waitStatus(id, "ACTIVE")
 	// Cold migration goes to the other host.
 	host := func() string { return e.server(id)["OS-EXT-SRV-ATTR:host"].(string) }
@@ -140,7 +140,7 @@ func TestMoveActionsBetweenHosts(t *testing.T) {
 	e.action("alice", id, `{"os-stop": null}`, 202)
 	e.waitStatus(id, "SHUTOFF")
 	r := e.action("alice", id, `{"rebuild": {"imageRef": "`+imageID+`", "name": "rebuilt"}}`, 202)
-	if s := obj(t, r.body, "server"); s["name"] != "rebuilt" || s["adminPass"] == nil || s["adminPass"] == "" || s["status"] != "REBUILD" {
+	if s := obj(t, r.Body, "server"); s["name"] != "rebuilt" || s["adminPass"] == nil || s["adminPass"] == "" || s["status"] != "REBUILD" {
 		t.Fatalf("rebuild response %v", s)
 	}
 	e.waitStatus(id, "SHUTOFF")
@@ -150,10 +150,10 @@ func TestMoveActionsBetweenHosts(t *testing.T) {
 	cur := host()
 	e.action("admin", id, `{"evacuate": {}}`, 400)
 	var svcID string
-	for _, s := range list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-compute&host="+cur, "2.53", "").body, "services") {
+	for _, s := range list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-compute&host="+cur, "2.53", "").Body, "services") {
 		svcID = s.(map[string]any)["id"].(string)
 	}
-	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": true}`).expect(t, 200, "")
+	e.do("admin", "PUT", v21+"/os-services/"+svcID, "2.53", `{"forced_down": true}`).Expect(t, 200, "")
 	e.action("admin", id, `{"evacuate": {}}`, 200)
 	e.waitStatus(id, "ACTIVE")
 	if host() == cur {
@@ -166,7 +166,7 @@ func TestMoveActionsBetweenHosts(t *testing.T) {
 	if got := actionNames(t, e, id); got != want {
 		t.Fatalf("actions\n got %s\nwant %s", got, want)
 	}
-	e.do("alice", "DELETE", v21+"/servers/"+id, "", "").expect(t, 204, "")
+	e.do("alice", "DELETE", v21+"/servers/"+id, "", "").Expect(t, 204, "")
 	e.waitGone(id)
 }
 
@@ -176,24 +176,24 @@ func TestMetadataTagsAndListFilters(t *testing.T) {
 	b := e.boot("alice", `{"server": {"name": "beta", "imageRef": "`+imageID+`", "flavorRef": "84", "networks": "none", "tags": ["red", "blue"]}}`)
 	e.waitStatus(a, "ACTIVE")
 	e.waitStatus(b, "ACTIVE")
-	e.do("alice", "PUT", v21+"/servers/"+a+"/metadata", "", `{"metadata": {"k1": "v1"}}`).expect(t, 200, "")
-	e.do("alice", "POST", v21+"/servers/"+a+"/metadata", "", `{"metadata": {"k2": "v2"}}`).expect(t, 200, "")
-	e.do("alice", "PUT", v21+"/servers/"+a+"/metadata/k3", "", `{"meta": {"k3": "v3"}}`).expect(t, 200, "")
-	e.do("alice", "PUT", v21+"/servers/"+a+"/metadata/k3", "", `{"meta": {"k4": "v3"}}`).expect(t, 400, "badRequest")
-	e.do("alice", "DELETE", v21+"/servers/"+a+"/metadata/k1", "", "").expect(t, 204, "")
-	md := e.do("rob", "GET", v21+"/servers/"+a+"/metadata", "", "").expect(t, 200, "").body["metadata"].(map[string]any)
+	e.do("alice", "PUT", v21+"/servers/"+a+"/metadata", "", `{"metadata": {"k1": "v1"}}`).Expect(t, 200, "")
+	e.do("alice", "POST", v21+"/servers/"+a+"/metadata", "", `{"metadata": {"k2": "v2"}}`).Expect(t, 200, "")
+	e.do("alice", "PUT", v21+"/servers/"+a+"/metadata/k3", "", `{"meta": {"k3": "v3"}}`).Expect(t, 200, "")
+	e.do("alice", "PUT", v21+"/servers/"+a+"/metadata/k3", "", `{"meta": {"k4": "v3"}}`).Expect(t, 400, "badRequest")
+	e.do("alice", "DELETE", v21+"/servers/"+a+"/metadata/k1", "", "").Expect(t, 204, "")
+	md := e.do("rob", "GET", v21+"/servers/"+a+"/metadata", "", "").Expect(t, 200, "").Body["metadata"].(map[string]any)
 	if len(md) != 2 || md["k2"] != "v2" {
 		t.Fatalf("metadata %v", md)
 	}
-	e.do("rob", "PUT", v21+"/servers/"+a+"/metadata", "", `{"metadata": {}}`).expect(t, 403, "forbidden")
-	e.do("alice", "PUT", v21+"/servers/"+a+"/tags/green", "2.26", "").expect(t, 201, "")
-	e.do("alice", "GET", v21+"/servers/"+a+"/tags/green", "2.26", "").expect(t, 204, "")
-	e.do("alice", "GET", v21+"/servers/"+a+"/tags", "2.25", "").expect(t, 404, "itemNotFound")
-	e.do("alice", "PUT", v21+"/servers/"+a+"/tags/bad,tag", "2.26", "").expect(t, 400, "badRequest")
+	e.do("rob", "PUT", v21+"/servers/"+a+"/metadata", "", `{"metadata": {}}`).Expect(t, 403, "forbidden")
+	e.do("alice", "PUT", v21+"/servers/"+a+"/tags/green", "2.26", "").Expect(t, 201, "")
+	e.do("alice", "GET", v21+"/servers/"+a+"/tags/green", "2.26", "").Expect(t, 204, "")
+	e.do("alice", "GET", v21+"/servers/"+a+"/tags", "2.25", "").Expect(t, 404, "itemNotFound")
+	e.do("alice", "PUT", v21+"/servers/"+a+"/tags/bad,tag", "2.26", "").Expect(t, 400, "badRequest")
 	names := func(q string) string {
-		r := e.do("alice", "GET", v21+"/servers"+q, "2.96", "").expect(t, 200, "")
+		r := e.do("alice", "GET", v21+"/servers"+q, "2.96", "").Expect(t, 200, "")
 		var out []string
-		for _, s := range list(t, r.body, "servers") {
+		for _, s := range list(t, r.Body, "servers") {
 			out = append(out, s.(map[string]any)["name"].(string))
 		}
 		sort.Strings(out)
@@ -217,39 +217,39 @@ func TestMetadataTagsAndListFilters(t *testing.T) {
 		}
 	}
 	// Pagination with servers_links.
-	r := e.do("alice", "GET", v21+"/servers?limit=1&sort_key=display_name&sort_dir=asc", "", "").expect(t, 200, "")
-	l := list(t, r.body, "servers")
+	r := e.do("alice", "GET", v21+"/servers?limit=1&sort_key=display_name&sort_dir=asc", "", "").Expect(t, 200, "")
+	l := list(t, r.Body, "servers")
 	if len(l) != 1 || l[0].(map[string]any)["name"] != "alpha" {
 		t.Fatalf("page 1 %v", l)
 	}
-	next := list(t, r.body, "servers_links")[0].(map[string]any)["href"].(string)
-	r = e.do("alice", "GET", next[len(publicURL):], "", "").expect(t, 200, "")
-	if l := list(t, r.body, "servers"); len(l) != 1 || l[0].(map[string]any)["name"] != "beta" {
+	next := list(t, r.Body, "servers_links")[0].(map[string]any)["href"].(string)
+	r = e.do("alice", "GET", next[len(publicURL):], "", "").Expect(t, 200, "")
+	if l := list(t, r.Body, "servers"); len(l) != 1 || l[0].(map[string]any)["name"] != "beta" {
 		t.Fatalf("page 2 %v", l)
 	}
 	// Admin-only host filter is ignored for members, honoured for admins.
 	if got := names("?host=nowhere"); got != "[alpha beta]" {
 		t.Fatalf("member host filter: %s", got)
 	}
-	if l := list(t, e.do("admin", "GET", v21+"/servers?all_tenants=1&host=nowhere", "", "").body, "servers"); len(l) != 0 {
+	if l := list(t, e.do("admin", "GET", v21+"/servers?all_tenants=1&host=nowhere", "", "").Body, "servers"); len(l) != 0 {
 		t.Fatalf("admin host filter %v", l)
 	}
 	// Hypervisor views.
-	h := list(t, e.do("admin", "GET", v21+"/os-hypervisors/detail", "2.87", "").expect(t, 200, "").body, "hypervisors")[0].(map[string]any)
+	h := list(t, e.do("admin", "GET", v21+"/os-hypervisors/detail", "2.87", "").Expect(t, 200, "").Body, "hypervisors")[0].(map[string]any)
 	if h["running_vms"] != float64(2) || h["vcpus_used"] != float64(2) || h["hypervisor_type"] != "fake" || h["state"] != "up" {
 		t.Fatalf("hypervisor %v", h)
 	}
 	hid := h["id"].(string)
-	hv := obj(t, e.do("admin", "GET", v21+"/os-hypervisors/"+hid+"?with_servers=true", "2.53", "").expect(t, 200, "").body, "hypervisor")
+	hv := obj(t, e.do("admin", "GET", v21+"/os-hypervisors/"+hid+"?with_servers=true", "2.53", "").Expect(t, 200, "").Body, "hypervisor")
 	if len(hv["servers"].([]any)) != 2 {
 		t.Fatalf("hypervisor servers %v", hv)
 	}
-	e.do("admin", "GET", v21+"/os-hypervisors/00000000-0000-4000-8000-000000000000", "2.53", "").expect(t, 404, "itemNotFound")
+	e.do("admin", "GET", v21+"/os-hypervisors/00000000-0000-4000-8000-000000000000", "2.53", "").Expect(t, 404, "itemNotFound")
 }
 
 func TestServicesGoDown(t *testing.T) {
 	e := newServerEnv(t, nil, 1, nil)
-	svcs := list(t, e.do("admin", "GET", v21+"/os-services", "2.53", "").expect(t, 200, "").body, "services")
+	svcs := list(t, e.do("admin", "GET", v21+"/os-services", "2.53", "").Expect(t, 200, "").Body, "services")
 	bins := map[string]bool{}
 	for _, s := range svcs {
 		bins[s.(map[string]any)["binary"].(string)] = true
@@ -262,13 +262,13 @@ func TestServicesGoDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-scheduler", "2.53", "").body, "services") {
+	for _, s := range list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-scheduler", "2.53", "").Body, "services") {
 		if st := s.(map[string]any)["state"]; st != "down" && st != "up" {
 			t.Fatalf("state %v", st)
 		}
 	}
-	e.do("admin", "PUT", v21+"/os-services/not-a-uuid", "2.53", `{"status": "disabled"}`).expect(t, 400, "badRequest")
-	e.do("admin", "PUT", v21+"/os-services/00000000-0000-4000-8000-000000000000", "2.53", `{"status": "disabled"}`).expect(t, 404, "itemNotFound")
+	e.do("admin", "PUT", v21+"/os-services/not-a-uuid", "2.53", `{"status": "disabled"}`).Expect(t, 400, "badRequest")
+	e.do("admin", "PUT", v21+"/os-services/00000000-0000-4000-8000-000000000000", "2.53", `{"status": "disabled"}`).Expect(t, 404, "itemNotFound")
 }
 
 // BenchmarkBootDelete boots and deletes servers through the API on four
@@ -312,7 +312,7 @@ func BenchmarkBootDelete(b *testing.B) {
 					b.Errorf("boot: %v", err)
 				}
 				d := time.Since(t0)
-				e.do("alice", "DELETE", v21+"/servers/"+id, "", "").expect(b, 204, "")
+				e.do("alice", "DELETE", v21+"/servers/"+id, "", "").Expect(b, 204, "")
 				if err := <-ch; err != nil {
 					b.Errorf("delete: %v", err)
 				}
@@ -368,15 +368,15 @@ func TestComputeHeartbeatsBatched(t *testing.T) {
 		prev := first
 		waitFor("last_seen_up to advance", func() bool { _, at := seen(); first = at; return at > prev })
 	}
-	e.do("admin", "DELETE", v21+"/os-services/"+id, "2.53", "").expect(t, 204, "")
+	e.do("admin", "DELETE", v21+"/os-services/"+id, "2.53", "").Expect(t, 204, "")
 	waitFor("the host to register again", func() bool { nid, _ := seen(); return nid != "" && nid != id })
 	nid, _ := seen()
-	svcs := list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-compute", "2.53", "").expect(t, 200, "").body, "services")
+	svcs := list(t, e.do("admin", "GET", v21+"/os-services?binary=nova-compute", "2.53", "").Expect(t, 200, "").Body, "services")
 	if len(svcs) != 1 || svcs[0].(map[string]any)["id"] != nid || svcs[0].(map[string]any)["state"] != "up" {
 		t.Fatalf("services after re-registration: %v", svcs)
 	}
 	// The node is registered again with the service.
-	hv := list(t, e.do("admin", "GET", v21+"/os-hypervisors/detail", "2.53", "").expect(t, 200, "").body, "hypervisors")
+	hv := list(t, e.do("admin", "GET", v21+"/os-hypervisors/detail", "2.53", "").Expect(t, 200, "").Body, "hypervisors")
 	if len(hv) != 1 || hv[0].(map[string]any)["service"].(map[string]any)["id"] != nid {
 		t.Fatalf("hypervisors after re-registration: %v", hv)
 	}

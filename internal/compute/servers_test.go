@@ -18,11 +18,11 @@ func TestServerLifecycle(t *testing.T) {
 	dbtest.Each(t, []db.Set{compute.Migrations()}, func(t *testing.T, d *db.DB) {
 		e := newServerEnv(t, d, 1, nil)
 		r := e.do("alice", "POST", v21+"/servers", "2.96", `{"server": {"name": "web 1", "imageRef": "`+imageID+`", "flavorRef": "42",
-			"networks": "auto", "metadata": {"a": "b"}, "description": "d", "tags": ["x", "y"]}}`).expect(t, 202, "")
-		s := obj(t, r.body, "server")
+			"networks": "auto", "metadata": {"a": "b"}, "description": "d", "tags": ["x", "y"]}}`).Expect(t, 202, "")
+		s := obj(t, r.Body, "server")
 		id := s["id"].(string)
-		if s["adminPass"] == "" || r.header.Get("Location") == "" || s["OS-DCF:diskConfig"] != "MANUAL" {
-			t.Fatalf("create response %s", r.raw)
+		if s["adminPass"] == "" || r.Header.Get("Location") == "" || s["OS-DCF:diskConfig"] != "MANUAL" {
+			t.Fatalf("create response %s", r.Raw)
 		}
 		v := e.waitStatus(id, "ACTIVE")
 		host := v["OS-EXT-SRV-ATTR:host"].(string)
@@ -36,7 +36,7 @@ func TestServerLifecycle(t *testing.T) {
 			t.Fatalf("flavor %v", f)
 		}
 		// Member view hides the admin attributes; old versions link the flavor.
-		mv := obj(t, e.do("alice", "GET", v21+"/servers/"+id, "2.1", "").expect(t, 200, "").body, "server")
+		mv := obj(t, e.do("alice", "GET", v21+"/servers/"+id, "2.1", "").Expect(t, 200, "").Body, "server")
 		if _, ok := mv["OS-EXT-SRV-ATTR:host"]; ok {
 			t.Fatalf("member sees host: %v", mv)
 		}
@@ -44,11 +44,11 @@ func TestServerLifecycle(t *testing.T) {
 			t.Fatalf("2.1 flavor %v", mv["flavor"])
 		}
 		// Lists.
-		l := list(t, e.do("alice", "GET", v21+"/servers", "", "").expect(t, 200, "").body, "servers")
+		l := list(t, e.do("alice", "GET", v21+"/servers", "", "").Expect(t, 200, "").Body, "servers")
 		if len(l) != 1 || len(l[0].(map[string]any)) != 3 {
 			t.Fatalf("list %v", l)
 		}
-		if l := list(t, e.do("bob", "GET", v21+"/servers/detail", "", "").expect(t, 200, "").body, "servers"); len(l) != 0 {
+		if l := list(t, e.do("bob", "GET", v21+"/servers/detail", "", "").Expect(t, 200, "").Body, "servers"); len(l) != 0 {
 			t.Fatalf("other project sees %v", l)
 		}
 		// State machine through the conductor and the agent.
@@ -71,20 +71,20 @@ func TestServerLifecycle(t *testing.T) {
 			t.Fatalf("actions %s", got)
 		}
 		// Action detail with its event.
-		r = e.do("alice", "GET", v21+"/servers/"+id+"/os-instance-actions", "2.96", "").expect(t, 200, "")
-		req := list(t, r.body, "instanceActions")[10].(map[string]any)["request_id"].(string)
-		ev := obj(t, e.do("alice", "GET", v21+"/servers/"+id+"/os-instance-actions/"+req, "2.96", "").expect(t, 200, "").body, "instanceAction")
+		r = e.do("alice", "GET", v21+"/servers/"+id+"/os-instance-actions", "2.96", "").Expect(t, 200, "")
+		req := list(t, r.Body, "instanceActions")[10].(map[string]any)["request_id"].(string)
+		ev := obj(t, e.do("alice", "GET", v21+"/servers/"+id+"/os-instance-actions/"+req, "2.96", "").Expect(t, 200, "").Body, "instanceAction")
 		evs := ev["events"].([]any)
 		if len(evs) != 1 || evs[0].(map[string]any)["result"] != "Success" || evs[0].(map[string]any)["event"] != "compute__do_build_and_run_instance" {
 			t.Fatalf("events %v", ev)
 		}
 		// Console output.
-		out := e.action("alice", id, `{"os-getConsoleOutput": {"length": 1}}`, 200).body["output"].(string)
+		out := e.action("alice", id, `{"os-getConsoleOutput": {"length": 1}}`, 200).Body["output"].(string)
 		if strings.Count(out, "\n") != 1 {
 			t.Fatalf("console %q", out)
 		}
 		// Update.
-		u := obj(t, e.do("alice", "PUT", v21+"/servers/"+id, "2.96", `{"server": {"name": "renamed", "description": null}}`).expect(t, 200, "").body, "server")
+		u := obj(t, e.do("alice", "PUT", v21+"/servers/"+id, "2.96", `{"server": {"name": "renamed", "description": null}}`).Expect(t, 200, "").Body, "server")
 		if u["name"] != "renamed" || u["description"] != nil {
 			t.Fatalf("update %v", u)
 		}
@@ -94,22 +94,22 @@ func TestServerLifecycle(t *testing.T) {
 			t.Fatalf("lock %v", v)
 		}
 		e.action("alice", id, `{"os-stop": null}`, 409)
-		e.do("alice", "DELETE", v21+"/servers/"+id, "", "").expect(t, 409, "conflictingRequest")
+		e.do("alice", "DELETE", v21+"/servers/"+id, "", "").Expect(t, 409, "conflictingRequest")
 		e.action("alice", id, `{"unlock": null}`, 202)
 		// Wrong state.
 		r = e.action("alice", id, `{"os-start": null}`, 409)
-		if msg := r.body["conflictingRequest"].(map[string]any)["message"]; msg != "Cannot 'start' instance "+id+" while it is in vm_state active" {
+		if msg := r.Body["conflictingRequest"].(map[string]any)["message"]; msg != "Cannot 'start' instance "+id+" while it is in vm_state active" {
 			t.Fatalf("conflict %v", msg)
 		}
 		// Delete; the fake host no longer has it.
-		e.do("alice", "DELETE", v21+"/servers/"+id, "", "").expect(t, 204, "")
+		e.do("alice", "DELETE", v21+"/servers/"+id, "", "").Expect(t, 204, "")
 		e.waitGone(id)
 		if ids, _ := e.driver(0).List(t.Context()); len(ids) != 0 {
 			t.Fatalf("left on host: %v", ids)
 		}
 		// Deleted servers are listed with changes-since and to admins with deleted.
-		r = e.do("admin", "GET", v21+"/servers/detail?all_tenants=1&deleted=true", "2.96", "").expect(t, 200, "")
-		if l := list(t, r.body, "servers"); len(l) != 1 || l[0].(map[string]any)["status"] != "DELETED" {
+		r = e.do("admin", "GET", v21+"/servers/detail?all_tenants=1&deleted=true", "2.96", "").Expect(t, 200, "")
+		if l := list(t, r.Body, "servers"); len(l) != 1 || l[0].(map[string]any)["status"] != "DELETED" {
 			t.Fatalf("deleted list %v", l)
 		}
 	})
@@ -139,10 +139,10 @@ func TestServerCreateErrors(t *testing.T) {
 		{"alice", "2.96", `{"server": {"name": "a", "imageRef": "` + imageID + `", "flavorRef": "42", "networks": "none", "min_count": 3, "max_count": 2}}`, 400, "badRequest"},
 		{"rob", "2.96", bootBody, 403, "forbidden"},
 	} {
-		e.do(tc.token, "POST", v21+"/servers", tc.version, tc.body).expect(t, tc.status, tc.fault)
+		e.do(tc.token, "POST", v21+"/servers", tc.version, tc.body).Expect(t, tc.status, tc.fault)
 	}
 	// Nothing half-created.
-	if l := list(t, e.do("admin", "GET", v21+"/servers?all_tenants=1", "", "").body, "servers"); len(l) != 0 {
+	if l := list(t, e.do("admin", "GET", v21+"/servers?all_tenants=1", "", "").Body, "servers"); len(l) != 0 {
 		t.Fatalf("created %v", l)
 	}
 	id := e.boot("alice", "")
@@ -183,14 +183,14 @@ func TestServerCreateErrors(t *testing.T) {
 		{"alice", "GET", "/servers/" + id + "/tags/nokey", "", 404, "itemNotFound"},
 		{"alice", "GET", "/servers/" + id + "/os-instance-actions/req-nope", "", 404, "itemNotFound"},
 	} {
-		e.do(tc.token, tc.method, v21+tc.path, "2.96", tc.body).expect(t, tc.status, tc.fault)
+		e.do(tc.token, tc.method, v21+tc.path, "2.96", tc.body).Expect(t, tc.status, tc.fault)
 	}
 }
 
 func TestServerQuota(t *testing.T) {
 	dbtest.Each(t, []db.Set{compute.Migrations()}, func(t *testing.T, d *db.DB) {
 		e := newServerEnv(t, d, 1, nil)
-		e.do("admin", "PUT", v21+"/os-quota-sets/p1", "", `{"quota_set": {"instances": 5}}`).expect(t, 200, "")
+		e.do("admin", "PUT", v21+"/os-quota-sets/p1", "", `{"quota_set": {"instances": 5}}`).Expect(t, 200, "")
 		var mu sync.Mutex
 		ok, over := 0, 0
 		var wg sync.WaitGroup
@@ -201,16 +201,16 @@ func TestServerQuota(t *testing.T) {
 				r := e.do("alice", "POST", v21+"/servers", "2.96", fmt.Sprintf(`{"server": {"name": "q%d", "imageRef": "%s", "flavorRef": "42", "networks": "none"}}`, n, imageID))
 				mu.Lock()
 				defer mu.Unlock()
-				switch r.status {
+				switch r.Status {
 				case 202:
 					ok++
 				case 403:
 					over++
-					if msg := r.body["forbidden"].(map[string]any)["message"].(string); !strings.HasPrefix(msg, "Quota exceeded for instances: Requested 1, but already used 5 of 5 instances") {
+					if msg := r.Body["forbidden"].(map[string]any)["message"].(string); !strings.HasPrefix(msg, "Quota exceeded for instances: Requested 1, but already used 5 of 5 instances") {
 						errorsf(t, "message %q", msg)
 					}
 				default:
-					errorsf(t, "status %d: %s", r.status, r.raw)
+					errorsf(t, "status %d: %s", r.Status, r.Raw)
 				}
 			}()
 		}
@@ -218,19 +218,19 @@ func TestServerQuota(t *testing.T) {
 		if ok != 5 || over != 7 {
 			t.Fatalf("created %d, refused %d", ok, over)
 		}
-		q := obj(t, e.do("alice", "GET", v21+"/os-quota-sets/p1/detail", "", "").expect(t, 200, "").body, "quota_set")
+		q := obj(t, e.do("alice", "GET", v21+"/os-quota-sets/p1/detail", "", "").Expect(t, 200, "").Body, "quota_set")
 		if q["instances"].(map[string]any)["in_use"] != float64(5) || q["cores"].(map[string]any)["in_use"] != float64(5) {
 			t.Fatalf("usage %v", q)
 		}
 		// min/max count: as many as fit, at least min.
-		e.do("admin", "PUT", v21+"/os-quota-sets/p2", "", `{"quota_set": {"instances": 3}}`).expect(t, 200, "")
-		r := e.do("bob", "POST", v21+"/servers", "2.96", `{"server": {"name": "m", "imageRef": "`+imageID+`", "flavorRef": "42", "networks": "none", "min_count": 2, "max_count": 5, "return_reservation_id": true}}`).expect(t, 202, "")
-		rid := r.body["reservation_id"].(string)
-		l := list(t, e.do("bob", "GET", v21+"/servers?reservation_id="+rid, "", "").body, "servers")
+		e.do("admin", "PUT", v21+"/os-quota-sets/p2", "", `{"quota_set": {"instances": 3}}`).Expect(t, 200, "")
+		r := e.do("bob", "POST", v21+"/servers", "2.96", `{"server": {"name": "m", "imageRef": "`+imageID+`", "flavorRef": "42", "networks": "none", "min_count": 2, "max_count": 5, "return_reservation_id": true}}`).Expect(t, 202, "")
+		rid := r.Body["reservation_id"].(string)
+		l := list(t, e.do("bob", "GET", v21+"/servers?reservation_id="+rid, "", "").Body, "servers")
 		if len(l) != 3 {
 			t.Fatalf("multi create made %d", len(l))
 		}
-		e.do("bob", "POST", v21+"/servers", "2.96", bootBody).expect(t, 403, "forbidden")
+		e.do("bob", "POST", v21+"/servers", "2.96", bootBody).Expect(t, 403, "forbidden")
 	})
 }
 

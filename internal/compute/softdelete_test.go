@@ -19,7 +19,7 @@ func TestSoftDeleteRestoreForceDelete(t *testing.T) {
 		e.waitStatus(id, "ACTIVE")
 
 		// DELETE soft-deletes: the guest is powered off, the server stays.
-		e.do("alice", "DELETE", v21+"/servers/"+id, "2.96", "").expect(t, 204, "")
+		e.do("alice", "DELETE", v21+"/servers/"+id, "2.96", "").Expect(t, 204, "")
 		s := e.waitStatus(id, "SOFT_DELETED")
 		if s["OS-EXT-STS:vm_state"] != "soft-delete" || s["OS-EXT-STS:power_state"] != float64(virt.Shutdown) {
 			t.Fatalf("soft-deleted view %v", s)
@@ -27,12 +27,12 @@ func TestSoftDeleteRestoreForceDelete(t *testing.T) {
 		if info, err := e.driver(0).Info(t.Context(), id); err != nil || info.State != virt.Shutdown {
 			t.Fatalf("guest %v %v", info, err)
 		}
-		l := list(t, e.do("alice", "GET", v21+"/servers?status=SOFT_DELETED", "2.96", "").expect(t, 200, "").body, "servers")
+		l := list(t, e.do("alice", "GET", v21+"/servers?status=SOFT_DELETED", "2.96", "").Expect(t, 200, "").Body, "servers")
 		if len(l) != 1 {
 			t.Fatalf("status filter: %v", l)
 		}
 		// It does not count towards the quota while soft-deleted.
-		lim := obj(t, e.do("alice", "GET", v21+"/limits", "2.96", "").expect(t, 200, "").body, "limits")
+		lim := obj(t, e.do("alice", "GET", v21+"/limits", "2.96", "").Expect(t, 200, "").Body, "limits")
 		if used := lim["absolute"].(map[string]any)["totalInstancesUsed"]; used != float64(0) {
 			t.Fatalf("totalInstancesUsed = %v", used)
 		}
@@ -51,12 +51,12 @@ func TestSoftDeleteRestoreForceDelete(t *testing.T) {
 		}
 
 		// Restore needs quota room again.
-		e.do("alice", "DELETE", v21+"/servers/"+id, "2.96", "").expect(t, 204, "")
+		e.do("alice", "DELETE", v21+"/servers/"+id, "2.96", "").Expect(t, 204, "")
 		e.waitStatus(id, "SOFT_DELETED")
-		e.do("admin", "PUT", v21+"/os-quota-sets/p1", "2.96", `{"quota_set": {"instances": 1}}`).expect(t, 200, "")
+		e.do("admin", "PUT", v21+"/os-quota-sets/p1", "2.96", `{"quota_set": {"instances": 1}}`).Expect(t, 200, "")
 		other := e.boot("alice", "")
 		e.waitStatus(other, "ACTIVE")
-		e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", `{"restore": null}`).expect(t, 403, "forbidden")
+		e.do("alice", "POST", v21+"/servers/"+id+"/action", "2.96", `{"restore": null}`).Expect(t, 403, "forbidden")
 		if s := e.server(id); s["status"] != "SOFT_DELETED" || s["OS-EXT-STS:task_state"] != nil {
 			t.Fatalf("after refused restore %v", s)
 		}
@@ -65,7 +65,7 @@ func TestSoftDeleteRestoreForceDelete(t *testing.T) {
 		e.action("alice", id, `{"forceDelete": null}`, 202)
 		e.waitGone(id)
 		e.action("alice", other, `{"lock": null}`, 202)
-		e.do("alice", "POST", v21+"/servers/"+other+"/action", "2.96", `{"forceDelete": null}`).expect(t, 409, "conflictingRequest")
+		e.do("alice", "POST", v21+"/servers/"+other+"/action", "2.96", `{"forceDelete": null}`).Expect(t, 409, "conflictingRequest")
 		e.action("alice", other, `{"unlock": null}`, 202)
 		e.action("alice", other, `{"forceDelete": null}`, 202)
 		e.waitGone(other)
@@ -80,10 +80,10 @@ func TestSoftDeleteReclaim(t *testing.T) {
 	e.driver(0).FailNext("spawn", errors.New("no luck"))
 	failed := e.boot("alice", "")
 	e.waitStatus(failed, "ERROR")
-	e.do("alice", "DELETE", v21+"/servers/"+failed, "2.96", "").expect(t, 204, "")
+	e.do("alice", "DELETE", v21+"/servers/"+failed, "2.96", "").Expect(t, 204, "")
 	e.waitGone(failed)
 
-	e.do("alice", "DELETE", v21+"/servers/"+id, "2.96", "").expect(t, 204, "")
+	e.do("alice", "DELETE", v21+"/servers/"+id, "2.96", "").Expect(t, 204, "")
 	e.waitStatus(id, "SOFT_DELETED")
 	// The conductor's reclaim deletes it for good after the interval.
 	e.waitGone(id)

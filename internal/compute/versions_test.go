@@ -10,14 +10,14 @@ import (
 
 func TestVersionDiscovery(t *testing.T) {
 	e := newEnv(t, nil, compute.Config{})
-	r := e.do("", "GET", "/compute/", "", "").expect(t, 200, "")
-	vs := list(t, r.body, "versions")
+	r := e.do("", "GET", "/compute/", "", "").Expect(t, 200, "")
+	vs := list(t, r.Body, "versions")
 	v := vs[0].(map[string]any)
 	if v["id"] != "v2.1" || v["version"] != "2.96" || v["min_version"] != "2.1" || v["status"] != "CURRENT" {
 		t.Fatalf("versions: %v", v)
 	}
-	r = e.do("", "GET", "/compute/v2.1/", "", "").expect(t, 200, "")
-	doc := obj(t, r.body, "version")
+	r = e.do("", "GET", "/compute/v2.1/", "", "").Expect(t, 200, "")
+	doc := obj(t, r.Body, "version")
 	if doc["version"] != "2.96" {
 		t.Fatalf("version doc: %v", doc)
 	}
@@ -25,7 +25,7 @@ func TestVersionDiscovery(t *testing.T) {
 	if links[0].(map[string]any)["href"] != publicURL+"/compute/v2.1/" {
 		t.Fatalf("self link: %v", links)
 	}
-	e.do("", "GET", "/compute/v2.1", "", "").expect(t, 200, "")
+	e.do("", "GET", "/compute/v2.1", "", "").Expect(t, 200, "")
 }
 
 func TestMicroversionNegotiation(t *testing.T) {
@@ -77,7 +77,7 @@ func TestMicroversionNegotiation(t *testing.T) {
 
 func TestUnknownPathAndMethod(t *testing.T) {
 	e := newEnv(t, nil, compute.Config{})
-	e.do("alice", "GET", v21+"/nope", "", "").expect(t, 404, "itemNotFound")
-	e.do("alice", "PATCH", v21+"/flavors", "", "").expect(t, 405, "badMethod")
-	e.do("", "GET", v21+"/flavors", "", "").expect(t, 401, "unauthorized")
+	e.do("alice", "GET", v21+"/nope", "", "").Expect(t, 404, "itemNotFound")
+	e.do("alice", "PATCH", v21+"/flavors", "", "").Expect(t, 405, "badMethod")
+	e.do("", "GET", v21+"/flavors", "", "").Expect(t, 401, "unauthorized")
 }

@@ -669,7 +669,7 @@ func (tx *txn) createPort(ctx context.Context, c *caller, req *portReq) (*Port, 
 		}
 		return nil, err
 	}
-	if p.FixedIPs, err = tx.allocateIPs(ctx, n, &p, req.ips, req.ipsSet); err != nil {
+	if p.FixedIPs, err = tx.allocateIPs(ctx, n, &p, req.ips, req.ipsSet, nil); err != nil {
 		return nil, err
 	}
 	for _, sg := range p.SecurityGroups {
@@ -741,8 +741,9 @@ func (tx *txn) checkMAC(ctx context.Context, networkID, mac, portID string) erro
 // allocateIPs gives a port its addresses. With no explicit request it
 // takes one address from the first IPv4 subnet with room, one from the
 // first stateful IPv6 subnet with room, and a SLAAC address on every
-// SLAAC subnet.
-func (tx *txn) allocateIPs(ctx context.Context, n *Network, p *Port, reqs []ipRequest, explicit bool) ([]fixedIP, error) {
+// SLAAC subnet. kept are addresses the port holds already (an update):
+// a SLAAC subnet among them needs no new address.
+func (tx *txn) allocateIPs(ctx context.Context, n *Network, p *Port, reqs []ipRequest, explicit bool, kept []fixedIP) ([]fixedIP, error) {
 	subs, err := networkSubnets(ctx, tx, n.ID, tx.s.db.ForUpdate())
 	if err != nil {
 		return nil, err
@@ -751,7 +752,7 @@ func (tx *txn) allocateIPs(ctx context.Context, n *Network, p *Port, reqs []ipRe
 	for _, sn := range subs {
 		byID[sn.ID] = sn
 	}
-	router := strings.HasPrefix(p.DeviceOwner, "network:router_interface") || p.DeviceOwner == "network:ha_router_replicated_interface"
+	router := isRouterInterface(p.DeviceOwner)
 	var out []fixedIP
 	add := func(sn *Subnet, ip netip.Addr) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO net_ip_allocations (subnet_id, ip_address, network_id, port_id) VALUES ($1, $2, $3, $4)`,
@@ -858,7 +859,8 @@ func (tx *txn) allocateIPs(ctx context.Context, n *Network, p *Port, reqs []ipRe
 	// whatever fixed_ips asked for: the guest configures it from the
 	// router's advertisements anyway.
 	for _, sn := range subs {
-		if sn.IPVersion != 6 || !isSLAAC(sn.AddressMode) || slices.ContainsFunc(out, func(f fixedIP) bool { return f.SubnetID == sn.ID }) {
+		has := func(f fixedIP) bool { return f.SubnetID == sn.ID }
+		if sn.IPVersion != 6 || !isSLAAC(sn.AddressMode) || slices.ContainsFunc(out, has) || slices.ContainsFunc(kept, has) {
 			continue
 		}
 		if err := addSLAAC(sn); err != nil {
@@ -866,6 +868,13 @@ func (tx *txn) allocateIPs(ctx context.Context, n *Network, p *Port, reqs []ipRe
 		}
 	}
 	return out, nil
+}
+
+// isRouterInterface reports whether a port of this device owner is a
+// router's interface on its subnets (it takes their gateway, never a
+// SLAAC address).
+func isRouterInterface(owner string) bool {
+	return strings.HasPrefix(owner, "network:router_interface") || owner == "network:ha_router_replicated_interface"
 }
 
 // claimSpecific checks that a requested address may be given to the port.
@@ -1045,7 +1054,9 @@ func mustSubnets(ctx context.Context, q db.Querier, networkID string) []*Subnet 
 }
 
 // allocateIPsKeeping re-allocates a port's addresses on update: requested
-// addresses the port already has are kept, the others allocated anew.
+// addresses the port already has are kept, the others allocated anew,
+// and the port keeps (or gets) its address on every SLAAC subnet of the
+// network whether fixed_ips names it or not, as on create.
 func (tx *txn) allocateIPsKeeping(ctx context.Context, n *Network, p *Port, reqs []ipRequest, old []fixedIP) ([]fixedIP, error) {
 	var keep []fixedIP
 	var rest []ipRequest
@@ -1069,7 +1080,7 @@ func (tx *txn) allocateIPsKeeping(ctx context.Context, n *Network, p *Port, reqs
 			return nil, err
 		}
 	}
-	added, err := tx.allocateIPs(ctx, n, p, rest, true)
+	added, err := tx.allocateIPs(ctx, n, p, rest, true, keep)
 	if err != nil {
 		return nil, err
 	}

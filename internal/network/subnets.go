@@ -605,10 +605,57 @@ func (tx *txn) createSubnet(ctx context.Context, c *caller, req *subnetReq) (*Su
 		}
 		sn.Tags = sortedTags(req.tags)
 	}
+	if sn.IPVersion == 6 && isSLAAC(sn.AddressMode) {
+		if err := tx.addAutoAddresses(ctx, &sn); err != nil {
+			return nil, err
+		}
+	}
 	if err := tx.bump(ctx, "net_networks", n.ID); err != nil {
 		return nil, err
 	}
 	return &sn, nil
+}
+
+// addAutoAddresses gives every port already on a new SLAAC (or
+// DHCPv6-stateless) subnet's network, router interfaces aside, its
+// EUI-64 address there, as Neutron does: ports created later get it at
+// create.
+func (tx *txn) addAutoAddresses(ctx context.Context, sn *Subnet) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, mac_address, device_owner FROM net_ports WHERE network_id = $1 ORDER BY id`, sn.NetworkID)
+	if err != nil {
+		return err
+	}
+	type port struct{ id, mac, owner string }
+	var ports []port
+	for rows.Next() {
+		var p port
+		if err := rows.Scan(&p.id, &p.mac, &p.owner); err != nil {
+			rows.Close()
+			return err
+		}
+		ports = append(ports, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, p := range ports {
+		if isRouterInterface(p.owner) {
+			continue
+		}
+		ip, ok := eui64(sn.CIDR, p.mac)
+		if !ok {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO net_ip_allocations (subnet_id, ip_address, network_id, port_id) VALUES ($1, $2, $3, $4)`,
+			sn.ID, ip.String(), sn.NetworkID, p.id); err != nil {
+			return err
+		}
+		if err := tx.bump(ctx, "net_ports", p.id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func routesOrEmpty(r []hostRoute) []hostRoute {

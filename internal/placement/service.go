@@ -123,6 +123,19 @@ func (s *Service) CreateProvider(ctx context.Context, uuid, name, parent string)
 	return s.store.createProvider(ctx, normUUID(uuid), name, parent)
 }
 
+// DeleteProvider deletes a provider with its inventories, traits and
+// aggregates: ErrNotFound when it is missing, ErrInUse while it holds
+// allocations or has children.
+func (s *Service) DeleteProvider(ctx context.Context, uuid string) error {
+	return s.store.deleteProvider(ctx, normUUID(uuid))
+}
+
+// ProviderAllocations returns a provider's allocations by consumer and
+// class.
+func (s *Service) ProviderAllocations(ctx context.Context, uuid string) (map[string]map[string]int64, error) {
+	return s.store.providerAllocations(ctx, normUUID(uuid))
+}
+
 // Provider returns one provider.
 func (s *Service) Provider(ctx context.Context, uuid string) (Provider, error) {
 	return s.store.provider(ctx, s.store.db.Reader(), uuid)

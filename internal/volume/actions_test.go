@@ -8,12 +8,12 @@ func TestMoreActions(t *testing.T) {
 	id := v["id"].(string)
 	act := func(token, body string, status int, fault string) {
 		t.Helper()
-		e.do(token, "POST", v3+"/volumes/"+id+"/action", "", body).expect(t, status, fault)
+		e.do(token, "POST", v3+"/volumes/"+id+"/action", "", body).Expect(t, status, fault)
 	}
 	// Retype within the backend; a type bound to another backend needs a
 	// migration, which is refused.
-	e.do("admin", "POST", v3+"/types", "", `{"volume_type": {"name": "gold"}}`).expect(t, 200, "")
-	e.do("admin", "POST", v3+"/types", "", `{"volume_type": {"name": "far", "extra_specs": {"volume_backend_name": "lvm"}}}`).expect(t, 200, "")
+	e.do("admin", "POST", v3+"/types", "", `{"volume_type": {"name": "gold"}}`).Expect(t, 200, "")
+	e.do("admin", "POST", v3+"/types", "", `{"volume_type": {"name": "far", "extra_specs": {"volume_backend_name": "lvm"}}}`).Expect(t, 200, "")
 	act("alice", `{"os-retype": {"new_type": "gold"}}`, 202, "")
 	if got := e.wait("alice", "volumes", id, ""); got["volume_type"] != "gold" {
 		t.Errorf("after retype = %v", got["volume_type"])
@@ -53,36 +53,36 @@ func TestMoreActions(t *testing.T) {
 		t.Errorf("after os-detach = %v", got)
 	}
 	// Snapshot status updates and force delete.
-	r := e.do("alice", "POST", v3+"/snapshots", "", `{"snapshot": {"volume_id": "`+id+`"}}`).expect(t, 202, "")
-	sid := obj(t, r.body, "snapshot")["id"].(string)
+	r := e.do("alice", "POST", v3+"/snapshots", "", `{"snapshot": {"volume_id": "`+id+`"}}`).Expect(t, 202, "")
+	sid := obj(t, r.Body, "snapshot")["id"].(string)
 	e.wait("alice", "snapshots", sid, "creating")
-	e.do("admin", "POST", v3+"/snapshots/"+sid+"/action", "", `{"os-reset_status": {"status": "creating"}}`).expect(t, 202, "")
-	e.do("alice", "POST", v3+"/snapshots/"+sid+"/action", "", `{"os-update_snapshot_status": {"status": "deleting"}}`).expect(t, 400, "badRequest")
-	e.do("alice", "POST", v3+"/snapshots/"+sid+"/action", "", `{"os-update_snapshot_status": {"status": "available", "progress": "100%"}}`).expect(t, 202, "")
-	e.do("alice", "POST", v3+"/snapshots/"+sid+"/action", "", `{"os-force_delete": {}}`).expect(t, 403, "forbidden")
-	e.do("admin", "POST", v3+"/snapshots/"+sid+"/action", "", `{"os-force_delete": {}}`).expect(t, 202, "")
+	e.do("admin", "POST", v3+"/snapshots/"+sid+"/action", "", `{"os-reset_status": {"status": "creating"}}`).Expect(t, 202, "")
+	e.do("alice", "POST", v3+"/snapshots/"+sid+"/action", "", `{"os-update_snapshot_status": {"status": "deleting"}}`).Expect(t, 400, "badRequest")
+	e.do("alice", "POST", v3+"/snapshots/"+sid+"/action", "", `{"os-update_snapshot_status": {"status": "available", "progress": "100%"}}`).Expect(t, 202, "")
+	e.do("alice", "POST", v3+"/snapshots/"+sid+"/action", "", `{"os-force_delete": {}}`).Expect(t, 403, "forbidden")
+	e.do("admin", "POST", v3+"/snapshots/"+sid+"/action", "", `{"os-force_delete": {}}`).Expect(t, 202, "")
 	if got := e.wait("alice", "snapshots", sid, "deleting"); got != nil {
 		t.Errorf("snapshot after force delete = %v", got)
 	}
 	// Pools.
-	e.do("alice", "GET", v3+"/scheduler-stats/get_pools", "", "").expect(t, 403, "forbidden")
-	r = e.do("admin", "GET", v3+"/scheduler-stats/get_pools?detail=true", "", "").expect(t, 200, "")
-	p := list(t, r.body, "pools")[0].(map[string]any)
+	e.do("alice", "GET", v3+"/scheduler-stats/get_pools", "", "").Expect(t, 403, "forbidden")
+	r = e.do("admin", "GET", v3+"/scheduler-stats/get_pools?detail=true", "", "").Expect(t, 200, "")
+	p := list(t, r.Body, "pools")[0].(map[string]any)
 	if p["name"] != "kumo@file#file" || obj(t, p, "capabilities")["volume_backend_name"] != "file" {
-		t.Errorf("pools = %v", r.raw)
+		t.Errorf("pools = %v", r.Raw)
 	}
 }
 
 func TestPerTypeQuota(t *testing.T) {
 	e := newEnv(t, nil, nil)
-	e.do("admin", "POST", v3+"/types", "", `{"volume_type": {"name": "ssd"}}`).expect(t, 200, "")
-	r := e.do("alice", "GET", v3+"/os-quota-sets/p1", "", "").expect(t, 200, "")
-	if q := obj(t, r.body, "quota_set"); q["volumes_ssd"] != float64(-1) || q["gigabytes___DEFAULT__"] != float64(-1) {
+	e.do("admin", "POST", v3+"/types", "", `{"volume_type": {"name": "ssd"}}`).Expect(t, 200, "")
+	r := e.do("alice", "GET", v3+"/os-quota-sets/p1", "", "").Expect(t, 200, "")
+	if q := obj(t, r.Body, "quota_set"); q["volumes_ssd"] != float64(-1) || q["gigabytes___DEFAULT__"] != float64(-1) {
 		t.Errorf("quota set lacks per-type keys: %v", q)
 	}
-	e.do("admin", "PUT", v3+"/os-quota-sets/p1", "", `{"quota_set": {"volumes_ssd": 1}}`).expect(t, 200, "")
-	e.do("admin", "PUT", v3+"/os-quota-sets/p1", "", `{"quota_set": {"volumes_nope": 1}}`).expect(t, 400, "badRequest")
+	e.do("admin", "PUT", v3+"/os-quota-sets/p1", "", `{"quota_set": {"volumes_ssd": 1}}`).Expect(t, 200, "")
+	e.do("admin", "PUT", v3+"/os-quota-sets/p1", "", `{"quota_set": {"volumes_nope": 1}}`).Expect(t, 400, "badRequest")
 	e.createVolume("alice", `{"volume": {"size": 1, "volume_type": "ssd"}}`)
-	e.do("alice", "POST", v3+"/volumes", "", `{"volume": {"size": 1, "volume_type": "ssd"}}`).expect(t, 413, "overLimit")
+	e.do("alice", "POST", v3+"/volumes", "", `{"volume": {"size": 1, "volume_type": "ssd"}}`).Expect(t, 413, "overLimit")
 	e.createVolume("alice", `{"volume": {"size": 1}}`)
 }

@@ -23,10 +23,10 @@ func TestBackups(t *testing.T) {
 		_, _ = f.WriteAt([]byte("backed-up-data"), 8192)
 		f.Close()
 
-		e.do("bob", "POST", v3+"/backups", "", `{"backup": {"volume_id": "`+id+`"}}`).expect(t, 404, "itemNotFound")
-		e.do("alice", "POST", v3+"/backups", "", `{"backup": {"volume_id": "`+id+`", "incremental": true}}`).expect(t, 400, "badRequest")
-		r := e.do("alice", "POST", v3+"/backups", "", `{"backup": {"volume_id": "`+id+`", "name": "b1"}}`).expect(t, 202, "")
-		bid := obj(t, r.body, "backup")["id"].(string)
+		e.do("bob", "POST", v3+"/backups", "", `{"backup": {"volume_id": "`+id+`"}}`).Expect(t, 404, "itemNotFound")
+		e.do("alice", "POST", v3+"/backups", "", `{"backup": {"volume_id": "`+id+`", "incremental": true}}`).Expect(t, 400, "badRequest")
+		r := e.do("alice", "POST", v3+"/backups", "", `{"backup": {"volume_id": "`+id+`", "name": "b1"}}`).Expect(t, 202, "")
+		bid := obj(t, r.Body, "backup")["id"].(string)
 		b := e.wait("alice", "backups", bid, "creating")
 		if b["status"] != "available" || b["size"] != float64(1) || b["volume_id"] != id {
 			t.Fatalf("backup = %v", b)
@@ -34,15 +34,15 @@ func TestBackups(t *testing.T) {
 		if got := e.wait("alice", "volumes", id, ""); got["status"] != "available" {
 			t.Errorf("volume after backup = %v", got["status"])
 		}
-		r = e.do("alice", "GET", v3+"/backups/detail", "", "").expect(t, 200, "")
-		if l := list(t, r.body, "backups"); len(l) != 1 {
-			t.Errorf("backups = %v", r.raw)
+		r = e.do("alice", "GET", v3+"/backups/detail", "", "").Expect(t, 200, "")
+		if l := list(t, r.Body, "backups"); len(l) != 1 {
+			t.Errorf("backups = %v", r.Raw)
 		}
-		e.do("alice", "PUT", v3+"/backups/"+bid, "3.9", `{"backup": {"name": "b2"}}`).expect(t, 200, "")
+		e.do("alice", "PUT", v3+"/backups/"+bid, "3.9", `{"backup": {"name": "b2"}}`).Expect(t, 200, "")
 
 		// Restore into a new volume, then into the (overwritten) source.
-		r = e.do("alice", "POST", v3+"/backups/"+bid+"/restore", "", `{"restore": {"name": "restored"}}`).expect(t, 202, "")
-		nid := obj(t, r.body, "restore")["volume_id"].(string)
+		r = e.do("alice", "POST", v3+"/backups/"+bid+"/restore", "", `{"restore": {"name": "restored"}}`).Expect(t, 202, "")
+		nid := obj(t, r.Body, "restore")["volume_id"].(string)
 		e.wait("alice", "backups", bid, "restoring")
 		nv := e.wait("alice", "volumes", nid, "restoring-backup")
 		if nv["status"] != "available" || nv["name"] != "restored" {
@@ -53,21 +53,21 @@ func TestBackups(t *testing.T) {
 			t.Errorf("restored data: %q %v", got[8192:], err)
 		}
 		small := e.createVolume("alice", `{"volume": {"size": 1}}`)
-		e.do("alice", "POST", v3+"/backups/"+bid+"/restore", "", `{"restore": {"volume_id": "`+small["id"].(string)+`"}}`).expect(t, 202, "")
+		e.do("alice", "POST", v3+"/backups/"+bid+"/restore", "", `{"restore": {"volume_id": "`+small["id"].(string)+`"}}`).Expect(t, 202, "")
 		e.wait("alice", "backups", bid, "restoring")
 		if got := e.wait("alice", "volumes", small["id"].(string), "restoring-backup"); got["status"] != "available" {
 			t.Errorf("restore into existing = %v", got["status"])
 		}
 		// Quota on backups.
-		e.do("admin", "PUT", v3+"/os-quota-sets/p1", "", `{"quota_set": {"backups": 1}}`).expect(t, 200, "")
-		e.do("alice", "POST", v3+"/backups", "", `{"backup": {"volume_id": "`+id+`"}}`).expect(t, 413, "overLimit")
+		e.do("admin", "PUT", v3+"/os-quota-sets/p1", "", `{"quota_set": {"backups": 1}}`).Expect(t, 200, "")
+		e.do("alice", "POST", v3+"/backups", "", `{"backup": {"volume_id": "`+id+`"}}`).Expect(t, 413, "overLimit")
 
-		e.do("alice", "POST", v3+"/backups/"+bid+"/action", "", `{"os-reset_status": {"status": "error"}}`).expect(t, 403, "forbidden")
-		e.do("admin", "POST", v3+"/backups/"+bid+"/action", "", `{"os-reset_status": {"status": "error"}}`).expect(t, 202, "")
-		e.do("alice", "DELETE", v3+"/backups/"+bid, "", "").expect(t, 202, "")
+		e.do("alice", "POST", v3+"/backups/"+bid+"/action", "", `{"os-reset_status": {"status": "error"}}`).Expect(t, 403, "forbidden")
+		e.do("admin", "POST", v3+"/backups/"+bid+"/action", "", `{"os-reset_status": {"status": "error"}}`).Expect(t, 202, "")
+		e.do("alice", "DELETE", v3+"/backups/"+bid, "", "").Expect(t, 202, "")
 		if got := e.wait("alice", "backups", bid, "deleting"); got != nil {
 			t.Errorf("backup after delete = %v", got)
 		}
-		e.do("alice", "GET", v3+"/backups/"+bid, "", "").expect(t, 404, "itemNotFound")
+		e.do("alice", "GET", v3+"/backups/"+bid, "", "").Expect(t, 404, "itemNotFound")
 	})
 }

@@ -37,26 +37,26 @@ func BenchmarkCreateDelete500(b *testing.B) {
 		}
 		run(func(k int) {
 			r := e.do("alice", "POST", v3+"/volumes", "", fmt.Sprintf(`{"volume": {"size": 1, "name": "b%d"}}`, k))
-			if r.status != 202 {
-				b.Errorf("create: %d %s", r.status, r.raw)
+			if r.Status != 202 {
+				b.Errorf("create: %d %s", r.Status, r.Raw)
 				return
 			}
-			ids[k] = r.body["volume"].(map[string]any)["id"].(string)
+			ids[k] = r.Body["volume"].(map[string]any)["id"].(string)
 		})
 		e.svc.WaitTasks()
 		r := e.do("alice", "GET", v3+"/volumes/detail?status=available&limit=1000", "", "")
-		if got := len(r.body["volumes"].([]any)); got != n {
+		if got := len(r.Body["volumes"].([]any)); got != n {
 			b.Fatalf("%d of %d volumes available", got, n)
 		}
 		run(func(k int) {
-			if r := e.do("alice", "DELETE", v3+"/volumes/"+ids[k], "", ""); r.status != 202 {
-				b.Errorf("delete: %d %s", r.status, r.raw)
+			if r := e.do("alice", "DELETE", v3+"/volumes/"+ids[k], "", ""); r.Status != 202 {
+				b.Errorf("delete: %d %s", r.Status, r.Raw)
 			}
 		})
 		e.svc.WaitTasks()
 		total += time.Since(start)
 		r = e.do("alice", "GET", v3+"/volumes", "", "")
-		if got := len(r.body["volumes"].([]any)); got != 0 {
+		if got := len(r.Body["volumes"].([]any)); got != 0 {
 			b.Fatalf("%d volumes left", got)
 		}
 	}

@@ -3,11 +3,9 @@ package volume_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
+	"github.com/kumo-cloud/kumo/internal/apiutil/apitest"
 	"github.com/kumo-cloud/kumo/internal/auth/authtest"
 	"github.com/kumo-cloud/kumo/internal/db"
 	"github.com/kumo-cloud/kumo/internal/db/dbtest"
@@ -52,11 +51,7 @@ func newEnv(t testing.TB, d *db.DB, mutate func(*volume.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := authtest.New()
-	v.Add("admin", "admin-u", "p-admin", "admin", "member", "reader")
-	v.Add("alice", "alice", "p1", "member", "reader")
-	v.Add("rob", "rob", "p1", "reader")
-	v.Add("bob", "bob", "p2", "member", "reader")
+	v := authtest.NewCallers()
 	imgs := &fakeImages{images: map[string]*fakeImage{}}
 	cfg := volume.Config{Backends: []backend.Backend{fb}, Images: imgs, TmpDir: t.TempDir(), BackupDir: t.TempDir()}
 	if mutate != nil {
@@ -76,88 +71,32 @@ func newEnv(t testing.TB, d *db.DB, mutate func(*volume.Config)) *env {
 	return &env{t: t, h: apiutil.Middleware(mux, publicURL, nil, nil), svc: svc, db: d, dir: dir, images: imgs}
 }
 
-type resp struct {
-	status int
-	header http.Header
-	body   map[string]any
-	raw    string
-}
-
 const v3 = "/volume/v3"
+
+// resp is a recorded answer of the API.
+type resp = apitest.Response
 
 // do sends a request; version "" sends no microversion header.
 func (e *env) do(token, method, path, version, body string) resp {
 	e.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req := httptest.NewRequest(method, path, rd)
-	if token != "" {
-		req.Header.Set("X-Auth-Token", token)
-	}
-	if version != "" {
-		req.Header.Set("OpenStack-API-Version", "volume "+version)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, req)
-	out := resp{status: w.Code, header: w.Header(), raw: w.Body.String()}
-	if w.Body.Len() > 0 {
-		if err := json.Unmarshal(w.Body.Bytes(), &out.body); err != nil {
-			e.t.Fatalf("%s %s: body is not a JSON object: %v\n%s", method, path, err, w.Body.String())
-		}
-	}
-	return out
-}
-
-// expect checks the status and, for errors, Cinder's fault key.
-func (r resp) expect(t testing.TB, status int, fault string) resp {
-	t.Helper()
-	if r.status != status {
-		t.Fatalf("status %d, want %d: %s", r.status, status, r.raw)
-	}
-	if fault != "" {
-		f, ok := r.body[fault].(map[string]any)
-		if !ok {
-			t.Fatalf("no %q fault in %s", fault, r.raw)
-		}
-		if int(f["code"].(float64)) != status || f["message"] == "" {
-			t.Fatalf("bad fault body %s", r.raw)
-		}
-	}
-	return r
+	return apitest.Do(e.t, e.h, "volume", token, method, path, version, body)
 }
 
 func obj(t testing.TB, v any, key string) map[string]any {
 	t.Helper()
-	m, ok := v.(map[string]any)
-	if !ok {
-		t.Fatalf("not an object: %v", v)
-	}
-	o, ok := m[key].(map[string]any)
-	if !ok {
-		t.Fatalf("no object %q in %v", key, m)
-	}
-	return o
+	return apitest.Obj(t, v, key)
 }
 
 func list(t testing.TB, v map[string]any, key string) []any {
 	t.Helper()
-	l, ok := v[key].([]any)
-	if !ok {
-		t.Fatalf("no list %q in %v", key, v)
-	}
-	return l
+	return apitest.List(t, v, key)
 }
 
 // createVolume creates a volume and waits until it leaves creating.
 func (e *env) createVolume(token, body string) map[string]any {
 	e.t.Helper()
-	r := e.do(token, "POST", v3+"/volumes", "", body).expect(e.t, 202, "")
-	id := obj(e.t, r.body, "volume")["id"].(string)
+	r := e.do(token, "POST", v3+"/volumes", "", body).Expect(e.t, 202, "")
+	id := obj(e.t, r.Body, "volume")["id"].(string)
 	return e.wait(token, "volumes", id, "creating")
 }
 
@@ -168,11 +107,11 @@ func (e *env) wait(token, coll, id, from string) map[string]any {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r := e.do(token, "GET", v3+"/"+coll+"/"+id, "", "")
-		if r.status == 404 {
+		if r.Status == 404 {
 			return nil
 		}
-		r.expect(e.t, 200, "")
-		o := obj(e.t, r.body, key)
+		r.Expect(e.t, 200, "")
+		o := obj(e.t, r.Body, key)
 		if o["status"] != from {
 			return o
 		}

@@ -25,7 +25,7 @@ func TestRecoverAfterRestart(t *testing.T) {
 		deleting := mk(`{"volume": {"size": 1, "name": "deleting"}}`)
 		extending := mk(`{"volume": {"size": 1, "name": "extending"}}`)
 		attaching := mk(`{"volume": {"size": 1, "name": "attaching"}}`)
-		r := e.do("alice", "POST", v3+"/attachments", "3.27", `{"attachment": {"volume_uuid": "`+attaching+`", "instance_uuid": "8a3e1b2c-1111-4222-8333-444455556666", "connector": {"host": "h"}}}`).expect(t, 200, "")
+		r := e.do("alice", "POST", v3+"/attachments", "3.27", `{"attachment": {"volume_uuid": "`+attaching+`", "instance_uuid": "8a3e1b2c-1111-4222-8333-444455556666", "connector": {"host": "h"}}}`).Expect(t, 200, "")
 		_ = r
 		st := e.svc.Store()
 		set := func(id string, fn func(v *volume.Volume)) {
@@ -64,9 +64,9 @@ func TestRecoverAfterRestart(t *testing.T) {
 				t.Errorf("extended size = %v", v["size"])
 			}
 		}
-		e2.do("alice", "GET", v3+"/volumes/"+deleting, "", "").expect(t, 404, "itemNotFound")
-		r = e2.do("alice", "GET", v3+"/attachments", "3.27", "").expect(t, 200, "")
-		if n := len(list(t, r.body, "attachments")); n != 0 {
+		e2.do("alice", "GET", v3+"/volumes/"+deleting, "", "").Expect(t, 404, "itemNotFound")
+		r = e2.do("alice", "GET", v3+"/attachments", "3.27", "").Expect(t, 200, "")
+		if n := len(list(t, r.Body, "attachments")); n != 0 {
 			t.Errorf("%d half-made attachments left", n)
 		}
 	})

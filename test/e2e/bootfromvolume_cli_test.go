@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +12,7 @@ import (
 // is deleted) and `server create --volume` (an existing bootable volume).
 func TestBootFromVolumeOpenStackCLI(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("openstack")
-	if err != nil {
-		requireOrSkip(t, "the openstack CLI is not installed (Debian: apt-get install python3-openstackclient)")
-	}
+	bin := openstackCLI(t)
 	k := Start(t, Options{})
 	cli := newCLI(t, bin, k)
 	adm := []string{"--os-cloud", "kumo"}

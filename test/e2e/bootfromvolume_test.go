@@ -14,7 +14,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/volumeattach"
-	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 )
 
@@ -29,76 +28,14 @@ func TestBootFromVolumeGophercloud(t *testing.T) {
 	t.Parallel()
 	k := Start(t, Options{})
 	ctx := testContext(t)
-	p, err := k.Authenticate(ctx, k.AdminAuth())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := k.adminProvider(t, ctx)
 	cinder := serviceClient(t, openstack.NewBlockStorageV3, p)
 	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.79"
 	glance := serviceClient(t, openstack.NewImageV2, p)
 	token := p.Token()
-	newImage := func(name string, minDisk int, data []byte) string {
-		t.Helper()
-		im, err := images.Create(ctx, glance, images.CreateOpts{Name: name, DiskFormat: "raw", ContainerFormat: "bare", MinDisk: minDisk}).Extract()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := imagedata.Upload(ctx, glance, im.ID, bytes.NewReader(data)).ExtractErr(); err != nil {
-			t.Fatal(err)
-		}
-		return im.ID
-	}
-	img := newImage("bfv-img", 0, bytes.Repeat([]byte{0x5a}, 1<<20))
-	bigImg := newImage("bfv-big", 2, []byte("min disk 2"))
-	waitVol := func(id, status string) *volumes.Volume {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			v, err := volumes.Get(ctx, cinder, id).Extract()
-			if err != nil {
-				t.Fatalf("volume %s: %v", id, err)
-			}
-			if v.Status == status {
-				return v
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("volume %s is %s, want %s", id, v.Status, status)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	waitGone := func(id string) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			v, err := volumes.Get(ctx, cinder, id).Extract()
-			if gophercloud.ResponseCodeIs(err, 404) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("volume %s still there: %+v %v", id, v, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	waitServer := func(id, status string) *servers.Server {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			s, err := servers.Get(ctx, nova, id).Extract()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if s.Status == status {
-				return s
-			}
-			if s.Status == "ERROR" || time.Now().After(deadline) {
-				t.Fatalf("server %s is %s (fault %+v), want %s", id, s.Status, s.Fault, status)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	img := newImage(t, ctx, glance, images.CreateOpts{Name: "bfv-img", DiskFormat: "raw"}, bytes.Repeat([]byte{0x5a}, 1<<20))
+	bigImg := newImage(t, ctx, glance, images.CreateOpts{Name: "bfv-big", DiskFormat: "raw", MinDisk: 2}, []byte("min disk 2"))
 	countVolumes := func() int {
 		t.Helper()
 		pages, err := volumes.List(cinder, volumes.ListOpts{}).AllPages(ctx)
@@ -129,11 +66,11 @@ func TestBootFromVolumeGophercloud(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitVol(busy.ID, "available")
+	waitVolume(t, ctx, cinder, busy.ID, "available")
 	if err := volumes.Reserve(ctx, cinder, busy.ID).ExtractErr(); err != nil {
 		t.Fatal(err)
 	}
-	waitVol(busy.ID, "attaching")
+	waitVolume(t, ctx, cinder, busy.ID, "attaching")
 
 	// ---- bad mappings: Nova's 400s, nothing created ----
 	baseVolumes, baseServers := countVolumes(), countServers()
@@ -207,7 +144,7 @@ func TestBootFromVolumeGophercloud(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := waitServer(srv.ID, "ACTIVE")
+	s := waitServer(t, ctx, nova, srv.ID, "ACTIVE")
 	if s.Image != nil {
 		t.Errorf("image of a volume-backed server = %v, want \"\"", s.Image)
 	}
@@ -223,7 +160,7 @@ func TestBootFromVolumeGophercloud(t *testing.T) {
 	if len(atts) != 1 || atts[0].Device != "/dev/vda" || atts[0].Tag == nil || *atts[0].Tag != tag || atts[0].DeleteOnTermination == nil || !*atts[0].DeleteOnTermination {
 		t.Errorf("attachments = %+v", atts)
 	}
-	root := waitVol(rootID, "in-use")
+	root := waitVolume(t, ctx, cinder, rootID, "in-use")
 	if root.Bootable != "true" || root.Size != 1 || root.VolumeImageMetadata["image_id"] != img {
 		t.Errorf("root volume = %+v", root)
 	}
@@ -270,11 +207,11 @@ func TestBootFromVolumeGophercloud(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2 := waitServer(srv2.ID, "ACTIVE")
+	s2 := waitServer(t, ctx, nova, srv2.ID, "ACTIVE")
 	if len(s2.AttachedVolumes) != 1 || s2.AttachedVolumes[0].ID == rootID {
 		t.Fatalf("volumes of the server from the snapshot image = %+v", s2.AttachedVolumes)
 	}
-	fromSnap := waitVol(s2.AttachedVolumes[0].ID, "in-use")
+	fromSnap := waitVolume(t, ctx, cinder, s2.AttachedVolumes[0].ID, "in-use")
 	if fromSnap.SnapshotID != snapID || fromSnap.Attachments[0].Device != "/dev/vda" {
 		t.Errorf("volume from the snapshot image = %+v", fromSnap)
 	}
@@ -284,7 +221,7 @@ func TestBootFromVolumeGophercloud(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitVol(mine.ID, "available")
+	waitVolume(t, ctx, cinder, mine.ID, "available")
 	srv3, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "bfv-existing", FlavorRef: "42", Networks: "none",
 		BlockDevice: []servers.BlockDevice{
 			{SourceType: servers.SourceVolume, UUID: mine.ID, DestinationType: servers.DestinationVolume},
@@ -293,7 +230,7 @@ func TestBootFromVolumeGophercloud(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s3 := waitServer(srv3.ID, "ACTIVE")
+	s3 := waitServer(t, ctx, nova, srv3.ID, "ACTIVE")
 	if len(s3.AttachedVolumes) != 2 {
 		t.Fatalf("volumes of the server from an existing volume = %+v", s3.AttachedVolumes)
 	}
@@ -301,25 +238,25 @@ func TestBootFromVolumeGophercloud(t *testing.T) {
 	if blank == mine.ID {
 		blank = s3.AttachedVolumes[1].ID
 	}
-	if v := waitVol(mine.ID, "in-use"); v.Attachments[0].Device != "/dev/vda" {
+	if v := waitVolume(t, ctx, cinder, mine.ID, "in-use"); v.Attachments[0].Device != "/dev/vda" {
 		t.Errorf("existing volume attached as %+v", v.Attachments)
 	}
-	if v := waitVol(blank, "in-use"); v.Attachments[0].Device != "/dev/vdb" || v.Bootable == "true" {
+	if v := waitVolume(t, ctx, cinder, blank, "in-use"); v.Attachments[0].Device != "/dev/vdb" || v.Bootable == "true" {
 		t.Errorf("blank volume = %+v", v)
 	}
 	// The blank volume is an ordinary attached volume: it can be detached.
 	if err := volumeattach.Delete(ctx, nova, srv3.ID, blank).ExtractErr(); err != nil {
 		t.Errorf("detach the blank volume: %v", err)
 	}
-	waitVol(blank, "available")
+	waitVolume(t, ctx, cinder, blank, "available")
 
 	// ---- shelve offloads without an image; unshelve boots from the
 	// same volume ----
 	if err := servers.Shelve(ctx, nova, srv3.ID).ExtractErr(); err != nil {
 		t.Fatal(err)
 	}
-	waitServer(srv3.ID, "SHELVED_OFFLOADED")
-	if v := waitVol(mine.ID, "in-use"); len(v.Attachments) != 1 {
+	waitServer(t, ctx, nova, srv3.ID, "SHELVED_OFFLOADED")
+	if v := waitVolume(t, ctx, cinder, mine.ID, "in-use"); len(v.Attachments) != 1 {
 		t.Errorf("boot volume of the shelved server = %+v", v.Attachments)
 	}
 	if list, err := images.List(glance, images.ListOpts{Name: "bfv-existing-shelved"}).AllPages(ctx); err != nil {
@@ -330,7 +267,7 @@ func TestBootFromVolumeGophercloud(t *testing.T) {
 	if err := servers.Unshelve(ctx, nova, srv3.ID, servers.UnshelveOpts{}).ExtractErr(); err != nil {
 		t.Fatal(err)
 	}
-	if s := waitServer(srv3.ID, "ACTIVE"); len(s.AttachedVolumes) != 1 || s.AttachedVolumes[0].ID != mine.ID {
+	if s := waitServer(t, ctx, nova, srv3.ID, "ACTIVE"); len(s.AttachedVolumes) != 1 || s.AttachedVolumes[0].ID != mine.ID {
 		t.Errorf("volumes after unshelve = %+v", s.AttachedVolumes)
 	}
 
@@ -346,24 +283,10 @@ func TestBootFromVolumeGophercloud(t *testing.T) {
 	}
 	var created struct{ Server struct{ ID string } }
 	_ = json.Unmarshal(r.Body, &created)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		f, err := servers.Get(ctx, nova, created.Server.ID).Extract()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f.Status == "ERROR" {
-			if !strings.Contains(fmt.Sprint(f.Fault.Message), "Failure prepping block device") {
-				t.Errorf("fault = %+v", f.Fault)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server with an unplaceable volume is %s", f.Status)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if f := waitServer(t, ctx, nova, created.Server.ID, "ERROR"); !strings.Contains(fmt.Sprint(f.Fault.Message), "Failure prepping block device") {
+		t.Errorf("fault = %+v", f.Fault)
 	}
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for countVolumes() != before {
 		if time.Now().After(deadline) {
 			t.Fatalf("failed build left %d volumes, want %d", countVolumes(), before)
@@ -382,9 +305,9 @@ func TestBootFromVolumeGophercloud(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitGone(fromSnap.ID)         // delete_on_termination from the image's mapping
-	waitVol(mine.ID, "available") // not marked: kept
+	waitVolumeGone(t, ctx, cinder, fromSnap.ID)      // delete_on_termination from the image's mapping
+	waitVolume(t, ctx, cinder, mine.ID, "available") // not marked: kept
 	// The first root volume has a snapshot: as in Nova, Cinder refuses to
 	// delete it, and it stays available.
-	waitVol(rootID, "available")
+	waitVolume(t, ctx, cinder, rootID, "available")
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,10 +26,7 @@ import (
 // somewhere to go).
 func TestComputeOpenStackCLI(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("openstack")
-	if err != nil {
-		requireOrSkip(t, "the openstack CLI is not installed (Debian: apt-get install python3-openstackclient)")
-	}
+	bin := openstackCLI(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "kumo.yaml"), []byte("compute:\n  hosts: 2\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -161,22 +157,22 @@ func TestComputeOpenStackCLI(t *testing.T) {
 		return name
 	}
 	cli.run(append(adm, "server", "resize", "--flavor", "e2e.big", "--wait", "e2e-vm")...)
-	waitServerStatus(t, ctx, nova, srv.ID, "VERIFY_RESIZE")
+	waitServer(t, ctx, nova, srv.ID, "VERIFY_RESIZE")
 	cli.run(append(adm, "server", "resize", "confirm", "e2e-vm")...)
-	waitServerStatus(t, ctx, nova, srv.ID, "ACTIVE")
+	waitServer(t, ctx, nova, srv.ID, "ACTIVE")
 	if f := flavorOf(); f != "e2e.big" {
 		t.Errorf("flavor after confirmed resize: %s", f)
 	}
 	cli.run(append(adm, "server", "resize", "--flavor", "e2e.small", "--wait", "e2e-vm")...)
-	waitServerStatus(t, ctx, nova, srv.ID, "VERIFY_RESIZE")
+	waitServer(t, ctx, nova, srv.ID, "VERIFY_RESIZE")
 	cli.run(append(adm, "server", "resize", "revert", "e2e-vm")...)
-	waitServerStatus(t, ctx, nova, srv.ID, "ACTIVE")
+	waitServer(t, ctx, nova, srv.ID, "ACTIVE")
 	if f := flavorOf(); f != "e2e.big" {
 		t.Errorf("flavor after reverted resize: %s", f)
 	}
 
 	cli.run(append(adm, "server", "rebuild", "--image", "e2e-qcow", "--wait", "e2e-vm")...)
-	waitServerStatus(t, ctx, nova, srv.ID, "ACTIVE")
+	waitServer(t, ctx, nova, srv.ID, "ACTIVE")
 
 	cli.run(append(adm, "--os-compute-api-version", "2.73", "server", "lock", "--reason", "e2e says so", "e2e-vm")...)
 	var locked struct {
@@ -199,7 +195,7 @@ func TestComputeOpenStackCLI(t *testing.T) {
 		{"pause", "PAUSED"}, {"unpause", "ACTIVE"}, {"suspend", "SUSPENDED"}, {"resume", "ACTIVE"},
 	} {
 		cli.run(append(adm, "server", step.cmd, "e2e-vm")...)
-		waitServerStatus(t, ctx, nova, srv.ID, step.status)
+		waitServer(t, ctx, nova, srv.ID, step.status)
 	}
 
 	// Cold migration between the two fake hosts.
@@ -213,9 +209,9 @@ func TestComputeOpenStackCLI(t *testing.T) {
 	}
 	before := hostOf()
 	cli.run(append(adm, "server", "migrate", "--wait", "e2e-vm")...)
-	waitServerStatus(t, ctx, nova, srv.ID, "VERIFY_RESIZE")
+	waitServer(t, ctx, nova, srv.ID, "VERIFY_RESIZE")
 	cli.run(append(adm, "server", "resize", "confirm", "e2e-vm")...)
-	waitServerStatus(t, ctx, nova, srv.ID, "ACTIVE")
+	waitServer(t, ctx, nova, srv.ID, "ACTIVE")
 	if after := hostOf(); after == before || after == "" {
 		t.Errorf("migrate: host %q -> %q", before, after)
 	}
@@ -299,22 +295,6 @@ func (k *Kumo) getJSON(t *testing.T, ctx context.Context, path, token, version s
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("GET %s: %v", path, err)
-	}
-}
-
-// waitServerStatus waits until the server has status and no task state.
-func waitServerStatus(t *testing.T, ctx context.Context, c *gophercloud.ServiceClient, id, status string) *servers.Server {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		s, err := servers.Get(ctx, c, id).Extract()
-		if err == nil && s.Status == status && s.TaskState == "" {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server %s not %s: %+v %v", id, status, s, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

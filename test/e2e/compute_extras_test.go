@@ -13,9 +13,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/hypervisors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/secgroups"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
-	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 )
 
 // TestComputeExtrasGophercloud drives, with gophercloud against the real
@@ -27,10 +24,7 @@ func TestComputeExtrasGophercloud(t *testing.T) {
 	t.Parallel()
 	k := Start(t, Options{})
 	ctx := testContext(t)
-	p, err := k.Authenticate(ctx, k.AdminAuth())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := k.adminProvider(t, ctx)
 	nova := serviceClient(t, openstack.NewComputeV2, p) // 2.1: the proxy exists
 	img := serviceClient(t, openstack.NewImageV2, p)
 	neutron := serviceClient(t, openstack.NewNetworkV2, p)
@@ -70,24 +64,14 @@ func TestComputeExtrasGophercloud(t *testing.T) {
 	wantFault(t, err, 404, "itemNotFound")
 
 	// A server on a network: add and remove the group.
-	im, err := images.Create(ctx, img, images.CreateOpts{Name: "extras-img", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	uploadImage(t, ctx, img, im.ID)
-	net, err := networks.Create(ctx, neutron, networks.CreateOpts{Name: "extras-net"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := subnets.Create(ctx, neutron, subnets.CreateOpts{NetworkID: net.ID, CIDR: "10.42.0.0/24", IPVersion: gophercloud.IPv4}).Extract(); err != nil {
-		t.Fatal(err)
-	}
-	s, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "extras-vm", ImageRef: im.ID, FlavorRef: "42",
+	imageID := newRawImage(t, ctx, img, "extras-img")
+	net := newNetwork(t, ctx, neutron, "extras-net", "10.42.0.0/24")
+	s, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "extras-vm", ImageRef: imageID, FlavorRef: "42",
 		Networks: []servers.Network{{UUID: net.ID}}}, nil).Extract()
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitServerStatus(t, ctx, nova, s.ID, "ACTIVE")
+	waitServer(t, ctx, nova, s.ID, "ACTIVE")
 	if err := secgroups.AddServer(ctx, nova, s.ID, "web").ExtractErr(); err != nil {
 		t.Fatal(err)
 	}

@@ -247,10 +247,7 @@ func TestDataPlaneTwoHosts(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 	defer cancel()
-	p, err := k.Authenticate(ctx, k.AdminAuth())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := k.adminProvider(t, ctx)
 	img := serviceClient(t, openstack.NewImageV2, p)
 	nova := serviceClient(t, openstack.NewComputeV2, p)
 	var vms []string

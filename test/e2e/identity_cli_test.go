@@ -16,10 +16,7 @@ import (
 // the way an operator would, from the clouds.yaml `kumo serve` writes.
 func TestIdentityOpenStackCLI(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("openstack")
-	if err != nil {
-		requireOrSkip(t, "the openstack CLI is not installed (Debian: apt-get install python3-openstackclient)")
-	}
+	bin := openstackCLI(t)
 	k := Start(t, Options{})
 	cli := newCLI(t, bin, k)
 	asAdmin := []string{"--os-cloud", "kumo"}

@@ -26,10 +26,7 @@ func TestImageMembersAndComputeProxy(t *testing.T) {
 	t.Parallel()
 	k := Start(t, Options{})
 	ctx := testContext(t)
-	p, err := k.Authenticate(ctx, k.AdminAuth())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := k.adminProvider(t, ctx)
 	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
 	img := serviceClient(t, openstack.NewImageV2, p)
 	id := identityClient(t, p)

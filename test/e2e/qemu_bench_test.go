@@ -198,7 +198,7 @@ func BenchmarkQEMUAgentRSS(b *testing.B) {
 	k := Start(b, Options{DataDir: shortDataDir(b), Args: []string{"--compute-driver", "qemu", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", port)}})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	startRemoteQEMUAgent(b, k, port, "rss1", shortDataDir(b))
+	startRemoteAgent(b, k, port, "rss1", shortDataDir(b), "qemu")
 	p, err := k.Authenticate(ctx, k.AdminAuth())
 	if err != nil {
 		b.Fatal(err)

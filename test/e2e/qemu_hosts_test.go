@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,12 +43,9 @@ func TestQEMUTwoHosts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 12*time.Minute)
 	defer cancel()
 	remoteDir := shortDataDir(t)
-	stopRemote := startRemoteQEMUAgent(t, k, port, "remote1", remoteDir)
+	stopRemote := startRemoteAgent(t, k, port, "remote1", remoteDir, "qemu")
 
-	p, err := k.Authenticate(ctx, k.AdminAuth())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := k.adminProvider(t, ctx)
 	img := serviceClient(t, openstack.NewImageV2, p)
 	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.74" // hypervisor_hostname at create; migrate to a host (2.56)
@@ -186,7 +181,7 @@ func TestQEMUTwoHosts(t *testing.T) {
 	})
 	step("remote1 back: stale guest destroyed", func() {
 		setServiceForcedDown(t, ctx, nova, "remote1", false)
-		startRemoteQEMUAgent(t, k, port, "remote1", remoteDir)
+		startRemoteAgent(t, k, port, "remote1", remoteDir, "qemu")
 		for len(leftoversOn(remoteDir, id)) > 0 {
 			if ctx.Err() != nil {
 				t.Fatalf("stale guest on remote1: %v", leftoversOn(remoteDir, id))
@@ -199,70 +194,12 @@ func TestQEMUTwoHosts(t *testing.T) {
 		if err := servers.Delete(ctx, nova, id).ExtractErr(); err != nil {
 			t.Fatal(err)
 		}
-		for {
-			_, err := servers.Get(ctx, nova, id).Extract()
-			if gophercloud.ResponseCodeIs(err, 404) {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("server not gone: %v", err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitServerGone(t, ctx, nova, id)
 	})
 	if l := append(leftoversOn(dataDir, id), leftoversOn(remoteDir, id)...); len(l) > 0 {
 		t.Fatalf("delete left behind: %v", l)
 	}
 }
-
-// startRemoteQEMUAgent runs `kumo agent compute` with the QEMU driver as
-// host, its state under dir, until the test ends or stop is called
-// (SIGTERM: the guests stay). The agent's pid is agentPID[host].
-func startRemoteQEMUAgent(t testing.TB, k *Kumo, natsPort int, host, dir string) (stop func()) {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "agent.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent := exec.Command(kumoBin, "agent", "compute", "--nats-url", fmt.Sprintf("nats://127.0.0.1:%d", natsPort),
-		"--host", host, "--compute-driver", "qemu", "--data-dir", dir, "--image-url", k.URL+"/image")
-	agent.Env = append(envWithout("OS_", "KUMO_"), "OS_AUTH_URL="+k.URL+"/v3", "OS_USERNAME=admin", "OS_PASSWORD="+k.Password,
-		"OS_PROJECT_NAME=admin", "OS_DOMAIN_NAME=Default")
-	agent.Stdout, agent.Stderr = logf, logf
-	agent.SysProcAttr = sysProcAttr()
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			_ = agent.Process.Signal(syscall.SIGTERM)
-			done := make(chan error, 1)
-			go func() { done <- agent.Wait() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("agent exit: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				_ = agent.Process.Kill()
-				t.Error("agent did not stop on SIGTERM")
-			}
-			logf.Close()
-			if t.Failed() {
-				b, _ := os.ReadFile(logPath)
-				t.Logf("agent %s log:\n%s", host, b)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	agentPID.Store(host, agent.Process.Pid)
-	return stop
-}
-
-// agentPID holds the pid of each remote agent the tests started, by host.
-var agentPID sync.Map
 
 // setServiceForcedDown forces host's compute service down (or lifts it).
 func setServiceForcedDown(t *testing.T, ctx context.Context, nova *gophercloud.ServiceClient, host string, down bool) {

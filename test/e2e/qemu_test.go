@@ -17,7 +17,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/remoteconsoles"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
-	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 )
 
@@ -53,6 +52,15 @@ func qemuGuest(t testing.TB) string {
 		skip("building the test guest: %v: %s", err, out)
 	}
 	return dir
+}
+
+// guestContainer is the container format of a guest image part: a
+// kernel (aki) and a ramdisk (ari) are their own container, disks are bare.
+func guestContainer(diskFormat string) string {
+	if diskFormat == "aki" || diskFormat == "ari" {
+		return diskFormat
+	}
+	return "bare"
 }
 
 // shortDataDir is a data directory with a short path: QEMU's unix
@@ -98,18 +106,7 @@ func uploadGuest(t testing.TB, ctx context.Context, img *gophercloud.ServiceClie
 		if err != nil {
 			t.Fatal(err)
 		}
-		container := format
-		if format == "qcow2" || format == "raw" {
-			container = "bare"
-		}
-		im, err := images.Create(ctx, img, images.CreateOpts{Name: name, DiskFormat: format, ContainerFormat: container, Properties: props}).Extract()
-		if err != nil {
-			t.Fatalf("image create %s: %v", name, err)
-		}
-		if err := imagedata.Upload(ctx, img, im.ID, bytes.NewReader(b)).ExtractErr(); err != nil {
-			t.Fatalf("image upload %s: %v", name, err)
-		}
-		return im.ID
+		return newImage(t, ctx, img, images.CreateOpts{Name: name, DiskFormat: format, ContainerFormat: guestContainer(format), Properties: props}, b)
 	}
 	cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
 	if err != nil {
@@ -120,29 +117,6 @@ func uploadGuest(t testing.TB, ctx context.Context, img *gophercloud.ServiceClie
 	return up("kumo-guest", "disk.qcow2", "qcow2", map[string]string{
 		"kernel_id": kernel, "ramdisk_id": ramdisk, "os_command_line": strings.TrimSpace(string(cmdline)),
 	})
-}
-
-// waitServer polls until the server reaches status (and no task runs),
-// failing on ERROR unless that is what is awaited.
-func waitServer(t testing.TB, ctx context.Context, c *gophercloud.ServiceClient, id, status string) *servers.Server {
-	t.Helper()
-	for {
-		s, err := servers.Get(ctx, c, id).Extract()
-		if err != nil {
-			t.Fatalf("get server %s: %v", id, err)
-		}
-		if s.Status == status && s.TaskState == "" {
-			return s
-		}
-		if s.Status == "ERROR" && status != "ERROR" {
-			t.Fatalf("server %s went to ERROR awaiting %s: %v", id, status, s.Fault)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("server %s: still %s/%s awaiting %s", id, s.Status, s.TaskState, status)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // waitConsole polls os-getConsoleOutput until it contains want n times
@@ -208,10 +182,7 @@ func TestQEMUServerLifecycle(t *testing.T) {
 	k := Start(t, Options{DataDir: dataDir, Args: []string{"--compute-driver", "qemu"}})
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
-	p, err := k.Authenticate(ctx, k.AdminAuth())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := k.adminProvider(t, ctx)
 	img := serviceClient(t, openstack.NewImageV2, p)
 	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.45" // networks "none"; createImage answers {"image_id"}
@@ -331,16 +302,7 @@ func TestQEMUServerLifecycle(t *testing.T) {
 		if err := servers.Delete(ctx, nova, id).ExtractErr(); err != nil {
 			t.Fatal(err)
 		}
-		for {
-			_, err := servers.Get(ctx, nova, id).Extract()
-			if gophercloud.ResponseCodeIs(err, 404) {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("server not gone: %v", err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitServerGone(t, ctx, nova, id)
 	})
 	if l := leftovers(dataDir, id); len(l) > 0 {
 		t.Fatalf("delete left behind: %v", l)
@@ -438,26 +400,12 @@ func TestQEMUBootFaults(t *testing.T) {
 	k := Start(t, Options{DataDir: dataDir, Args: []string{"--compute-driver", "qemu"}})
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	p, err := k.Authenticate(ctx, k.AdminAuth())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := k.adminProvider(t, ctx)
 	img := serviceClient(t, openstack.NewImageV2, p)
 	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.45"
 	up := func(name, format string, data []byte, props map[string]string) string {
-		container := "bare"
-		if format == "aki" || format == "ari" {
-			container = format
-		}
-		im, err := images.Create(ctx, img, images.CreateOpts{Name: name, DiskFormat: format, ContainerFormat: container, Properties: props}).Extract()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := imagedata.Upload(ctx, img, im.ID, bytes.NewReader(data)).ExtractErr(); err != nil {
-			t.Fatalf("upload %s: %v", name, err)
-		}
-		return im.ID
+		return newImage(t, ctx, img, images.CreateOpts{Name: name, DiskFormat: format, ContainerFormat: guestContainer(format), Properties: props}, data)
 	}
 	kernel, err := os.ReadFile(filepath.Join(guest, "vmlinuz"))
 	if err != nil {

@@ -30,32 +30,12 @@ func TestQEMUBootFromVolume(t *testing.T) {
 	k := Start(t, Options{DataDir: dataDir, Args: []string{"--compute-driver", "qemu"}})
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
-	p, err := k.Authenticate(ctx, k.AdminAuth())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := k.adminProvider(t, ctx)
 	img := serviceClient(t, openstack.NewImageV2, p)
 	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.79"
 	cinder := serviceClient(t, openstack.NewBlockStorageV3, p)
 	imageID := uploadGuest(t, ctx, img, guest)
-	waitVol := func(id, status string) *volumes.Volume {
-		t.Helper()
-		for {
-			v, err := volumes.Get(ctx, cinder, id).Extract()
-			if err != nil {
-				t.Fatalf("volume %s: %v", id, err)
-			}
-			if v.Status == status {
-				return v
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("volume %s is %s, want %s", id, v.Status, status)
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}
 
 	start := time.Now()
 	s, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "bfv", FlavorRef: "42", Networks: "none", ConfigDrive: ptr(true),
@@ -85,7 +65,7 @@ func TestQEMUBootFromVolume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitVol(v.ID, "available")
+	waitVolume(t, ctx, cinder, v.ID, "available")
 	attach := func(n int) {
 		t.Helper()
 		if _, err := volumeattach.Create(ctx, nova, s.ID, volumeattach.CreateOpts{VolumeID: v.ID}).Extract(); err != nil {
@@ -120,10 +100,10 @@ func TestQEMUBootFromVolume(t *testing.T) {
 		t.Fatalf("detach: %v", err)
 	}
 	waitConsole(t, ctx, nova, s.ID, "kumo-guest: disk removed vd", 1)
-	waitVol(v.ID, "available")
+	waitVolume(t, ctx, cinder, v.ID, "available")
 	attach(2)
 	waitConsole(t, ctx, nova, s.ID, "serial="+v.ID[:20]+" head=kumo-guest-was-here", 1)
-	waitVol(v.ID, "in-use")
+	waitVolume(t, ctx, cinder, v.ID, "in-use")
 
 	if err := servers.Delete(ctx, nova, s.ID).ExtractErr(); err != nil {
 		t.Fatal(err)
@@ -139,7 +119,7 @@ func TestQEMUBootFromVolume(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	waitVol(v.ID, "available")
+	waitVolume(t, ctx, cinder, v.ID, "available")
 	if l := leftovers(dataDir, s.ID); len(l) > 0 {
 		t.Errorf("left behind: %v", l)
 	}

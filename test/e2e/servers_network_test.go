@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -12,11 +10,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/attachinterfaces"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
-	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
-	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 )
 
 // TestServersOnNetworksGophercloud boots servers on a network and on a
@@ -26,66 +21,32 @@ func TestServersOnNetworksGophercloud(t *testing.T) {
 	t.Parallel()
 	k := Start(t, Options{})
 	ctx := testContext(t)
-	p, err := k.Authenticate(ctx, k.AdminAuth())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := k.adminProvider(t, ctx)
 	img := serviceClient(t, openstack.NewImageV2, p)
 	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.70"
 	neutron := serviceClient(t, openstack.NewNetworkV2, p)
-	im, err := images.Create(ctx, img, images.CreateOpts{Name: "net-img", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	uploadImage(t, ctx, img, im.ID)
-
-	net, err := networks.Create(ctx, neutron, networks.CreateOpts{Name: "vmnet"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := subnets.Create(ctx, neutron, subnets.CreateOpts{NetworkID: net.ID, CIDR: "10.40.0.0/24", IPVersion: gophercloud.IPv4}).Extract(); err != nil {
-		t.Fatal(err)
-	}
-	net2, err := networks.Create(ctx, neutron, networks.CreateOpts{Name: "vmnet2"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := subnets.Create(ctx, neutron, subnets.CreateOpts{NetworkID: net2.ID, CIDR: "10.41.0.0/24", IPVersion: gophercloud.IPv4}).Extract(); err != nil {
-		t.Fatal(err)
-	}
+	imageID := newRawImage(t, ctx, img, "net-img")
+	net := newNetwork(t, ctx, neutron, "vmnet", "10.40.0.0/24")
+	net2 := newNetwork(t, ctx, neutron, "vmnet2", "10.41.0.0/24")
 	userPort, err := ports.Create(ctx, neutron, ports.CreateOpts{NetworkID: net.ID, Name: "user-port"}).Extract()
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	wait := func(id, status string) *servers.Server {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := servers.WaitForStatus(wctx, nova, id, status); err != nil {
-			s, _ := servers.Get(ctx, nova, id).Extract()
-			t.Fatalf("waiting for %s: %v (%+v)", status, err, s)
-		}
-		s, err := servers.Get(ctx, nova, id).Extract()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
 	// An unknown network is refused at create.
-	_, err = servers.Create(ctx, nova, servers.CreateOpts{Name: "bad", ImageRef: im.ID, FlavorRef: "42",
+	_, err = servers.Create(ctx, nova, servers.CreateOpts{Name: "bad", ImageRef: imageID, FlavorRef: "42",
 		Networks: []servers.Network{{UUID: "5a9c27a6-0000-4000-8000-000000000000"}}}, nil).Extract()
 	if !gophercloud.ResponseCodeIs(err, 400) || !strings.Contains(err.Error(), "could not be found") {
 		t.Fatalf("unknown network: %v", err)
 	}
 
-	srv, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "on-net", ImageRef: im.ID, FlavorRef: "42",
+	srv, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "on-net", ImageRef: imageID, FlavorRef: "42",
 		Networks: []servers.Network{{UUID: net.ID, FixedIP: "10.40.0.10"}}}, nil).Extract()
 	if err != nil {
 		t.Fatalf("server create: %v", err)
 	}
-	s := wait(srv.ID, "ACTIVE")
+	s := waitServer(t, ctx, nova, srv.ID, "ACTIVE")
 	addrs, _ := s.Addresses["vmnet"].([]any)
 	if len(addrs) != 1 || addrs[0].(map[string]any)["addr"] != "10.40.0.10" || addrs[0].(map[string]any)["OS-EXT-IPS:type"] != "fixed" {
 		t.Fatalf("addresses: %v", s.Addresses)
@@ -127,12 +88,12 @@ func TestServersOnNetworksGophercloud(t *testing.T) {
 	}
 
 	// A server on the user's port: the port is kept on delete.
-	srv2, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "on-port", ImageRef: im.ID, FlavorRef: "42",
+	srv2, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "on-port", ImageRef: imageID, FlavorRef: "42",
 		Networks: []servers.Network{{Port: userPort.ID}}}, nil).Extract()
 	if err != nil {
 		t.Fatalf("server create on port: %v", err)
 	}
-	s2 := wait(srv2.ID, "ACTIVE")
+	s2 := waitServer(t, ctx, nova, srv2.ID, "ACTIVE")
 	if len(s2.Addresses["vmnet"].([]any)) != 1 {
 		t.Fatalf("addresses of the server on a port: %v", s2.Addresses)
 	}
@@ -207,20 +168,4 @@ func TestServerNetworkCLI(t *testing.T) {
 	if len(ps) != 0 {
 		t.Errorf("ports after server delete: %+v", ps)
 	}
-}
-
-func uploadImage(t *testing.T, ctx context.Context, img *gophercloud.ServiceClient, id string) {
-	t.Helper()
-	if err := imagedata.Upload(ctx, img, id, bytes.NewReader(make([]byte, 64<<10))).ExtractErr(); err != nil {
-		t.Fatalf("image upload: %v", err)
-	}
-}
-
-func openstackCLI(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("openstack")
-	if err != nil {
-		requireOrSkip(t, "the openstack CLI is not installed (Debian: apt-get install python3-openstackclient)")
-	}
-	return bin
 }

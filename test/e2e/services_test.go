@@ -2,15 +2,12 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
@@ -28,10 +25,7 @@ func TestServicesGophercloud(t *testing.T) {
 	t.Parallel()
 	k := Start(t, Options{})
 	ctx := testContext(t)
-	p, err := k.Authenticate(ctx, k.AdminAuth())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := k.adminProvider(t, ctx)
 	img := serviceClient(t, openstack.NewImageV2, p)
 	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.37" // "networks": "none"
@@ -40,14 +34,8 @@ func TestServicesGophercloud(t *testing.T) {
 	// Image: create, upload, read back, see it active with checksums.
 	data := make([]byte, 1<<20)
 	_, _ = rand.Read(data)
-	im, err := images.Create(ctx, img, images.CreateOpts{Name: "e2e-img", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
-	if err != nil {
-		t.Fatalf("image create: %v", err)
-	}
-	if err := imagedata.Upload(ctx, img, im.ID, bytes.NewReader(data)).ExtractErr(); err != nil {
-		t.Fatalf("image upload: %v", err)
-	}
-	rd, err := imagedata.Download(ctx, img, im.ID).Extract()
+	imageID := newImage(t, ctx, img, images.CreateOpts{Name: "e2e-img", DiskFormat: "raw"}, data)
+	rd, err := imagedata.Download(ctx, img, imageID).Extract()
 	if err != nil {
 		t.Fatalf("image download: %v", err)
 	}
@@ -56,7 +44,7 @@ func TestServicesGophercloud(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatal("downloaded image differs")
 	}
-	im, err = images.Get(ctx, img, im.ID).Extract()
+	im, err := images.Get(ctx, img, imageID).Extract()
 	if err != nil || im.Status != images.ImageStatusActive || im.SizeBytes != int64(len(data)) || im.Checksum == "" {
 		t.Fatalf("image after upload: %+v %v", im, err)
 	}
@@ -94,54 +82,32 @@ func TestServicesGophercloud(t *testing.T) {
 	if err != nil {
 		t.Fatalf("server create: %v", err)
 	}
-	wait := func(status string) {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := servers.WaitForStatus(wctx, nova, srv.ID, status); err != nil {
-			s, gerr := servers.Get(ctx, nova, srv.ID).Extract()
-			t.Fatalf("waiting for %s: %v (server status %q fault %+v, get: %v)", status, err, s.Status, s.Fault, gerr)
-		}
-	}
-	wait("ACTIVE")
+	waitServer(t, ctx, nova, srv.ID, "ACTIVE")
 	if err := servers.Stop(ctx, nova, srv.ID).ExtractErr(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	wait("SHUTOFF")
+	waitServer(t, ctx, nova, srv.ID, "SHUTOFF")
 	if err := servers.Stop(ctx, nova, srv.ID).ExtractErr(); !gophercloud.ResponseCodeIs(err, 409) {
 		t.Fatalf("stopping a stopped server: %v", err)
 	}
 	if err := servers.Start(ctx, nova, srv.ID).ExtractErr(); err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	wait("ACTIVE")
+	waitServer(t, ctx, nova, srv.ID, "ACTIVE")
 	if _, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "x", ImageRef: "00000000-0000-4000-8000-000000000000", FlavorRef: "42", Networks: "none"}, nil).Extract(); !gophercloud.ResponseCodeIs(err, 400) {
 		t.Fatalf("unknown image: %v", err)
 	}
 	if err := servers.Delete(ctx, nova, srv.ID).ExtractErr(); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := servers.Get(ctx, nova, srv.ID).Extract()
-		if gophercloud.ResponseCodeIs(err, 404) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not gone: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitServerGone(t, ctx, nova, srv.ID)
 }
 
 // TestServicesOpenStackCLI runs image, network and server commands of
 // Debian's openstack CLI.
 func TestServicesOpenStackCLI(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("openstack")
-	if err != nil {
-		requireOrSkip(t, "the openstack CLI is not installed (Debian: apt-get install python3-openstackclient)")
-	}
+	bin := openstackCLI(t)
 	k := Start(t, Options{})
 	cli := newCLI(t, bin, k)
 	adm := []string{"--os-cloud", "kumo"}

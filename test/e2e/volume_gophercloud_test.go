@@ -13,7 +13,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/volumeattach"
-	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/pagination"
 )
@@ -27,29 +26,12 @@ func TestVolumeGophercloud(t *testing.T) {
 	t.Parallel()
 	k := Start(t, Options{})
 	ctx := testContext(t)
-	p, err := k.Authenticate(ctx, k.AdminAuth())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := k.adminProvider(t, ctx)
 	cinder := serviceClient(t, openstack.NewBlockStorageV3, p)
 	cinder.Microversion = "3.44"
 	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.79"
 	glance := serviceClient(t, openstack.NewImageV2, p)
-	waitVol := func(id, status string) *volumes.Volume {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := volumes.WaitForStatus(wctx, cinder, id, status); err != nil {
-			v, _ := volumes.Get(ctx, cinder, id).Extract()
-			t.Fatalf("volume %s: waiting for %s: %v (now %+v)", id, status, err, v)
-		}
-		v, err := volumes.Get(ctx, cinder, id).Extract()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
 
 	// Volumes: create three, page through them one at a time.
 	var ids []string
@@ -61,10 +43,10 @@ func TestVolumeGophercloud(t *testing.T) {
 		ids = append(ids, v.ID)
 	}
 	for _, id := range ids {
-		waitVol(id, "available")
+		waitVolume(t, ctx, cinder, id, "available")
 	}
 	var seen int
-	err = volumes.List(cinder, volumes.ListOpts{Limit: 1, Sort: "name:asc"}).EachPage(ctx, func(_ context.Context, pg pagination.Page) (bool, error) {
+	err := volumes.List(cinder, volumes.ListOpts{Limit: 1, Sort: "name:asc"}).EachPage(ctx, func(_ context.Context, pg pagination.Page) (bool, error) {
 		vs, err := volumes.ExtractVolumes(pg)
 		seen += len(vs)
 		return true, err
@@ -79,7 +61,7 @@ func TestVolumeGophercloud(t *testing.T) {
 	if err := volumes.ExtendSize(ctx, cinder, ids[0], volumes.ExtendSizeOpts{NewSize: 2}).ExtractErr(); err != nil {
 		t.Fatal(err)
 	}
-	if v := waitVol(ids[0], "available"); v.Size != 2 || v.Name != name {
+	if v := waitVolume(t, ctx, cinder, ids[0], "available"); v.Size != 2 || v.Name != name {
 		t.Errorf("after extend: %+v", v)
 	}
 	if err := volumes.ExtendSize(ctx, cinder, ids[0], volumes.ExtendSizeOpts{NewSize: 1}).ExtractErr(); !gophercloud.ResponseCodeIs(err, 400) {
@@ -103,24 +85,18 @@ func TestVolumeGophercloud(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := waitVol(fromSnap.ID, "available"); v.SnapshotID != sn.ID {
+	if v := waitVolume(t, ctx, cinder, fromSnap.ID, "available"); v.SnapshotID != sn.ID {
 		t.Errorf("from snapshot: %+v", v)
 	}
 
 	// A volume from an image is bootable and holds the image.
 	data := bytes.Repeat([]byte("kumo-image!"), 10000)
-	im, err := images.Create(ctx, glance, images.CreateOpts{Name: "gc-img", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
+	imageID := newImage(t, ctx, glance, images.CreateOpts{Name: "gc-img", DiskFormat: "raw"}, data)
+	fromImg, err := volumes.Create(ctx, cinder, volumes.CreateOpts{ImageID: imageID, Size: 1}, nil).Extract()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := imagedata.Upload(ctx, glance, im.ID, bytes.NewReader(data)).ExtractErr(); err != nil {
-		t.Fatal(err)
-	}
-	fromImg, err := volumes.Create(ctx, cinder, volumes.CreateOpts{ImageID: im.ID, Size: 1}, nil).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := waitVol(fromImg.ID, "available"); v.Bootable != "true" || v.VolumeImageMetadata["image_id"] != im.ID {
+	if v := waitVolume(t, ctx, cinder, fromImg.ID, "available"); v.Bootable != "true" || v.VolumeImageMetadata["image_id"] != imageID {
 		t.Errorf("from image: %+v", v)
 	}
 
@@ -137,48 +113,36 @@ func TestVolumeGophercloud(t *testing.T) {
 	if err := attachments.Complete(ctx, cinder, att.ID).ExtractErr(); err != nil {
 		t.Fatalf("complete: %v", err)
 	}
-	waitVol(ids[2], "in-use")
+	waitVolume(t, ctx, cinder, ids[2], "in-use")
 	if err := volumes.Delete(ctx, cinder, ids[2], nil).ExtractErr(); !gophercloud.ResponseCodeIs(err, 400) {
 		t.Errorf("deleting an attached volume: %v", err)
 	}
 	if err := attachments.Delete(ctx, cinder, att.ID).ExtractErr(); err != nil {
 		t.Fatalf("attachment delete: %v", err)
 	}
-	waitVol(ids[2], "available")
+	waitVolume(t, ctx, cinder, ids[2], "available")
 
 	// Compute: attach to a server on the fake driver, detach, attach
 	// with delete_on_termination and delete the server.
-	srv, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "gc-vm", ImageRef: im.ID, FlavorRef: "42", Networks: "none"}, nil).Extract()
+	srv, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "gc-vm", ImageRef: imageID, FlavorRef: "42", Networks: "none"}, nil).Extract()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
-	if err := servers.WaitForStatus(sctx, nova, srv.ID, "ACTIVE"); err != nil {
-		t.Fatalf("server: %v", err)
-	}
-	scancel()
+	waitServer(t, ctx, nova, srv.ID, "ACTIVE")
 	// A stopped server cannot take a hot-plug: 409, and the volume stays
 	// available.
 	if err := servers.Stop(ctx, nova, srv.ID).ExtractErr(); err != nil {
 		t.Fatal(err)
 	}
-	sctx, scancel = context.WithTimeout(ctx, 30*time.Second)
-	if err := servers.WaitForStatus(sctx, nova, srv.ID, "SHUTOFF"); err != nil {
-		t.Fatalf("stop: %v", err)
-	}
-	scancel()
+	waitServer(t, ctx, nova, srv.ID, "SHUTOFF")
 	if _, err := volumeattach.Create(ctx, nova, srv.ID, volumeattach.CreateOpts{VolumeID: ids[1]}).Extract(); !gophercloud.ResponseCodeIs(err, 409) {
 		t.Errorf("attach to a stopped server: %v", err)
 	}
-	waitVol(ids[1], "available")
+	waitVolume(t, ctx, cinder, ids[1], "available")
 	if err := servers.Start(ctx, nova, srv.ID).ExtractErr(); err != nil {
 		t.Fatal(err)
 	}
-	sctx, scancel = context.WithTimeout(ctx, 30*time.Second)
-	if err := servers.WaitForStatus(sctx, nova, srv.ID, "ACTIVE"); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	scancel()
+	waitServer(t, ctx, nova, srv.ID, "ACTIVE")
 	va, err := volumeattach.Create(ctx, nova, srv.ID, volumeattach.CreateOpts{VolumeID: ids[1]}).Extract()
 	if err != nil {
 		t.Fatalf("attach: %v", err)
@@ -186,7 +150,7 @@ func TestVolumeGophercloud(t *testing.T) {
 	if va.Device != "/dev/vdb" || va.VolumeID != ids[1] || va.ServerID != srv.ID {
 		t.Errorf("attachment = %+v", va)
 	}
-	if v := waitVol(ids[1], "in-use"); len(v.Attachments) != 1 || v.Attachments[0].ServerID != srv.ID {
+	if v := waitVolume(t, ctx, cinder, ids[1], "in-use"); len(v.Attachments) != 1 || v.Attachments[0].ServerID != srv.ID {
 		t.Errorf("attached volume = %+v", v)
 	}
 	if _, err := volumeattach.Create(ctx, nova, srv.ID, volumeattach.CreateOpts{VolumeID: ids[1]}).Extract(); !gophercloud.ResponseCodeIs(err, 400) {
@@ -205,23 +169,13 @@ func TestVolumeGophercloud(t *testing.T) {
 	if err := volumeattach.Delete(ctx, nova, srv.ID, ids[1]).ExtractErr(); err != nil {
 		t.Fatalf("detach: %v", err)
 	}
-	waitVol(ids[1], "available")
+	waitVolume(t, ctx, cinder, ids[1], "available")
 	if _, err := volumeattach.Create(ctx, nova, srv.ID, volumeattach.CreateOpts{VolumeID: fromSnap.ID, DeleteOnTermination: true}).Extract(); err != nil {
 		t.Fatalf("attach with delete_on_termination: %v", err)
 	}
-	waitVol(fromSnap.ID, "in-use")
+	waitVolume(t, ctx, cinder, fromSnap.ID, "in-use")
 	if err := servers.Delete(ctx, nova, srv.ID).ExtractErr(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := volumes.Get(ctx, cinder, fromSnap.ID).Extract()
-		if gophercloud.ResponseCodeIs(err, 404) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delete_on_termination volume still there: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitVolumeGone(t, ctx, cinder, fromSnap.ID)
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +12,7 @@ import (
 // detach to a server on the fake driver, and the refusals Cinder gives.
 func TestVolumeOpenStackCLI(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("openstack")
-	if err != nil {
-		requireOrSkip(t, "the openstack CLI is not installed (Debian: apt-get install python3-openstackclient)")
-	}
+	bin := openstackCLI(t)
 	k := Start(t, Options{})
 	cli := newCLI(t, bin, k)
 	adm := []string{"--os-cloud", "kumo"}

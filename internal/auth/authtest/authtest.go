@@ -47,3 +47,15 @@ func (v *Validator) ValidateToken(_ context.Context, token string) (*auth.Contex
 	}
 	return c, nil
 }
+
+// NewCallers returns a validator with the four callers the service API
+// tests share: tokens "admin" (user admin-u, project p-admin, admin),
+// "alice" (member of p1), "rob" (reader of p1) and "bob" (member of p2).
+func NewCallers() *Validator {
+	v := New()
+	v.Add("admin", "admin-u", "p-admin", "admin", "member", "reader")
+	v.Add("alice", "alice", "p1", "member", "reader")
+	v.Add("rob", "rob", "p1", "reader")
+	v.Add("bob", "bob", "p2", "member", "reader")
+	return v
+}

@@ -81,10 +81,10 @@ func (a *API) listMigrations(r *http.Request) (*apiutil.Response, error) {
 			return nil, err
 		}
 	}
-	f := store.MigrationFilter{Instance: q.Get("instance_uuid"), Host: q.Get("host"), Status: q.Get("status")}
-	if f.Host == "" {
-		f.Host = q.Get("source_compute")
-	}
+	// host matches either end, source_compute the source only (Nova's
+	// filters; both may be given).
+	f := store.MigrationFilter{Instance: q.Get("instance_uuid"), Host: q.Get("host"), SourceHost: q.Get("source_compute"),
+		Status: q.Get("status")}
 	if atLeast(r, V2_23) {
 		f.Type = q.Get("migration_type")
 	}

@@ -3,12 +3,14 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
 	"github.com/kumo-cloud/kumo/internal/compute/conductor"
 	"github.com/kumo-cloud/kumo/internal/compute/store"
+	"github.com/kumo-cloud/kumo/internal/placement"
 )
 
 // Policy rule names of services and hypervisors.
@@ -205,13 +207,27 @@ func (a *API) deleteService(r *http.Request) (*apiutil.Response, error) {
 			}
 		}
 	}
-	// The node's provider, for the allocations instances evacuated from
-	// the host still hold there.
-	host, prov := "", ""
-	if svc, err := a.st.GetService(ctx(r), id); err == nil && svc.Binary == "nova-compute" {
-		host = svc.Host
-		if n, err := a.st.NodeByHost(ctx(r), host); err == nil {
-			prov = n.UUID
+	svc, err := a.st.GetService(ctx(r), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apiutil.NotFound("Service %s could not be found.", id)
+	} else if err != nil {
+		return nil, internal(err)
+	}
+	prov := ""
+	if svc.Binary == "nova-compute" {
+		if prov, err = a.computeServiceDeletable(r, svc.Host); err != nil {
+			return nil, err
+		}
+		aggs, err := a.st.ListAggregates(ctx(r))
+		if err != nil {
+			return nil, internal(err)
+		}
+		for _, g := range aggs {
+			if slices.Contains(g.Hosts, svc.Host) {
+				if err := a.st.RemoveAggregateHost(ctx(r), g.ID, svc.Host); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return nil, internal(err)
+				}
+			}
 		}
 	}
 	if err := a.st.DeleteService(ctx(r), id); errors.Is(err, store.ErrNotFound) {
@@ -219,12 +235,66 @@ func (a *API) deleteService(r *http.Request) (*apiutil.Response, error) {
 	} else if err != nil {
 		return nil, internal(err)
 	}
-	if host != "" && a.placement != nil {
-		if _, err := conductor.ReleaseEvacuatedSources(ctx(r), a.st, a.placement, host, prov, nil, a.log); err != nil {
-			a.log.Warn("release allocations of instances evacuated from a deleted service", "host", host, "err", err)
+	// The node's resource provider goes with it, as in Nova; a host that
+	// reports again registers a new node and provider. An allocation made
+	// since the check keeps the provider (logged, as Nova does).
+	if prov != "" {
+		if err := a.placement.DeleteProvider(ctx(r), prov); err != nil && !errors.Is(err, placement.ErrNotFound) {
+			a.log.Warn("delete the resource provider of a deleted compute service", "host", svc.Host, "provider", prov, "err", err)
 		}
 	}
 	return apiutil.NoContent(), nil
+}
+
+// finishedMigration holds the statuses of migrations that no longer
+// involve their hosts (Nova's "not in progress" list).
+var finishedMigration = map[string]bool{"confirmed": true, "reverted": true, "error": true, "failed": true,
+	"completed": true, "cancelled": true, "done": true}
+
+// computeServiceDeletable answers Nova's 409 when host still hosts
+// instances or takes part in a migration in progress, releases the
+// allocations of instances evacuated from host (their source half), and
+// answers 409 when the node's resource provider still holds allocations
+// after that, so that deleting the service orphans none. It returns the
+// provider ("" without placement or node).
+func (a *API) computeServiceDeletable(r *http.Request, host string) (string, error) {
+	insts, err := a.st.InstancesOnHosts(ctx(r), []string{host})
+	if err != nil {
+		return "", internal(err)
+	}
+	if len(insts[host]) > 0 {
+		return "", apiutil.Conflict("Unable to delete compute service that is hosting instances. Migrate or delete the instances first.")
+	}
+	migs, err := a.st.ListMigrations(ctx(r), store.MigrationFilter{Host: host})
+	if err != nil {
+		return "", internal(err)
+	}
+	for _, m := range migs {
+		if !finishedMigration[m.Status] {
+			return "", apiutil.Conflict("Unable to delete compute service that has in-progress migrations. Complete the migrations or delete the instances first.")
+		}
+	}
+	if a.placement == nil {
+		return "", nil
+	}
+	n, err := a.st.NodeByHost(ctx(r), host)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	} else if err != nil {
+		return "", internal(err)
+	}
+	if _, err := conductor.ReleaseEvacuatedSources(ctx(r), a.st, a.placement, host, n.UUID, nil, a.log); err != nil {
+		a.log.Warn("release allocations of instances evacuated from a deleted service", "host", host, "err", err)
+	}
+	allocs, err := a.placement.ProviderAllocations(ctx(r), n.UUID)
+	if err != nil {
+		return "", internal(err)
+	}
+	if len(allocs) > 0 {
+		return "", apiutil.Conflict("Unable to delete compute service whose resource provider %s has allocations of %d consumers in placement. Remove the allocations first.",
+			n.UUID, len(allocs))
+	}
+	return n.UUID, nil
 }
 
 // ---- hypervisors ----

@@ -713,10 +713,19 @@ func (c *Conductor) report(ctx context.Context, r *rpc.HostReport) {
 		return
 	}
 	c.mu.Unlock()
-	svc, err := c.st.Heartbeat(ctx, r.Host, "nova-compute", "compute", newUUID(), 1)
+	svcUUID := newUUID()
+	svc, err := c.st.Heartbeat(ctx, r.Host, "nova-compute", "compute", svcUUID, 1)
 	if err != nil {
 		c.log.Warn("register compute service", "host", r.Host, "err", err)
 		return
+	}
+	if svc.UUID == svcUUID && seen {
+		// Registered again after its service was deleted (with the node
+		// and its resource provider): a new node and provider.
+		nodeChanged = true
+		c.mu.Lock()
+		delete(c.provs, r.Host)
+		c.mu.Unlock()
 	}
 	if nodeChanged {
 		n := &store.Node{UUID: newUUID(), ServiceID: svc.ID, Host: r.Host, HypervisorHostname: r.HypervisorHostname,
@@ -806,6 +815,7 @@ func (c *Conductor) flushReports(ctx context.Context) {
 		for _, h := range missing {
 			delete(c.known, h)
 			delete(c.nodes, h)
+			delete(c.provs, h)
 		}
 		c.mu.Unlock()
 		hosts = slices.DeleteFunc(hosts, func(h string) bool { return slices.Contains(missing, h) })

@@ -117,16 +117,13 @@ func (c *Conductor) releaseEvacuation(ctx context.Context, r *run) error {
 // It returns the instances done.
 func ReleaseEvacuatedSources(ctx context.Context, st *store.Store, pl *placement.Service, host, prov string,
 	destroy func(instance string) error, log *slog.Logger) (map[string]bool, error) {
-	migs, err := st.ListMigrations(ctx, store.MigrationFilter{Host: host, Type: "evacuation", Status: "done"})
+	migs, err := st.ListMigrations(ctx, store.MigrationFilter{SourceHost: host, Type: "evacuation", Status: "done"})
 	if err != nil {
 		return nil, err
 	}
 	done := map[string]bool{}
 	var failed error
 	for _, m := range migs {
-		if m.SourceCompute != host {
-			continue
-		}
 		if destroy != nil {
 			if err := destroy(m.InstanceUUID); err != nil {
 				failed = errors.Join(failed, fmt.Errorf("destroy evacuated %s: %w", m.InstanceUUID, err))

@@ -329,8 +329,14 @@ func (c *Conductor) schedule(ctx context.Context, r *run, adjust func(*run, *sch
 			return err
 		}
 		err = c.commitChoice(ctx, r, chosen)
-		if !errors.Is(err, errGroupRace) || try == groupRetries {
+		if !errors.Is(err, errGroupRace) {
 			return err
+		}
+		if try == groupRetries {
+			// A scheduling failure like any other: the server goes to
+			// ERROR with Nova's fault, the claims were given back.
+			return &scheduler.NoValidHostError{Reason: fmt.Sprintf("Exceeded max scheduling attempts %d for instance %s. Last exception: %v.",
+				groupRetries, r.inst.UUID, err)}
 		}
 		r.log.Info("server group member placed concurrently; scheduling again", "group", spec.Group.UUID, "attempt", try)
 	}
@@ -342,7 +348,7 @@ const groupRetries = 5
 
 // errGroupRace: a hard (anti-)affinity choice no longer holds when it
 // is committed (another conductor placed a member meanwhile).
-var errGroupRace = errors.New("conductor: server group policy no longer holds for the chosen host")
+var errGroupRace = errors.New("server group policy no longer holds for the chosen host")
 
 // siblingChoice is the host chosen for another instance of a
 // multi-create.

@@ -17,6 +17,7 @@ func Migrations() db.Set {
 			{Version: 5, Name: "aggregates, server groups, migrations", SQLite: schemaV4SQLite, Postgres: schemaV4Postgres},
 			{Version: 6, Name: "instance vm_state index", SQL: vmStateIndexV6},
 			{Version: 7, Name: "instance host list index", SQL: hostIndexV7},
+			{Version: 8, Name: "migration host indexes", SQL: migrationHostIndexesV8},
 		},
 	}
 }

@@ -380,32 +380,50 @@ func (s *Store) ListServerGroups(ctx context.Context, q db.Querier, project stri
 	return out, mr.Err()
 }
 
-// GetServerGroup returns one group by uuid.
+// GetServerGroup returns one group by uuid, with its live members.
 func (s *Store) GetServerGroup(ctx context.Context, q db.Querier, uuid string) (*ServerGroup, error) {
-	all, err := s.ListServerGroups(ctx, q, "")
-	if err != nil {
-		return nil, err
+	if q == nil {
+		q = s.db.Reader()
 	}
-	for _, g := range all {
-		if g.UUID == uuid {
-			return g, nil
-		}
+	g, err := s.oneGroup(ctx, q, `SELECT `+groupCols+` FROM compute_server_groups WHERE uuid = $1`, uuid)
+	if g == nil && err == nil {
+		return nil, ErrNotFound
 	}
-	return nil, ErrNotFound
+	return g, err
 }
 
-// InstanceGroup returns the group an instance belongs to, or nil.
+// InstanceGroup returns the group an instance belongs to (with its live
+// members), or nil. The scheduler asks it for every decision: it reads
+// that one group, not every group.
 func (s *Store) InstanceGroup(ctx context.Context, uuid string) (*ServerGroup, error) {
-	var g string
-	err := cq(s.db.Reader()).QueryRowContext(ctx, `SELECT g.uuid FROM compute_server_group_members m
-		JOIN compute_server_groups g ON g.id = m.group_id WHERE m.instance_uuid = $1`, uuid).Scan(&g)
+	return s.oneGroup(ctx, s.db.Reader(), `SELECT `+groupCols+` FROM compute_server_groups
+		WHERE id = (SELECT group_id FROM compute_server_group_members WHERE instance_uuid = $1 ORDER BY group_id LIMIT 1)`, uuid)
+}
+
+// oneGroup reads the group query selects (nil when none) and its live
+// members, oldest first.
+func (s *Store) oneGroup(ctx context.Context, q db.Querier, query string, arg string) (*ServerGroup, error) {
+	g, err := scanGroup(cq(q).QueryRowContext(ctx, query, arg))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return s.GetServerGroup(ctx, nil, g)
+	rows, err := cq(q).QueryContext(ctx, `SELECT m.instance_uuid FROM compute_server_group_members m
+		JOIN compute_instances i ON i.uuid = m.instance_uuid AND i.deleted = FALSE WHERE m.group_id = $1 ORDER BY i.id`, g.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, err
+		}
+		g.Members = append(g.Members, u)
+	}
+	return g, rows.Err()
 }
 
 // InstanceGroups returns the group uuid of each of the instances that
@@ -531,6 +549,7 @@ func (s *Store) GetMigration(ctx context.Context, uuid string) (*MigrationRecord
 type MigrationFilter struct {
 	Instance      string
 	Host          string // source or destination compute
+	SourceHost    string // source compute
 	Status        string
 	Type          string
 	ProjectID     string
@@ -554,6 +573,9 @@ func (s *Store) ListMigrations(ctx context.Context, f MigrationFilter) ([]*Migra
 	}
 	if f.Host != "" {
 		add("(source_compute = ? OR dest_compute = ?)", f.Host)
+	}
+	if f.SourceHost != "" {
+		add("source_compute = ?", f.SourceHost)
 	}
 	if f.Status != "" {
 		add("status = ?", f.Status)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -225,6 +226,147 @@ func TestTouchServices(t *testing.T) {
 		missing, err = s.TouchServices(ctx, "nova-conductor", []string{"h1"})
 		if err != nil || len(missing) != 1 || missing[0] != "h1" {
 			t.Fatalf("touch of another binary: missing %v, %v", missing, err)
+		}
+	})
+}
+
+// The migrations of a host are read through the host indexes of
+// migration 8, not by scanning every record: the source-only query of
+// the evacuation cleanup, and the source-or-destination one of a service
+// delete and GET /os-migrations?host=. The statements are the ones
+// ListMigrations builds. PostgreSQL is told to avoid sequential scans,
+// which it prefers on a table this small.
+func TestMigrationHostPlans(t *testing.T) {
+	dbtest.Each(t, []db.Set{store.Migrations()}, func(t *testing.T, d *db.DB) {
+		for _, tc := range []struct {
+			name, where string
+			want        []string
+		}{
+			{"source", "source_compute = $1", []string{"compute_migrations_source"}},
+			{"source or destination", "(source_compute = $1 OR dest_compute = $1)", []string{"compute_migrations_source", "compute_migrations_dest"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				q := `SELECT id FROM compute_migrations WHERE 1 = 1 AND ` + tc.where + ` AND migration_type = $2 ORDER BY created_at DESC, id DESC`
+				plan := explain(t, d, q, "h1", "evacuation")
+				for _, idx := range tc.want {
+					if !strings.Contains(plan, idx) {
+						t.Errorf("plan does not use %s: %s", idx, plan)
+					}
+				}
+			})
+		}
+	})
+}
+
+// explain returns the engine's plan of query as one string.
+func explain(t *testing.T, d *db.DB, query string, args ...any) string {
+	t.Helper()
+	var plan []string
+	err := d.WithTx(context.Background(), func(tx *sql.Tx) error {
+		prefix := "EXPLAIN QUERY PLAN "
+		if d.Dialect() == db.Postgres {
+			prefix = "EXPLAIN "
+			if _, err := tx.Exec(`SET LOCAL enable_seqscan = off`); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(prefix+query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		cols, err := rows.Columns()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			vals := make([]sql.NullString, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				return err
+			}
+			plan = append(plan, vals[len(vals)-1].String)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "; ")
+}
+
+// A group is read with its own live members only: the group of an
+// instance (what the scheduler asks on every decision) and a group by
+// uuid, among other groups with members of their own.
+func TestServerGroupReads(t *testing.T) {
+	dbtest.Each(t, []db.Set{store.Migrations()}, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := store.New(d)
+		groups := map[string]*store.ServerGroup{}
+		err := d.WithTx(ctx, func(tx *sql.Tx) error {
+			for gi, name := range []string{"a", "b", "c"} {
+				g := &store.ServerGroup{UUID: fmt.Sprintf("00000000-0000-4000-8000-00000000000%d", gi), Name: name, ProjectID: "p", UserID: "u",
+					Policy: "anti-affinity", Rules: map[string]int64{"max_server_per_host": int64(gi + 1)}}
+				if err := s.CreateServerGroup(ctx, tx, g); err != nil {
+					return err
+				}
+				groups[name] = g
+				for m := 0; m < 3; m++ {
+					u := fmt.Sprintf("%s%d000000-0000-4000-8000-000000000000", name, m)
+					if err := s.InsertInstance(ctx, tx, &store.Instance{UUID: u, ProjectID: "p", UserID: "u", Name: u, VMState: "active"}); err != nil {
+						return err
+					}
+					if err := s.AddGroupMember(ctx, tx, g.ID, u); err != nil {
+						return err
+					}
+				}
+			}
+			// b's second member is deleted: no longer a member.
+			_, err := tx.ExecContext(ctx, `UPDATE compute_instances SET deleted = TRUE WHERE uuid = $1`, "b1000000-0000-4000-8000-000000000000")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			instance, group string
+			members         []string
+		}{
+			{"a0000000-0000-4000-8000-000000000000", "a", []string{"a0", "a1", "a2"}},
+			{"b2000000-0000-4000-8000-000000000000", "b", []string{"b0", "b2"}},
+			{"c1000000-0000-4000-8000-000000000000", "c", []string{"c0", "c1", "c2"}},
+			{"d0000000-0000-4000-8000-000000000000", "", nil},
+		} {
+			g, err := s.InstanceGroup(ctx, tc.instance)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.group == "" {
+				if g != nil {
+					t.Errorf("group of a non-member: %+v", g)
+				}
+				continue
+			}
+			byUUID, err := s.GetServerGroup(ctx, nil, groups[tc.group].UUID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, got := range []*store.ServerGroup{g, byUUID} {
+				var short []string
+				for _, m := range got.Members {
+					short = append(short, m[:2])
+				}
+				if got.UUID != groups[tc.group].UUID || got.Rules["max_server_per_host"] != groups[tc.group].Rules["max_server_per_host"] ||
+					strings.Join(short, ",") != strings.Join(tc.members, ",") {
+					t.Errorf("group of %s: %s %v members %v, want %s %v", tc.instance, got.Name, got.Rules, short, tc.group, tc.members)
+				}
+			}
+		}
+		if _, err := s.GetServerGroup(ctx, nil, "00000000-0000-4000-8000-0000000000ff"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("unknown group: %v", err)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/network/linux"
+	"github.com/kumo-cloud/kumo/internal/network/linux/netnstest"
 	"github.com/kumo-cloud/kumo/internal/network/rpc"
 )
 
@@ -16,8 +17,8 @@ import (
 // simulates compute1 and compute2), reports each port's status as the
 // host it is bound to, and does not tunnel to its own aliases.
 func TestKernelAgentAliases(t *testing.T) {
-	needRoot(t)
-	tag := uniq()
+	netnstest.Require(t, "busybox")
+	tag := netnstest.Tag()
 	host := newNS(t, "kl"+tag+"-h")
 	b, err := bus.Open(context.Background(), bus.Config{}, nil)
 	if err != nil {
@@ -42,8 +43,8 @@ func TestKernelAgentAliases(t *testing.T) {
 	a, _ := startAgent(t, b, Config{Host: "compute1", Aliases: []string{"compute2"}, HostNetns: &h, NamespacePrefix: "kl" + tag + "-"})
 	vm1 := vmNS(t, host, "kl"+tag+"-v1", linux.TapName(p1), "fa:16:3e:00:70:01")
 	vm2 := vmNS(t, host, "kl"+tag+"-v2", linux.TapName(p2), "fa:16:3e:00:70:02")
-	sh(t, "ip", "-n", vm1.name, "addr", "add", "10.70.0.11/24", "dev", "eth0")
-	sh(t, "ip", "-n", vm2.name, "addr", "add", "10.70.0.12/24", "dev", "eth0")
+	netnstest.Sh(t, "ip", "-n", vm1.name, "addr", "add", "10.70.0.11/24", "dev", "eth0")
+	netnstest.Sh(t, "ip", "-n", vm2.name, "addr", "add", "10.70.0.12/24", "dev", "eth0")
 	for p, want := range map[string]string{p1: "compute1", p2: "compute2"} {
 		eventually(t, 10*time.Second, "port "+p+" ACTIVE", func() error {
 			srv.mu.Lock()
@@ -54,7 +55,7 @@ func TestKernelAgentAliases(t *testing.T) {
 			return nil
 		})
 	}
-	sh(t, "ip", "netns", "exec", vm1.name, "busybox", "ping", "-c", "1", "-W", "2", "10.70.0.12")
+	netnstest.Sh(t, "ip", "netns", "exec", vm1.name, "busybox", "ping", "-c", "1", "-W", "2", "10.70.0.12")
 	// compute2 is this machine: no tunnel peer for it.
 	a.mu.Lock()
 	spec := networkSpec(a.desired[netID], a.hosts())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/network/linux"
+	"github.com/kumo-cloud/kumo/internal/network/linux/netnstest"
 	"github.com/kumo-cloud/kumo/internal/network/rpc"
 )
 
@@ -51,8 +52,8 @@ func addTap(b testing.TB, h *netlink.Handle, name string) {
 // the tap being in its network's bridge, up, with the network's MTU
 // (the DHCP entry is in place before: it depends on the port, not the tap).
 func BenchmarkKernelPortWired(b *testing.B) {
-	needRoot(b)
-	tag := uniq()[:4]
+	netnstest.Require(b, "busybox")
+	tag := netnstest.Tag()[:4]
 	host := newNS(b, "kb"+tag+"-h")
 	bs, err := bus.Open(context.Background(), bus.Config{}, nil)
 	if err != nil {
@@ -119,8 +120,8 @@ func BenchmarkKernelPortWired(b *testing.B) {
 // ports on 10 networks: what an agent restart costs. Nothing changes on
 // the host: all links are right already.
 func BenchmarkKernelFullResync1000(b *testing.B) {
-	needRoot(b)
-	tag := uniq()[:4]
+	netnstest.Require(b, "busybox")
+	tag := netnstest.Tag()[:4]
 	host := newNS(b, "kb"+tag+"-h")
 	bs, err := bus.Open(context.Background(), bus.Config{}, nil)
 	if err != nil {

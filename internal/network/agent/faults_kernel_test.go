@@ -13,6 +13,7 @@ import (
 
 	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/network/linux"
+	"github.com/kumo-cloud/kumo/internal/network/linux/netnstest"
 	"github.com/kumo-cloud/kumo/internal/network/rpc"
 )
 
@@ -41,11 +42,11 @@ func (l *lockedBuffer) String() string {
 // their traffic (a ping between them loses nothing); when the bad
 // network goes, its bridge goes too.
 func TestKernelAgentFaults(t *testing.T) {
-	needRoot(t)
-	tag := uniq()
+	netnstest.Require(t, "busybox")
+	tag := netnstest.Tag()
 	host := newNS(t, "kf"+tag+"-h")
-	sh(t, "ip", "-n", host.name, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
-	sh(t, "ip", "-n", host.name, "link", "set", "eth1", "up")
+	netnstest.Sh(t, "ip", "-n", host.name, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
+	netnstest.Sh(t, "ip", "-n", host.name, "link", "set", "eth1", "up")
 
 	b, err := bus.Open(context.Background(), bus.Config{}, nil)
 	if err != nil {
@@ -89,8 +90,8 @@ func TestKernelAgentFaults(t *testing.T) {
 
 	vmA := vmNS(t, host, "kf"+tag+"-va", linux.TapName(pa), "fa:16:3e:00:60:0a")
 	vmB := vmNS(t, host, "kf"+tag+"-vb", linux.TapName(pb), "fa:16:3e:00:60:0b")
-	sh(t, "ip", "-n", vmA.name, "addr", "add", "10.60.0.10/24", "dev", "eth0")
-	sh(t, "ip", "-n", vmB.name, "addr", "add", "10.60.0.11/24", "dev", "eth0")
+	netnstest.Sh(t, "ip", "-n", vmA.name, "addr", "add", "10.60.0.10/24", "dev", "eth0")
+	netnstest.Sh(t, "ip", "-n", vmB.name, "addr", "add", "10.60.0.11/24", "dev", "eth0")
 	status := func(p, want string) func() error {
 		return func() error {
 			if s := srv.portStatus(p); s != want {
@@ -139,7 +140,7 @@ func TestKernelAgentFaults(t *testing.T) {
 		t.Fatalf("good port became %s", s)
 	}
 	for _, name := range []string{"brq" + unmapped[:11], "brq" + clash[:11]} {
-		if out := sh(t, "ip", "-n", host.name, "-o", "link", "show", "master", "eth1"); strings.Contains(out, name) {
+		if out := netnstest.Sh(t, "ip", "-n", host.name, "-o", "link", "show", "master", "eth1"); strings.Contains(out, name) {
 			t.Fatalf("eth1 moved to %s", name)
 		}
 	}
@@ -151,13 +152,13 @@ func TestKernelAgentFaults(t *testing.T) {
 	srv.publishLocked(n)
 	srv.mu.Unlock()
 	eventually(t, 10*time.Second, "clashing network removed", func() error {
-		if out := sh(t, "ip", "-n", host.name, "-o", "link", "show"); strings.Contains(out, linux.BridgeName(clash)) {
+		if out := netnstest.Sh(t, "ip", "-n", host.name, "-o", "link", "show"); strings.Contains(out, linux.BridgeName(clash)) {
 			return fmt.Errorf("bridge %s still there", linux.BridgeName(clash))
 		}
 		return nil
 	})
-	if out := sh(t, "ip", "-n", host.name, "-o", "link", "show", "eth1"); !strings.Contains(out, "master "+linux.BridgeName(good)) {
+	if out := netnstest.Sh(t, "ip", "-n", host.name, "-o", "link", "show", "eth1"); !strings.Contains(out, "master "+linux.BridgeName(good)) {
 		t.Fatalf("eth1 left the good network's bridge: %s", out)
 	}
-	sh(t, "ip", "netns", "exec", vmA.name, "busybox", "ping", "-c", "1", "-W", "2", "10.60.0.11")
+	netnstest.Sh(t, "ip", "netns", "exec", vmA.name, "busybox", "ping", "-c", "1", "-W", "2", "10.60.0.11")
 }

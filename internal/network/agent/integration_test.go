@@ -17,6 +17,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/db/dbtest"
 	"github.com/kumo-cloud/kumo/internal/network"
 	"github.com/kumo-cloud/kumo/internal/network/linux"
+	"github.com/kumo-cloud/kumo/internal/network/linux/netnstest"
 	"github.com/kumo-cloud/kumo/internal/service"
 )
 
@@ -26,8 +27,8 @@ import (
 // served by DHCP; the agents show at /v2.0/agents; deleting the network
 // removes it from the host.
 func TestKernelWithNetworkService(t *testing.T) {
-	needRoot(t)
-	tag := uniq()
+	netnstest.Require(t, "busybox")
+	tag := netnstest.Tag()
 	host := newNS(t, "ki"+tag+"-h")
 	b, err := bus.Open(context.Background(), bus.Config{}, nil)
 	if err != nil {
@@ -115,11 +116,11 @@ func TestKernelWithNetworkService(t *testing.T) {
 	call("DELETE", "/ports/"+portID, nil, 204)
 	call("DELETE", "/networks/"+netID, nil, 204)
 	eventually(t, 10*time.Second, "network removed from the host", func() error {
-		out := sh(t, "ip", "-n", host.name, "link", "show")
+		out := netnstest.Sh(t, "ip", "-n", host.name, "link", "show")
 		if strings.Contains(out, linux.BridgeName(netID)) {
 			return fmt.Errorf("bridge still there")
 		}
-		if out := sh(t, "ip", "netns", "list"); strings.Contains(out, "ki"+tag+"-qdhcp-") {
+		if out := netnstest.Sh(t, "ip", "netns", "list"); strings.Contains(out, "ki"+tag+"-qdhcp-") {
 			return fmt.Errorf("dhcp namespace still there")
 		}
 		return nil

@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/network/linux"
+	"github.com/kumo-cloud/kumo/internal/network/linux/netnstest"
 	"github.com/kumo-cloud/kumo/internal/network/rpc"
 )
 
@@ -167,27 +166,6 @@ func (f *fakeServer) portStatus(id string) string {
 	return f.status[id]
 }
 
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root to create network namespaces (CI runs it as root)")
-	}
-	for _, p := range []string{"ip", "busybox"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("kernel test: needs %s", p)
-		}
-	}
-}
-
-func sh(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 type testNS struct {
 	name string
 	h    netns.NsHandle
@@ -200,14 +178,8 @@ func newNS(t testing.TB, name string) testNS {
 		t.Skipf("kernel test: cannot create a network namespace: %v", err)
 	}
 	t.Cleanup(func() { h.Close(); _ = linux.DeleteNamedNetns(name) })
-	sh(t, "ip", "-n", name, "link", "set", "lo", "up")
+	netnstest.Sh(t, "ip", "-n", name, "link", "set", "lo", "up")
 	return testNS{name, h}
-}
-
-func uniq() string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 func eventually(t testing.TB, d time.Duration, what string, f func() error) {
@@ -259,9 +231,9 @@ func startAgent(t testing.TB, b *bus.Bus, cfg Config) (*Agent, context.CancelFun
 // vmNS is a "VM": a namespace whose eth0 is the peer of its tap.
 func vmNS(t testing.TB, host testNS, name, tap, mac string) testNS {
 	v := newNS(t, name)
-	sh(t, "ip", "-n", host.name, "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", v.name)
-	sh(t, "ip", "-n", v.name, "link", "set", "eth0", "address", mac)
-	sh(t, "ip", "-n", v.name, "link", "set", "eth0", "up")
+	netnstest.Sh(t, "ip", "-n", host.name, "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", v.name)
+	netnstest.Sh(t, "ip", "-n", v.name, "link", "set", "eth0", "address", mac)
+	netnstest.Sh(t, "ip", "-n", v.name, "link", "set", "eth0", "up")
 	return v
 }
 
@@ -299,16 +271,16 @@ func udhcpc(t testing.TB, v testNS) string {
 // reached from a VM on host B, port statuses reported, leftovers cleaned,
 // and an agent restart that does not drop a single ping.
 func TestKernelAgentsTwoHosts(t *testing.T) {
-	needRoot(t)
-	tag := uniq()
+	netnstest.Require(t, "busybox")
+	tag := netnstest.Tag()
 	hostA, hostB := newNS(t, "ka"+tag+"-ha"), newNS(t, "ka"+tag+"-hb")
-	sh(t, "ip", "-n", hostA.name, "link", "add", "ul0", "type", "veth", "peer", "name", "ul0", "netns", hostB.name)
-	sh(t, "ip", "-n", hostA.name, "addr", "add", "10.98.0.1/24", "dev", "ul0")
-	sh(t, "ip", "-n", hostB.name, "addr", "add", "10.98.0.2/24", "dev", "ul0")
-	sh(t, "ip", "-n", hostA.name, "link", "set", "ul0", "up")
-	sh(t, "ip", "-n", hostB.name, "link", "set", "ul0", "up")
+	netnstest.Sh(t, "ip", "-n", hostA.name, "link", "add", "ul0", "type", "veth", "peer", "name", "ul0", "netns", hostB.name)
+	netnstest.Sh(t, "ip", "-n", hostA.name, "addr", "add", "10.98.0.1/24", "dev", "ul0")
+	netnstest.Sh(t, "ip", "-n", hostB.name, "addr", "add", "10.98.0.2/24", "dev", "ul0")
+	netnstest.Sh(t, "ip", "-n", hostA.name, "link", "set", "ul0", "up")
+	netnstest.Sh(t, "ip", "-n", hostB.name, "link", "set", "ul0", "up")
 	// Leftovers of a crash on host A.
-	sh(t, "ip", "-n", hostA.name, "link", "add", "brqdeadbeef-00", "type", "bridge")
+	netnstest.Sh(t, "ip", "-n", hostA.name, "link", "add", "brqdeadbeef-00", "type", "bridge")
 	prefixA := "ka" + tag + "a-"
 	stale := prefixA + linux.DHCPNSPrefix + "gone-network"
 	if _, err := linux.EnsureNamedNetns(stale); err != nil {
@@ -352,7 +324,7 @@ func TestKernelAgentsTwoHosts(t *testing.T) {
 		})
 	}
 	eventually(t, 10*time.Second, "leftovers removed", func() error {
-		if out := sh(t, "ip", "-n", hostA.name, "link", "show"); strings.Contains(out, "brqdeadbeef-00") {
+		if out := netnstest.Sh(t, "ip", "-n", hostA.name, "link", "show"); strings.Contains(out, "brqdeadbeef-00") {
 			return fmt.Errorf("stale bridge still there")
 		}
 		if _, err := os.Stat(filepath.Join(linux.NetnsDir, stale)); err == nil {
@@ -367,7 +339,7 @@ func TestKernelAgentsTwoHosts(t *testing.T) {
 	if ip := udhcpc(t, vmA); ip != "10.30.0.10" {
 		t.Fatalf("vm A got %q by DHCP", ip)
 	}
-	sh(t, "ip", "netns", "exec", vmA.name, "busybox", "ping", "-c", "1", "-W", "2", "10.30.0.11")
+	netnstest.Sh(t, "ip", "netns", "exec", vmA.name, "busybox", "ping", "-c", "1", "-W", "2", "10.30.0.11")
 	// Metadata from B's VM through the route DHCP handed out.
 	var body string
 	eventually(t, 10*time.Second, "metadata from vm B", func() error {
@@ -429,7 +401,7 @@ func TestKernelAgentsTwoHosts(t *testing.T) {
 	srv.publishLocked(n)
 	srv.mu.Unlock()
 	eventually(t, 10*time.Second, "network removed from host B", func() error {
-		if out := sh(t, "ip", "-n", hostB.name, "link", "show"); strings.Contains(out, linux.BridgeName(netID)) || strings.Contains(out, "vxlan-4242") {
+		if out := netnstest.Sh(t, "ip", "-n", hostB.name, "link", "show"); strings.Contains(out, linux.BridgeName(netID)) || strings.Contains(out, "vxlan-4242") {
 			return fmt.Errorf("still wired:\n%s", out)
 		}
 		return nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/network/linux/l3"
+	"github.com/kumo-cloud/kumo/internal/network/linux/netnstest"
 	"github.com/kumo-cloud/kumo/internal/network/rpc"
 )
 
@@ -16,8 +17,8 @@ import (
 // networking service gives its port on such a subnet. Removing the
 // subnet's ra_mode stops the advertiser.
 func TestKernelRouterSLAAC(t *testing.T) {
-	needRoot(t)
-	tag := uniq()
+	netnstest.Require(t, "busybox")
+	tag := netnstest.Tag()
 	host := newNS(t, "kr"+tag+"-h")
 	prefix := "kr" + tag + "-"
 	m, err := l3.New(testLog(t), l3.Options{HostNetNS: "/run/netns/" + host.name, NamespacePrefix: prefix + "qrouter-"})
@@ -41,15 +42,15 @@ func TestKernelRouterSLAAC(t *testing.T) {
 	// The L2 agent's part: the router's host end and the VM's tap in the
 	// network's bridge.
 	_, tap := l3.DeviceNames(rp.ID, false)
-	sh(t, "ip", "-n", host.name, "link", "add", "br6", "type", "bridge")
-	sh(t, "ip", "-n", host.name, "link", "set", "br6", "up")
-	sh(t, "ip", "-n", host.name, "link", "set", tap, "master", "br6", "up")
+	netnstest.Sh(t, "ip", "-n", host.name, "link", "add", "br6", "type", "bridge")
+	netnstest.Sh(t, "ip", "-n", host.name, "link", "set", "br6", "up")
+	netnstest.Sh(t, "ip", "-n", host.name, "link", "set", tap, "master", "br6", "up")
 	vm := vmNS(t, host, "kr"+tag+"-vm", "tapvm"+tag, "fa:16:3e:00:07:0a")
-	sh(t, "ip", "-n", host.name, "link", "set", "tapvm"+tag, "master", "br6", "up")
+	netnstest.Sh(t, "ip", "-n", host.name, "link", "set", "tapvm"+tag, "master", "br6", "up")
 	// The port's fixed IP on the slaac subnet (EUI-64 of its MAC).
 	want := "2001:db8:7:0:f816:3eff:fe00:70a/64"
 	eventually(t, 30*time.Second, "SLAAC address on the VM", func() error {
-		out := sh(t, "ip", "-n", vm.name, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
+		out := netnstest.Sh(t, "ip", "-n", vm.name, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
 		if !strings.Contains(out, want) || strings.Contains(out, "tentative") {
 			return errString("addresses: " + out)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/network/linux"
+	"github.com/kumo-cloud/kumo/internal/network/linux/netnstest"
 	"github.com/kumo-cloud/kumo/internal/network/linux/nft"
 	"github.com/kumo-cloud/kumo/internal/network/rpc"
 )
@@ -19,8 +20,8 @@ import (
 // agent: a rule change published by the control plane opens and closes a
 // port within a second, and a VM that forges its address is cut off.
 func TestKernelAgentSecurityGroups(t *testing.T) {
-	needRoot(t)
-	tag := uniq()
+	netnstest.Require(t, "busybox")
+	tag := netnstest.Tag()
 	host := newNS(t, "ks"+tag+"-h")
 	f, err := os.Open("/run/netns/" + host.name)
 	if err != nil {
@@ -64,8 +65,8 @@ func TestKernelAgentSecurityGroups(t *testing.T) {
 	startAgent(t, b, Config{Host: "hostS", HostNetns: &h, NamespacePrefix: "ks" + tag + "-", Firewall: &NFT{FW: fw}})
 	vmA := vmNS(t, host, "ks"+tag+"-va", linux.TapName(pa), "fa:16:3e:00:40:05")
 	vmB := vmNS(t, host, "ks"+tag+"-vb", linux.TapName(pb), "fa:16:3e:00:40:06")
-	sh(t, "ip", "-n", vmA.name, "addr", "add", "10.40.0.5/24", "dev", "eth0")
-	sh(t, "ip", "-n", vmB.name, "addr", "add", "10.40.0.6/24", "dev", "eth0")
+	netnstest.Sh(t, "ip", "-n", vmA.name, "addr", "add", "10.40.0.5/24", "dev", "eth0")
+	netnstest.Sh(t, "ip", "-n", vmB.name, "addr", "add", "10.40.0.6/24", "dev", "eth0")
 	for _, p := range []string{pa, pb} {
 		eventually(t, 10*time.Second, "port "+p+" ACTIVE", func() error {
 			if s := srv.portStatus(p); s != rpc.StatusActive {
@@ -107,8 +108,8 @@ func TestKernelAgentSecurityGroups(t *testing.T) {
 		return nil
 	})
 	// Anti-spoofing: A sends from an address that is not its own.
-	sh(t, "ip", "-n", vmA.name, "addr", "flush", "dev", "eth0")
-	sh(t, "ip", "-n", vmA.name, "addr", "add", "10.40.0.99/24", "dev", "eth0")
+	netnstest.Sh(t, "ip", "-n", vmA.name, "addr", "flush", "dev", "eth0")
+	netnstest.Sh(t, "ip", "-n", vmA.name, "addr", "add", "10.40.0.99/24", "dev", "eth0")
 	if reach(vmA, "10.40.0.6") {
 		t.Fatal("a forged source address got through")
 	}

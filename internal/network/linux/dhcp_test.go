@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/kumo-cloud/kumo/internal/network/linux/netnstest"
 )
 
 func testTable() *DHCPTable {
@@ -127,8 +129,8 @@ func runUDHCPC(t testing.TB, vmNS string) map[string]string {
 }
 
 func TestKernelDHCP(t *testing.T) {
-	needRoot(t)
-	tag := uniq()
+	netnstest.Require(t)
+	tag := netnstest.Tag()
 	host := newNS(t, "kt"+tag+"-h")
 	l := newL2(t, host)
 	plan, _ := Render(Config{}, NetworkSpec{ID: "dhcp-net-" + tag, MTU: 1400, Segment: Segment{Type: "local"}})
@@ -150,7 +152,7 @@ func TestKernelDHCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns2.Close()
-	if out := sh(t, "ip", "-n", nsName, "-o", "addr", "show", "dev", NSDevName(sp.PortID)); !strings.Contains(out, "10.20.0.2/24") || !strings.Contains(out, "169.254.169.254/32") {
+	if out := netnstest.Sh(t, "ip", "-n", nsName, "-o", "addr", "show", "dev", NSDevName(sp.PortID)); !strings.Contains(out, "10.20.0.2/24") || !strings.Contains(out, "169.254.169.254/32") {
 		t.Fatalf("service port addresses: %s", out)
 	}
 	srv, err := ListenDHCP(ns, NSDevName(sp.PortID), slogT(t))

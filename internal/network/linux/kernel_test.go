@@ -1,42 +1,23 @@
 package linux
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/kumo-cloud/kumo/internal/network/linux/netnstest"
 )
 
 // Kernel tests run in throwaway network namespaces: every "host" and
 // "VM" is a namespace, joined by veth pairs. They need root; CI runs
 // them as root.
 
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root to create network namespaces (CI runs it as root)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("kernel test: needs iproute2's ip")
-	}
-}
-
 type testNS struct {
 	name string
 	h    netns.NsHandle
-}
-
-// uniq is a short random tag so parallel runs do not collide.
-func uniq() string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 func newNS(t testing.TB, name string) testNS {
@@ -49,17 +30,8 @@ func newNS(t testing.TB, name string) testNS {
 		h.Close()
 		_ = DeleteNamedNetns(name)
 	})
-	sh(t, "ip", "-n", name, "link", "set", "lo", "up")
+	netnstest.Sh(t, "ip", "-n", name, "link", "set", "lo", "up")
 	return testNS{name: name, h: h}
-}
-
-func sh(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 func newL2(t testing.TB, ns testNS) *L2 {
@@ -77,25 +49,25 @@ func newL2(t testing.TB, ns testNS) *L2 {
 func vm(t testing.TB, host testNS, name, tap, mac, addr string) testNS {
 	t.Helper()
 	v := newNS(t, name)
-	sh(t, "ip", "-n", host.name, "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", v.name)
-	sh(t, "ip", "-n", v.name, "link", "set", "eth0", "address", mac)
+	netnstest.Sh(t, "ip", "-n", host.name, "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", v.name)
+	netnstest.Sh(t, "ip", "-n", v.name, "link", "set", "eth0", "address", mac)
 	if addr != "" {
-		sh(t, "ip", "-n", v.name, "addr", "add", addr, "dev", "eth0")
+		netnstest.Sh(t, "ip", "-n", v.name, "addr", "add", addr, "dev", "eth0")
 	}
-	sh(t, "ip", "-n", v.name, "link", "set", "eth0", "up")
+	netnstest.Sh(t, "ip", "-n", v.name, "link", "set", "eth0", "up")
 	return v
 }
 
 func TestKernelVXLANBetweenTwoHosts(t *testing.T) {
-	needRoot(t)
-	tag := uniq()
+	netnstest.Require(t)
+	tag := netnstest.Tag()
 	hostA, hostB := newNS(t, "kt"+tag+"-ha"), newNS(t, "kt"+tag+"-hb")
 	// The "physical" underlay between the two hosts.
-	sh(t, "ip", "-n", hostA.name, "link", "add", "ul0", "type", "veth", "peer", "name", "ul0", "netns", hostB.name)
-	sh(t, "ip", "-n", hostA.name, "addr", "add", "10.99.0.1/24", "dev", "ul0")
-	sh(t, "ip", "-n", hostB.name, "addr", "add", "10.99.0.2/24", "dev", "ul0")
-	sh(t, "ip", "-n", hostA.name, "link", "set", "ul0", "up")
-	sh(t, "ip", "-n", hostB.name, "link", "set", "ul0", "up")
+	netnstest.Sh(t, "ip", "-n", hostA.name, "link", "add", "ul0", "type", "veth", "peer", "name", "ul0", "netns", hostB.name)
+	netnstest.Sh(t, "ip", "-n", hostA.name, "addr", "add", "10.99.0.1/24", "dev", "ul0")
+	netnstest.Sh(t, "ip", "-n", hostB.name, "addr", "add", "10.99.0.2/24", "dev", "ul0")
+	netnstest.Sh(t, "ip", "-n", hostA.name, "link", "set", "ul0", "up")
+	netnstest.Sh(t, "ip", "-n", hostB.name, "link", "set", "ul0", "up")
 
 	ipA, ipB := netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.2")
 	netID := "aaaabbbb-cccc-dddd-eeee-ffff00001111"
@@ -127,8 +99,8 @@ func TestKernelVXLANBetweenTwoHosts(t *testing.T) {
 	if err := l2B.Plug(tapB, planB.Bridge.Name, 1450); err != nil {
 		t.Fatal(err)
 	}
-	sh(t, "ip", "netns", "exec", vmA.name, "busybox", "ping", "-c", "2", "-W", "2", "10.10.0.6")
-	sh(t, "ip", "netns", "exec", vmB.name, "busybox", "ping", "-c", "1", "-W", "2", "10.10.0.5")
+	netnstest.Sh(t, "ip", "netns", "exec", vmA.name, "busybox", "ping", "-c", "2", "-W", "2", "10.10.0.6")
+	netnstest.Sh(t, "ip", "netns", "exec", vmB.name, "busybox", "ping", "-c", "1", "-W", "2", "10.10.0.5")
 
 	// Re-applying changes nothing: the same links stay (no flap).
 	br1, _ := l2A.h.LinkByName(planA.Bridge.Name)
@@ -144,13 +116,13 @@ func TestKernelVXLANBetweenTwoHosts(t *testing.T) {
 	if br1.Attrs().Index != br2.Attrs().Index || vx1.Attrs().Index != vx2.Attrs().Index {
 		t.Fatal("re-applying the plan recreated links")
 	}
-	fdb := sh(t, "bridge", "-n", hostA.name, "fdb", "show", "dev", planA.Uplink.Name)
+	fdb := netnstest.Sh(t, "bridge", "-n", hostA.name, "fdb", "show", "dev", planA.Uplink.Name)
 	for _, want := range []string{"00:00:00:00:00:00 dst 10.99.0.2", macB + " dst 10.99.0.2"} {
 		if !strings.Contains(fdb, want) {
 			t.Errorf("fdb of %s lacks %q:\n%s", planA.Uplink.Name, want, fdb)
 		}
 	}
-	if mtu := sh(t, "ip", "-n", hostA.name, "-o", "link", "show", tapA); !strings.Contains(mtu, "mtu 1450") || !strings.Contains(mtu, "master "+planA.Bridge.Name) {
+	if mtu := netnstest.Sh(t, "ip", "-n", hostA.name, "-o", "link", "show", tapA); !strings.Contains(mtu, "mtu 1450") || !strings.Contains(mtu, "master "+planA.Bridge.Name) {
 		t.Errorf("tap not in bridge with the network MTU: %s", mtu)
 	}
 
@@ -159,7 +131,7 @@ func TestKernelVXLANBetweenTwoHosts(t *testing.T) {
 	if err := l2A.EnsureNetwork(planA); err != nil {
 		t.Fatal(err)
 	}
-	if fdb := sh(t, "bridge", "-n", hostA.name, "fdb", "show", "dev", planA.Uplink.Name); strings.Contains(fdb, "dst 10.99.0.2") {
+	if fdb := netnstest.Sh(t, "bridge", "-n", hostA.name, "fdb", "show", "dev", planA.Uplink.Name); strings.Contains(fdb, "dst 10.99.0.2") {
 		t.Errorf("stale fdb entries stayed:\n%s", fdb)
 	}
 
@@ -173,8 +145,8 @@ func TestKernelVXLANBetweenTwoHosts(t *testing.T) {
 }
 
 func TestKernelPlugMissingTap(t *testing.T) {
-	needRoot(t)
-	host := newNS(t, "kt"+uniq()+"-h")
+	netnstest.Require(t)
+	host := newNS(t, "kt"+netnstest.Tag()+"-h")
 	l := newL2(t, host)
 	plan, _ := Render(Config{}, NetworkSpec{ID: "local-net-1", MTU: 1500, Segment: Segment{Type: "local"}})
 	if err := l.EnsureNetwork(plan); err != nil {
@@ -186,9 +158,9 @@ func TestKernelPlugMissingTap(t *testing.T) {
 }
 
 func TestKernelVLAN(t *testing.T) {
-	needRoot(t)
-	host := newNS(t, "kt"+uniq()+"-h")
-	sh(t, "ip", "-n", host.name, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
+	netnstest.Require(t)
+	host := newNS(t, "kt"+netnstest.Tag()+"-h")
+	netnstest.Sh(t, "ip", "-n", host.name, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
 	l := newL2(t, host)
 	plan, err := Render(Config{InterfaceMappings: map[string]string{"physnet1": "eth1"}},
 		NetworkSpec{ID: "vlan-net-1", MTU: 1500, Segment: Segment{Type: "vlan", PhysicalNetwork: "physnet1", SegmentationID: 100}})
@@ -202,7 +174,7 @@ func TestKernelVLAN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := sh(t, "ip", "-n", host.name, "-d", "-o", "link", "show", "eth1.100")
+	out := netnstest.Sh(t, "ip", "-n", host.name, "-d", "-o", "link", "show", "eth1.100")
 	if !strings.Contains(out, "vlan protocol 802.1Q id 100") || !strings.Contains(out, "master "+plan.Bridge.Name) {
 		t.Fatalf("vlan link: %s", out)
 	}
@@ -212,9 +184,9 @@ func TestKernelVLAN(t *testing.T) {
 }
 
 func TestKernelFlat(t *testing.T) {
-	needRoot(t)
-	host := newNS(t, "kt"+uniq()+"-h")
-	sh(t, "ip", "-n", host.name, "link", "add", "eth2", "type", "veth", "peer", "name", "eth2p")
+	netnstest.Require(t)
+	host := newNS(t, "kt"+netnstest.Tag()+"-h")
+	netnstest.Sh(t, "ip", "-n", host.name, "link", "add", "eth2", "type", "veth", "peer", "name", "eth2p")
 	l := newL2(t, host)
 	plan, err := Render(Config{InterfaceMappings: map[string]string{"ext": "eth2"}},
 		NetworkSpec{ID: "flat-net-1", MTU: 1500, Segment: Segment{Type: "flat", PhysicalNetwork: "ext"}})
@@ -224,7 +196,7 @@ func TestKernelFlat(t *testing.T) {
 	if err := l.EnsureNetwork(plan); err != nil {
 		t.Fatal(err)
 	}
-	if out := sh(t, "ip", "-n", host.name, "-o", "link", "show", "eth2"); !strings.Contains(out, "master "+plan.Bridge.Name) {
+	if out := netnstest.Sh(t, "ip", "-n", host.name, "-o", "link", "show", "eth2"); !strings.Contains(out, "master "+plan.Bridge.Name) {
 		t.Fatalf("flat interface not in the bridge: %s", out)
 	}
 	// A missing mapped interface is a clear error.

@@ -2,14 +2,12 @@ package l3
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/kumo-cloud/kumo/internal/network/linux/netnstest"
 )
 
 // The kernel test builds a "host" namespace with three bridges (two tenant
@@ -18,27 +16,6 @@ import (
 // tenant subnets, and a router joining them. No traffic leaves these
 // namespaces.
 
-func requireKernel(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root (network namespaces, nftables)")
-	}
-	for _, bin := range []string{"ip", "busybox"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("kernel test: needs %s in PATH", bin)
-		}
-	}
-}
-
-func sh(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 type lab struct {
 	t      *testing.T
 	prefix string
@@ -46,52 +23,29 @@ type lab struct {
 }
 
 func newLab(t *testing.T) *lab {
-	requireKernel(t)
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	l := &lab{t: t, prefix: "kl" + hex.EncodeToString(b)}
+	netnstest.Require(t, "busybox")
+	l := &lab{t: t, prefix: "kl" + netnstest.Tag()}
 	l.host = l.prefix + "-h"
-	l.netns(l.host)
+	netnstest.Netns(t, l.host)
 	for _, br := range []string{"bra", "brb", "bre"} {
-		sh(t, "ip", "-n", l.host, "link", "add", br, "type", "bridge")
-		sh(t, "ip", "-n", l.host, "link", "set", br, "up")
+		netnstest.Sh(t, "ip", "-n", l.host, "link", "add", br, "type", "bridge")
+		netnstest.Sh(t, "ip", "-n", l.host, "link", "set", br, "up")
 	}
 	return l
-}
-
-func (l *lab) netns(name string) {
-	sh(l.t, "ip", "netns", "add", name)
-	l.t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	sh(l.t, "ip", "-n", name, "link", "set", "lo", "up")
 }
 
 // node adds a namespace on a bridge with addr (CIDR) and an optional
 // default gateway.
 func (l *lab) node(name, bridge, addr, gw string) string {
 	ns := l.prefix + "-" + name
-	l.netns(ns)
-	sh(l.t, "ip", "-n", l.host, "link", "add", "v"+name, "type", "veth", "peer", "name", "eth0", "netns", ns)
-	sh(l.t, "ip", "-n", l.host, "link", "set", "v"+name, "master", bridge, "up")
-	sh(l.t, "ip", "-n", ns, "addr", "add", addr, "dev", "eth0")
-	sh(l.t, "ip", "-n", ns, "link", "set", "eth0", "up")
+	netnstest.Netns(l.t, ns)
+	netnstest.Veth(l.t, l.host, "v"+name, ns, bridge)
+	netnstest.Sh(l.t, "ip", "-n", ns, "addr", "add", addr, "dev", "eth0")
+	netnstest.Sh(l.t, "ip", "-n", ns, "link", "set", "eth0", "up")
 	if gw != "" {
-		sh(l.t, "ip", "-n", ns, "route", "add", "default", "via", gw)
+		netnstest.Sh(l.t, "ip", "-n", ns, "route", "add", "default", "via", gw)
 	}
 	return ns
-}
-
-func (l *lab) listen(ns string, port int) {
-	cmd := exec.Command("ip", "netns", "exec", ns, "busybox", "nc", "-ll", "-p", fmt.Sprint(port), "-e", "/bin/echo", "hi")
-	if err := cmd.Start(); err != nil {
-		l.t.Fatal(err)
-	}
-	l.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	time.Sleep(100 * time.Millisecond)
-}
-
-func (l *lab) reach(from, ip string, port int) bool {
-	out, _ := exec.Command("ip", "netns", "exec", from, "busybox", "nc", "-w", "2", ip, fmt.Sprint(port)).CombinedOutput()
-	return strings.Contains(string(out), "hi")
 }
 
 func TestKernelRouter(t *testing.T) {
@@ -101,11 +55,11 @@ func TestKernelRouter(t *testing.T) {
 	vmA2 := l.node("c", "bra", "10.1.0.11/24", "10.1.0.1")
 	out := l.node("o", "bre", "203.0.113.1/24", "")
 	// vmB also owns 192.168.50.1, reachable only through an extra route.
-	sh(t, "ip", "-n", vmB, "addr", "add", "192.168.50.1/32", "dev", "lo")
+	netnstest.Sh(t, "ip", "-n", vmB, "addr", "add", "192.168.50.1/32", "dev", "lo")
 	for _, ns := range []string{vmA, vmB, out} {
-		l.listen(ns, 7000)
+		netnstest.Listen(t, ns, 7000)
 	}
-	l.listen(vmB, 22)
+	netnstest.Listen(t, vmB, 22)
 
 	m, err := New(nil, Options{HostNetNS: "/run/netns/" + l.host, NamespacePrefix: l.prefix + "-qr-"})
 	if err != nil {
@@ -127,13 +81,13 @@ func TestKernelRouter(t *testing.T) {
 	}
 	ns := l.prefix + "-qr-r1"
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	if !l.reach(vmA, "10.2.0.10", 7000) {
+	if !netnstest.Reach(vmA, "10.2.0.10", 7000) {
 		t.Fatal("router does not join the two subnets")
 	}
-	if !l.reach(vmA, "192.168.50.1", 7000) {
+	if !netnstest.Reach(vmA, "192.168.50.1", 7000) {
 		t.Fatal("extra route not in effect")
 	}
-	if l.reach(vmA, "203.0.113.1", 7000) {
+	if netnstest.Reach(vmA, "203.0.113.1", 7000) {
 		t.Fatal("outside reachable without a gateway")
 	}
 
@@ -147,30 +101,30 @@ func TestKernelRouter(t *testing.T) {
 	if err := m.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if !l.reach(vmB, "203.0.113.1", 7000) {
+	if !netnstest.Reach(vmB, "203.0.113.1", 7000) {
 		t.Fatal("SNAT: vmB cannot reach the outside")
 	}
-	if !l.reach(out, "203.0.113.20", 7000) {
+	if !netnstest.Reach(out, "203.0.113.20", 7000) {
 		t.Fatal("floating IP: the outside cannot reach vmA")
 	}
-	if !l.reach(vmA2, "203.0.113.20", 7000) {
+	if !netnstest.Reach(vmA2, "203.0.113.20", 7000) {
 		t.Fatal("hairpin: a VM on vmA's subnet cannot reach vmA's floating IP")
 	}
-	if !l.reach(out, "203.0.113.30", 2222) {
+	if !netnstest.Reach(out, "203.0.113.30", 2222) {
 		t.Fatal("port forwarding 203.0.113.30:2222 → 10.2.0.10:22 does not work")
 	}
-	if l.reach(out, "203.0.113.30", 7000) {
+	if netnstest.Reach(out, "203.0.113.30", 7000) {
 		t.Fatal("port forwarding opened more than its port")
 	}
 	// A new floating IP is announced by gratuitous ARP: with arp_accept the
 	// outside learns it without sending anything.
-	sh(t, "ip", "netns", "exec", out, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/eth0/arp_accept")
+	netnstest.Sh(t, "ip", "netns", "exec", out, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/eth0/arp_accept")
 	r.FloatingIPs = append(r.FloatingIPs, FloatingIP{FloatingIP: "203.0.113.21", FixedIP: "10.1.0.11"})
 	d.Routers[0] = r
 	if err := m.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if got := sh(t, "ip", "-n", out, "neigh", "show", "203.0.113.21"); !strings.Contains(got, "fa:16:3e:00:10:03") {
+	if got := netnstest.Sh(t, "ip", "-n", out, "neigh", "show", "203.0.113.21"); !strings.Contains(got, "fa:16:3e:00:10:03") {
 		t.Fatalf("no gratuitous ARP for 203.0.113.21 seen outside: %q", got)
 	}
 	// Idempotent: a second Apply, and a new Manager (restarted agent).
@@ -185,11 +139,11 @@ func TestKernelRouter(t *testing.T) {
 	if err := m2.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if !l.reach(out, "203.0.113.20", 7000) {
+	if !netnstest.Reach(out, "203.0.113.20", 7000) {
 		t.Fatal("floating IP lost after resync")
 	}
 
-	if ct := sh(t, "ip", "netns", "exec", ns, "cat", "/proc/net/nf_conntrack"); !strings.Contains(ct, "203.0.113.20") {
+	if ct := netnstest.Sh(t, "ip", "netns", "exec", ns, "cat", "/proc/net/nf_conntrack"); !strings.Contains(ct, "203.0.113.20") {
 		t.Fatalf("no tracked connection through the floating IP:\n%s", ct)
 	}
 	// SNAT off: vmB (no floating IP) cannot get out; vmA still can via its FIP.
@@ -201,19 +155,19 @@ func TestKernelRouter(t *testing.T) {
 	if err := m2.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if l.reach(vmB, "203.0.113.1", 7000) {
+	if netnstest.Reach(vmB, "203.0.113.1", 7000) {
 		t.Fatal("vmB reaches the outside with SNAT disabled")
 	}
-	if ct := sh(t, "ip", "netns", "exec", ns, "cat", "/proc/net/nf_conntrack"); strings.Contains(ct, "203.0.113.20") {
+	if ct := netnstest.Sh(t, "ip", "netns", "exec", ns, "cat", "/proc/net/nf_conntrack"); strings.Contains(ct, "203.0.113.20") {
 		t.Fatalf("connections of a removed floating IP still tracked:\n%s", ct)
 	}
-	if l.reach(out, "203.0.113.20", 7000) {
+	if netnstest.Reach(out, "203.0.113.20", 7000) {
 		t.Fatal("removed floating IP still reachable")
 	}
-	if got := sh(t, "ip", "-n", ns, "route"); strings.Contains(got, "192.168.50.0") {
+	if got := netnstest.Sh(t, "ip", "-n", ns, "route"); strings.Contains(got, "192.168.50.0") {
 		t.Fatalf("removed extra route still there:\n%s", got)
 	}
-	if got := sh(t, "ip", "-n", ns, "addr", "show", "dev", "qg-eeeeeeee-33"); strings.Contains(got, "203.0.113.20") {
+	if got := netnstest.Sh(t, "ip", "-n", ns, "addr", "show", "dev", "qg-eeeeeeee-33"); strings.Contains(got, "203.0.113.20") {
 		t.Fatalf("floating address still on the gateway:\n%s", got)
 	}
 	// Interface removed: its devices go, on both sides.

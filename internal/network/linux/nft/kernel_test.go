@@ -2,9 +2,6 @@ package nft
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -18,32 +15,13 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/kumo-cloud/kumo/internal/network/linux/netnstest"
 )
 
 // Kernel tests build a "host" namespace with a bridge and VM namespaces
 // attached by veth pairs (host end = the tap), all thrown away afterwards.
 // No traffic leaves these namespaces.
-
-func requireKernel(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root (network namespaces, nftables)")
-	}
-	for _, bin := range []string{"ip", "busybox"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("kernel test: needs %s in PATH", bin)
-		}
-	}
-}
-
-func sh(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 type lab struct {
 	t      *testing.T
@@ -56,49 +34,24 @@ type vm struct {
 }
 
 func newLab(t *testing.T) *lab {
-	requireKernel(t)
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	l := &lab{t: t, prefix: "ks" + hex.EncodeToString(b)}
+	netnstest.Require(t, "busybox")
+	l := &lab{t: t, prefix: "ks" + netnstest.Tag()}
 	l.host = l.prefix + "-h"
-	l.netns(l.host)
-	sh(t, "ip", "-n", l.host, "link", "add", "br0", "type", "bridge")
-	sh(t, "ip", "-n", l.host, "link", "set", "br0", "up")
+	netnstest.Netns(t, l.host)
+	netnstest.Sh(t, "ip", "-n", l.host, "link", "add", "br0", "type", "bridge")
+	netnstest.Sh(t, "ip", "-n", l.host, "link", "set", "br0", "up")
 	return l
-}
-
-func (l *lab) netns(name string) {
-	sh(l.t, "ip", "netns", "add", name)
-	l.t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	sh(l.t, "ip", "-n", name, "link", "set", "lo", "up")
 }
 
 // vm adds a VM namespace with eth0 (mac, ip/24) whose peer tap is in br0.
 func (l *lab) vm(name, mac, ip string) vm {
 	v := vm{ns: l.prefix + "-" + name, tap: "tap" + name, mac: mac, ip: ip}
-	l.netns(v.ns)
-	sh(l.t, "ip", "-n", l.host, "link", "add", v.tap, "type", "veth", "peer", "name", "eth0", "netns", v.ns)
-	sh(l.t, "ip", "-n", l.host, "link", "set", v.tap, "master", "br0", "up")
-	sh(l.t, "ip", "-n", v.ns, "link", "set", "eth0", "address", mac)
-	sh(l.t, "ip", "-n", v.ns, "addr", "add", ip+"/24", "dev", "eth0")
-	sh(l.t, "ip", "-n", v.ns, "link", "set", "eth0", "up")
+	netnstest.Netns(l.t, v.ns)
+	netnstest.Veth(l.t, l.host, v.tap, v.ns, "br0")
+	netnstest.Sh(l.t, "ip", "-n", v.ns, "link", "set", "eth0", "address", mac)
+	netnstest.Sh(l.t, "ip", "-n", v.ns, "addr", "add", ip+"/24", "dev", "eth0")
+	netnstest.Sh(l.t, "ip", "-n", v.ns, "link", "set", "eth0", "up")
 	return v
-}
-
-// listen serves "hi" on a TCP port inside the VM until the test ends.
-func (l *lab) listen(v vm, port int) {
-	cmd := exec.Command("ip", "netns", "exec", v.ns, "busybox", "nc", "-ll", "-p", fmt.Sprint(port), "-e", "/bin/echo", "hi")
-	if err := cmd.Start(); err != nil {
-		l.t.Fatal(err)
-	}
-	l.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	time.Sleep(100 * time.Millisecond)
-}
-
-// reach reports whether from can open a TCP connection to ip:port (2 s).
-func (l *lab) reach(from vm, ip string, port int) bool {
-	out, _ := exec.Command("ip", "netns", "exec", from.ns, "busybox", "nc", "-w", "2", ip, fmt.Sprint(port)).CombinedOutput()
-	return strings.Contains(string(out), "hi")
 }
 
 func (l *lab) firewall() *Firewall {
@@ -120,8 +73,8 @@ func TestKernelRuleOpensAndClosesPort(t *testing.T) {
 	l := newLab(t)
 	a := l.vm("a", "fa:16:3e:00:00:0a", "10.9.0.1")
 	b := l.vm("b", "fa:16:3e:00:00:0b", "10.9.0.2")
-	l.listen(b, 8080)
-	l.listen(b, 8081)
+	netnstest.Listen(t, b.ns, 8080)
+	netnstest.Listen(t, b.ns, 8081)
 	fw := l.firewall()
 	ctx := context.Background()
 	web := Group{ID: "web", Stateful: true, Rules: append([]SGRule{
@@ -135,15 +88,15 @@ func TestKernelRuleOpensAndClosesPort(t *testing.T) {
 	if _, err := fw.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if !l.reach(a, b.ip, 8080) {
+	if !netnstest.Reach(a.ns, b.ip, 8080) {
 		t.Fatal("8080 allowed by rule r1 but unreachable")
 	}
 	// The flow was tracked in br0's zone.
-	ct := sh(t, "ip", "netns", "exec", l.host, "cat", "/proc/net/nf_conntrack")
+	ct := netnstest.Sh(t, "ip", "netns", "exec", l.host, "cat", "/proc/net/nf_conntrack")
 	if !strings.Contains(ct, "dport=8080") || !regexp.MustCompile(`dport=8080 .*zone=1\b`).MatchString(ct) {
 		t.Fatalf("flow not tracked in zone 1:\n%s", ct)
 	}
-	if l.reach(a, b.ip, 8081) {
+	if netnstest.Reach(a.ns, b.ip, 8081) {
 		t.Fatal("8081 reachable without a rule")
 	}
 	// Open 8081 with a rule; only the group's ingress chain changes.
@@ -156,7 +109,7 @@ func TestKernelRuleOpensAndClosesPort(t *testing.T) {
 	if st.ChainsWritten != 1 || st.ElemsAdded+st.ElemsDeleted != 0 {
 		t.Fatalf("rule add rewrote %+v, want one chain", st)
 	}
-	if !l.reach(a, b.ip, 8081) {
+	if !netnstest.Reach(a.ns, b.ip, 8081) {
 		t.Fatal("8081 unreachable after rule r2 was added")
 	}
 	// Remove it again: closed within a second (Apply returns once the
@@ -170,7 +123,7 @@ func TestKernelRuleOpensAndClosesPort(t *testing.T) {
 	if el := time.Since(start); el > time.Second {
 		t.Fatalf("applying the removal took %v", el)
 	}
-	if l.reach(a, b.ip, 8081) {
+	if netnstest.Reach(a.ns, b.ip, 8081) {
 		t.Fatal("8081 still reachable after rule r2 was removed")
 	}
 	// Repeating Apply changes nothing.
@@ -188,7 +141,7 @@ func TestKernelRuleOpensAndClosesPort(t *testing.T) {
 	if _, err := fw.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if l.reach(a, b.ip, 8080) {
+	if netnstest.Reach(a.ns, b.ip, 8080) {
 		t.Fatal("a reached b without an egress rule")
 	}
 	// Port security off for a: no filtering for it at all.
@@ -196,13 +149,13 @@ func TestKernelRuleOpensAndClosesPort(t *testing.T) {
 	if _, err := fw.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if !l.reach(a, b.ip, 8080) {
+	if !netnstest.Reach(a.ns, b.ip, 8080) {
 		t.Fatal("a with port security disabled cannot reach b:8080")
 	}
 	if err := fw.Remove(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !l.reach(a, b.ip, 8081) {
+	if !netnstest.Reach(a.ns, b.ip, 8081) {
 		t.Fatal("8081 unreachable after the tables were removed")
 	}
 }
@@ -211,7 +164,7 @@ func TestKernelRemoteGroupMembership(t *testing.T) {
 	l := newLab(t)
 	a := l.vm("a", "fa:16:3e:00:01:0a", "10.9.1.1")
 	b := l.vm("b", "fa:16:3e:00:01:0b", "10.9.1.2")
-	l.listen(b, 22)
+	netnstest.Listen(t, b.ns, 22)
 	fw := l.firewall()
 	ctx := context.Background()
 	clients := Group{ID: "clients", Stateful: true, Rules: egressAll}
@@ -222,7 +175,7 @@ func TestKernelRemoteGroupMembership(t *testing.T) {
 	if _, err := fw.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if l.reach(a, b.ip, 22) {
+	if netnstest.Reach(a.ns, b.ip, 22) {
 		t.Fatal("reachable while a is not a member of clients")
 	}
 	d.Groups[0].Members = []string{a.ip, "192.0.2.0/24"}
@@ -233,7 +186,7 @@ func TestKernelRemoteGroupMembership(t *testing.T) {
 	if st.ChainsWritten != 0 || st.ElemsAdded != 2 {
 		t.Fatalf("membership change: %+v, want 2 elements and no chain", st)
 	}
-	if !l.reach(a, b.ip, 22) {
+	if !netnstest.Reach(a.ns, b.ip, 22) {
 		t.Fatal("member of clients cannot reach ssh")
 	}
 	if st, err := l.firewall().Apply(ctx, d); err != nil || st.Changed() {
@@ -244,7 +197,7 @@ func TestKernelRemoteGroupMembership(t *testing.T) {
 	if err != nil || st.ElemsDeleted != 1 || st.ChainsWritten != 0 {
 		t.Fatalf("member removal: %+v, %v", st, err)
 	}
-	if l.reach(a, b.ip, 22) {
+	if netnstest.Reach(a.ns, b.ip, 22) {
 		t.Fatal("reachable after a left clients")
 	}
 }
@@ -253,7 +206,7 @@ func TestKernelAntiSpoofing(t *testing.T) {
 	l := newLab(t)
 	a := l.vm("a", "fa:16:3e:00:02:0a", "10.9.2.1")
 	b := l.vm("b", "fa:16:3e:00:02:0b", "10.9.2.2")
-	l.listen(b, 80)
+	netnstest.Listen(t, b.ns, 80)
 	fw := l.firewall()
 	ctx := context.Background()
 	open := Group{ID: "open", Stateful: true, Rules: append([]SGRule{{ID: "in", Direction: "ingress", EtherType: "IPv4"}}, egressAll...)}
@@ -261,15 +214,15 @@ func TestKernelAntiSpoofing(t *testing.T) {
 	if _, err := fw.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if !l.reach(a, b.ip, 80) {
-		t.Log(sh(t, "ip", "netns", "exec", l.host, "nft", "list", "ruleset"))
+	if !netnstest.Reach(a.ns, b.ip, 80) {
+		t.Log(netnstest.Sh(t, "ip", "netns", "exec", l.host, "nft", "list", "ruleset"))
 		t.Fatal("a cannot reach b with an allow-all group")
 	}
 	// a takes another address: its packets (and its ARP) are dropped.
-	sh(t, "ip", "-n", a.ns, "addr", "flush", "dev", "eth0")
-	sh(t, "ip", "-n", a.ns, "addr", "add", "10.9.2.99/24", "dev", "eth0")
-	sh(t, "ip", "-n", b.ns, "neigh", "flush", "dev", "eth0")
-	if l.reach(a, b.ip, 80) {
+	netnstest.Sh(t, "ip", "-n", a.ns, "addr", "flush", "dev", "eth0")
+	netnstest.Sh(t, "ip", "-n", a.ns, "addr", "add", "10.9.2.99/24", "dev", "eth0")
+	netnstest.Sh(t, "ip", "-n", b.ns, "neigh", "flush", "dev", "eth0")
+	if netnstest.Reach(a.ns, b.ip, 80) {
 		t.Fatal("spoofed source address got through")
 	}
 	// An allowed address pair makes the new address legal.
@@ -279,15 +232,15 @@ func TestKernelAntiSpoofing(t *testing.T) {
 	}
 	// The dropped attempt above may have left failed neighbour entries:
 	// start clean and allow a retry (a loaded machine delays ARP).
-	sh(t, "ip", "-n", a.ns, "neigh", "flush", "dev", "eth0")
-	sh(t, "ip", "-n", b.ns, "neigh", "flush", "dev", "eth0")
-	if !l.reach(a, b.ip, 80) && !l.reach(a, b.ip, 80) {
+	netnstest.Sh(t, "ip", "-n", a.ns, "neigh", "flush", "dev", "eth0")
+	netnstest.Sh(t, "ip", "-n", b.ns, "neigh", "flush", "dev", "eth0")
+	if !netnstest.Reach(a.ns, b.ip, 80) && !netnstest.Reach(a.ns, b.ip, 80) {
 		t.Fatal("address from an allowed address pair blocked")
 	}
 	// A changed MAC is dropped.
-	sh(t, "ip", "-n", a.ns, "link", "set", "eth0", "address", "fa:16:3e:00:02:99")
-	sh(t, "ip", "-n", b.ns, "neigh", "flush", "dev", "eth0")
-	if l.reach(a, b.ip, 80) {
+	netnstest.Sh(t, "ip", "-n", a.ns, "link", "set", "eth0", "address", "fa:16:3e:00:02:99")
+	netnstest.Sh(t, "ip", "-n", b.ns, "neigh", "flush", "dev", "eth0")
+	if netnstest.Reach(a.ns, b.ip, 80) {
 		t.Fatal("spoofed MAC got through")
 	}
 }
@@ -296,7 +249,7 @@ func TestKernelStatelessGroup(t *testing.T) {
 	l := newLab(t)
 	a := l.vm("a", "fa:16:3e:00:03:0a", "10.9.3.1")
 	b := l.vm("b", "fa:16:3e:00:03:0b", "10.9.3.2")
-	l.listen(b, 80)
+	netnstest.Listen(t, b.ns, 80)
 	fw := l.firewall()
 	ctx := context.Background()
 	d := Desired{
@@ -307,14 +260,14 @@ func TestKernelStatelessGroup(t *testing.T) {
 	if _, err := fw.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if l.reach(a, b.ip, 80) {
+	if netnstest.Reach(a.ns, b.ip, 80) {
 		t.Fatal("stateless group without an egress rule let replies out")
 	}
 	d.Groups[1].Rules = append(d.Groups[1].Rules, SGRule{ID: "out", Direction: "egress", EtherType: "IPv4", Protocol: "tcp"})
 	if _, err := fw.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if !l.reach(a, b.ip, 80) {
+	if !netnstest.Reach(a.ns, b.ip, 80) {
 		t.Fatal("stateless group with both directions open blocks the flow")
 	}
 }
@@ -327,10 +280,10 @@ func TestKernelIPv6(t *testing.T) {
 		vm   vm
 		addr string
 	}{{a, "2001:db8:4::a"}, {b, "2001:db8:4::b"}} {
-		sh(t, "ip", "-n", v.vm.ns, "addr", "add", v.addr+"/64", "dev", "eth0", "nodad")
+		netnstest.Sh(t, "ip", "-n", v.vm.ns, "addr", "add", v.addr+"/64", "dev", "eth0", "nodad")
 	}
-	l.listen(b, 8080)
-	l.listen(b, 8081)
+	netnstest.Listen(t, b.ns, 8080)
+	netnstest.Listen(t, b.ns, 8081)
 	fw := l.firewall()
 	ctx := context.Background()
 	pa, pb := port(a, "pa", "default"), port(b, "pb", "web")
@@ -347,27 +300,27 @@ func TestKernelIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Neighbour discovery must work through the filter for any of this.
-	if !l.reach(a, "2001:db8:4::b", 8080) {
+	if !netnstest.Reach(a.ns, "2001:db8:4::b", 8080) {
 		t.Fatal("IPv6 8080 allowed but unreachable")
 	}
-	if l.reach(a, "2001:db8:4::b", 8081) {
+	if netnstest.Reach(a.ns, "2001:db8:4::b", 8081) {
 		t.Fatal("IPv6 8081 reachable without a rule")
 	}
-	if l.reach(a, b.ip, 8080) {
+	if netnstest.Reach(a.ns, b.ip, 8080) {
 		t.Fatal("IPv4 8080 reachable with an IPv6-only rule")
 	}
 	// A source address a does not own is dropped, until it is an allowed
 	// address pair.
-	sh(t, "ip", "-n", a.ns, "addr", "del", "2001:db8:4::a/64", "dev", "eth0")
-	sh(t, "ip", "-n", a.ns, "addr", "add", "2001:db8:4::99/64", "dev", "eth0", "nodad")
-	if l.reach(a, "2001:db8:4::b", 8080) {
+	netnstest.Sh(t, "ip", "-n", a.ns, "addr", "del", "2001:db8:4::a/64", "dev", "eth0")
+	netnstest.Sh(t, "ip", "-n", a.ns, "addr", "add", "2001:db8:4::99/64", "dev", "eth0", "nodad")
+	if netnstest.Reach(a.ns, "2001:db8:4::b", 8080) {
 		t.Fatal("spoofed IPv6 source got through")
 	}
 	d.Ports[0].AllowedAddressPairs = []AddressPair{{IPAddress: "2001:db8:4::99"}}
 	if _, err := fw.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if !l.reach(a, "2001:db8:4::b", 8080) {
+	if !netnstest.Reach(a.ns, "2001:db8:4::b", 8080) {
 		t.Fatal("IPv6 allowed address pair blocked")
 	}
 }
