@@ -422,7 +422,7 @@ func TestBootDeleteStatements(t *testing.T) {
 				if err := <-ch(id); err != nil {
 					t.Fatalf("boot: %v", err)
 				}
-				e.do("alice", "DELETE", v21+"/servers/"+id, "", "").expect(t, 204, "")
+				e.do("alice", "DELETE", v21+"/servers/"+id, "", "").Expect(t, 204, "")
 				if err := <-ch(id); err != nil {
 					t.Fatalf("delete: %v", err)
 				}
