@@ -14,6 +14,14 @@ func TestWaitExit(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	pid := cmd.Process.Pid
+	// Start returns once the exec has closed the child's descriptors, a
+	// moment before the kernel sets up the new command line: wait for it.
+	for deadline := time.Now().Add(5 * time.Second); !alive(pid, "1000.5"); {
+		if time.Now().After(deadline) {
+			t.Fatal("sleep never showed its command line")
+		}
+		time.Sleep(time.Millisecond)
+	}
 
 	// A cancelled wait returns the context's error while the process runs.
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
