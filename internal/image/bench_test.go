@@ -168,7 +168,7 @@ func BenchmarkList1000(b *testing.B) {
 // BenchmarkIngest measures the store's write path alone (no HTTP client
 // competing for the CPUs): read, MD5 + SHA-512 in parallel, write, fsync.
 func BenchmarkIngest(b *testing.B) {
-	bl, err := newBlobs(b.TempDir())
+	bl, err := newBlobs(b.TempDir(), "sha512", true)
 	if err != nil {
 		b.Fatal(err)
 	}
