@@ -131,10 +131,13 @@ func (d *dataFile) finish(size int64) error {
 	return d.f.Sync()
 }
 
+// directReaders is how many direct reads of a download are in flight.
+const directReaders = 2
+
 // copyData writes n bytes of f from off to w. Blocks that are in the page
 // cache are read from it; the others are read with O_DIRECT, so a
-// download does not fill the page cache (see above). A goroutine reads
-// ahead while w takes the previous block.
+// download does not fill the page cache (see above). Reads run ahead
+// while w takes the previous block.
 func copyData(w io.Writer, f *os.File, off, n int64, direct bool) (int64, error) {
 	dfd := -1
 	if direct {
@@ -148,67 +151,79 @@ func copyData(w io.Writer, f *os.File, off, n int64, direct bool) (int64, error)
 	if dfd < 0 {
 		return copyBuffered(w, f, off, n)
 	}
+	// Blocks are read by directReaders goroutines at once (the disk
+	// works on several requests) and written to w in order.
 	type block struct {
 		buf  *[]byte
-		skip int // bytes before off in the first, aligned block
-		n    int
+		pos  int64
+		want int
+		got  int
 		err  error
+		done chan struct{}
 	}
-	const ahead = 3
-	free := make(chan *[]byte, ahead+1)
-	for range ahead + 1 {
+	const buffers = directReaders + 2
+	free := make(chan *[]byte, buffers)
+	for range buffers {
 		free <- chunkPool.Get().(*[]byte)
 	}
-	full := make(chan block, ahead)
+	order := make(chan *block, buffers)
+	jobs := make(chan *block)
 	stop := make(chan struct{})
 	bfd := int(f.Fd())
-	go func() {
-		defer close(full)
-		pos := off &^ (dioAlign - 1)
-		end := off + n
-		for pos < end {
-			select {
-			case <-stop:
-				return
-			default:
+	for range directReaders {
+		go func() {
+			for b := range jobs {
+				b.got, b.err = readBlock(bfd, dfd, (*b.buf)[:b.want], b.pos)
+				close(b.done)
 			}
+		}()
+	}
+	end := off + n
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		for pos := off &^ (dioAlign - 1); pos < end; {
 			var bp *[]byte
 			select {
 			case bp = <-free:
 			case <-stop:
 				return
 			}
-			b := *bp
-			want := int(min(int64(len(b)), (end-pos+dioAlign-1)&^(dioAlign-1)))
-			got, err := readBlock(bfd, dfd, b[:want], pos)
-			skip := int(max(off-pos, 0))
-			use := min(int64(got), end-pos) - int64(skip)
-			if err == nil && use <= 0 {
-				err = io.ErrUnexpectedEOF
-			}
-			full <- block{buf: bp, skip: skip, n: int(max(use, 0)), err: err}
-			if err != nil {
+			b := &block{buf: bp, pos: pos, want: int(min(int64(len(*bp)), (end-pos+dioAlign-1)&^(dioAlign-1))), done: make(chan struct{})}
+			select {
+			case order <- b:
+			case <-stop:
+				free <- bp
 				return
 			}
-			pos += int64(got)
+			jobs <- b
+			pos += int64(b.want)
 		}
 	}()
 	defer func() {
 		close(stop)
-		for b := range full {
+		for b := range order {
+			<-b.done
 			free <- b.buf
 		}
-		for range ahead + 1 {
+		for range buffers {
 			chunkPool.Put(<-free)
 		}
 	}()
 	var done int64
-	for b := range full {
-		if b.err != nil {
-			free <- b.buf
-			return done, fmt.Errorf("read image data: %w", b.err)
+	for b := range order {
+		<-b.done
+		skip := max(off-b.pos, 0)
+		last := min(int64(b.got), end-b.pos)
+		err := b.err
+		if err == nil && (last <= skip || b.got < b.want && b.pos+int64(b.got) < end) {
+			err = io.ErrUnexpectedEOF // the file is shorter than the image
 		}
-		m, err := w.Write((*b.buf)[b.skip : b.skip+b.n])
+		if err != nil {
+			free <- b.buf
+			return done, fmt.Errorf("read image data: %w", err)
+		}
+		m, err := w.Write((*b.buf)[skip:last])
 		done += int64(m)
 		free <- b.buf
 		if err != nil {
