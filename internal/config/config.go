@@ -43,9 +43,9 @@ type Config struct {
 
 	Image struct {
 		ProjectQuotaBytes int64 `yaml:"project_quota_bytes"`
-		// BufferedIO moves image data through the page cache instead of
-		// O_DIRECT (see internal/image/dataio_linux.go).
-		BufferedIO bool `yaml:"buffered_io"`
+		// DirectIO moves image data with O_DIRECT instead of through the
+		// page cache (see internal/image/dataio_linux.go).
+		DirectIO bool `yaml:"direct_io"`
 		// HashingAlgorithm is Glance's hashing_algorithm: the
 		// os_hash_algo of new images, sha512 (default), sha384 or sha256.
 		HashingAlgorithm string `yaml:"hashing_algorithm"`

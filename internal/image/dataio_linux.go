@@ -11,15 +11,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Image data and the page cache. In the VM this was tuned on (PVM,
+// Image data and the page cache. In the VM this was measured on (PVM,
 // 2 cores) every page the kernel newly allocates costs ~12-16 µs of CPU
 // (host faults; anonymous memory: 4.1-4.4 s per GiB on first touch), so
-// writing a new 1 GiB image through the page cache costs ~3 s of CPU per
-// GiB (more than MD5 or SHA-512) and a cold buffered read ~2 s; O_DIRECT
-// writes and reads move the data by DMA for ~0.1-0.2 s. See
-// docs/performance.md, "Image upload: where the time goes". Direct I/O
-// is the default; image.buffered_io turns it off, and file systems
-// without O_DIRECT (tmpfs) fall back to buffered I/O by themselves.
+// writing a new 1 GiB image through the page cache costs ~2-3 s of CPU
+// per GiB (more than MD5 or SHA-512) and a cold buffered read ~2 s;
+// O_DIRECT writes and reads move the data by DMA for ~0.1-0.3 s. But
+// then downloads come from the shared disk (300-900 MiB/s here) instead
+// of the page cache (1-2.7 GB/s), so direct I/O is an option
+// (image.direct_io), not the default. See docs/performance.md, "Image
+// upload: where the time goes". File systems without O_DIRECT fall back
+// to buffered I/O by themselves.
 
 // directWriters is how many direct writes are in flight: one at a time
 // the disk took 4 MiB writes at ~320 MiB/s here.

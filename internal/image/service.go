@@ -37,10 +37,10 @@ type Config struct {
 	MaxTags, MaxMembers, MaxProperties int
 	// ImportMethods enabled; default glance-direct (the only one Kumo has).
 	ImportMethods []string
-	// BufferedIO writes and reads image data through the page cache;
-	// by default it moves with O_DIRECT where the file system allows it
-	// (see dataio_linux.go for why).
-	BufferedIO bool
+	// DirectIO writes and reads image data with O_DIRECT where the file
+	// system allows it instead of through the page cache: less CPU per
+	// upload, downloads at the disk's speed (see dataio_linux.go).
+	DirectIO bool
 	// HashingAlgorithm computes os_hash_value of new image data: sha512
 	// (the default, as in Glance), sha384 or sha256.
 	HashingAlgorithm string
@@ -105,7 +105,7 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	if cfg.StoreDir == "images" && deps.DataDir == "" {
 		return nil, errors.New("image: no store directory")
 	}
-	b, err := newBlobs(cfg.StoreDir, cfg.HashingAlgorithm, !cfg.BufferedIO)
+	b, err := newBlobs(cfg.StoreDir, cfg.HashingAlgorithm, cfg.DirectIO)
 	if err != nil {
 		return nil, err
 	}
