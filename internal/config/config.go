@@ -43,6 +43,12 @@ type Config struct {
 
 	Image struct {
 		ProjectQuotaBytes int64 `yaml:"project_quota_bytes"`
+		// DirectIO moves image data with O_DIRECT instead of through the
+		// page cache (see internal/image/dataio_linux.go).
+		DirectIO bool `yaml:"direct_io"`
+		// HashingAlgorithm is Glance's hashing_algorithm: the
+		// os_hash_algo of new images, sha512 (default), sha384 or sha256.
+		HashingAlgorithm string `yaml:"hashing_algorithm"`
 	} `yaml:"image"`
 
 	Compute struct {

@@ -554,7 +554,13 @@ func (b *truncatedBody) Read(p []byte) (int, error) {
 }
 
 func TestTruncatedUpload(t *testing.T) {
-	a := newTestAPI(t, Config{})
+	for _, direct := range []bool{false, true} {
+		t.Run(ioName(direct), func(t *testing.T) { testTruncatedUpload(t, direct) })
+	}
+}
+
+func testTruncatedUpload(t *testing.T, direct bool) {
+	a := newTestAPI(t, Config{DirectIO: direct})
 	id := a.create("alice", map[string]any{"disk_format": "raw", "container_format": "bare"})
 	// Through the service directly: the body fails mid-way.
 	ctx := authCtx(t, a, "alice")

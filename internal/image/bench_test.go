@@ -70,11 +70,26 @@ func benchUpload(b *testing.B, a *testAPI, size int64) string {
 }
 
 // BenchmarkUpload streams a 256 MiB image through HTTP into the store
-// (hashing MD5 and SHA-512, fsync, rename). Reported: throughput, peak
+// (hashing MD5 and SHA-512, fsync, rename), through the page cache and
+// with direct I/O (image.direct_io). Reported: throughput, peak
 // heap growth, which must not depend on the image size, and the CPU of
 // the whole process (HTTP client included) per GiB.
 func BenchmarkUpload(b *testing.B) {
-	a := newTestAPI(b, Config{})
+	for _, direct := range []bool{false, true} {
+		b.Run(ioName(direct), func(b *testing.B) { benchmarkUpload(b, direct) })
+	}
+}
+
+// ioName names the I/O mode of a sub-benchmark.
+func ioName(direct bool) string {
+	if direct {
+		return "direct"
+	}
+	return "page-cache"
+}
+
+func benchmarkUpload(b *testing.B, direct bool) {
+	a := newTestAPI(b, Config{DirectIO: direct})
 	b.SetBytes(benchImageSize)
 	var ms runtime.MemStats
 	runtime.GC()
@@ -102,7 +117,13 @@ func BenchmarkUpload(b *testing.B) {
 // BenchmarkDownload streams a 256 MiB image out of the store over HTTP;
 // the CPU per GiB includes the HTTP client reading it.
 func BenchmarkDownload(b *testing.B) {
-	a := newTestAPI(b, Config{})
+	for _, direct := range []bool{false, true} {
+		b.Run(ioName(direct), func(b *testing.B) { benchmarkDownload(b, direct) })
+	}
+}
+
+func benchmarkDownload(b *testing.B, direct bool) {
+	a := newTestAPI(b, Config{DirectIO: direct})
 	id := benchUpload(b, a, benchImageSize)
 	b.SetBytes(benchImageSize)
 	buf := make([]byte, 1<<20)
@@ -181,7 +202,13 @@ func benchList1000(b *testing.B, d *db.DB) {
 // BenchmarkIngest measures the store's write path alone (no HTTP client
 // competing for the CPUs): read, MD5 + SHA-512 in parallel, write, fsync.
 func BenchmarkIngest(b *testing.B) {
-	bl, err := newBlobs(b.TempDir())
+	for _, direct := range []bool{false, true} {
+		b.Run(ioName(direct), func(b *testing.B) { benchmarkIngest(b, direct) })
+	}
+}
+
+func benchmarkIngest(b *testing.B, direct bool) {
+	bl, err := newBlobs(b.TempDir(), "sha512", direct)
 	if err != nil {
 		b.Fatal(err)
 	}

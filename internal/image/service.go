@@ -37,6 +37,13 @@ type Config struct {
 	MaxTags, MaxMembers, MaxProperties int
 	// ImportMethods enabled; default glance-direct (the only one Kumo has).
 	ImportMethods []string
+	// DirectIO writes and reads image data with O_DIRECT where the file
+	// system allows it instead of through the page cache: less CPU per
+	// upload, downloads at the disk's speed (see dataio_linux.go).
+	DirectIO bool
+	// HashingAlgorithm computes os_hash_value of new image data: sha512
+	// (the default, as in Glance), sha384 or sha256.
+	HashingAlgorithm string
 }
 
 func (c Config) withDefaults(dataDir string) Config {
@@ -60,6 +67,9 @@ func (c Config) withDefaults(dataDir string) Config {
 	}
 	if c.MaxProperties <= 0 {
 		c.MaxProperties = 128
+	}
+	if c.HashingAlgorithm == "" {
+		c.HashingAlgorithm = "sha512"
 	}
 	if len(c.ImportMethods) == 0 {
 		c.ImportMethods = []string{"glance-direct"}
@@ -95,7 +105,7 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	if cfg.StoreDir == "images" && deps.DataDir == "" {
 		return nil, errors.New("image: no store directory")
 	}
-	b, err := newBlobs(cfg.StoreDir)
+	b, err := newBlobs(cfg.StoreDir, cfg.HashingAlgorithm, cfg.DirectIO)
 	if err != nil {
 		return nil, err
 	}
@@ -699,7 +709,7 @@ func (s *Service) activate(ctx context.Context, id string, in *ingested, from, s
 		if info.VirtualSize > 0 || in.size == 0 {
 			img.VirtualSize = ptr(info.VirtualSize)
 		}
-		img.Checksum, img.HashAlgo, img.HashValue = ptr(in.md5), ptr("sha512"), ptr(in.sha512)
+		img.Checksum, img.HashAlgo, img.HashValue = ptr(in.md5), ptr(in.algo), ptr(in.hash)
 		img.UpdatedAt = s.now().UTC()
 		if err := os.Rename(src, dst); err != nil {
 			return fmt.Errorf("commit image data: %w", err)
@@ -901,13 +911,13 @@ func (s *Service) runImport(img *Image) error {
 	if err != nil {
 		return fail(err)
 	}
-	md, sh := newHashes()
+	md, sh := s.blobs.newHashes()
 	size, err := pipeline(ctx, f, s.cfg.MaxImageBytes, io.Discard, md, sh)
 	f.Close()
 	if err != nil {
 		return fail(err)
 	}
-	in := &ingested{tmp: staged, size: size, md5: hexSum(md), sha512: hexSum(sh)}
+	in := &ingested{tmp: staged, size: size, md5: hexSum(md), algo: s.blobs.algo, hash: hexSum(sh)}
 	if err := s.activate(ctx, img.ID, in, StatusImporting, staged, s.blobs.path(img.ID), str(img.DiskFormat)); err != nil {
 		return fail(err)
 	}

@@ -26,7 +26,8 @@ import (
 
 // extraServices builds the API services beside identity.
 func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error) {
-	img, err := image.New(deps, image.Config{ProjectQuotaBytes: cfg.Image.ProjectQuotaBytes})
+	img, err := image.New(deps, image.Config{ProjectQuotaBytes: cfg.Image.ProjectQuotaBytes, DirectIO: cfg.Image.DirectIO,
+		HashingAlgorithm: cfg.Image.HashingAlgorithm})
 	if err != nil {
 		return nil, fmt.Errorf("image service: %w", err)
 	}

@@ -11,10 +11,12 @@ package cache
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -167,12 +169,18 @@ func (c *Cache) releaser(id string) func() {
 	}
 }
 
+// hashAlgos are the os_hash_algo values an image is verified with (the
+// image service's hashing_algorithm choices); "" verifies with SHA-512,
+// which is what os_hash_value holds when no algorithm is named.
+var hashAlgos = map[string]func() hash.Hash{"": sha512.New, "sha512": sha512.New, "sha384": sha512.New384, "sha256": sha256.New}
+
 func (c *Cache) download(ctx context.Context, id string) (string, error) {
 	meta, err := c.fetch.Meta(ctx, id)
 	if err != nil {
 		return "", fmt.Errorf("image %s: %w", id, err)
 	}
-	if meta.HashAlgo != "" && meta.HashAlgo != "sha512" {
+	newHash, known := hashAlgos[meta.HashAlgo]
+	if !known {
 		return "", fmt.Errorf("image %s: unsupported hash algorithm %q", id, meta.HashAlgo)
 	}
 	rc, err := c.fetch.Open(ctx, id)
@@ -192,7 +200,7 @@ func (c *Cache) download(ctx context.Context, id string) (string, error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	h := sha512.New()
+	h := newHash()
 	n, err := io.Copy(io.MultiWriter(tmp, h), rc)
 	if err != nil {
 		return "", fmt.Errorf("image %s: fetch: %w", id, err)

@@ -28,6 +28,12 @@ import (
 // glance starts a real image service and uploads one image.
 func glance(t *testing.T, data []byte) (base, id string, fetcher *countingFetcher) {
 	t.Helper()
+	return glanceWith(t, data, image.Config{})
+}
+
+// glanceWith is glance with an image service configuration.
+func glanceWith(t *testing.T, data []byte, cfg image.Config) (base, id string, fetcher *countingFetcher) {
+	t.Helper()
 	v := authtest.New()
 	tok := v.Add("tok", "u1", "p1", "member", "reader")
 	enf, err := policy.New(image.PolicyDefaults(), nil)
@@ -35,7 +41,7 @@ func glance(t *testing.T, data []byte) (base, id string, fetcher *countingFetche
 		t.Fatal(err)
 	}
 	d := dbtest.OpenSQLite(t, image.Migrations())
-	svc, err := image.New(service.Deps{DB: d, Policy: enf, Auth: v, DataDir: t.TempDir(), PublicURL: "http://x"}, image.Config{})
+	svc, err := image.New(service.Deps{DB: d, Policy: enf, Auth: v, DataDir: t.TempDir(), PublicURL: "http://x"}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,5 +173,26 @@ func TestCorruptDataIsRejected(t *testing.T) {
 	}
 	if _, _, err := c.Acquire(context.Background(), "00000000-0000-4000-8000-000000000000"); err == nil {
 		t.Fatal("unknown image accepted")
+	}
+}
+
+// TestOtherHashingAlgorithm: images hashed with the image service's other
+// hashing_algorithm choices are verified with that algorithm.
+func TestOtherHashingAlgorithm(t *testing.T) {
+	for _, algo := range []string{"sha256", "sha384"} {
+		t.Run(algo, func(t *testing.T) {
+			_, id, f := glanceWith(t, []byte("some image bytes"), image.Config{HashingAlgorithm: algo})
+			c, _ := cache.New(t.TempDir(), f, nil)
+			if _, release, err := c.Acquire(context.Background(), id); err != nil {
+				t.Fatal(err)
+			} else {
+				release()
+			}
+			f.corrupt = true
+			c, _ = cache.New(t.TempDir(), f, nil)
+			if _, _, err := c.Acquire(context.Background(), id); !errors.Is(err, cache.ErrCorrupt) {
+				t.Fatalf("want ErrCorrupt, got %v", err)
+			}
+		})
 	}
 }
