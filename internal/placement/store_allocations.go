@@ -3,9 +3,10 @@ package placement
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/kumo-cloud/kumo/internal/db"
 )
@@ -116,9 +117,10 @@ func (s *store) reshape(ctx context.Context, invs map[string]ProviderInventories
 //
 // The statements do not grow with the number of resource classes: per
 // consumer one read (two when it holds allocations) and one write, per
-// provider one generation bump, then one read of the inventories of every
-// provider allocated on, one delete of the old allocations, one insert of
-// the new ones and one update of the inventories' usage by the net change.
+// provider one generation bump and one update of its inventories' usage
+// by the net change, and once one read of the inventories of every
+// provider allocated on, one delete of the old allocations and one insert
+// of the new ones.
 // Capacity and unit checks run on the inventories read after the
 // providers are locked, in provider then class order per consumer, with
 // the usage the earlier consumers of sets and the released allocations
@@ -197,10 +199,14 @@ func (s *store) replaceAllocationsTx(ctx context.Context, tx *sql.Tx, sets []Con
 	if err != nil {
 		return err
 	}
-	if len(replaced) > 0 {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM placement_allocations WHERE consumer_uuid `+s.db.InList(1), db.JSONStrings(replaced)); err != nil {
-			return err
-		}
+	switch {
+	case len(replaced) == 1:
+		_, err = tx.ExecContext(ctx, `DELETE FROM placement_allocations WHERE consumer_uuid = $1`, replaced[0])
+	case len(replaced) > 1:
+		_, err = tx.ExecContext(ctx, `DELETE FROM placement_allocations WHERE consumer_uuid `+s.db.InList(1), db.JSONStrings(replaced))
+	}
+	if err != nil {
+		return err
 	}
 	var rows []allocRow
 	ts := now()
@@ -314,68 +320,65 @@ func checkAllocation(inv Inventory, prov string, amount int64) error {
 	return nil
 }
 
-// insertAllocations writes rows with one statement whose text does not
-// depend on their number: the rows travel as one JSON array.
+// insertAllocations writes rows with one multi-row INSERT (per 250 rows).
 func (s *store) insertAllocations(ctx context.Context, tx *sql.Tx, rows []allocRow) error {
-	if len(rows) == 0 {
-		return nil
+	const chunk = 250
+	for len(rows) > 0 {
+		n := min(len(rows), chunk)
+		var q strings.Builder
+		q.WriteString(`INSERT INTO placement_allocations (consumer_uuid, provider_uuid, resource_class, used) VALUES `)
+		args := make([]any, 0, 4*n)
+		for i, r := range rows[:n] {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d)", 4*i+1, 4*i+2, 4*i+3, 4*i+4)
+			args = append(args, r.Consumer, r.Provider, r.Class, r.Used)
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
 	}
-	js, err := json.Marshal(jsonAllocRows(rows))
-	if err != nil {
-		return err
-	}
-	q := `INSERT INTO placement_allocations (consumer_uuid, provider_uuid, resource_class, used)
-		SELECT json_extract(value, '$.u'), json_extract(value, '$.p'), json_extract(value, '$.c'), json_extract(value, '$.n') FROM json_each($1)`
-	if s.db.Dialect() == db.Postgres {
-		q = `INSERT INTO placement_allocations (consumer_uuid, provider_uuid, resource_class, used)
-			SELECT x.u, x.p, x.c, x.n FROM jsonb_to_recordset($1::jsonb) AS x(u TEXT, p TEXT, c TEXT, n BIGINT)`
-	}
-	_, err = tx.ExecContext(ctx, q, string(js))
-	return err
+	return nil
 }
 
-// addUsage adds delta to the usage of the inventories it names, in one
-// statement (the rows as one JSON array). Inventories that no longer
+// addUsage adds delta to the usage of the inventories it names: one
+// UPDATE per provider, over all its classes. Inventories that no longer
 // exist (a reshape removed them) are skipped, as are zero changes.
 func (s *store) addUsage(ctx context.Context, tx *sql.Tx, delta map[invKey]int64) error {
-	var rows []allocRow
+	byProv := map[string]map[string]int64{}
 	for k, n := range delta {
-		if n != 0 {
-			rows = append(rows, allocRow{Provider: k.Provider, Class: k.Class, Used: n})
+		if n == 0 {
+			continue
+		}
+		if byProv[k.Provider] == nil {
+			byProv[k.Provider] = map[string]int64{}
+		}
+		byProv[k.Provider][k.Class] = n
+	}
+	for _, p := range sortedKeys(byProv) {
+		classes := sortedKeys(byProv[p])
+		args := []any{p}
+		var q strings.Builder
+		q.WriteString(`UPDATE placement_inventories SET used = used + CASE resource_class`)
+		for _, rc := range classes {
+			fmt.Fprintf(&q, " WHEN $%d THEN CAST($%d AS BIGINT)", len(args)+1, len(args)+2)
+			args = append(args, rc, byProv[p][rc])
+		}
+		q.WriteString(` ELSE 0 END WHERE provider_uuid = $1 AND resource_class IN (`)
+		for i := range classes {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "$%d", 2*i+2)
+		}
+		q.WriteString(")")
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
 		}
 	}
-	if len(rows) == 0 {
-		return nil
-	}
-	js, err := json.Marshal(jsonAllocRows(rows))
-	if err != nil {
-		return err
-	}
-	q := `UPDATE placement_inventories SET used = used + x.n
-		FROM (SELECT json_extract(value, '$.p') AS p, json_extract(value, '$.c') AS c, json_extract(value, '$.n') AS n FROM json_each($1)) AS x
-		WHERE placement_inventories.provider_uuid = x.p AND placement_inventories.resource_class = x.c`
-	if s.db.Dialect() == db.Postgres {
-		q = `UPDATE placement_inventories i SET used = i.used + x.n
-			FROM jsonb_to_recordset($1::jsonb) AS x(p TEXT, c TEXT, n BIGINT)
-			WHERE i.provider_uuid = x.p AND i.resource_class = x.c`
-	}
-	_, err = tx.ExecContext(ctx, q, string(js))
-	return err
-}
-
-type jsonAllocRow struct {
-	U string `json:"u,omitempty"`
-	P string `json:"p"`
-	C string `json:"c"`
-	N int64  `json:"n"`
-}
-
-func jsonAllocRows(rows []allocRow) []jsonAllocRow {
-	out := make([]jsonAllocRow, len(rows))
-	for i, r := range rows {
-		out[i] = jsonAllocRow{U: r.Consumer, P: r.Provider, C: r.Class, N: r.Used}
-	}
-	return out
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
