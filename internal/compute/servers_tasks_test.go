@@ -386,7 +386,7 @@ func TestComputeHeartbeatsBatched(t *testing.T) {
 // volumes) stay bounded: the quota check counts nothing under unlimited
 // quotas and only the limited resources otherwise, and the conductor
 // writes no progress after steps with nothing to do. Every statement of
-// the database counts (placement's and networking's too): ~42–44 per
+// the database counts (placement's and networking's too): ~42–45 per
 // cycle here since placement's claim and delete no longer cost statements
 // per resource class (~52 before that, 82–85 before the earlier changes);
 // the bounds leave ~20 % for noise.
