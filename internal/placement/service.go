@@ -114,7 +114,7 @@ func (s *Service) DeleteAllocations(ctx context.Context, consumer string) error 
 		if c == nil {
 			return notFound("No allocations for consumer '%s'", consumer)
 		}
-		return s.store.replaceAllocationsTx(ctx, tx, []ConsumerAllocations{{Consumer: consumer}}, nil)
+		return s.store.replaceAllocationsTx(ctx, tx, []ConsumerAllocations{{Consumer: consumer}}, nil, map[string]*Consumer{consumer: c})
 	})
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/kumo-cloud/kumo/internal/db"
 )
@@ -67,7 +69,7 @@ type allocRow struct {
 // mismatch is a concurrent update.
 func (s *store) replaceAllocations(ctx context.Context, sets []ConsumerAllocations, provGens map[string]int64) error {
 	return s.db.WithTx(ctx, func(tx *sql.Tx) error {
-		return s.replaceAllocationsTx(ctx, tx, sets, provGens)
+		return s.replaceAllocationsTx(ctx, tx, sets, provGens, nil)
 	})
 }
 
@@ -89,7 +91,7 @@ func (s *store) reshape(ctx context.Context, invs map[string]ProviderInventories
 				return err
 			}
 		}
-		if err := s.replaceAllocationsTx(ctx, tx, sets, nil); err != nil {
+		if err := s.replaceAllocationsTx(ctx, tx, sets, nil, nil); err != nil {
 			return err
 		}
 		// No allocation may be left on a class the reshape removed.
@@ -109,157 +111,274 @@ func (s *store) reshape(ctx context.Context, invs map[string]ProviderInventories
 	})
 }
 
-func (s *store) replaceAllocationsTx(ctx context.Context, tx *sql.Tx, sets []ConsumerAllocations, provGens map[string]int64) error {
-	{
-		touched := map[string]bool{}
-		var old []allocRow
-		existing := map[string]*Consumer{}
-		sort.Slice(sets, func(i, j int) bool { return sets[i].Consumer < sets[j].Consumer })
-		for _, set := range sets {
-			c, err := s.consumer(ctx, tx, set.Consumer, true)
-			if err != nil {
-				return err
-			}
-			existing[set.Consumer] = c
-			if set.CheckGeneration {
-				switch {
-				case c == nil && set.Generation != nil:
-					return staleGeneration("consumer generation conflict - expected null but got %d", *set.Generation)
-				case c != nil && set.Generation == nil:
-					return staleGeneration("consumer generation conflict - expected %d but got null", c.Generation)
-				case c != nil && *set.Generation != c.Generation:
-					return staleGeneration("consumer generation conflict - expected %d but got %d", c.Generation, *set.Generation)
-				}
-			}
-			if c == nil {
-				continue
-			}
-			rows, err := tx.QueryContext(ctx, `SELECT provider_uuid, resource_class, used FROM placement_allocations WHERE consumer_uuid = $1`, set.Consumer)
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				r := allocRow{Consumer: set.Consumer}
-				if err := rows.Scan(&r.Provider, &r.Class, &r.Used); err != nil {
-					rows.Close()
-					return err
-				}
-				old = append(old, r)
-				touched[r.Provider] = true
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-		}
-		for _, set := range sets {
-			for p := range set.Allocations {
-				touched[p] = true
-			}
-		}
-		provs := make([]string, 0, len(touched))
-		for p := range touched {
-			provs = append(provs, p)
-		}
-		sort.Strings(provs)
-		for _, p := range provs {
-			exp := int64(-1)
-			if g, ok := provGens[p]; ok {
-				exp = g
-			}
-			if _, err := s.bump(ctx, tx, p, exp); err != nil {
-				if errors.Is(err, ErrNotFound) {
-					return badRequest("Allocation for resource provider '%s' that does not exist.", p)
-				}
-				return err
-			}
-		}
-		for _, r := range old {
-			if _, err := tx.ExecContext(ctx, `UPDATE placement_inventories SET used = used - $3 WHERE provider_uuid = $1 AND resource_class = $2`,
-				r.Provider, r.Class, r.Used); err != nil {
-				return err
-			}
-		}
-		for _, set := range sets {
-			if existing[set.Consumer] != nil {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM placement_allocations WHERE consumer_uuid = $1`, set.Consumer); err != nil {
-					return err
-				}
-			}
-		}
-		ts := now()
-		for _, set := range sets {
-			c := existing[set.Consumer]
-			if len(set.Allocations) == 0 {
-				if c != nil {
-					if _, err := tx.ExecContext(ctx, `DELETE FROM placement_consumers WHERE uuid = $1`, set.Consumer); err != nil {
-						return err
-					}
-				}
-				continue
-			}
-			var ct any
-			if set.ConsumerType != "" {
-				ct = set.ConsumerType
-			}
+// replaceAllocationsTx is replaceAllocations inside tx. known holds
+// consumers the caller already read (locked) in tx, to skip reading them
+// again; it may be nil.
+//
+// The statements do not grow with the number of resource classes: per
+// consumer one read (two when it holds allocations) and one write, per
+// provider one generation bump and one update of its inventories' usage
+// by the net change, and once one read of the inventories of every
+// provider allocated on, one delete of the old allocations and one insert
+// of the new ones.
+// Capacity and unit checks run on the inventories read after the
+// providers are locked, in provider then class order per consumer, with
+// the usage the earlier consumers of sets and the released allocations
+// leave, so the first failing allocation gives the error it did when each
+// class was checked and written in turn.
+func (s *store) replaceAllocationsTx(ctx context.Context, tx *sql.Tx, sets []ConsumerAllocations, provGens map[string]int64, known map[string]*Consumer) error {
+	touched := map[string]bool{}
+	delta := map[invKey]int64{}
+	var replaced []string
+	existing := map[string]*Consumer{}
+	sort.Slice(sets, func(i, j int) bool { return sets[i].Consumer < sets[j].Consumer })
+	for _, set := range sets {
+		c, ok := known[set.Consumer]
+		if !ok {
 			var err error
-			if c == nil {
-				_, err = tx.ExecContext(ctx, `INSERT INTO placement_consumers (uuid, project_id, user_id, consumer_type, generation, created_at, updated_at)
-					VALUES ($1, $2, $3, $4, 1, $5, $5)`, set.Consumer, set.ProjectID, set.UserID, ct, ts)
-				if db.IsUniqueViolation(err) {
-					return staleGeneration("consumer generation conflict - expected null but the consumer %s was created concurrently", set.Consumer)
-				}
-			} else {
-				if ct == nil && c.ConsumerType != "" {
-					ct = c.ConsumerType
-				}
-				_, err = tx.ExecContext(ctx, `UPDATE placement_consumers SET project_id = $2, user_id = $3, consumer_type = $4,
-					generation = generation + 1, updated_at = $5 WHERE uuid = $1`, set.Consumer, set.ProjectID, set.UserID, ct, ts)
-			}
-			if err != nil {
+			if c, err = s.consumer(ctx, tx, set.Consumer, true); err != nil {
 				return err
 			}
-			for _, p := range sortedKeys(set.Allocations) {
-				res := set.Allocations[p]
-				for _, rc := range sortedKeys(res) {
-					if err := s.allocate(ctx, tx, set.Consumer, p, rc, res[rc]); err != nil {
-						return err
-					}
-				}
+		}
+		existing[set.Consumer] = c
+		if set.CheckGeneration {
+			switch {
+			case c == nil && set.Generation != nil:
+				return staleGeneration("consumer generation conflict - expected null but got %d", *set.Generation)
+			case c != nil && set.Generation == nil:
+				return staleGeneration("consumer generation conflict - expected %d but got null", c.Generation)
+			case c != nil && *set.Generation != c.Generation:
+				return staleGeneration("consumer generation conflict - expected %d but got %d", c.Generation, *set.Generation)
 			}
 		}
-		return nil
-	}
-}
-
-// allocate checks and records one allocation inside replaceAllocations.
-func (s *store) allocate(ctx context.Context, tx *sql.Tx, consumer, prov, rc string, amount int64) error {
-	inv, err := scanInventory(tx.QueryRowContext(ctx, `SELECT `+invCols+` FROM placement_inventories WHERE provider_uuid = $1 AND resource_class = $2`, prov, rc))
-	if errors.Is(err, sql.ErrNoRows) {
-		ok, err := s.classExists(ctx, tx, rc)
+		if c == nil {
+			continue
+		}
+		replaced = append(replaced, set.Consumer)
+		rows, err := tx.QueryContext(ctx, `SELECT provider_uuid, resource_class, used FROM placement_allocations WHERE consumer_uuid = $1`, set.Consumer)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			return badRequest("Unable to allocate inventory: No such resource class %s.", rc)
+		for rows.Next() {
+			var r allocRow
+			if err := rows.Scan(&r.Provider, &r.Class, &r.Used); err != nil {
+				rows.Close()
+				return err
+			}
+			delta[invKey{r.Provider, r.Class}] -= r.Used
+			touched[r.Provider] = true
 		}
-		return conflict("", ErrCapacityExceeded, "Unable to allocate inventory: Inventory for '%s' on resource provider '%s' invalid.", rc, prov)
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	allocated := map[string]bool{}
+	for _, set := range sets {
+		for p := range set.Allocations {
+			touched[p] = true
+			allocated[p] = true
+		}
+	}
+	provs := sortedKeys(touched)
+	for _, p := range provs {
+		exp := int64(-1)
+		if g, ok := provGens[p]; ok {
+			exp = g
+		}
+		if _, err := s.bump(ctx, tx, p, exp); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return badRequest("Allocation for resource provider '%s' that does not exist.", p)
+			}
+			return err
+		}
+	}
+	// The inventories are read once the providers are locked: every
+	// change of an inventory bumps its provider first.
+	invs, err := s.lockedInventories(ctx, tx, sortedKeys(allocated))
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(replaced) == 1:
+		_, err = tx.ExecContext(ctx, `DELETE FROM placement_allocations WHERE consumer_uuid = $1`, replaced[0])
+	case len(replaced) > 1:
+		_, err = tx.ExecContext(ctx, `DELETE FROM placement_allocations WHERE consumer_uuid `+s.db.InList(1), db.JSONStrings(replaced))
 	}
 	if err != nil {
 		return err
 	}
-	if err := inv.Check(amount); err != nil {
-		if amount < inv.MinUnit || amount > inv.MaxUnit || amount%inv.StepSize != 0 {
-			return conflict("", ErrCapacityExceeded, "Unable to allocate inventory: Unable to create allocation for '%s' on resource provider '%s'. The requested amount would violate inventory constraints.", rc, prov)
+	var rows []allocRow
+	ts := now()
+	for _, set := range sets {
+		c := existing[set.Consumer]
+		if len(set.Allocations) == 0 {
+			if c != nil {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM placement_consumers WHERE uuid = $1`, set.Consumer); err != nil {
+					return err
+				}
+			}
+			continue
 		}
-		return conflict("", ErrCapacityExceeded, "Unable to allocate inventory: Unable to create allocation for '%s' on resource provider '%s'. The requested amount would exceed the capacity.", rc, prov)
+		var ct any
+		if set.ConsumerType != "" {
+			ct = set.ConsumerType
+		}
+		var err error
+		if c == nil {
+			_, err = tx.ExecContext(ctx, `INSERT INTO placement_consumers (uuid, project_id, user_id, consumer_type, generation, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, 1, $5, $5)`, set.Consumer, set.ProjectID, set.UserID, ct, ts)
+			if db.IsUniqueViolation(err) {
+				return staleGeneration("consumer generation conflict - expected null but the consumer %s was created concurrently", set.Consumer)
+			}
+		} else {
+			if ct == nil && c.ConsumerType != "" {
+				ct = c.ConsumerType
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE placement_consumers SET project_id = $2, user_id = $3, consumer_type = $4,
+				generation = generation + 1, updated_at = $5 WHERE uuid = $1`, set.Consumer, set.ProjectID, set.UserID, ct, ts)
+		}
+		if err != nil {
+			return err
+		}
+		for _, p := range sortedKeys(set.Allocations) {
+			res := set.Allocations[p]
+			for _, rc := range sortedKeys(res) {
+				k := invKey{p, rc}
+				inv, ok := invs[k]
+				if !ok {
+					return s.noInventory(ctx, tx, p, rc)
+				}
+				inv.Used += delta[k]
+				if err := checkAllocation(inv, p, res[rc]); err != nil {
+					return err
+				}
+				delta[k] += res[rc]
+				rows = append(rows, allocRow{Consumer: set.Consumer, Provider: p, Class: rc, Used: res[rc]})
+			}
+		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE placement_inventories SET used = used + $3 WHERE provider_uuid = $1 AND resource_class = $2`, prov, rc, amount); err != nil {
+	if err := s.insertAllocations(ctx, tx, rows); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO placement_allocations (consumer_uuid, provider_uuid, resource_class, used) VALUES ($1, $2, $3, $4)`,
-		consumer, prov, rc, amount)
-	return err
+	return s.addUsage(ctx, tx, delta)
+}
+
+// invKey names one inventory: provider and resource class.
+type invKey struct{ Provider, Class string }
+
+// lockedInventories reads the inventories of providers, in one statement.
+func (s *store) lockedInventories(ctx context.Context, tx *sql.Tx, provs []string) (map[invKey]Inventory, error) {
+	out := map[invKey]Inventory{}
+	if len(provs) == 0 {
+		return out, nil
+	}
+	var rows *sql.Rows
+	var err error
+	if len(provs) == 1 {
+		rows, err = tx.QueryContext(ctx, `SELECT provider_uuid, `+invCols+` FROM placement_inventories WHERE provider_uuid = $1`, provs[0])
+	} else {
+		rows, err = tx.QueryContext(ctx, `SELECT provider_uuid, `+invCols+` FROM placement_inventories WHERE provider_uuid `+s.db.InList(1), db.JSONStrings(provs))
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p string
+		var i Inventory
+		if err := rows.Scan(&p, &i.ResourceClass, &i.Total, &i.Reserved, &i.MinUnit, &i.MaxUnit, &i.StepSize, &i.AllocationRatio, &i.Used); err != nil {
+			return nil, err
+		}
+		out[invKey{p, i.ResourceClass}] = i
+	}
+	return out, rows.Err()
+}
+
+// noInventory is the error of an allocation of a class the provider has
+// no inventory of.
+func (s *store) noInventory(ctx context.Context, tx *sql.Tx, prov, rc string) error {
+	ok, err := s.classExists(ctx, tx, rc)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return badRequest("Unable to allocate inventory: No such resource class %s.", rc)
+	}
+	return conflict("", ErrCapacityExceeded, "Unable to allocate inventory: Inventory for '%s' on resource provider '%s' invalid.", rc, prov)
+}
+
+// checkAllocation says why amount more of inv cannot be allocated, as
+// Placement words it, or nil.
+func checkAllocation(inv Inventory, prov string, amount int64) error {
+	if err := inv.Check(amount); err != nil {
+		if amount < inv.MinUnit || amount > inv.MaxUnit || amount%inv.StepSize != 0 {
+			return conflict("", ErrCapacityExceeded, "Unable to allocate inventory: Unable to create allocation for '%s' on resource provider '%s'. The requested amount would violate inventory constraints.", inv.ResourceClass, prov)
+		}
+		return conflict("", ErrCapacityExceeded, "Unable to allocate inventory: Unable to create allocation for '%s' on resource provider '%s'. The requested amount would exceed the capacity.", inv.ResourceClass, prov)
+	}
+	return nil
+}
+
+// insertAllocations writes rows with one multi-row INSERT (per 250 rows).
+func (s *store) insertAllocations(ctx context.Context, tx *sql.Tx, rows []allocRow) error {
+	const chunk = 250
+	for len(rows) > 0 {
+		n := min(len(rows), chunk)
+		var q strings.Builder
+		q.WriteString(`INSERT INTO placement_allocations (consumer_uuid, provider_uuid, resource_class, used) VALUES `)
+		args := make([]any, 0, 4*n)
+		for i, r := range rows[:n] {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d)", 4*i+1, 4*i+2, 4*i+3, 4*i+4)
+			args = append(args, r.Consumer, r.Provider, r.Class, r.Used)
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// addUsage adds delta to the usage of the inventories it names: one
+// UPDATE per provider, over all its classes. Inventories that no longer
+// exist (a reshape removed them) are skipped, as are zero changes.
+func (s *store) addUsage(ctx context.Context, tx *sql.Tx, delta map[invKey]int64) error {
+	byProv := map[string]map[string]int64{}
+	for k, n := range delta {
+		if n == 0 {
+			continue
+		}
+		if byProv[k.Provider] == nil {
+			byProv[k.Provider] = map[string]int64{}
+		}
+		byProv[k.Provider][k.Class] = n
+	}
+	for _, p := range sortedKeys(byProv) {
+		classes := sortedKeys(byProv[p])
+		args := []any{p}
+		var q strings.Builder
+		q.WriteString(`UPDATE placement_inventories SET used = used + CASE resource_class`)
+		for _, rc := range classes {
+			fmt.Fprintf(&q, " WHEN $%d THEN CAST($%d AS BIGINT)", len(args)+1, len(args)+2)
+			args = append(args, rc, byProv[p][rc])
+		}
+		q.WriteString(` ELSE 0 END WHERE provider_uuid = $1 AND resource_class IN (`)
+		for i := range classes {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "$%d", 2*i+2)
+		}
+		q.WriteString(")")
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
