@@ -33,6 +33,7 @@ type Context struct {
 
 	Roles   []Role // effective roles, implied ones included
 	AppCred *AppCred
+	TrustID string // set on tokens scoped with an OS-TRUST trust
 }
 
 // Role is a role held through the token's scope.
