@@ -368,6 +368,20 @@ func TestAccessRules(t *testing.T) {
 			e.expect(e.do("DELETE", "/v3/users/"+uid+"/access_rules/"+x.(map[string]any)["id"].(string), bob, nil), 204)
 		}
 		e.expect(e.do("GET", "/v3/users/"+uid+"/access_rules/"+rid, bob, nil), 404)
+
+		// A token from a credential with access rules makes only those requests.
+		r = e.expect(e.do("POST", "/v3/users/"+uid+"/application_credentials", bob, map[string]any{"application_credential": map[string]any{"name": "ro",
+			"access_rules": []any{map[string]any{"service": "identity", "path": "/v3/users/*/access_rules", "method": "GET"}}}}), 201)
+		ro := obj(r.body, "application_credential")
+		tok := e.token(map[string]any{"auth": map[string]any{"identity": map[string]any{"methods": []string{"application_credential"},
+			"application_credential": map[string]any{"id": ro["id"], "secret": ro["secret"]}}}}, 201)
+		e.expect(e.do("GET", "/v3/users/"+uid+"/access_rules", tok, nil), 200)
+		e.expect(e.do("GET", "/v3/users/"+uid, tok, nil), 401)
+		e.expect(e.do("DELETE", "/v3/users/"+uid+"/access_rules/"+rid, tok, nil), 401)
+		r = e.expect(e.do("GET", "/v3/auth/tokens", bob, nil, "X-Subject-Token", tok), 200)
+		if rules := obj(obj(r.body, "token"), "application_credential")["access_rules"].([]any); len(rules) != 1 {
+			t.Fatalf("token access rules: %s", r.raw)
+		}
 	})
 }
 

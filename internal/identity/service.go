@@ -509,6 +509,12 @@ func (s *Service) buildContext(ctx context.Context, sn *snapshot, p *payload) (*
 			userRoles := roles
 			roles = slices.DeleteFunc(sn.expandRoles(allowed), func(r auth.Role) bool { return !hasRoleID(userRoles, r.ID) })
 			c.AppCred = &auth.AppCred{ID: ac.ID, Name: ac.Name, Unrestricted: ac.Unrestricted}
+			if ac.AccessRules != nil {
+				c.AppCred.AccessRules = []auth.AccessRule{}
+				for _, r := range ac.AccessRules {
+					c.AppCred.AccessRules = append(c.AppCred.AccessRules, auth.AccessRule{Service: r.Service, Path: r.Path, Method: r.Method})
+				}
+			}
 		}
 		if len(roles) == 0 {
 			return nil, errTokenNotFound
