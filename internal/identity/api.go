@@ -176,6 +176,12 @@ func (a *API) Routes() *apiutil.Service {
 			rt("DELETE", "/v3/OS-EP-FILTER/projects/{project_id}/endpoints/{endpoint_id}", a.removeProjectEndpoint),
 			rt("GET", "/v3/OS-EP-FILTER/endpoints/{endpoint_id}/projects", a.listEndpointProjects),
 
+			rt("GET", "/v3/OS-FEDERATION/mappings", a.listMappings),
+			rt("PUT", "/v3/OS-FEDERATION/mappings/{mapping_id}", a.createMapping),
+			rt("GET", "/v3/OS-FEDERATION/mappings/{mapping_id}", a.getMapping),
+			rt("PATCH", "/v3/OS-FEDERATION/mappings/{mapping_id}", a.updateMapping),
+			rt("DELETE", "/v3/OS-FEDERATION/mappings/{mapping_id}", a.deleteMapping),
+
 			rt("GET", "/v3/OS-TRUST/trusts", a.listTrusts),
 			rt("POST", "/v3/OS-TRUST/trusts", a.createTrust),
 			rt("GET", "/v3/OS-TRUST/trusts/{trust_id}", a.getTrust),

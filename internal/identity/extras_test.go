@@ -385,6 +385,40 @@ func TestAccessRules(t *testing.T) {
 	})
 }
 
+func TestFederationMappings(t *testing.T) {
+	dbtest.Each(t, []db.Set{identity.Migrations()}, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d, identity.Config{})
+		_, _, bob := e.member()
+		rules := []any{map[string]any{
+			"local":  []any{map[string]any{"user": map[string]any{"name": "{0}"}}, map[string]any{"group": map[string]any{"id": "0cd5e9"}}},
+			"remote": []any{map[string]any{"type": "UserName"}, map[string]any{"type": "orgPersonType", "not_any_of": []any{"Contractor", "Guest"}}},
+		}}
+		path := "/v3/OS-FEDERATION/mappings/ACME_users"
+		e.expect(e.do("PUT", path, bob, map[string]any{"mapping": map[string]any{"rules": rules}}), 403)
+		r := e.expect(e.do("PUT", path, e.admin, map[string]any{"mapping": map[string]any{"rules": rules}}), 201)
+		if m := obj(r.body, "mapping"); m["id"] != "ACME_users" || len(m["rules"].([]any)) != 1 || m["schema_version"] != "1.0" {
+			t.Fatalf("mapping: %s", r.raw)
+		}
+		e.expect(e.do("PUT", path, e.admin, map[string]any{"mapping": map[string]any{"rules": rules}}), 409)
+		r = e.expect(e.do("GET", path, e.admin, nil), 200)
+		remote := obj(r.body, "mapping")["rules"].([]any)[0].(map[string]any)["remote"].([]any)
+		if remote[1].(map[string]any)["not_any_of"].([]any)[1] != "Guest" {
+			t.Fatalf("mapping rules: %s", r.raw)
+		}
+		rules[0].(map[string]any)["remote"] = []any{map[string]any{"type": "orgPersonType", "any_one_of": []any{"Contractor"}}}
+		r = e.expect(e.do("PATCH", path, e.admin, map[string]any{"mapping": map[string]any{"rules": rules}}), 200)
+		if !strings.Contains(r.raw, "any_one_of") || strings.Contains(r.raw, "not_any_of") {
+			t.Fatalf("mapping update: %s", r.raw)
+		}
+		if l := e.expect(e.do("GET", "/v3/OS-FEDERATION/mappings", e.admin, nil), 200).body["mappings"].([]any); len(l) != 1 {
+			t.Fatalf("mappings: %d", len(l))
+		}
+		e.expect(e.do("DELETE", path, e.admin, nil), 204)
+		e.expect(e.do("GET", path, e.admin, nil), 404)
+		e.expect(e.do("DELETE", path, e.admin, nil), 404)
+	})
+}
+
 // TestExtrasBadInput: malformed or invalid bodies get Keystone's error
 // body with a 4xx and store nothing.
 func TestExtrasBadInput(t *testing.T) {
@@ -431,6 +465,22 @@ func TestExtrasBadInput(t *testing.T) {
 			{"access rule without method", "POST", "/v3/users/" + adminID + "/application_credentials", map[string]any{"application_credential": map[string]any{"name": "x", "access_rules": []any{map[string]any{"service": "compute", "path": "/"}}}}, 400},
 			{"access rule extra field", "POST", "/v3/users/" + adminID + "/application_credentials", map[string]any{"application_credential": map[string]any{"name": "x", "access_rules": []any{map[string]any{"service": "compute", "method": "GET", "x": 1}}}}, 400},
 		}
+		remote := func(m map[string]any) map[string]any {
+			return map[string]any{"mapping": map[string]any{"rules": []any{map[string]any{"local": []any{map[string]any{"user": map[string]any{"name": "{0}"}}}, "remote": []any{m}}}}}
+		}
+		cases = append(cases, []struct {
+			name, method, path string
+			body               any
+			status             int
+		}{
+			{"mapping without rules", "PUT", "/v3/OS-FEDERATION/mappings/m", map[string]any{"mapping": map[string]any{}}, 400},
+			{"mapping empty rules", "PUT", "/v3/OS-FEDERATION/mappings/m", map[string]any{"mapping": map[string]any{"rules": []any{}}}, 400},
+			{"mapping remote without type", "PUT", "/v3/OS-FEDERATION/mappings/m", remote(map[string]any{"any_one_of": []any{"a"}}), 400},
+			{"mapping two matchers", "PUT", "/v3/OS-FEDERATION/mappings/m", remote(map[string]any{"type": "t", "any_one_of": []any{"a"}, "not_any_of": []any{"b"}}), 400},
+			{"mapping unknown remote field", "PUT", "/v3/OS-FEDERATION/mappings/m", remote(map[string]any{"type": "t", "color": "red"}), 400},
+			{"mapping bad id", "PUT", "/v3/OS-FEDERATION/mappings/a%20b", remote(map[string]any{"type": "t"}), 400},
+			{"mapping unknown", "PATCH", "/v3/OS-FEDERATION/mappings/nope", remote(map[string]any{"type": "t"}), 404},
+		}...)
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				e.t = t
@@ -440,7 +490,7 @@ func TestExtrasBadInput(t *testing.T) {
 		e.t = t
 		// Nothing was stored by the failed requests.
 		for path, key := range map[string]string{"/v3/credentials": "credentials", "/v3/registered_limits": "registered_limits", "/v3/limits": "limits",
-			"/v3/policies": "policies", "/v3/OS-TRUST/trusts": "trusts", "/v3/users/" + adminID + "/access_rules": "access_rules"} {
+			"/v3/policies": "policies", "/v3/OS-TRUST/trusts": "trusts", "/v3/OS-FEDERATION/mappings": "mappings", "/v3/users/" + adminID + "/access_rules": "access_rules"} {
 			if l := e.expect(e.do("GET", path, e.admin, nil), 200).body[key].([]any); len(l) != 0 {
 				t.Errorf("%s: %d left after bad requests", path, len(l))
 			}

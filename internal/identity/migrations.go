@@ -10,7 +10,7 @@ func Migrations() db.Set {
 		Component: "identity",
 		Expand: []db.Migration{
 			{Version: 1, Name: "initial identity schema", SQL: schemaV1},
-			{Version: 2, Name: "credentials, limits, policies, endpoint filters, access rules, trusts", SQL: schemaV2},
+			{Version: 2, Name: "credentials, limits, policies, endpoint filters, access rules, trusts, federation mappings", SQL: schemaV2},
 		},
 	}
 }
@@ -258,6 +258,14 @@ CREATE TABLE trusts (
 );
 CREATE INDEX trusts_trustor ON trusts (trustor_user_id);
 CREATE INDEX trusts_trustee ON trusts (trustee_user_id);
+
+-- OS-FEDERATION mappings: rules kept as the JSON text the client sent
+-- (validated against Keystone's mapping schema).
+CREATE TABLE federation_mappings (
+	id TEXT PRIMARY KEY,
+	rules TEXT NOT NULL,
+	schema_version TEXT NOT NULL DEFAULT '1.0'
+);
 
 CREATE TABLE trust_roles (
 	trust_id TEXT NOT NULL REFERENCES trusts(id) ON DELETE CASCADE,

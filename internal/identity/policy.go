@@ -122,6 +122,12 @@ func PolicyDefaults() []policy.Rule {
 		r("identity:list_endpoints_for_project", "rule:admin_required or "+systemReader, "List the endpoints associated with a project."),
 		r("identity:list_projects_for_endpoint", "rule:admin_required or "+systemReader, "List the projects associated with an endpoint."),
 
+		r("identity:get_mapping", "rule:admin_required or "+systemReader, "Show a federation mapping."),
+		r("identity:list_mappings", "rule:admin_required or "+systemReader, "List federation mappings."),
+		r("identity:create_mapping", "rule:admin_required", "Create a federation mapping."),
+		r("identity:update_mapping", "rule:admin_required", "Update a federation mapping."),
+		r("identity:delete_mapping", "rule:admin_required", "Delete a federation mapping."),
+
 		r("identity:create_trust", "user_id:%(target.trustor_user_id)s", "Create a trust (only as its trustor)."),
 		r("identity:list_trusts", "rule:admin_required or "+systemReader, "List every trust."),
 		r("identity:list_trusts_for_trustor", "rule:admin_required or user_id:%(target.trustor_user_id)s", "List the trusts of a trustor."),
