@@ -148,9 +148,6 @@ func (a *API) createCredential(r *http.Request) (*apiutil.Response, error) {
 func (a *API) loadCredential(r *http.Request, rule string) (*Credential, error) {
 	c, err := a.svc.store.GetCredential(r.Context(), r.PathValue("credential_id"))
 	if err != nil {
-		if err := a.authorize(r, rule, map[string]string{"user_id": ""}); err != nil {
-			return nil, err
-		}
 		return nil, err
 	}
 	if err := a.authorize(r, rule, map[string]string{"user_id": c.UserID}); err != nil {

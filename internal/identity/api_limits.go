@@ -255,9 +255,6 @@ func (a *API) createLimits(r *http.Request) (*apiutil.Response, error) {
 func (a *API) loadLimit(r *http.Request, rule string) (*Limit, error) {
 	l, err := a.svc.store.GetLimit(r.Context(), r.PathValue("limit_id"))
 	if err != nil {
-		if aerr := a.authorize(r, rule, map[string]string{"project_id": "", "domain_id": ""}); aerr != nil {
-			return nil, aerr
-		}
 		return nil, err
 	}
 	if err := a.authorize(r, rule, map[string]string{"project_id": l.ProjectID, "domain_id": l.DomainID}); err != nil {

@@ -181,6 +181,7 @@ func TestLimits(t *testing.T) {
 			t.Fatalf("admin filter: %d limits", len(l))
 		}
 		e.expect(e.do("GET", "/v3/limits/"+lid, bob, nil), 200)
+		e.expect(e.do("GET", "/v3/limits/nope", bob, nil), 404)
 		e.expect(e.do("PATCH", "/v3/limits/"+lid, bob, map[string]any{"limit": map[string]any{"resource_limit": 99}}), 403)
 		r = e.expect(e.do("PATCH", "/v3/limits/"+lid, e.admin, map[string]any{"limit": map[string]any{"resource_limit": 30, "description": "more"}}), 200)
 		if obj(r.body, "limit")["resource_limit"] != float64(30) || obj(r.body, "limit")["description"] != "more" {
@@ -203,6 +204,13 @@ func TestLimits(t *testing.T) {
 		e.expect(e.do("DELETE", "/v3/projects/"+pid, e.admin, nil), 204)
 		if l := e.expect(e.do("GET", "/v3/limits?resource_name=ram", e.admin, nil), 200).body["limits"].([]any); len(l) != 1 {
 			t.Fatalf("limits after project delete: %d (want the domain's only)", len(l))
+		}
+		// Deleting the service deletes its registered limits and limits.
+		e.expect(e.do("DELETE", "/v3/services/"+svc, e.admin, nil), 204)
+		for path, key := range map[string]string{"/v3/limits": "limits", "/v3/registered_limits": "registered_limits"} {
+			if l := e.expect(e.do("GET", path, e.admin, nil), 200).body[key].([]any); len(l) != 0 {
+				t.Fatalf("%s after service delete: %d", path, len(l))
+			}
 		}
 	})
 }

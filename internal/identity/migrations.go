@@ -186,10 +186,11 @@ CREATE TABLE credentials (
 );
 CREATE INDEX credentials_user ON credentials (user_id);
 
--- region_id '' means every region.
+-- region_id '' means every region. Deleting a service deletes its
+-- registered limits and their limits.
 CREATE TABLE registered_limits (
 	id TEXT PRIMARY KEY,
-	service_id TEXT NOT NULL REFERENCES catalog_services(id),
+	service_id TEXT NOT NULL REFERENCES catalog_services(id) ON DELETE CASCADE,
 	region_id TEXT NOT NULL DEFAULT '',
 	resource_name TEXT NOT NULL,
 	default_limit BIGINT NOT NULL,
@@ -207,7 +208,7 @@ CREATE TABLE limits (
 	resource_name TEXT NOT NULL,
 	resource_limit BIGINT NOT NULL,
 	description TEXT,
-	FOREIGN KEY (service_id, region_id, resource_name) REFERENCES registered_limits (service_id, region_id, resource_name)
+	FOREIGN KEY (service_id, region_id, resource_name) REFERENCES registered_limits (service_id, region_id, resource_name) ON DELETE CASCADE
 );
 CREATE UNIQUE INDEX limits_target ON limits (service_id, region_id, resource_name, COALESCE(project_id, ''), COALESCE(domain_id, ''));
 
