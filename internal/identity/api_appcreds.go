@@ -56,6 +56,9 @@ func (a *API) createAppCred(r *http.Request) (*apiutil.Response, error) {
 	if c.AppCred != nil && !c.AppCred.Unrestricted {
 		return nil, apiutil.Forbidden("Using method 'application_credential' is not allowed for managing additional application credentials.")
 	}
+	if c.TrustID != "" {
+		return nil, apiutil.Forbidden("Cannot create an application credential with a token scoped with a trust.")
+	}
 	m, err := body(r, appCredSchema, "application_credential")
 	if err != nil {
 		return nil, err

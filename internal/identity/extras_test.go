@@ -310,6 +310,8 @@ func TestTrusts(t *testing.T) {
 			}
 		}
 		e.expect(e.do("GET", "/v3/users", tt, nil), 403)
+		e.expect(e.do("POST", "/v3/users/"+uid+"/application_credentials", tt, map[string]any{"application_credential": map[string]any{"name": "escape"}}), 403)
+		e.expect(e.do("POST", "/v3/OS-TRUST/trusts", tt, map[string]any{"trust": map[string]any{"trustor_user_id": uid, "trustee_user_id": adminID, "impersonation": false}}), 403)
 		// The trustor cannot use it, a trust token cannot be rescoped.
 		e.token(passwordAuth("admin", "s3cret", trustScope), 403)
 		e.token(map[string]any{"auth": map[string]any{"identity": map[string]any{"methods": []string{"token"}, "token": map[string]any{"id": tt}},
