@@ -250,6 +250,11 @@ func (s *Service) authenticate(r *http.Request) (*http.Request, error) {
 	if err != nil {
 		return r, err
 	}
+	if c.AppCred != nil && c.AppCred.AccessRules != nil {
+		if types, path := s.accessTarget(r); !c.AppCred.Permits(types, path, r.Method) {
+			return r, Unauthorized("The request you have made requires authentication: the access rules of the application credential do not permit it.")
+		}
+	}
 	return r.WithContext(auth.With(r.Context(), c)), nil
 }
 

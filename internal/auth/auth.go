@@ -33,6 +33,7 @@ type Context struct {
 
 	Roles   []Role // effective roles, implied ones included
 	AppCred *AppCred
+	TrustID string // set on tokens scoped with an OS-TRUST trust
 }
 
 // Role is a role held through the token's scope.
@@ -45,6 +46,58 @@ type Role struct {
 type AppCred struct {
 	ID, Name     string
 	Unrestricted bool
+	// AccessRules, when not nil, are the only requests the token may make.
+	AccessRules []AccessRule
+}
+
+// AccessRule permits requests of one method to paths matching Path
+// ("*" matches one path segment, "**" any number) of a service type.
+type AccessRule struct {
+	Service, Path, Method string
+}
+
+// Permits reports whether the access rules let a token from the
+// credential make the request; a credential without rules permits all.
+func (a *AppCred) Permits(serviceTypes []string, path, method string) bool {
+	if a == nil || a.AccessRules == nil {
+		return true
+	}
+	for _, r := range a.AccessRules {
+		if r.Method == method && slices.Contains(serviceTypes, r.Service) && globPath(r.Path, path) {
+			return true
+		}
+	}
+	return false
+}
+
+// globPath matches a path against a pattern of segments where "*" is any
+// one segment and "**" any number of segments (none included).
+func globPath(pattern, path string) bool {
+	return globSegs(strings.Split(strings.Trim(pattern, "/"), "/"), strings.Split(strings.Trim(path, "/"), "/"))
+}
+
+func globSegs(pat, segs []string) bool {
+	for len(pat) > 0 {
+		switch pat[0] {
+		case "**":
+			for i := 0; i <= len(segs); i++ {
+				if globSegs(pat[1:], segs[i:]) {
+					return true
+				}
+			}
+			return false
+		case "*":
+			if len(segs) == 0 || segs[0] == "" {
+				return false
+			}
+		default:
+			if len(segs) == 0 || segs[0] != pat[0] {
+				return false
+			}
+		}
+		pat, segs = pat[1:], segs[1:]
+	}
+	return len(segs) == 0
 }
 
 // HasRole reports whether the token carries the role name (case-insensitive).

@@ -23,7 +23,7 @@ func (a *API) appCredView(r *http.Request, ac *AppCred) map[string]any {
 	}
 	return map[string]any{
 		"id": ac.ID, "name": ac.Name, "description": ac.Description, "user_id": ac.UserID, "project_id": ac.ProjectID,
-		"roles": roles, "expires_at": appCredTime(ac.ExpiresAt), "unrestricted": ac.Unrestricted, "access_rules": []any{},
+		"roles": roles, "expires_at": appCredTime(ac.ExpiresAt), "unrestricted": ac.Unrestricted, "access_rules": accessRulesView(ac.AccessRules),
 		"links": map[string]any{"self": base(r) + "/users/" + ac.UserID + "/application_credentials/" + ac.ID},
 	}
 }
@@ -56,6 +56,9 @@ func (a *API) createAppCred(r *http.Request) (*apiutil.Response, error) {
 	if c.AppCred != nil && !c.AppCred.Unrestricted {
 		return nil, apiutil.Forbidden("Using method 'application_credential' is not allowed for managing additional application credentials.")
 	}
+	if c.TrustID != "" {
+		return nil, apiutil.Forbidden("Cannot create an application credential with a token scoped with a trust.")
+	}
 	m, err := body(r, appCredSchema, "application_credential")
 	if err != nil {
 		return nil, err
@@ -77,6 +80,22 @@ func (a *API) createAppCred(r *http.Request) (*apiutil.Response, error) {
 				return nil, apiutil.NotFound("Could not find role: %s.", str(ref, "id")+str(ref, "name"))
 			}
 			ac.RoleIDs = append(ac.RoleIDs, ro.ID)
+		}
+	}
+	if rules, ok := m["access_rules"].([]any); ok {
+		for _, x := range rules {
+			ref, _ := x.(map[string]any)
+			ar := &AccessRule{ID: str(ref, "id"), Service: str(ref, "service"), Path: str(ref, "path"), Method: str(ref, "method")}
+			if ar.Service == "" && ar.ID == "" {
+				return nil, apiutil.BadRequest("Invalid input for field 'access_rules': each rule needs an id, or a service and a method.")
+			}
+			if ar.Service != "" && ar.Method == "" {
+				return nil, apiutil.BadRequest("Invalid input for field 'access_rules': a rule needs a method.")
+			}
+			if ar.Service != "" {
+				ar.ID = ""
+			}
+			ac.AccessRules = append(ac.AccessRules, ar)
 		}
 	}
 	var callerRoles []string
@@ -137,4 +156,12 @@ func appCredTime(t time.Time) any {
 		return nil
 	}
 	return t.UTC().Format("2006-01-02T15:04:05.000000")
+}
+
+func accessRulesView(rules []*AccessRule) []any {
+	out := []any{}
+	for _, r := range rules {
+		out = append(out, map[string]any{"id": r.ID, "service": r.Service, "path": r.Path, "method": r.Method})
+	}
+	return out
 }

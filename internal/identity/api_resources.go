@@ -78,7 +78,10 @@ var (
 		"type": "object", "required": ["name"], "additionalProperties": false,
 		"properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255}, "description": `+nullableString+`,
 			"secret": `+nullableString+`, "expires_at": `+nullableString+`, "unrestricted": {"type": ["boolean", "null"]},
-			"access_rules": {"type": ["array", "null"], "maxItems": 0},
+			"access_rules": {"type": ["array", "null"], "maxItems": 100, "items": {"type": "object", "additionalProperties": false,
+				"properties": {"id": {"type": "string", "minLength": 1, "maxLength": 64}, "service": {"type": "string", "minLength": 1, "maxLength": 64},
+					"path": {"type": "string", "minLength": 1, "maxLength": 225},
+					"method": {"type": "string", "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]}}}},
 			"roles": {"type": ["array", "null"], "items": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}}}}`)
 )
 

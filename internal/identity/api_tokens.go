@@ -164,7 +164,24 @@ func (a *API) tokenBody(r *http.Request, c *auth.Context, withCatalog bool) (map
 		}
 	}
 	if c.AppCred != nil {
-		t["application_credential"] = map[string]any{"id": c.AppCred.ID, "name": c.AppCred.Name, "restricted": !c.AppCred.Unrestricted}
+		acv := map[string]any{"id": c.AppCred.ID, "name": c.AppCred.Name, "restricted": !c.AppCred.Unrestricted}
+		if c.AppCred.AccessRules != nil {
+			rules := []any{}
+			for _, r := range c.AppCred.AccessRules {
+				rules = append(rules, map[string]any{"service": r.Service, "path": r.Path, "method": r.Method})
+			}
+			acv["access_rules"] = rules
+		}
+		t["application_credential"] = acv
+	}
+	if c.TrustID != "" {
+		tr, err := a.svc.store.GetTrust(r.Context(), c.TrustID)
+		if err != nil {
+			return nil, err
+		}
+		t["OS-TRUST:trust"] = map[string]any{"id": tr.ID, "impersonation": tr.Impersonation,
+			"trustor_user": map[string]any{"id": tr.TrustorUserID}, "trustee_user": map[string]any{"id": tr.TrusteeUserID},
+			"links": map[string]any{"self": base(r) + "/OS-TRUST/trusts/" + tr.ID}}
 	}
 	return map[string]any{"token": t}, nil
 }

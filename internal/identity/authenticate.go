@@ -114,6 +114,9 @@ type scopeRequest struct {
 	System  *struct {
 		All bool `json:"all"`
 	} `json:"system,omitempty"`
+	Trust *struct {
+		ID string `json:"id"`
+	} `json:"OS-TRUST:trust,omitempty"`
 }
 
 var errAuth = apiutil.Unauthorized("The request you have made requires authentication.")
@@ -153,6 +156,9 @@ func (s *Service) Authenticate(ctx context.Context, req *AuthRequest, scope *sco
 			}
 			if c.AppCred != nil {
 				return "", nil, apiutil.Forbidden("Cannot rescope a token issued from an application credential.")
+			}
+			if c.TrustID != "" {
+				return "", nil, apiutil.Forbidden("Cannot rescope a token scoped with a trust.")
 			}
 			fromToken = c
 			userID = c.UserID
@@ -210,6 +216,8 @@ func (s *Service) Authenticate(ctx context.Context, req *AuthRequest, scope *sco
 	c, err := s.buildContext(ctx, sn, p)
 	if errors.Is(err, errTokenNotFound) {
 		switch {
+		case p.TrustID != "":
+			return "", nil, apiutil.Forbidden("The trustor no longer holds any role of trust %s on project %s.", p.TrustID, p.ProjectID)
 		case p.ProjectID != "":
 			return "", nil, apiutil.Unauthorized("User %s has no access to project %s", p.UserID, p.ProjectID)
 		case p.DomainID != "":
@@ -222,6 +230,11 @@ func (s *Service) Authenticate(ctx context.Context, req *AuthRequest, scope *sco
 	if err != nil {
 		return "", nil, err
 	}
+	return s.sealFor(p, c)
+}
+
+// sealFor seals p into a token and records it in c.
+func (s *Service) sealFor(p *payload, c *auth.Context) (string, *auth.Context, error) {
 	tok, err := s.keys.Load().seal(p)
 	if err != nil {
 		return "", nil, fmt.Errorf("identity: seal token: %w", err)
@@ -391,6 +404,8 @@ func (s *Service) resolveScope(ctx context.Context, p *payload, sc *scopeRequest
 			return apiutil.Unauthorized("Domain %s is disabled.", d.ID)
 		}
 		p.DomainID = d.ID
+	case sc.Trust != nil:
+		return s.trustScope(ctx, p, sc.Trust.ID)
 	case sc.System != nil:
 		if !sc.System.All {
 			return apiutil.BadRequest("Invalid input for field 'scope/system/all': only true is supported.")
@@ -415,4 +430,40 @@ func (s *Service) RevokeToken(ctx context.Context, c *auth.Context) error {
 // revokeUser revokes every token of a user issued until now.
 func (s *Service) revokeUser(ctx context.Context, userID string) error {
 	return s.store.AddRevocation(ctx, Revocation{Kind: "user_id", Value: userID, IssuedBefore: s.now(), ExpiresAt: s.now().Add(s.cfg.TokenTTL + time.Minute)})
+}
+
+// trustScope scopes p with a trust: the authenticated user must be its
+// trustee; the token acts on the trust's project, as the trustor when the
+// trust allows impersonation, and carries the trust's roles.
+func (s *Service) trustScope(ctx context.Context, p *payload, id string) error {
+	if id == "" {
+		return apiutil.BadRequest("Expecting to find id in OS-TRUST:trust.")
+	}
+	t, err := s.store.GetTrust(ctx, id)
+	if err != nil {
+		return err
+	}
+	if t.TrusteeUserID != p.UserID {
+		return apiutil.Forbidden("User %s is not the trustee of trust %s.", p.UserID, id)
+	}
+	if !t.ExpiresAt.IsZero() {
+		if !s.now().Before(t.ExpiresAt) {
+			return apiutil.NotFound("Could not find trust: %s.", id)
+		}
+		p.ExpiresAt = min(p.ExpiresAt, t.ExpiresAt.UnixMicro())
+	}
+	if t.ProjectID == "" {
+		return apiutil.Forbidden("Trust %s has no project to scope to.", id)
+	}
+	if t.RemainingUses != nil {
+		if err := s.store.ConsumeTrust(ctx, id); err != nil {
+			return apiutil.Forbidden("Trust %s has no remaining uses.", id)
+		}
+		s.changed(ctx)
+	}
+	p.TrustID, p.ProjectID = t.ID, t.ProjectID
+	if t.Impersonation {
+		p.UserID = t.TrustorUserID
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ func Migrations() db.Set {
 		Component: "identity",
 		Expand: []db.Migration{
 			{Version: 1, Name: "initial identity schema", SQL: schemaV1},
+			{Version: 2, Name: "credentials, limits, policies, endpoint filters, access rules, trusts, federation mappings", SQL: schemaV2},
 		},
 	}
 }
@@ -166,5 +167,110 @@ CREATE TABLE token_keys (
 	id INTEGER PRIMARY KEY,
 	secret TEXT NOT NULL,
 	created_at TEXT NOT NULL
+);
+`
+
+// schemaV2 adds the resources of Keystone's credential, unified limits,
+// policy, OS-EP-FILTER, access-rule and OS-TRUST APIs.
+const schemaV2 = `
+-- type ec2 credentials have id = hex(sha256(access)); blob is the JSON
+-- text the client sent, kept as is.
+CREATE TABLE credentials (
+	id TEXT PRIMARY KEY,
+	user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	project_id TEXT REFERENCES projects(id) ON DELETE CASCADE,
+	type TEXT NOT NULL,
+	blob TEXT NOT NULL,
+	extra TEXT NOT NULL DEFAULT '{}',
+	created_at TEXT NOT NULL
+);
+CREATE INDEX credentials_user ON credentials (user_id);
+
+-- region_id '' means every region. Deleting a service deletes its
+-- registered limits and their limits.
+CREATE TABLE registered_limits (
+	id TEXT PRIMARY KEY,
+	service_id TEXT NOT NULL REFERENCES catalog_services(id) ON DELETE CASCADE,
+	region_id TEXT NOT NULL DEFAULT '',
+	resource_name TEXT NOT NULL,
+	default_limit BIGINT NOT NULL,
+	description TEXT,
+	UNIQUE (service_id, region_id, resource_name)
+);
+
+-- A limit belongs to a project or (domain_id set) to a domain.
+CREATE TABLE limits (
+	id TEXT PRIMARY KEY,
+	project_id TEXT REFERENCES projects(id) ON DELETE CASCADE,
+	domain_id TEXT REFERENCES domains(id) ON DELETE CASCADE,
+	service_id TEXT NOT NULL,
+	region_id TEXT NOT NULL DEFAULT '',
+	resource_name TEXT NOT NULL,
+	resource_limit BIGINT NOT NULL,
+	description TEXT,
+	FOREIGN KEY (service_id, region_id, resource_name) REFERENCES registered_limits (service_id, region_id, resource_name) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX limits_target ON limits (service_id, region_id, resource_name, COALESCE(project_id, ''), COALESCE(domain_id, ''));
+
+CREATE TABLE policies (
+	id TEXT PRIMARY KEY,
+	type TEXT NOT NULL,
+	blob TEXT NOT NULL,
+	extra TEXT NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE project_endpoints (
+	project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+	endpoint_id TEXT NOT NULL REFERENCES catalog_endpoints(id) ON DELETE CASCADE,
+	PRIMARY KEY (project_id, endpoint_id)
+);
+CREATE INDEX project_endpoints_endpoint ON project_endpoints (endpoint_id);
+
+CREATE TABLE access_rules (
+	id TEXT PRIMARY KEY,
+	user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	service TEXT NOT NULL,
+	path TEXT NOT NULL,
+	method TEXT NOT NULL,
+	UNIQUE (user_id, service, path, method)
+);
+
+CREATE TABLE application_credential_access_rules (
+	application_credential_id TEXT NOT NULL REFERENCES application_credentials(id) ON DELETE CASCADE,
+	access_rule_id TEXT NOT NULL REFERENCES access_rules(id),
+	PRIMARY KEY (application_credential_id, access_rule_id)
+);
+CREATE INDEX app_cred_access_rules_rule ON application_credential_access_rules (access_rule_id);
+
+-- remaining_uses NULL means unlimited. Deleted trusts stay with deleted_at
+-- set, as in Keystone.
+CREATE TABLE trusts (
+	id TEXT PRIMARY KEY,
+	trustor_user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	trustee_user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	project_id TEXT REFERENCES projects(id) ON DELETE CASCADE,
+	impersonation BOOLEAN NOT NULL DEFAULT FALSE,
+	allow_redelegation BOOLEAN NOT NULL DEFAULT FALSE,
+	redelegation_count INTEGER NOT NULL DEFAULT 0,
+	expires_at TEXT,
+	remaining_uses INTEGER,
+	deleted_at TEXT,
+	created_at TEXT NOT NULL
+);
+CREATE INDEX trusts_trustor ON trusts (trustor_user_id);
+CREATE INDEX trusts_trustee ON trusts (trustee_user_id);
+
+-- OS-FEDERATION mappings: rules kept as the JSON text the client sent
+-- (validated against Keystone's mapping schema).
+CREATE TABLE federation_mappings (
+	id TEXT PRIMARY KEY,
+	rules TEXT NOT NULL,
+	schema_version TEXT NOT NULL DEFAULT '1.0'
+);
+
+CREATE TABLE trust_roles (
+	trust_id TEXT NOT NULL REFERENCES trusts(id) ON DELETE CASCADE,
+	role_id TEXT NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+	PRIMARY KEY (trust_id, role_id)
 );
 `

@@ -98,6 +98,7 @@ type AppCred struct {
 	ExpiresAt                   time.Time
 	Unrestricted                bool
 	RoleIDs                     []string
+	AccessRules                 []*AccessRule // nil: any request
 	CreatedAt                   time.Time
 }
 

@@ -11,6 +11,7 @@ func PolicyDefaults() []policy.Rule {
 		admin        = "role:admin"
 		domainReader = "(role:reader and domain_id:%(target.domain_id)s)"
 		owner        = "user_id:%(target.user_id)s"
+		systemReader = "(role:reader and system_scope:all)"
 	)
 	r := func(name, check, desc string) policy.Rule {
 		return policy.Rule{Name: name, Check: check, Description: desc}
@@ -82,6 +83,59 @@ func PolicyDefaults() []policy.Rule {
 		r("identity:list_application_credentials", "rule:admin_required or "+owner, "List application credentials."),
 		r("identity:create_application_credential", owner, "Create an application credential."),
 		r("identity:delete_application_credential", "rule:admin_required or "+owner, "Delete an application credential."),
+
+		r("identity:get_access_rule", "rule:admin_required or "+owner, "Show an access rule."),
+		r("identity:list_access_rules", "rule:admin_required or "+owner, "List access rules."),
+		r("identity:delete_access_rule", "rule:admin_required or "+owner, "Delete an access rule."),
+
+		r("identity:get_credential", "rule:admin_required or "+systemReader+" or "+owner, "Show a credential."),
+		r("identity:list_credentials", "rule:admin_required or "+systemReader+" or "+owner, "List credentials (each filtered by identity:get_credential)."),
+		r("identity:create_credential", "rule:admin_required or "+owner, "Create a credential."),
+		r("identity:update_credential", "rule:admin_required or "+owner, "Update a credential."),
+		r("identity:delete_credential", "rule:admin_required or "+owner, "Delete a credential."),
+		r("identity:ec2_get_credential", "rule:admin_required or "+systemReader+" or "+owner, "Show an EC2 credential."),
+		r("identity:ec2_list_credentials", "rule:admin_required or "+systemReader+" or "+owner, "List EC2 credentials."),
+		r("identity:ec2_create_credential", "rule:admin_required or "+owner, "Create an EC2 credential."),
+		r("identity:ec2_delete_credential", "rule:admin_required or "+owner, "Delete an EC2 credential."),
+
+		r("identity:get_limit_model", "", "Show the limit enforcement model."),
+		r("identity:get_registered_limit", "", "Show a registered limit."),
+		r("identity:list_registered_limits", "", "List registered limits."),
+		r("identity:create_registered_limits", "rule:admin_required", "Create registered limits."),
+		r("identity:update_registered_limit", "rule:admin_required", "Update a registered limit."),
+		r("identity:delete_registered_limit", "rule:admin_required", "Delete a registered limit."),
+		r("identity:get_limit", "rule:admin_required or "+systemReader+" or project_id:%(target.project_id)s or domain_id:%(target.domain_id)s", "Show a limit."),
+		r("identity:list_limits", "", "List limits (each filtered by identity:get_limit)."),
+		r("identity:create_limits", "rule:admin_required", "Create limits."),
+		r("identity:update_limit", "rule:admin_required", "Update a limit."),
+		r("identity:delete_limit", "rule:admin_required", "Delete a limit."),
+
+		r("identity:get_policy", "rule:admin_required or "+systemReader, "Show a policy blob."),
+		r("identity:list_policies", "rule:admin_required or "+systemReader, "List policy blobs."),
+		r("identity:create_policy", "rule:admin_required", "Create a policy blob."),
+		r("identity:update_policy", "rule:admin_required", "Update a policy blob."),
+		r("identity:delete_policy", "rule:admin_required", "Delete a policy blob."),
+
+		r("identity:add_endpoint_to_project", "rule:admin_required", "Associate an endpoint with a project."),
+		r("identity:remove_endpoint_from_project", "rule:admin_required", "Remove an endpoint from a project."),
+		r("identity:check_endpoint_in_project", "rule:admin_required or "+systemReader, "Check an endpoint-project association."),
+		r("identity:list_endpoints_for_project", "rule:admin_required or "+systemReader, "List the endpoints associated with a project."),
+		r("identity:list_projects_for_endpoint", "rule:admin_required or "+systemReader, "List the projects associated with an endpoint."),
+
+		r("identity:get_mapping", "rule:admin_required or "+systemReader, "Show a federation mapping."),
+		r("identity:list_mappings", "rule:admin_required or "+systemReader, "List federation mappings."),
+		r("identity:create_mapping", "rule:admin_required", "Create a federation mapping."),
+		r("identity:update_mapping", "rule:admin_required", "Update a federation mapping."),
+		r("identity:delete_mapping", "rule:admin_required", "Delete a federation mapping."),
+
+		r("identity:create_trust", "user_id:%(target.trustor_user_id)s", "Create a trust (only as its trustor)."),
+		r("identity:list_trusts", "rule:admin_required or "+systemReader, "List every trust."),
+		r("identity:list_trusts_for_trustor", "rule:admin_required or user_id:%(target.trustor_user_id)s", "List the trusts of a trustor."),
+		r("identity:list_trusts_for_trustee", "rule:admin_required or user_id:%(target.trustee_user_id)s", "List the trusts of a trustee."),
+		r("identity:get_trust", "rule:admin_required or user_id:%(target.trustor_user_id)s or user_id:%(target.trustee_user_id)s", "Show a trust."),
+		r("identity:delete_trust", "rule:admin_required or user_id:%(target.trustor_user_id)s", "Delete a trust."),
+		r("identity:list_roles_for_trust", "rule:admin_required or user_id:%(target.trustor_user_id)s or user_id:%(target.trustee_user_id)s", "List the roles of a trust."),
+		r("identity:get_role_for_trust", "rule:admin_required or user_id:%(target.trustor_user_id)s or user_id:%(target.trustee_user_id)s", "Show a role of a trust."),
 
 		r("identity:validate_token", "rule:admin_required or (role:reader and system_scope:all) or "+owner, "Validate a token."),
 		r("identity:check_token", "rule:admin_required or (role:reader and system_scope:all) or "+owner, "Check a token."),

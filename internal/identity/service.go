@@ -487,6 +487,12 @@ func (s *Service) buildContext(ctx context.Context, sn *snapshot, p *payload) (*
 		if err != nil {
 			return nil, err
 		}
+		if p.TrustID != "" {
+			if roles, err = s.trustRoles(ctx, sn, p, u.ID, roles, projectDomain); err != nil {
+				return nil, err
+			}
+			c.TrustID = p.TrustID
+		}
 		if p.AppCredID != "" {
 			ac, err := s.store.GetAppCred(ctx, p.AppCredID)
 			if err != nil {
@@ -503,6 +509,12 @@ func (s *Service) buildContext(ctx context.Context, sn *snapshot, p *payload) (*
 			userRoles := roles
 			roles = slices.DeleteFunc(sn.expandRoles(allowed), func(r auth.Role) bool { return !hasRoleID(userRoles, r.ID) })
 			c.AppCred = &auth.AppCred{ID: ac.ID, Name: ac.Name, Unrestricted: ac.Unrestricted}
+			if ac.AccessRules != nil {
+				c.AppCred.AccessRules = []auth.AccessRule{}
+				for _, r := range ac.AccessRules {
+					c.AppCred.AccessRules = append(c.AppCred.AccessRules, auth.AccessRule{Service: r.Service, Path: r.Path, Method: r.Method})
+				}
+			}
 		}
 		if len(roles) == 0 {
 			return nil, errTokenNotFound
@@ -519,4 +531,35 @@ func hasRoleID(rs []auth.Role, id string) bool {
 		}
 	}
 	return false
+}
+
+// trustRoles narrows a trust-scoped token's roles to those of the trust
+// that its trustor still holds on the project. userRoles are the roles of
+// the token's user (the trustor when the trust impersonates).
+func (s *Service) trustRoles(ctx context.Context, sn *snapshot, p *payload, userID string, userRoles []auth.Role, projectDomain string) ([]auth.Role, error) {
+	t, err := s.store.GetTrust(ctx, p.TrustID)
+	if errors.Is(err, apiutil.ErrNotFound) {
+		return nil, errTokenNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if t.ProjectID != p.ProjectID || (!t.ExpiresAt.IsZero() && !s.now().Before(t.ExpiresAt)) {
+		return nil, errTokenNotFound
+	}
+	trustor := userRoles
+	if userID != t.TrustorUserID {
+		tu, err := s.store.GetUser(ctx, t.TrustorUserID)
+		if err != nil || !tu.Enabled {
+			return nil, errTokenNotFound
+		}
+		if trustor, err = s.effectiveRoles(ctx, sn, t.TrustorUserID, p, projectDomain); err != nil {
+			return nil, err
+		}
+	}
+	allowed := map[string]bool{}
+	for _, id := range t.RoleIDs {
+		allowed[id] = true
+	}
+	return slices.DeleteFunc(sn.expandRoles(allowed), func(r auth.Role) bool { return !hasRoleID(trustor, r.ID) }), nil
 }

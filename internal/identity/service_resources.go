@@ -499,3 +499,33 @@ func (s *Service) subtree(ctx context.Context, id string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// ---- trusts ----
+
+// projectRoles returns the ids of the roles a user holds on a project,
+// implied ones included.
+func (s *Service) projectRoles(ctx context.Context, userID, projectID string) ([]string, error) {
+	pr, err := s.store.GetProject(ctx, projectID)
+	if err != nil {
+		return nil, err
+	}
+	sn, err := s.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	roles, err := s.effectiveRoles(ctx, sn, userID, &payload{ProjectID: projectID}, pr.DomainID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(roles))
+	for _, r := range roles {
+		ids = append(ids, r.ID)
+	}
+	return ids, nil
+}
+
+// DeleteTrust deletes a trust; tokens scoped with it stop validating
+// because validation loads the trust.
+func (s *Service) DeleteTrust(ctx context.Context, id string) error {
+	return s.after(ctx, s.store.DeleteTrust(ctx, id, s.now()))
+}

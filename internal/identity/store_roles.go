@@ -418,7 +418,7 @@ func (s *Store) CreateAppCred(ctx context.Context, a *AppCred) error {
 				return err
 			}
 		}
-		return nil
+		return linkAccessRules(ctx, tx, a.ID, a.UserID, a.AccessRules)
 	})
 }
 
@@ -456,6 +456,12 @@ func (s *Store) scanAppCreds(ctx context.Context, q string, args ...any) ([]*App
 			a.RoleIDs = append(a.RoleIDs, id)
 		}
 		rr.Close()
+		if a.AccessRules, err = s.AppCredAccessRules(ctx, a.ID); err != nil {
+			return nil, err
+		}
+		if len(a.AccessRules) == 0 {
+			a.AccessRules = nil
+		}
 	}
 	return out, nil
 }

@@ -32,6 +32,7 @@ type payload struct {
 	DomainID  string   `json:"d,omitempty"`
 	System    bool     `json:"s,omitempty"`
 	AppCredID string   `json:"c,omitempty"`
+	TrustID   string   `json:"t,omitempty"`
 	IssuedAt  int64    `json:"i"` // unix microseconds
 	ExpiresAt int64    `json:"e"` // unix microseconds
 	AuditIDs  []string `json:"a"`
