@@ -393,11 +393,11 @@ func (s *Service) listSGs(r *http.Request) (*apiutil.Response, error) {
 	for i, g := range groups {
 		items[i] = viewSG(g)
 	}
-	var first, last string
-	if len(items) > 0 {
-		first, last = items[0].ID, items[len(items)-1].ID
+	body := sgListBody{items: items}
+	if lq.limit > 0 && len(items) > 0 {
+		body.links = pageLinks(r, strings.TrimSuffix(s.base(r), prefix), lq, items[0].ID, items[len(items)-1].ID, more)
 	}
-	return s.listResponseOf(r, lq, "security_groups", items, len(items), first, last, more), nil
+	return apiutil.JSON(200, body), nil
 }
 
 func (s *Service) sgAccess(c *caller, g *SecurityGroup, rule string) error {
