@@ -171,6 +171,25 @@ type Querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// Scanner reads one row: *sql.Row and *sql.Rows both offer it. An alias,
+// so scan functions written against the same method set fit without naming it.
+type Scanner = interface{ Scan(dest ...any) error }
+
+// Collect scans every row of rows with scan and closes rows. No rows give an
+// empty slice, not nil.
+func Collect[T any](rows *sql.Rows, scan func(Scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // Reader returns the pool for reads outside a transaction.
 func (d *DB) Reader() Querier { return d.read }
 

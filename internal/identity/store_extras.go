@@ -49,7 +49,7 @@ type Trust struct {
 	RoleIDs                                     []string
 }
 
-type scanner interface{ Scan(...any) error }
+type scanner = db.Scanner
 
 // queryAll runs q and scans every row with scan.
 func queryAll[T any](ctx context.Context, q db.Querier, scan func(scanner) (*T, error), query string, args ...any) ([]*T, error) {
@@ -57,16 +57,7 @@ func queryAll[T any](ctx context.Context, q db.Querier, scan func(scanner) (*T, 
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := []*T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return db.Collect(rows, scan)
 }
 
 // queryOne returns the single row of query or a Keystone 404 for kind.

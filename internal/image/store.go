@@ -141,7 +141,7 @@ const imageCols = `i.id, i.name, i.status, i.visibility, i.owner, i.disk_format,
 i.size, i.virtual_size, i.checksum, i.os_hash_algo, i.os_hash_value, i.min_disk, i.min_ram,
 i.protected, i.os_hidden, i.created_at, i.updated_at`
 
-type scanner interface{ Scan(dest ...any) error }
+type scanner = db.Scanner
 
 // imageRow is an Image with room for its nullable attributes, so that
 // scanning a row allocates one object instead of one per set attribute.
@@ -692,16 +692,11 @@ func (s *SQLStore) ListMembers(ctx context.Context, imageID string) ([]*Member, 
 	if err != nil {
 		return nil, fmt.Errorf("list members: %w", err)
 	}
-	defer rows.Close()
-	out := []*Member{}
-	for rows.Next() {
-		m, err := scanMember(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list members: %w", err)
-		}
-		out = append(out, m)
+	out, err := db.Collect(rows, scanMember)
+	if err != nil {
+		return nil, fmt.Errorf("list members: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // UpdateMember implements Store.

@@ -246,16 +246,11 @@ func (s taskStore) query(ctx context.Context, text string, args ...any) ([]*Task
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}
-	defer rows.Close()
-	out := []*Task{}
-	for rows.Next() {
-		t, err := scanTask(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list tasks: %w", err)
-		}
-		out = append(out, t)
+	out, err := db.Collect(rows, scanTask)
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ofImage lists the tasks of an image, newest first; owner "" means any.

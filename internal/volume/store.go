@@ -102,20 +102,6 @@ v.host, v.location, v.image_metadata, v.admin_metadata, v.task, v.created_at, v.
 
 const volumeFrom = ` FROM volumes v JOIN volume_types t ON t.id = v.type_id`
 
-// collect scans every row with scan and closes rows.
-func collect[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
-}
-
 func scanVolume(sc interface{ Scan(...any) error }) (*Volume, error) {
 	var v Volume
 	var name, desc, snap, src, img, host, loc, task, created, updated sql.NullString
@@ -436,7 +422,7 @@ func (s *Store) ListVolumes(ctx context.Context, q VolumeQuery) ([]*Volume, erro
 	if err != nil {
 		return nil, err
 	}
-	out, err := collect(rows, scanVolume)
+	out, err := db.Collect(rows, scanVolume)
 	if err != nil {
 		return nil, err
 	}

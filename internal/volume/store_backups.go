@@ -138,7 +138,7 @@ func (s *Store) ListBackups(ctx context.Context, q BackupQuery) ([]*Backup, erro
 	if err != nil {
 		return nil, err
 	}
-	return collect(rows, scanBackup)
+	return db.Collect(rows, scanBackup)
 }
 
 // CreateBackupWith inserts a backup and applies fn to its volume in the

@@ -192,7 +192,7 @@ func (s *Store) ListSnapshots(ctx context.Context, q SnapshotQuery) ([]*Snapshot
 	if err != nil {
 		return nil, err
 	}
-	return collect(rows, scanSnapshot)
+	return db.Collect(rows, scanSnapshot)
 }
 
 // ---- volume types ----
