@@ -5,9 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"testing"
-	"time"
 )
 
 // BenchmarkImportTask imports a 256 MiB raw image from a local web server
@@ -23,34 +21,18 @@ func BenchmarkImportTask(b *testing.B) {
 		io.CopyBuffer(w, &patternReader{n: benchImageSize}, *bp)
 	}))
 	defer web.Close()
-	b.SetBytes(benchImageSize)
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapInuse
-	var (
-		peak uint64
-		cpu  time.Duration
-	)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		cpu0 := cpuTime()
-		r := a.do("admin", "POST", "/image/v2/tasks", importTask(web.URL+"/disk.raw", "raw", nil))
+	var r resp
+	measureIngest(b, func() {
+		r = a.do("admin", "POST", "/image/v2/tasks", importTask(web.URL+"/disk.raw", "raw", nil))
 		if r.status != 201 {
 			b.Fatalf("create task: %d %s", r.status, r.body)
 		}
 		a.svc.WaitTasks()
-		cpu += cpuTime() - cpu0
-		b.StopTimer()
-		runtime.ReadMemStats(&ms)
-		peak = max(peak, ms.HeapInuse)
+	}, func() {
 		task := a.task("admin", r.json(b)["id"].(string))
 		if task["status"] != "success" {
 			b.Fatalf("task %v", task)
 		}
 		a.do("admin", "DELETE", "/image/v2/images/"+task["result"].(map[string]any)["image_id"].(string), nil)
-		b.StartTimer()
-	}
-	b.ReportMetric(float64(peak-min(peak, base))/(1<<20), "heapMiB")
-	reportCPU(b, cpuTime()-cpu, int64(b.N)*benchImageSize)
+	})
 }
