@@ -8,6 +8,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/services"
 	"github.com/gophercloud/gophercloud/v2/openstack/placement/v1/resourceproviders"
 )
 
@@ -23,7 +24,7 @@ func TestRemoteComputeAgent(t *testing.T) {
 	k := Start(t, Options{Args: []string{"--nats-listen", fmt.Sprintf("127.0.0.1:%d", port)}})
 	ctx := testContext(t)
 
-	startRemoteAgent(t, k, port, "remote1", t.TempDir(), "fake")
+	stopAgent := startRemoteAgent(t, k, port, "remote1", t.TempDir(), "fake")
 	p := k.adminProvider(t, ctx)
 	nova := serviceClient(t, openstack.NewComputeV2, p)
 	nova.Microversion = "2.74"
@@ -68,7 +69,28 @@ func TestRemoteComputeAgent(t *testing.T) {
 	if err != nil || use.Usages["VCPU"] != 1 || use.Usages["MEMORY_MB"] != 128 {
 		t.Fatalf("remote1 usages %+v %v", use, err)
 	}
+
+	// Deleting the compute service: refused while it hosts the server,
+	// then it takes the node's resource provider with it.
+	sp, err := services.List(nova, services.ListOpts{Binary: "nova-compute", Host: "remote1"}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs, _ := services.ExtractServices(sp)
+	if len(svcs) != 1 {
+		t.Fatalf("compute services on remote1: %+v", svcs)
+	}
+	wantFault(t, services.Delete(ctx, nova, svcs[0].ID).ExtractErr(), 409, "conflictingRequest")
 	if err := servers.Delete(ctx, nova, srv.ID).ExtractErr(); err != nil {
 		t.Fatal(err)
 	}
+	waitServerGone(t, ctx, nova, srv.ID)
+	stopAgent()
+	if err := services.Delete(ctx, nova, svcs[0].ID).ExtractErr(); err != nil {
+		t.Fatalf("delete the compute service of remote1: %v", err)
+	}
+	if _, err := resourceproviders.Get(ctx, pl, rp.UUID).Extract(); !gophercloud.ResponseCodeIs(err, 404) {
+		t.Errorf("remote1's resource provider after its service was deleted: %v, want 404", err)
+	}
+	wantFault(t, services.Delete(ctx, nova, svcs[0].ID).ExtractErr(), 404, "itemNotFound")
 }
