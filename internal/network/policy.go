@@ -46,6 +46,8 @@ func PolicyDefaults() []policy.Rule {
 		r("get_subnetpool", reader, "Show a subnet pool (shared pools are visible to every project)."),
 		r("update_subnetpool", member, "Update a subnet pool."),
 		r("delete_subnetpool", member, "Delete a subnet pool."),
+		r("add_prefixes", member, "Add prefixes to a subnet pool (subnetpool-prefix-ops)."),
+		r("remove_prefixes", member, "Remove prefixes from a subnet pool (subnetpool-prefix-ops)."),
 		r("create_subnetpool:shared", admin, "Create a shared subnet pool."),
 		r("create_subnetpool:is_default", admin, "Create a default subnet pool."),
 		r("update_subnetpool:is_default", admin, "Make a subnet pool the default."),

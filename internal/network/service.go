@@ -242,6 +242,8 @@ func (s *Service) Routes() *apiutil.Service {
 		rt("GET", "/subnetpools/{id}", s.showSubnetPool),
 		rt("PUT", "/subnetpools/{id}", s.updateSubnetPool),
 		rt("DELETE", "/subnetpools/{id}", s.deleteSubnetPool),
+		rt("PUT", "/subnetpools/{id}/add_prefixes", s.addPoolPrefixes),
+		rt("PUT", "/subnetpools/{id}/remove_prefixes", s.removePoolPrefixes),
 
 		rt("GET", "/network-ip-availabilities", s.listIPAvailability),
 		rt("GET", "/network-ip-availabilities/{id}", s.showIPAvailability),
