@@ -55,7 +55,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.cfg.Listen, "listen", g.cfg.Listen, "HOST:PORT the APIs listen on")
 	pf.StringVar(&g.cfg.PublicURL, "public-url", "", "root URL clients reach the APIs at (default: http://LISTEN)")
 	pf.StringVar(&g.cfg.Region, "region", g.cfg.Region, "region name in the catalog")
-	root.AddCommand(serveCmd(g), agentCmd(g), dbCmd(g), bootstrapCmd(g), tokenCmd(g), versionCmd(), benchCmd())
+	root.AddCommand(serveCmd(g), agentCmd(g), dbCmd(g), bootstrapCmd(g), tokenCmd(g), credentialCmd(g), versionCmd(), benchCmd())
 	return root
 }
 
@@ -331,6 +331,42 @@ processes pick the new key up within a minute.`,
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "token keys rotated")
+			return nil
+		},
+	})
+	return cmd
+}
+
+func credentialCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "credential", Short: "Credential encryption key management"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "rotate-key",
+		Short: "Put a new primary key in the credential key file and re-encrypt every credential with it",
+		Long: `Put a new primary key at the top of the credential key file
+(identity.credential_key_file, default <data-dir>/credential-keys), keep
+the older keys for decryption, and re-encrypt every stored credential blob
+with the new key. Running servers read the file again when they meet a
+blob under a key they do not know. Copy the file to every host that serves
+the identity API before rotating there; once every credential is under the
+new key, older keys may be deleted from the file.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.load(cmd); err != nil {
+				return err
+			}
+			path := g.cfg.Identity.CredentialKeyFile
+			if err := identity.RotateCredentialKey(path); err != nil {
+				return err
+			}
+			d, err := server.OpenDB(cmd.Context(), g.cfg, g.log)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			svc := identity.NewService(identity.NewStore(d), identity.Config{CredentialKeyFile: path}, nil, g.log)
+			if err := svc.Start(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "credential key rotated; credentials re-encrypted")
 			return nil
 		},
 	})

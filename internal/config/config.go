@@ -39,6 +39,10 @@ type Config struct {
 		TokenTTL        Duration `yaml:"token_ttl"`
 		LockoutAttempts int      `yaml:"lockout_attempts"`
 		LockoutDuration Duration `yaml:"lockout_duration"`
+		// CredentialKeyFile holds the keys that encrypt credential blobs
+		// at rest; default <data-dir>/credential-keys, created on first
+		// start. Every process serving the identity API needs a copy.
+		CredentialKeyFile string `yaml:"credential_key_file"`
 	} `yaml:"identity"`
 
 	Image struct {
@@ -245,6 +249,9 @@ func (c *Config) Finish() error {
 		return err
 	}
 	c.DataDir = abs
+	if c.Identity.CredentialKeyFile == "" {
+		c.Identity.CredentialKeyFile = filepath.Join(c.DataDir, "credential-keys")
+	}
 	if c.PublicURL == "" {
 		host := c.Listen
 		if strings.HasPrefix(host, "0.0.0.0:") || strings.HasPrefix(host, ":") || strings.HasPrefix(host, "[::]:") {

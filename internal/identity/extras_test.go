@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -504,6 +505,86 @@ func TestExtrasBadInput(t *testing.T) {
 			if l := e.expect(e.do("GET", path, e.admin, nil), 200).body[key].([]any); len(l) != 0 {
 				t.Errorf("%s: %d left after bad requests", path, len(l))
 			}
+		}
+	})
+}
+
+// TestCredentialsEncryptedAtRest: with a credential key file the blobs in
+// the database are ciphertext, the API still shows them in clear, rows
+// stored before encryption are encrypted at start, and a rotation
+// re-encrypts them while a running server follows.
+func TestCredentialsEncryptedAtRest(t *testing.T) {
+	dbtest.Each(t, []db.Set{identity.Migrations()}, func(t *testing.T, d *db.DB) {
+		ctx := t.Context()
+		rawBlobs := func() map[string]string {
+			rows, err := d.Reader().QueryContext(ctx, `SELECT id, blob FROM credentials`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			out := map[string]string{}
+			for rows.Next() {
+				var id, b string
+				rows.Scan(&id, &b)
+				out[id] = b
+			}
+			return out
+		}
+		// A credential stored by a server without encryption.
+		old := newEnv(t, d, identity.Config{})
+		adminID, adminProject := old.adminIDs()
+		r := old.expect(old.do("POST", "/v3/credentials", old.admin, map[string]any{"credential": map[string]any{
+			"type": "totp", "user_id": adminID, "blob": "OLDSEED"}}), 201)
+		oldID := obj(r.body, "credential")["id"].(string)
+		if rawBlobs()[oldID] != "OLDSEED" {
+			t.Fatal("setup: the old row should be in clear")
+		}
+
+		keys := filepath.Join(t.TempDir(), "credential-keys")
+		e := newEnv(t, d, identity.Config{CredentialKeyFile: keys})
+		if b := rawBlobs()[oldID]; !strings.HasPrefix(b, "kumo:enc:v1:") || strings.Contains(b, "OLDSEED") {
+			t.Fatalf("old row not encrypted at start: %q", b)
+		}
+		r = e.expect(e.do("POST", "/v3/credentials", e.admin, map[string]any{"credential": map[string]any{
+			"type": "ec2", "user_id": adminID, "project_id": adminProject, "blob": `{"access":"AK1","secret":"TOPSECRET"}`}}), 201)
+		newID := obj(r.body, "credential")["id"].(string)
+		raw := rawBlobs()
+		if strings.Contains(raw[newID], "TOPSECRET") || !strings.HasPrefix(raw[newID], "kumo:enc:v1:") {
+			t.Fatalf("new row stored in clear: %q", raw[newID])
+		}
+		if got := obj(e.expect(e.do("GET", "/v3/credentials/"+newID, e.admin, nil), 200).body, "credential")["blob"]; got != `{"access":"AK1","secret":"TOPSECRET"}` {
+			t.Fatalf("API blob %v", got)
+		}
+		if got := obj(e.expect(e.do("GET", "/v3/credentials/"+oldID, e.admin, nil), 200).body, "credential")["blob"]; got != "OLDSEED" {
+			t.Fatalf("API blob of the old row %v", got)
+		}
+		// Update re-encrypts.
+		e.expect(e.do("PATCH", "/v3/credentials/"+oldID, e.admin, map[string]any{"credential": map[string]any{"blob": "NEWSEED"}}), 200)
+		if b := rawBlobs()[oldID]; strings.Contains(b, "SEED") {
+			t.Fatalf("updated row in clear: %q", b)
+		}
+
+		// Rotation by another process: rows move to the new key; this
+		// server, which still has only the old key, reads them anyway.
+		before := rawBlobs()
+		if err := identity.RotateCredentialKey(keys); err != nil {
+			t.Fatal(err)
+		}
+		newEnv(t, d, identity.Config{CredentialKeyFile: keys})
+		after := rawBlobs()
+		for id := range before {
+			if before[id][:20] == after[id][:20] {
+				t.Fatalf("row %s not re-encrypted with the new key: %q", id, after[id])
+			}
+		}
+		if got := obj(e.expect(e.do("GET", "/v3/credentials/"+newID, e.admin, nil), 200).body, "credential")["blob"]; got != `{"access":"AK1","secret":"TOPSECRET"}` {
+			t.Fatalf("API blob after rotation %v", got)
+		}
+		// A server without the keys cannot read encrypted rows: a clear
+		// error, not garbage.
+		r = old.do("GET", "/v3/credentials/"+newID, old.admin, nil)
+		if r.status != 500 {
+			t.Fatalf("server without keys: %d %s", r.status, r.raw)
 		}
 	})
 }

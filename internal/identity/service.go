@@ -31,6 +31,10 @@ type Config struct {
 	CacheSize       int           // validated tokens kept in memory; default 50,000
 	KeysToKeep      int           // token keys kept on rotation; default 3
 	PollInterval    time.Duration // how often other processes' writes are noticed; default 1s
+	// CredentialKeyFile holds the keys that encrypt credential blobs at
+	// rest (credkeys.go), created on first start; empty stores them in
+	// clear (tools and tests).
+	CredentialKeyFile string
 }
 
 func (c *Config) defaults() {
@@ -120,6 +124,18 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("identity: %w", err)
 	}
 	s.keys.Store(kr)
+	if s.cfg.CredentialKeyFile != "" {
+		if err := s.store.useCredentialKeys(s.cfg.CredentialKeyFile); err != nil {
+			return fmt.Errorf("identity: %w", err)
+		}
+		n, err := s.store.reencryptCredentials(ctx)
+		if err != nil {
+			return fmt.Errorf("identity: encrypt stored credentials: %w", err)
+		}
+		if n > 0 {
+			s.log.Info("credentials encrypted with the primary credential key", "count", n)
+		}
+	}
 	return s.Refresh(ctx)
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
@@ -19,6 +20,10 @@ import (
 // to drop cached token data.
 type Store struct {
 	db *db.DB
+	// credKeys encrypts credential blobs at rest (credkeys.go); nil
+	// stores them in clear. credKeyFile is where they were read from.
+	credKeys    atomic.Pointer[credKeyRing]
+	credKeyFile string
 }
 
 // NewStore returns a store on d.

@@ -73,11 +73,16 @@ func queryOne[T any](ctx context.Context, q db.Querier, scan func(scanner) (*T, 
 
 const credCols = `id, user_id, project_id, type, blob, extra, created_at`
 
-func scanCredential(sc scanner) (*Credential, error) {
+// scanCredential scans a credential row, decrypting its blob.
+func (s *Store) scanCredential(sc scanner) (*Credential, error) {
 	var c Credential
 	var project, created sql.NullString
-	var extra string
-	if err := sc.Scan(&c.ID, &c.UserID, &project, &c.Type, &c.Blob, &extra, &created); err != nil {
+	var extra, blob string
+	if err := sc.Scan(&c.ID, &c.UserID, &project, &c.Type, &blob, &extra, &created); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.Blob, err = s.openCredential(c.ID, blob); err != nil {
 		return nil, err
 	}
 	c.ProjectID, c.Extra, c.CreatedAt = project.String, decodeExtra(extra), db.ParseTime(created)
@@ -87,7 +92,7 @@ func scanCredential(sc scanner) (*Credential, error) {
 func (s *Store) CreateCredential(ctx context.Context, c *Credential) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO credentials (`+credCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			c.ID, c.UserID, nullStr(c.ProjectID), c.Type, c.Blob, encodeJSON(c.Extra), db.FormatTime(c.CreatedAt))
+			c.ID, c.UserID, nullStr(c.ProjectID), c.Type, s.credKeys.Load().seal(c.ID, c.Blob), encodeJSON(c.Extra), db.FormatTime(c.CreatedAt))
 		if db.IsUniqueViolation(err) {
 			return conflict("credential", "id", c.ID)
 		}
@@ -96,18 +101,18 @@ func (s *Store) CreateCredential(ctx context.Context, c *Credential) error {
 }
 
 func (s *Store) GetCredential(ctx context.Context, id string) (*Credential, error) {
-	return queryOne(ctx, s.q(), scanCredential, "credential", id, `SELECT `+credCols+` FROM credentials WHERE id = $1`, id)
+	return queryOne(ctx, s.q(), s.scanCredential, "credential", id, `SELECT `+credCols+` FROM credentials WHERE id = $1`, id)
 }
 
 func (s *Store) ListCredentials(ctx context.Context, f Filter) ([]*Credential, error) {
 	w, args := where(f, map[string]string{"user_id": "user_id", "type": "type", "project_id": "project_id"})
-	return queryAll(ctx, s.q(), scanCredential, `SELECT `+credCols+` FROM credentials`+w+` ORDER BY created_at, id`, args...)
+	return queryAll(ctx, s.q(), s.scanCredential, `SELECT `+credCols+` FROM credentials`+w+` ORDER BY created_at, id`, args...)
 }
 
 func (s *Store) UpdateCredential(ctx context.Context, c *Credential) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE credentials SET user_id = $2, project_id = $3, type = $4, blob = $5, extra = $6 WHERE id = $1`,
-			c.ID, c.UserID, nullStr(c.ProjectID), c.Type, c.Blob, encodeJSON(c.Extra))
+			c.ID, c.UserID, nullStr(c.ProjectID), c.Type, s.credKeys.Load().seal(c.ID, c.Blob), encodeJSON(c.Extra))
 		return mustAffect(res, err, "credential", c.ID)
 	})
 }

@@ -104,9 +104,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, fmt.Errorf("bus: %w", err)
 	}
 	s.Identity = identity.NewService(identity.NewStore(s.DB), identity.Config{
-		TokenTTL:        cfg.Identity.TokenTTL.Duration,
-		LockoutAttempts: cfg.Identity.LockoutAttempts,
-		LockoutDuration: cfg.Identity.LockoutDuration.Duration,
+		TokenTTL:          cfg.Identity.TokenTTL.Duration,
+		LockoutAttempts:   cfg.Identity.LockoutAttempts,
+		LockoutDuration:   cfg.Identity.LockoutDuration.Duration,
+		CredentialKeyFile: cfg.Identity.CredentialKeyFile,
 	}, enf, log.With("component", "identity"))
 	s.Identity.SetBus(s.Bus)
 	if err := s.Identity.Start(ctx); err != nil {
