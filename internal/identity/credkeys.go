@@ -234,47 +234,52 @@ func (s *Store) openCredential(id, stored string) (string, error) {
 }
 
 // reencryptCredentials encrypts, with the primary key, every credential
-// stored in clear or under an older key. It returns how many it changed.
-func (s *Store) reencryptCredentials(ctx context.Context) (int, error) {
+// stored in clear or under an older key. Rows under a key this process
+// does not have are left alone (reading them fails with a clear error
+// until the key file is completed). It returns how many rows it changed
+// and how many it could not read.
+func (s *Store) reencryptCredentials(ctx context.Context) (changed, unreadable int, err error) {
 	kr := s.credKeys.Load()
 	if kr == nil {
-		return 0, nil
+		return 0, 0, nil
 	}
-	type row struct{ id, blob string }
+	type row struct{ id, blob, clear string }
 	rows, err := s.q().QueryContext(ctx, `SELECT id, blob FROM credentials`)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var stale []row
 	for rows.Next() {
 		var r row
 		if err := rows.Scan(&r.id, &r.blob); err != nil {
 			rows.Close()
-			return 0, err
+			return 0, 0, err
 		}
-		if !kr.current(r.blob) {
-			stale = append(stale, r)
+		if kr.current(r.blob) {
+			continue
 		}
+		if r.clear, err = s.openCredential(r.id, r.blob); err != nil {
+			unreadable++
+			continue
+		}
+		stale = append(stale, r)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if len(stale) == 0 {
-		return 0, nil
+		return 0, unreadable, nil
 	}
+	kr = s.credKeys.Load() // openCredential may have reloaded the file
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		for _, r := range stale {
-			pt, err := s.openCredential(r.id, r.blob)
-			if err != nil {
-				return err
-			}
 			// Only if the row is unchanged since it was read.
 			if _, err := tx.ExecContext(ctx, `UPDATE credentials SET blob = $1 WHERE id = $2 AND blob = $3`,
-				kr.seal(r.id, pt), r.id, r.blob); err != nil {
+				kr.seal(r.id, r.clear), r.id, r.blob); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	return len(stale), err
+	return len(stale), unreadable, err
 }

@@ -128,12 +128,16 @@ func (s *Service) Start(ctx context.Context) error {
 		if err := s.store.useCredentialKeys(s.cfg.CredentialKeyFile); err != nil {
 			return fmt.Errorf("identity: %w", err)
 		}
-		n, err := s.store.reencryptCredentials(ctx)
+		n, bad, err := s.store.reencryptCredentials(ctx)
 		if err != nil {
 			return fmt.Errorf("identity: encrypt stored credentials: %w", err)
 		}
 		if n > 0 {
 			s.log.Info("credentials encrypted with the primary credential key", "count", n)
+		}
+		if bad > 0 {
+			s.log.Warn("credentials encrypted with keys missing from the credential key file: copy the file of the process that wrote them",
+				"count", bad, "file", s.cfg.CredentialKeyFile)
 		}
 	}
 	return s.Refresh(ctx)

@@ -5,11 +5,13 @@ import (
 	"database/sql"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/credentials"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/projects"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/roles"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
@@ -58,15 +60,30 @@ func TestPostgres(t *testing.T) {
 	}
 	_, err = tokens.Get(ctx, ac, up.Token()).ExtractToken()
 	checkKeystoneError(t, "validate a revoked token", err, 404, "")
+	// A credential: its blob is encrypted with the key file in k's data
+	// directory, which a second process needs a copy of.
+	cred, err := credentials.Create(ctx, ac, credentials.CreateOpts{Type: "totp", UserID: u.ID, Blob: "PG-SEED"}).Extract()
+	if err != nil {
+		t.Fatalf("create credential: %v", err)
+	}
 	adminToken := ac.Token()
 	k.Stop()
 	if t.Failed() {
 		t.FailNow()
 	}
 
-	// The database is the whole state: a new process with an empty data
-	// directory sees the same cloud, and the same token keys.
-	k2 := Start(t, Options{Args: []string{"--db-dsn", dsn}, Password: k.Password})
+	// The database is the whole state but for the credential key file: a
+	// new process with a data directory holding only a copy of that file
+	// sees the same cloud, the same token keys and the same credentials.
+	dir2 := t.TempDir()
+	keys, err := os.ReadFile(filepath.Join(k.DataDir, "credential-keys"))
+	if err != nil {
+		t.Fatalf("credential key file: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir2, "credential-keys"), keys, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k2 := Start(t, Options{Args: []string{"--db-dsn", dsn}, Password: k.Password, DataDir: dir2})
 	got, err := projects.Get(ctx, k2.tokenClient(t, adminToken), proj.ID).Extract()
 	if err != nil {
 		t.Fatalf("get project from the second process with the first one's token: %v", err)
@@ -76,6 +93,18 @@ func TestPostgres(t *testing.T) {
 	}
 	_, err = tokens.Get(ctx, k2.tokenClient(t, adminToken), up.Token()).ExtractToken()
 	checkKeystoneError(t, "revoked token after restart", err, 404, "")
+	if got, err := credentials.Get(ctx, k2.tokenClient(t, adminToken), cred.ID).Extract(); err != nil || got.Blob != "PG-SEED" {
+		t.Errorf("credential from the second process: %+v, %v", got, err)
+	}
+	var raw string
+	pg, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	if err := pg.QueryRowContext(ctx, `SELECT blob FROM credentials WHERE id = $1`, cred.ID).Scan(&raw); err != nil || strings.Contains(raw, "PG-SEED") {
+		t.Errorf("credential blob in the database: %q, %v", raw, err)
+	}
 }
 
 // throwawayDatabase creates a database on the server of adminDSN, drops it
