@@ -96,17 +96,8 @@ func (s *Service) changePoolPrefixes(r *http.Request, rule string,
 	ctx := r.Context()
 	var out []netip.Prefix
 	err = s.withTx(ctx, func(tx *txn) error {
-		p, err := loadPool(ctx, tx, id, s.db.ForUpdate())
+		p, err := s.poolForChange(ctx, tx, c, id, rule)
 		if err != nil {
-			return err
-		}
-		if !c.admin && p.ProjectID != c.ProjectID {
-			if p.Shared {
-				return policyDenied(rule)
-			}
-			return poolNotFound(id)
-		}
-		if err := s.authorize(c, rule, ownerTarget(p.ProjectID)); err != nil {
 			return err
 		}
 		for _, pr := range ps {

@@ -323,6 +323,25 @@ func (tx *txn) checkDefaultPool(ctx context.Context, p *SubnetPool) error {
 	return nil
 }
 
+// poolForChange locks subnet pool id for a change under policy rule: an
+// other project's private pool is not found, a shared one is forbidden.
+func (s *Service) poolForChange(ctx context.Context, tx *txn, c *caller, id, rule string) (*SubnetPool, error) {
+	p, err := loadPool(ctx, tx, id, s.db.ForUpdate())
+	if err != nil {
+		return nil, err
+	}
+	if !c.admin && p.ProjectID != c.ProjectID {
+		if p.Shared {
+			return nil, policyDenied(rule)
+		}
+		return nil, poolNotFound(id)
+	}
+	if err := s.authorize(c, rule, ownerTarget(p.ProjectID)); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 func (s *Service) updateSubnetPool(r *http.Request) (*apiutil.Response, error) {
 	c := s.caller(r)
 	objs, _, err := readBody(r, "subnetpool", "subnetpools", false)
@@ -338,17 +357,8 @@ func (s *Service) updateSubnetPool(r *http.Request) (*apiutil.Response, error) {
 	ctx := r.Context()
 	var out *SubnetPool
 	err = s.withTx(ctx, func(tx *txn) error {
-		p, err := loadPool(ctx, tx, id, s.db.ForUpdate())
+		p, err := s.poolForChange(ctx, tx, c, id, "update_subnetpool")
 		if err != nil {
-			return err
-		}
-		if !c.admin && p.ProjectID != c.ProjectID {
-			if p.Shared {
-				return policyDenied("update_subnetpool")
-			}
-			return poolNotFound(id)
-		}
-		if err := s.authorize(c, "update_subnetpool", ownerTarget(p.ProjectID)); err != nil {
 			return err
 		}
 		if a.has("is_default") {
@@ -387,17 +397,8 @@ func (s *Service) deleteSubnetPool(r *http.Request) (*apiutil.Response, error) {
 	id := r.PathValue("id")
 	ctx := r.Context()
 	err := s.withTx(ctx, func(tx *txn) error {
-		p, err := loadPool(ctx, tx, id, s.db.ForUpdate())
+		p, err := s.poolForChange(ctx, tx, c, id, "delete_subnetpool")
 		if err != nil {
-			return err
-		}
-		if !c.admin && p.ProjectID != c.ProjectID {
-			if p.Shared {
-				return policyDenied("delete_subnetpool")
-			}
-			return poolNotFound(id)
-		}
-		if err := s.authorize(c, "delete_subnetpool", ownerTarget(p.ProjectID)); err != nil {
 			return err
 		}
 		if err := ifMatch(r, p.Revision); err != nil {
