@@ -284,7 +284,7 @@ func (m *ml2) extensionAliases() []string {
 		"provider", "external-net", "network-mtu", "net-mtu-writable", "network_availability_zone",
 		"availability_zone", "security-group", "stateful-security-group", "port-security", "allowed-address-pairs",
 		"router", "ext-gw-mode", "extraroute", "extraroute-atomic", "router_availability_zone",
-		"quotas", "quota_details", "subnet_allocation", "subnetpool-prefix-ops",
+		"quotas", "quota_details", "subnet_allocation", "subnetpool-prefix-ops", "subnet-service-types",
 		"dns-integration", "agent", "auto-allocated-topology", "floating-ip-port-forwarding",
 		"floating-ip-port-forwarding-description", "expose-port-forwarding-in-fip",
 	}

@@ -44,6 +44,7 @@ var extensionCatalog = map[string]extensionInfo{
 	"quotas":                      {"Quota management support", "Per-project quotas.", "2012-07-29T10:00:00-00:00"},
 	"quota_details":               {"Quota details management support", "Shows used, limit and reserved per resource.", "2017-02-10T10:00:00-00:00"},
 	"subnet_allocation":           {"Subnet Allocation", "Subnet pools and allocation of subnets from them.", "2015-03-30T10:00:00-00:00"},
+	"subnet-service-types":        {"Subnet service types", "Lets subnets be limited to the ports of given device owners.", "2016-03-03T00:00:00-00:00"},
 	"subnetpool-prefix-ops":       {"Subnet Pool Prefix Operations", "Adds and removes prefixes of subnet pools.", "2019-12-09T00:00:00-00:00"},
 	"dns-integration":             {"DNS Integration", "Adds dns_name to ports and floating IPs and dns_domain to networks.", "2015-08-15T18:00:00-00:00"},
 	"agent":                       {"agent", "Lists the network agents.", "2013-02-03T10:00:00-00:00"},

@@ -252,6 +252,9 @@ CREATE TABLE net_port_forwardings (
 CREATE INDEX net_port_forwardings_fip_idx ON net_port_forwardings (floatingip_id);
 CREATE INDEX net_port_forwardings_port_idx ON net_port_forwardings (internal_port_id);
 `},
+			{Version: 4, Name: "subnet service types", SQL: `
+ALTER TABLE net_subnets ADD COLUMN service_types TEXT NOT NULL DEFAULT '[]';
+`},
 		},
 	}
 }

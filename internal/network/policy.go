@@ -111,6 +111,7 @@ func PolicyDefaults() []policy.Rule {
 	rules = append(rules,
 		r("create_subnet:segment_id", admin, "Place a subnet on a segment."),
 		r("create_subnet:service_types", admin, "Set the service types of a subnet."),
+		r("update_subnet:service_types", admin, "Change the service types of a subnet."),
 	)
 	for _, act := range []string{"create", "update"} {
 		rules = append(rules,

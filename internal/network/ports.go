@@ -744,12 +744,17 @@ func (tx *txn) checkMAC(ctx context.Context, networkID, mac, portID string) erro
 // SLAAC subnet. kept are addresses the port holds already (an update):
 // a SLAAC subnet among them needs no new address.
 func (tx *txn) allocateIPs(ctx context.Context, n *Network, p *Port, reqs []ipRequest, explicit bool, kept []fixedIP) ([]fixedIP, error) {
-	subs, err := networkSubnets(ctx, tx, n.ID, tx.s.db.ForUpdate())
+	all, err := networkSubnets(ctx, tx, n.ID, tx.s.db.ForUpdate())
 	if err != nil {
 		return nil, err
 	}
+	// Only the subnets serving the port's device owner (service_types).
+	subs := serviceSubnets(all, p.DeviceOwner)
+	if len(subs) == 0 && len(all) > 0 {
+		return nil, noServiceSubnet(n.ID, p.DeviceOwner)
+	}
 	byID := map[string]*Subnet{}
-	for _, sn := range subs {
+	for _, sn := range all {
 		byID[sn.ID] = sn
 	}
 	router := isRouterInterface(p.DeviceOwner)
@@ -814,6 +819,9 @@ func (tx *txn) allocateIPs(ctx context.Context, n *Network, p *Port, reqs []ipRe
 		if r.subnetID != "" {
 			sn = byID[r.subnetID]
 			if sn == nil {
+				return nil, invalidInput("Failed to create port on network %s, because fixed_ips included invalid subnet %s", n.ID, r.subnetID)
+			}
+			if !slices.Contains(subs, sn) {
 				return nil, invalidInput("Failed to create port on network %s, because fixed_ips included invalid subnet %s", n.ID, r.subnetID)
 			}
 		} else {

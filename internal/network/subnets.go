@@ -25,6 +25,7 @@ type Subnet struct {
 	Pools                                       []ipRange
 	DNSNameservers                              []string
 	HostRoutes                                  []hostRoute
+	ServiceTypes                                []string // device owners the subnet is for; none: any
 	Revision                                    int64
 	CreatedAt, UpdatedAt                        time.Time
 	Tags                                        []string
@@ -42,14 +43,14 @@ type poolJSON struct {
 
 const subnetCols = `s.id, s.project_id, s.network_id, s.name, s.description, s.ip_version, s.cidr, s.gateway_ip, s.enable_dhcp,
 	s.ipv6_ra_mode, s.ipv6_address_mode, s.subnetpool_id, s.segment_id, s.allocation_pools, s.dns_nameservers, s.host_routes,
-	s.dns_publish_fixed_ip, s.revision_number, s.created_at, s.updated_at`
+	s.dns_publish_fixed_ip, s.revision_number, s.created_at, s.updated_at, s.service_types`
 
 func scanSubnet(row interface{ Scan(...any) error }) (*Subnet, error) {
 	sn := &Subnet{}
-	var cidr, pools, dns, routes string
+	var cidr, pools, dns, routes, stypes string
 	var gw, ra, am, pool, seg, created, updated sql.NullString
 	if err := row.Scan(&sn.ID, &sn.ProjectID, &sn.NetworkID, &sn.Name, &sn.Description, &sn.IPVersion, &cidr, &gw,
-		&sn.EnableDHCP, &ra, &am, &pool, &seg, &pools, &dns, &routes, &sn.DNSPublishFixedIP, &sn.Revision, &created, &updated); err != nil {
+		&sn.EnableDHCP, &ra, &am, &pool, &seg, &pools, &dns, &routes, &sn.DNSPublishFixedIP, &sn.Revision, &created, &updated, &stypes); err != nil {
 		return nil, err
 	}
 	sn.CIDR, _ = netip.ParsePrefix(cidr)
@@ -68,6 +69,7 @@ func scanSubnet(row interface{ Scan(...any) error }) (*Subnet, error) {
 	}
 	_ = json.Unmarshal([]byte(dns), &sn.DNSNameservers)
 	_ = json.Unmarshal([]byte(routes), &sn.HostRoutes)
+	_ = json.Unmarshal([]byte(stypes), &sn.ServiceTypes)
 	sn.CreatedAt, sn.UpdatedAt = db.ParseTime(created), db.ParseTime(updated)
 	return sn, nil
 }
@@ -115,7 +117,7 @@ func (s *Service) renderSubnet(c *caller, sn *Subnet) map[string]any {
 		"ipv6_ra_mode": nilIfEmpty(sn.RAMode), "ipv6_address_mode": nilIfEmpty(sn.AddressMode),
 		"subnetpool_id": nilIfEmpty(sn.SubnetPoolID), "segment_id": nilIfEmpty(sn.SegmentID),
 		"allocation_pools": poolsJSON(sn.Pools), "dns_nameservers": nonNil(sn.DNSNameservers),
-		"host_routes": routes, "service_types": []string{}, "dns_publish_fixed_ip": sn.DNSPublishFixedIP,
+		"host_routes": routes, "service_types": nonNil(sn.ServiceTypes), "dns_publish_fixed_ip": sn.DNSPublishFixedIP,
 		"tags": nonNil(sn.Tags), "revision_number": sn.Revision,
 		"created_at": stamp(sn.CreatedAt), "updated_at": stamp(sn.UpdatedAt),
 	}
@@ -463,10 +465,10 @@ func (s *Service) parseSubnetCreate(c *caller, a attrs) (*subnetReq, error) {
 			}
 		}
 	}
-	if st, _, err := a.strList("service_types"); err != nil {
+	if st, ok, err := parseServiceTypes(a); err != nil {
 		return nil, err
-	} else if len(st) > 0 {
-		return nil, invalidInput("subnet service types are not supported")
+	} else if ok {
+		sn.ServiceTypes = st
 	}
 	if seg, valid, _, err := a.nullableStr("segment_id"); err != nil {
 		return nil, err
@@ -589,13 +591,13 @@ func (tx *txn) createSubnet(ctx context.Context, c *caller, req *subnetReq) (*Su
 	sn.CreatedAt, sn.UpdatedAt = now, now
 	_, err = tx.ExecContext(ctx, `INSERT INTO net_subnets (id, project_id, network_id, name, description, ip_version, cidr,
 		gateway_ip, enable_dhcp, ipv6_ra_mode, ipv6_address_mode, subnetpool_id, segment_id, allocation_pools,
-		dns_nameservers, host_routes, dns_publish_fixed_ip, revision_number, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		dns_nameservers, host_routes, dns_publish_fixed_ip, revision_number, created_at, updated_at, service_types)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
 		sn.ID, sn.ProjectID, sn.NetworkID, sn.Name, sn.Description, sn.IPVersion, sn.CIDR.String(),
 		nullStr(addrString(sn.Gateway), sn.Gateway.IsValid()), sn.EnableDHCP, nullStr(sn.RAMode, sn.RAMode != ""),
 		nullStr(sn.AddressMode, sn.AddressMode != ""), nullStr(sn.SubnetPoolID, sn.SubnetPoolID != ""), nil,
 		jsonText(poolsJSON(sn.Pools)), jsonText(nonNil(sn.DNSNameservers)), jsonText(routesOrEmpty(sn.HostRoutes)),
-		sn.DNSPublishFixedIP, 0, db.FormatTime(now), db.FormatTime(now))
+		sn.DNSPublishFixedIP, 0, db.FormatTime(now), db.FormatTime(now), jsonText(nonNil(sn.ServiceTypes)))
 	if err != nil {
 		return nil, err
 	}
@@ -739,10 +741,13 @@ func (s *Service) updateSubnet(r *http.Request) (*apiutil.Response, error) {
 		} else if ok {
 			sn.HostRoutes = v
 		}
-		if st, _, err := a.strList("service_types"); err != nil {
+		if st, ok, err := parseServiceTypes(a); err != nil {
 			return err
-		} else if len(st) > 0 {
-			return invalidInput("subnet service types are not supported")
+		} else if ok {
+			if err := s.authorize(c, "update_subnet:service_types", ownerTarget(sn.ProjectID)); err != nil {
+				return err
+			}
+			sn.ServiceTypes = st
 		}
 		if gw, valid, present, err := a.nullableStr("gateway_ip"); err != nil {
 			return err
@@ -779,9 +784,9 @@ func (s *Service) updateSubnet(r *http.Request) (*apiutil.Response, error) {
 		sn.UpdatedAt = s.nowUTC()
 		_, err = tx.ExecContext(ctx, `UPDATE net_subnets SET name = $1, description = $2, enable_dhcp = $3, gateway_ip = $4,
 			allocation_pools = $5, dns_nameservers = $6, host_routes = $7, dns_publish_fixed_ip = $8, revision_number = $9,
-			updated_at = $10 WHERE id = $11`, sn.Name, sn.Description, sn.EnableDHCP, nullStr(addrString(sn.Gateway), sn.Gateway.IsValid()),
+			updated_at = $10, service_types = $12 WHERE id = $11`, sn.Name, sn.Description, sn.EnableDHCP, nullStr(addrString(sn.Gateway), sn.Gateway.IsValid()),
 			jsonText(poolsJSON(sn.Pools)), jsonText(nonNil(sn.DNSNameservers)), jsonText(routesOrEmpty(sn.HostRoutes)),
-			sn.DNSPublishFixedIP, sn.Revision, db.FormatTime(sn.UpdatedAt), id)
+			sn.DNSPublishFixedIP, sn.Revision, db.FormatTime(sn.UpdatedAt), id, jsonText(nonNil(sn.ServiceTypes)))
 		out = sn
 		return err
 	})
