@@ -49,6 +49,11 @@ type Config struct {
 		// HashingAlgorithm is Glance's hashing_algorithm: the
 		// os_hash_algo of new images, sha512 (default), sha384 or sha256.
 		HashingAlgorithm string `yaml:"hashing_algorithm"`
+		// UseKeystoneLimits is Glance's use_keystone_limits: enforce the
+		// projects' unified limits (image_size_total, image_stage_total,
+		// image_count_total, image_count_uploading) registered for the
+		// "image" service, instead of project_quota_bytes.
+		UseKeystoneLimits bool `yaml:"use_keystone_limits"`
 	} `yaml:"image"`
 
 	Compute struct {
