@@ -12,11 +12,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/limits"
-	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/projects"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/registeredlimits"
-	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/roles"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/services"
-	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/users"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 )
@@ -38,23 +35,7 @@ func TestImageKeystoneLimits(t *testing.T) {
 	admin := identityClient(t, p)
 
 	// A project with a member user.
-	proj, err := projects.Create(ctx, admin, projects.CreateOpts{Name: "limited", DomainID: "default"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	const pw = "limited-pw"
-	u, err := users.Create(ctx, admin, users.CreateOpts{Name: "limited-user", DomainID: "default", Password: pw, DefaultProjectID: proj.ID}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := roles.Assign(ctx, admin, roleID(t, ctx, admin, "member"), roles.AssignOpts{UserID: u.ID, ProjectID: proj.ID}).ExtractErr(); err != nil {
-		t.Fatal(err)
-	}
-	up, err := k.Authenticate(ctx, gophercloud.AuthOptions{Username: "limited-user", Password: pw, DomainName: "Default",
-		Scope: &gophercloud.AuthScope{ProjectID: proj.ID}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	proj, up := k.newProjectMember(t, ctx, admin, "limited")
 	glance := serviceClient(t, openstack.NewImageV2, up)
 
 	// Registered limits for the image service, and a project override.
