@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
+	"github.com/kumo-cloud/kumo/internal/db"
+	"github.com/kumo-cloud/kumo/internal/db/dbtest"
 	"github.com/kumo-cloud/kumo/internal/identity"
 )
 
@@ -218,9 +220,13 @@ func TestKeystoneLimitSizeTotal(t *testing.T) {
 }
 
 func TestKeystoneLimitUploading(t *testing.T) {
+	dbtest.Each(t, []db.Set{Migrations()}, testKeystoneLimitUploading)
+}
+
+func testKeystoneLimitUploading(t *testing.T, d *db.DB) {
 	f := unlimited()
 	f.set("", resCountUploading, 1)
-	a := limitsAPI(t, f)
+	a := newTestAPIOn(t, d, Config{UseKeystoneLimits: true, Limits: f})
 	raw := map[string]any{"disk_format": "raw", "container_format": "bare"}
 	staged := a.create("alice", raw)
 	a.mustStatus(a.do("alice", "PUT", "/image/v2/images/"+staged+"/stage", []byte("staged")), 204)
