@@ -133,41 +133,35 @@ type projectUsage struct {
 	sizeBytes, stageBytes, count, uploading int64
 }
 
-// usageOf reads owner's usage. Staged bytes are the sizes of the staging
-// files of its images in uploading or importing (Kumo records no size
-// before activation), except image excludeStage.
+// usageOf reads owner's usage: one aggregate over its images, then the
+// staged bytes, which are the sizes of the staging files of its images in
+// uploading or importing (Kumo records no size before activation), except
+// image excludeStage.
 func (s *Service) usageOf(ctx context.Context, q db.Querier, owner, excludeStage string) (projectUsage, error) {
 	var u projectUsage
-	rows, err := q.QueryContext(ctx, `SELECT id, status, size FROM images WHERE owner = $1 AND status NOT IN ('killed', 'deleted')`, owner)
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*),
+COALESCE(SUM(CASE WHEN status IN ('saving', 'uploading', 'importing') THEN 1 ELSE 0 END), 0),
+COALESCE(SUM(size), 0) FROM images WHERE owner = $1 AND status NOT IN ('killed', 'deleted')`, owner).Scan(&u.count, &u.uploading, &u.sizeBytes)
 	if err != nil {
 		return u, fmt.Errorf("image usage of %s: %w", owner, err)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT id FROM images WHERE owner = $1 AND status IN ('uploading', 'importing')`, owner)
+	if err != nil {
+		return u, fmt.Errorf("staged images of %s: %w", owner, err)
 	}
 	defer rows.Close()
 	var staged []string
 	for rows.Next() {
-		var (
-			id, status string
-			size       *int64
-		)
-		if err := rows.Scan(&id, &status, &size); err != nil {
-			return u, fmt.Errorf("image usage of %s: %w", owner, err)
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return u, fmt.Errorf("staged images of %s: %w", owner, err)
 		}
-		u.count++
-		if size != nil {
-			u.sizeBytes += *size
-		}
-		switch status {
-		case StatusSaving:
-			u.uploading++
-		case StatusUploading, StatusImporting:
-			u.uploading++
-			if id != excludeStage {
-				staged = append(staged, id)
-			}
+		if id != excludeStage {
+			staged = append(staged, id)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return u, fmt.Errorf("image usage of %s: %w", owner, err)
+		return u, fmt.Errorf("staged images of %s: %w", owner, err)
 	}
 	for _, id := range staged {
 		fi, err := os.Stat(s.blobs.stagingPath(id))
