@@ -221,6 +221,11 @@ var Env = []struct {
 		c.Identity.TokenTTL.Duration = d
 		return err
 	}},
+	{"KUMO_IMAGE_USE_KEYSTONE_LIMITS", "true: the image service enforces the Keystone unified limits (image.use_keystone_limits)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.Image.UseKeystoneLimits = b
+		return err
+	}},
 	{"KUMO_LOCKOUT_ATTEMPTS", "failed passwords before lockout (negative: never)", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		c.Identity.LockoutAttempts = n
