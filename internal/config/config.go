@@ -53,6 +53,11 @@ type Config struct {
 		// HashingAlgorithm is Glance's hashing_algorithm: the
 		// os_hash_algo of new images, sha512 (default), sha384 or sha256.
 		HashingAlgorithm string `yaml:"hashing_algorithm"`
+		// UseKeystoneLimits is Glance's use_keystone_limits: enforce the
+		// projects' unified limits (image_size_total, image_stage_total,
+		// image_count_total, image_count_uploading) registered for the
+		// "image" service, instead of project_quota_bytes.
+		UseKeystoneLimits bool `yaml:"use_keystone_limits"`
 	} `yaml:"image"`
 
 	Compute struct {
@@ -218,6 +223,11 @@ var Env = []struct {
 	{"KUMO_TOKEN_TTL", "token lifetime", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		c.Identity.TokenTTL.Duration = d
+		return err
+	}},
+	{"KUMO_IMAGE_USE_KEYSTONE_LIMITS", "true: the image service enforces the Keystone unified limits (image.use_keystone_limits)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.Image.UseKeystoneLimits = b
 		return err
 	}},
 	{"KUMO_LOCKOUT_ATTEMPTS", "failed passwords before lockout (negative: never)", func(c *Config, v string) error {

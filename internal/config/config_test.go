@@ -66,3 +66,37 @@ func TestLoadErrors(t *testing.T) {
 		t.Error("bad log format must fail")
 	}
 }
+
+func TestImageUseKeystoneLimits(t *testing.T) {
+	tests := []struct {
+		name, file, env string
+		want, wantErr   bool
+	}{
+		{"default off", "", "", false, false},
+		{"file", "image:\n  use_keystone_limits: true\n", "", true, false},
+		{"env over file", "image:\n  use_keystone_limits: true\n", "false", false, false},
+		{"env", "", "1", true, false},
+		{"bad env", "", "sometimes", false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			if tc.file != "" {
+				f := filepath.Join(t.TempDir(), "kumo.yaml")
+				if err := os.WriteFile(f, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.LoadFile(f, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.env != "" {
+				t.Setenv("KUMO_IMAGE_USE_KEYSTONE_LIMITS", tc.env)
+			}
+			err := c.LoadEnv()
+			if (err != nil) != tc.wantErr || (err == nil && c.Image.UseKeystoneLimits != tc.want) {
+				t.Fatalf("use_keystone_limits %v, err %v; want %v, error %v", c.Image.UseKeystoneLimits, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}

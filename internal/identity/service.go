@@ -78,6 +78,8 @@ type Service struct {
 	mu    sync.RWMutex
 	cache map[string]*cached
 	snap  *snapshot // roles, implied roles, catalog, revocations at gen
+
+	limits limitCache // resolved unified limits at gen (limits.go)
 }
 
 type cached struct {

@@ -180,6 +180,19 @@ func TestVersions(t *testing.T) {
 		if first["status"] != "CURRENT" || first["links"].([]any)[0].(map[string]any)["href"] != publicURL+"/image/v2/" {
 			t.Fatalf("versions %s", r.body)
 		}
+		// What Kumo implements (versions.go): 2.12 (image tasks) is
+		// CURRENT; 2.10 (delete from one store) and 2.11 are not claimed.
+		var ids []string
+		for i, v := range vs {
+			m := v.(map[string]any)
+			if want := map[bool]string{true: "CURRENT", false: "SUPPORTED"}[i == 0]; m["status"] != want {
+				t.Fatalf("%v: status %v, want %s", m["id"], m["status"], want)
+			}
+			ids = append(ids, m["id"].(string))
+		}
+		if got := strings.Join(ids, " "); got != "v2.12 v2.9 v2.8 v2.7 v2.6 v2.5 v2.4 v2.3 v2.2 v2.1 v2.0" {
+			t.Fatalf("versions %s", got)
+		}
 	}
 	a.mustStatus(a.do("", "GET", "/image/v2/images", nil), 401)
 	a.mustStatus(a.do("alice", "GET", "/image/v3/nothing", nil), 404)

@@ -54,24 +54,10 @@ func (s *Service) Routes() *apiutil.Service {
 			rt("GET", v2+"/schemas/members", s.schema(membersSchema)),
 			rt("GET", v2+"/info/import", s.infoImport),
 			rt("GET", v2+"/info/stores", s.infoStores),
+			rt("GET", v2+"/info/stores/detail", s.infoStoresDetail),
+			rt("GET", v2+"/info/usage", s.infoUsage),
 		}, s.taskRoutes()...),
 	}
-}
-
-func (s *Service) versions(r *http.Request) (*apiutil.Response, error) {
-	href := strings.TrimRight(s.deps.PublicURL, "/") + "/image/v2/"
-	var list []map[string]any
-	for minor := 9; minor >= 0; minor-- {
-		status := "SUPPORTED"
-		if minor == 9 {
-			status = "CURRENT"
-		}
-		list = append(list, map[string]any{
-			"id": fmt.Sprintf("v2.%d", minor), "status": status,
-			"links": []apiutil.Link{{Rel: "self", Href: href}},
-		})
-	}
-	return apiutil.JSON(http.StatusMultipleChoices, map[string]any{"versions": list}), nil
 }
 
 func memberView(m *Member) map[string]any {

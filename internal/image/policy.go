@@ -56,5 +56,5 @@ func PolicyDefaults() []policy.Rule {
 		{Name: ruleGetMembers, Check: "role:admin or (role:reader and (project_id:%(project_id)s or project_id:%(member_id)s))", Description: "List image members."},
 		{Name: ruleModifyMember, Check: "role:admin or (role:member and project_id:%(member_id)s)", Description: "Accept or reject an image shared with the caller's project."},
 		{Name: ruleImportImage, Check: projectMember, Description: "Import staged image data."},
-	}, taskPolicyDefaults()...)
+	}, append(taskPolicyDefaults(), infoPolicyDefaults()...)...)
 }

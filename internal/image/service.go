@@ -16,6 +16,7 @@ import (
 
 	"github.com/kumo-cloud/kumo/internal/apiutil"
 	"github.com/kumo-cloud/kumo/internal/auth"
+	"github.com/kumo-cloud/kumo/internal/identity"
 	"github.com/kumo-cloud/kumo/internal/image/format"
 	"github.com/kumo-cloud/kumo/internal/policy"
 	"github.com/kumo-cloud/kumo/internal/service"
@@ -26,8 +27,18 @@ type Config struct {
 	// StoreDir holds image data; default Deps.DataDir/images.
 	StoreDir string
 	// ProjectQuotaBytes caps the image bytes a project may store; 0 means
-	// no quota (Glance's user_storage_quota default).
+	// no quota (Glance's user_storage_quota default). Ignored when
+	// UseKeystoneLimits is on, as Glance ignores user_storage_quota.
 	ProjectQuotaBytes int64
+	// UseKeystoneLimits enforces the projects' Keystone unified limits
+	// image_size_total, image_stage_total, image_count_total and
+	// image_count_uploading (Glance's use_keystone_limits; limits.go).
+	UseKeystoneLimits bool
+	// Limits reads those limits (the identity service); required when
+	// UseKeystoneLimits is on. LimitsRegion is the region whose limits
+	// win over region-less ones.
+	Limits       identity.LimitReader
+	LimitsRegion string
 	// MaxImageBytes caps a single image; default 1 TiB (Glance's
 	// image_size_cap).
 	MaxImageBytes int64
@@ -104,6 +115,9 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	cfg = cfg.withDefaults(deps.DataDir)
 	if cfg.StoreDir == "images" && deps.DataDir == "" {
 		return nil, errors.New("image: no store directory")
+	}
+	if cfg.UseKeystoneLimits && cfg.Limits == nil {
+		return nil, errors.New("image: use_keystone_limits needs the identity service's limits")
 	}
 	b, err := newBlobs(cfg.StoreDir, cfg.HashingAlgorithm, cfg.DirectIO)
 	if err != nil {
@@ -322,6 +336,11 @@ func (s *Service) Create(ctx context.Context, body map[string]any) (*Image, erro
 	if err := s.checkVisibilityChange(c, img, ""); err != nil {
 		return nil, err
 	}
+	unlock, err := s.reserveImageCount(ctx, img.Owner)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if err := s.store.CreateImage(ctx, img); err != nil {
 		if errors.Is(err, ErrDuplicate) {
 			return nil, apiutil.Conflict("Image with identifier %s already exists!", img.ID)
@@ -545,7 +564,7 @@ func (s *Service) tooBig() error {
 
 // room returns how many bytes the owner may still store in image id.
 func (s *Service) room(ctx context.Context, owner, id string) (int64, error) {
-	if s.cfg.ProjectQuotaBytes <= 0 {
+	if s.cfg.ProjectQuotaBytes <= 0 || s.cfg.UseKeystoneLimits {
 		return s.cfg.MaxImageBytes, nil
 	}
 	used, err := s.store.UsedBytes(ctx, owner, id)
@@ -559,7 +578,7 @@ func (s *Service) checkQuota(owner string, size int64, usage UsageFunc, id strin
 	if size > s.cfg.MaxImageBytes {
 		return s.tooBig()
 	}
-	if s.cfg.ProjectQuotaBytes <= 0 {
+	if s.cfg.ProjectQuotaBytes <= 0 || s.cfg.UseKeystoneLimits {
 		return nil
 	}
 	used, err := usage(owner, id)
@@ -653,6 +672,11 @@ func (s *Service) Upload(ctx context.Context, id string, body io.Reader, content
 	if err != nil {
 		return err
 	}
+	lim, err := s.dataLimitFor(ctx, img.Owner, id, false, contentLength)
+	if err != nil {
+		return err
+	}
+	room = lim.clamp(room)
 	img, err = s.transition(ctx, id, []string{StatusQueued}, StatusSaving, func(img *Image) error {
 		if img.DiskFormat == nil || img.ContainerFormat == nil {
 			return apiutil.BadRequest("Properties disk_format, container_format must be set prior to saving data.")
@@ -660,6 +684,10 @@ func (s *Service) Upload(ctx context.Context, id string, body io.Reader, content
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := s.checkUploading(ctx, img.Owner); err != nil {
+		s.revert(id, StatusSaving)
 		return err
 	}
 	log := s.log.With("image", id)
@@ -671,7 +699,7 @@ func (s *Service) Upload(ctx context.Context, id string, body io.Reader, content
 	if err != nil {
 		s.revert(id, StatusSaving)
 		log.Info("upload failed", "err", err)
-		return s.ingestErr(err, room)
+		return lim.ingestErr(s, err, room)
 	}
 	if err := s.activate(ctx, id, in, StatusSaving, in.tmp, s.blobs.path(id), str(img.DiskFormat)); err != nil {
 		in.remove()
@@ -701,6 +729,9 @@ func (s *Service) activate(ctx context.Context, id string, in *ingested, from, s
 			return apiutil.Conflict("The disk format of image %s changed during the upload.", id)
 		}
 		if err := s.checkQuota(img.Owner, in.size, usage, id); err != nil {
+			return err
+		}
+		if err := s.checkSizeLimit(ctx, img.Owner, id, in.size, usage); err != nil {
 			return err
 		}
 		img.Status = StatusActive
@@ -805,11 +836,20 @@ func (s *Service) Stage(ctx context.Context, id string, body io.Reader, contentL
 	if !slices.Contains(s.cfg.ImportMethods, "glance-direct") {
 		return apiutil.NotFound("Image import is not enabled.")
 	}
-	_, room, err := s.prepareData(ctx, c, id, contentLength)
+	img, room, err := s.prepareData(ctx, c, id, contentLength)
 	if err != nil {
 		return err
 	}
+	lim, err := s.dataLimitFor(ctx, img.Owner, id, true, contentLength)
+	if err != nil {
+		return err
+	}
+	room = lim.clamp(room)
 	if _, err := s.transition(ctx, id, []string{StatusQueued}, StatusUploading, nil); err != nil {
+		return err
+	}
+	if err := s.checkUploading(ctx, img.Owner); err != nil {
+		s.revert(id, StatusUploading)
 		return err
 	}
 	in, err := s.blobs.ingest(ctx, body, room)
@@ -817,9 +857,14 @@ func (s *Service) Stage(ctx context.Context, id string, body io.Reader, contentL
 		in.remove()
 		err = fmt.Errorf("%w: got %d of %d bytes", errReadBody, in.size, contentLength)
 	}
+	if err == nil {
+		if err = s.recheckStage(context.WithoutCancel(ctx), lim, id, in.size); err != nil {
+			in.remove()
+		}
+	}
 	if err != nil {
 		s.revert(id, StatusUploading)
-		return s.ingestErr(err, room)
+		return lim.ingestErr(s, err, room)
 	}
 	if err := s.blobs.commit(in, s.blobs.stagingPath(id)); err != nil {
 		in.remove()
@@ -869,6 +914,9 @@ func (s *Service) Import(ctx context.Context, id string, req ImportRequest) erro
 		return err
 	}
 	if err := s.authorize(c, ruleImportImage, s.memberTarget(img, c, isMember)); err != nil {
+		return err
+	}
+	if err := s.checkImportLimits(ctx, img, req.Method.Name); err != nil {
 		return err
 	}
 	img, err = s.store.UpdateImage(ctx, id, func(img *Image, _ UsageFunc) error {

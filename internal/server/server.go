@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		DataDir: cfg.DataDir, PublicURL: cfg.PublicURL,
 	}
 	s.apis = append(s.apis, identity.NewAPI(s.Identity))
-	extra, err := extraServices(deps, cfg)
+	extra, err := extraServices(deps, cfg, s.Identity)
 	if err != nil {
 		s.Close()
 		return nil, err

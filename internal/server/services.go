@@ -15,6 +15,7 @@ import (
 	"github.com/kumo-cloud/kumo/internal/compute/conductor"
 	"github.com/kumo-cloud/kumo/internal/compute/netalloc"
 	"github.com/kumo-cloud/kumo/internal/config"
+	"github.com/kumo-cloud/kumo/internal/identity"
 	"github.com/kumo-cloud/kumo/internal/image"
 	"github.com/kumo-cloud/kumo/internal/image/cache"
 	"github.com/kumo-cloud/kumo/internal/network"
@@ -25,9 +26,10 @@ import (
 )
 
 // extraServices builds the API services beside identity.
-func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error) {
+func extraServices(deps service.Deps, cfg *config.Config, limits identity.LimitReader) ([]service.API, error) {
 	img, err := image.New(deps, image.Config{ProjectQuotaBytes: cfg.Image.ProjectQuotaBytes, DirectIO: cfg.Image.DirectIO,
-		HashingAlgorithm: cfg.Image.HashingAlgorithm})
+		HashingAlgorithm: cfg.Image.HashingAlgorithm, UseKeystoneLimits: cfg.Image.UseKeystoneLimits, Limits: limits,
+		LimitsRegion: cfg.Region})
 	if err != nil {
 		return nil, fmt.Errorf("image service: %w", err)
 	}

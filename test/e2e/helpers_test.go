@@ -15,6 +15,9 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/projects"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/roles"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/users"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
@@ -201,4 +204,29 @@ func openstackCLI(t *testing.T) string {
 		requireOrSkip(t, "the openstack CLI is not installed (Debian: apt-get install python3-openstackclient)")
 	}
 	return bin
+}
+
+// newProjectMember creates project name with a user who holds the member
+// role on it, and returns the project and that user's project-scoped
+// provider.
+func (k *Kumo) newProjectMember(t *testing.T, ctx context.Context, admin *gophercloud.ServiceClient, name string) (*projects.Project, *gophercloud.ProviderClient) {
+	t.Helper()
+	proj, err := projects.Create(ctx, admin, projects.CreateOpts{Name: name, DomainID: "default"}).Extract()
+	if err != nil {
+		t.Fatalf("create project %s: %v", name, err)
+	}
+	user, pw := name+"-user", name+"-pw"
+	u, err := users.Create(ctx, admin, users.CreateOpts{Name: user, DomainID: "default", Password: pw, DefaultProjectID: proj.ID}).Extract()
+	if err != nil {
+		t.Fatalf("create user %s: %v", user, err)
+	}
+	if err := roles.Assign(ctx, admin, roleID(t, ctx, admin, "member"), roles.AssignOpts{UserID: u.ID, ProjectID: proj.ID}).ExtractErr(); err != nil {
+		t.Fatalf("grant member on %s: %v", name, err)
+	}
+	p, err := k.Authenticate(ctx, gophercloud.AuthOptions{Username: user, Password: pw, DomainName: "Default",
+		Scope: &gophercloud.AuthScope{ProjectID: proj.ID}})
+	if err != nil {
+		t.Fatalf("authenticate as %s: %v", user, err)
+	}
+	return proj, p
 }

@@ -11,9 +11,6 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
-	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/projects"
-	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/roles"
-	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/users"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/members"
@@ -32,23 +29,7 @@ func TestImageMembersAndComputeProxy(t *testing.T) {
 	id := identityClient(t, p)
 
 	// Another project with a member user.
-	proj, err := projects.Create(ctx, id, projects.CreateOpts{Name: "img-other", DomainID: "default"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	const pw = "img-other-pw"
-	u, err := users.Create(ctx, id, users.CreateOpts{Name: "img-other-user", DomainID: "default", Password: pw, DefaultProjectID: proj.ID}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := roles.Assign(ctx, id, roleID(t, ctx, id, "member"), roles.AssignOpts{UserID: u.ID, ProjectID: proj.ID}).ExtractErr(); err != nil {
-		t.Fatal(err)
-	}
-	op, err := k.Authenticate(ctx, gophercloud.AuthOptions{Username: "img-other-user", Password: pw, DomainName: "Default",
-		Scope: &gophercloud.AuthScope{ProjectID: proj.ID}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	proj, op := k.newProjectMember(t, ctx, id, "img-other")
 	oimg, err := openstack.NewImageV2(op, eo)
 	if err != nil {
 		t.Fatal(err)
