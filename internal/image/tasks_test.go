@@ -183,9 +183,9 @@ func imageServer(t *testing.T, data []byte) *httptest.Server {
 }
 
 func TestTaskImportFromHTTP(t *testing.T) {
-	a := newTestAPI(t, Config{})
 	data := qcow2Image(1 << 30)
 	srv := imageServer(t, data)
+	a := newTestAPI(t, trustServers(Config{}, srv.URL))
 	for _, path := range []string{"/image.img", "/chunked.img", "/redirect"} {
 		t.Run(path, func(t *testing.T) {
 			before := time.Now().UTC().Add(-time.Second)
@@ -252,7 +252,7 @@ func TestTaskImportFailures(t *testing.T) {
 		{"duplicate image id", Config{}, nil, "Image with identifier", 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			a := newTestAPI(t, c.cfg)
+			a := newTestAPI(t, trustServers(c.cfg, srv.URL, closed))
 			if c.body == nil {
 				id := a.create("admin", map[string]any{"name": "taken"})
 				c.body = importTask(srv.URL+"/image.img", "qcow2", map[string]any{"id": id, "container_format": "bare"})
@@ -274,7 +274,6 @@ func TestTaskImportFailures(t *testing.T) {
 }
 
 func TestTaskInterruptedByShutdown(t *testing.T) {
-	a := newTestAPI(t, Config{})
 	started := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write(qcow2Image(1 << 20)[:512])
@@ -283,6 +282,7 @@ func TestTaskInterruptedByShutdown(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer srv.Close()
+	a := newTestAPI(t, trustServers(Config{}, srv.URL))
 	r := a.mustStatus(a.do("admin", "POST", "/image/v2/tasks", importTask(srv.URL+"/slow.img", "qcow2", nil)), 201)
 	id := r.json(t)["id"].(string)
 	<-started
