@@ -88,7 +88,9 @@ func (s *Service) importRunner(req ImportRequest) func(*Image) error {
 
 // runWebDownload fetches uri into img, which is importing.
 func (s *Service) runWebDownload(img *Image, uri string) error {
-	ctx := s.baseCtx
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(s.baseCtx))
+	defer cancel(nil)
+	defer context.AfterFunc(s.baseCtx, func() { cancel(errShutdown) })()
 	log := s.log.With("image", img.ID, "task", "web-download")
 	err := s.fetch(ctx, uri, func(ctx context.Context, body io.Reader, length int64) error {
 		return s.ingestInto(ctx, img, StatusImporting, body, length)

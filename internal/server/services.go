@@ -27,7 +27,8 @@ import (
 // extraServices builds the API services beside identity.
 func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error) {
 	img, err := image.New(deps, image.Config{ProjectQuotaBytes: cfg.Image.ProjectQuotaBytes, DirectIO: cfg.Image.DirectIO,
-		HashingAlgorithm: cfg.Image.HashingAlgorithm})
+		HashingAlgorithm: cfg.Image.HashingAlgorithm, ImportMethods: cfg.Image.ImportMethods,
+		ImportFilter: image.ImportFilter(cfg.Image.ImportFilteringOpts)})
 	if err != nil {
 		return nil, fmt.Errorf("image service: %w", err)
 	}
