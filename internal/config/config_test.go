@@ -112,3 +112,16 @@ func TestImageImportFiltering(t *testing.T) {
 		})
 	}
 }
+
+// TestExampleConfig keeps docs/kumo.example.yaml loadable: every key it
+// shows must exist.
+func TestExampleConfig(t *testing.T) {
+	c := Default()
+	if err := c.LoadFile(filepath.Join("..", "..", "docs", "kumo.example.yaml"), false); err != nil {
+		t.Fatal(err)
+	}
+	o := c.Image.ImportFilteringOpts
+	if len(c.Image.ImportMethods) != 2 || len(o.AllowedPorts) != 2 || o.DisallowedPorts == nil || len(o.DisallowedPorts) != 0 {
+		t.Fatalf("image: %+v", c.Image)
+	}
+}
