@@ -22,7 +22,9 @@ func BenchmarkWebDownload(b *testing.B) {
 	defer web.Close()
 	a := newTestAPI(b, trustServers(Config{}, web.URL))
 	// Each image is created beforehand, off the clock (in cleanup).
-	newImage := func() string { return a.create("alice", map[string]any{"disk_format": "raw", "container_format": "bare"}) }
+	newImage := func() string {
+		return a.create("alice", map[string]any{"disk_format": "raw", "container_format": "bare"})
+	}
 	id := newImage()
 	measureIngest(b, func() {
 		if r := a.do("alice", "POST", "/image/v2/images/"+id+"/import", webDownload(web.URL+"/disk.raw")); r.status != 202 {

@@ -130,12 +130,17 @@ func (f ImportFilter) check(u *url.URL) error {
 	if !listed(port, f.AllowedPorts, f.DisallowedPorts) {
 		return fmt.Errorf("port %d is not allowed", port)
 	}
-	if a, err := netip.ParseAddr(host); err == nil && !f.trusts(host) {
+	if f.trusts(host) {
+		return nil
+	}
+	// Names and literals known to be internal are refused now; the fetch
+	// checks the addresses other names resolve to.
+	if a, err := netip.ParseAddr(host); err == nil {
 		if kind := internalKind(a); kind != "" {
 			return fmt.Errorf("%s is a %s address", host, kind)
 		}
 	}
-	if !f.trusts(host) && (host == "localhost" || strings.HasSuffix(host, ".localhost")) {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return fmt.Errorf("%s is a loopback address", host)
 	}
 	return nil
