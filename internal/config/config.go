@@ -58,6 +58,12 @@ type Config struct {
 		// image_count_total, image_count_uploading) registered for the
 		// "image" service, instead of project_quota_bytes.
 		UseKeystoneLimits bool `yaml:"use_keystone_limits"`
+		// ImportMethods is Glance's enabled_import_methods: glance-direct
+		// and web-download (both by default).
+		ImportMethods []string `yaml:"import_methods"`
+		// ImportFilteringOpts limits the URIs web-download and import
+		// tasks fetch.
+		ImportFilteringOpts ImportFilteringOpts `yaml:"import_filtering_opts"`
 	} `yaml:"image"`
 
 	Compute struct {
@@ -137,6 +143,24 @@ type NetworkAgent struct {
 	// (qdhcp-, qrouter-), so that several agents share one machine
 	// (simulated hosts in tests); each removes only leftovers with its own.
 	NamespacePrefix string `yaml:"namespace_prefix"`
+}
+
+// ImportFilteringOpts is Glance's [import_filtering_opts] (see
+// internal/image/importfilter.go). An absent list takes Glance's default
+// (allowed_schemes [http, https], allowed_ports [80, 443], the others
+// empty); an empty one, [], is empty. A non-empty allowed list makes
+// Glance ignore the matching disallowed one.
+type ImportFilteringOpts struct {
+	AllowedSchemes    []string `yaml:"allowed_schemes"`
+	DisallowedSchemes []string `yaml:"disallowed_schemes"`
+	AllowedHosts      []string `yaml:"allowed_hosts"`
+	DisallowedHosts   []string `yaml:"disallowed_hosts"`
+	AllowedPorts      []int    `yaml:"allowed_ports"`
+	DisallowedPorts   []int    `yaml:"disallowed_ports"`
+	// AllowInternalAddresses (Kumo only) lets imports connect to
+	// loopback, link-local and metadata addresses of any host, not only
+	// of the allowed_hosts.
+	AllowInternalAddresses bool `yaml:"allow_internal_addresses"`
 }
 
 // Duration reads "90s", "1h" in YAML.

@@ -100,3 +100,62 @@ func TestImageUseKeystoneLimits(t *testing.T) {
 		})
 	}
 }
+
+func TestImageImportFiltering(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml string
+		check      func(c *Config) bool
+	}{
+		{"absent: nil lists (Glance's defaults)", "image:\n  direct_io: true\n", func(c *Config) bool {
+			o := c.Image.ImportFilteringOpts
+			return o.AllowedSchemes == nil && o.AllowedPorts == nil && c.Image.ImportMethods == nil
+		}},
+		{"empty list stays empty", "image:\n  import_filtering_opts:\n    allowed_ports: []\n    disallowed_ports: [8080]\n", func(c *Config) bool {
+			o := c.Image.ImportFilteringOpts
+			return o.AllowedPorts != nil && len(o.AllowedPorts) == 0 && len(o.DisallowedPorts) == 1 && o.DisallowedPorts[0] == 8080
+		}},
+		{"all keys", `image:
+  import_methods: [glance-direct]
+  import_filtering_opts:
+    allowed_schemes: [https]
+    disallowed_schemes: [http]
+    allowed_hosts: [mirror.example, "::1"]
+    disallowed_hosts: [evil.example]
+    allowed_ports: [443, 8443]
+    disallowed_ports: [22]
+    allow_internal_addresses: true
+`, func(c *Config) bool {
+			o := c.Image.ImportFilteringOpts
+			return len(c.Image.ImportMethods) == 1 && o.AllowedSchemes[0] == "https" && o.DisallowedSchemes[0] == "http" &&
+				o.AllowedHosts[1] == "::1" && o.DisallowedHosts[0] == "evil.example" && o.AllowedPorts[1] == 8443 &&
+				o.DisallowedPorts[0] == 22 && o.AllowInternalAddresses
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "kumo.yaml")
+			if err := os.WriteFile(f, []byte(c.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := Default()
+			if err := cfg.LoadFile(f, false); err != nil {
+				t.Fatal(err)
+			}
+			if !c.check(cfg) {
+				t.Fatalf("image config %+v", cfg.Image)
+			}
+		})
+	}
+}
+
+// TestExampleConfig keeps docs/kumo.example.yaml loadable: every key it
+// shows must exist.
+func TestExampleConfig(t *testing.T) {
+	c := Default()
+	if err := c.LoadFile(filepath.Join("..", "..", "docs", "kumo.example.yaml"), false); err != nil {
+		t.Fatal(err)
+	}
+	o := c.Image.ImportFilteringOpts
+	if len(c.Image.ImportMethods) != 2 || len(o.AllowedPorts) != 2 || o.DisallowedPorts == nil || len(o.DisallowedPorts) != 0 {
+		t.Fatalf("image: %+v", c.Image)
+	}
+}

@@ -207,7 +207,7 @@ func TestImageLifecycle(t *testing.T) {
 	}), 201)
 	img := r.json(t)
 	id := img["id"].(string)
-	if r.header.Get("Location") != publicURL+"/image/v2/images/"+id || r.header.Get("OpenStack-image-import-methods") != "glance-direct" {
+	if r.header.Get("Location") != publicURL+"/image/v2/images/"+id || r.header.Get("OpenStack-image-import-methods") != "glance-direct,web-download" {
 		t.Fatalf("headers %v", r.header)
 	}
 	for k, want := range map[string]any{"status": "queued", "visibility": "shared", "owner": "p-alice", "size": nil,
@@ -634,7 +634,7 @@ func TestRecover(t *testing.T) {
 func TestImport(t *testing.T) {
 	a := newTestAPI(t, Config{})
 	r := a.mustStatus(a.do("alice", "GET", "/image/v2/info/import", nil), 200)
-	if !strings.Contains(string(r.body), `"value":["glance-direct"]`) {
+	if !strings.Contains(string(r.body), `"value":["glance-direct","web-download"]`) {
 		t.Fatalf("info %s", r.body)
 	}
 	r = a.mustStatus(a.do("alice", "GET", "/image/v2/info/stores", nil), 200)
@@ -663,7 +663,8 @@ func TestImport(t *testing.T) {
 		status int
 	}{
 		{`{}`, 400},
-		{`{"method": {"name": "web-download", "uri": "http://x"}}`, 400},
+		{`{"method": {"name": "web-download", "uri": "http://x"}}`, 409}, // not queued
+		{`{"method": {"name": "copy-image"}}`, 400},
 		{`{"method": {"name": "glance-direct"}, "stores": ["ceph"]}`, 409},
 		{`{"method": `, 400},
 	} {

@@ -12,9 +12,13 @@ import (
 //	queued ──PUT file──▶ saving ──ok──▶ active ◀──reactivate── deactivated
 //	  │  ▲                 │ fail/interrupted        └──deactivate──▶
 //	  │  └─────────────────┘
-//	  └──PUT stage──▶ uploading ──POST import──▶ importing ──ok──▶ active
-//	                     ▲                           │ fail
-//	queued ◀─────────────┴───────────────────────────┘
+//	  ├──PUT stage──▶ uploading ──POST import──▶ importing ──ok──▶ active
+//	  │                  ▲       (glance-direct)     ▲  │ fail
+//	  └──POST import (web-download) ─────────────────┘  │
+//	queued ◀─────────────┴──────────────────────────────┘
+//
+// (A failed glance-direct import returns to queued, its staged data
+// dropped; so does a failed web-download, import_web.go.)
 //
 // Kumo deletes image rows outright, so "deleted" and "pending_delete"
 // never appear, and a failed upload returns the image to queued instead

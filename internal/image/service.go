@@ -46,8 +46,12 @@ type Config struct {
 	DefaultLimit, MaxLimit int
 	// MaxTags, MaxMembers and MaxProperties per image; default 128 each.
 	MaxTags, MaxMembers, MaxProperties int
-	// ImportMethods enabled; default glance-direct (the only one Kumo has).
+	// ImportMethods enabled (Glance's enabled_import_methods); default
+	// glance-direct and web-download.
 	ImportMethods []string
+	// ImportFilter limits the URIs of web-download and import tasks
+	// (Glance's [import_filtering_opts], see importfilter.go).
+	ImportFilter ImportFilter
 	// DirectIO writes and reads image data with O_DIRECT where the file
 	// system allows it instead of through the page cache: less CPU per
 	// upload, downloads at the disk's speed (see dataio_linux.go).
@@ -83,8 +87,9 @@ func (c Config) withDefaults(dataDir string) Config {
 		c.HashingAlgorithm = "sha512"
 	}
 	if len(c.ImportMethods) == 0 {
-		c.ImportMethods = []string{"glance-direct"}
+		c.ImportMethods = slices.Clone(importMethods)
 	}
+	c.ImportFilter = c.ImportFilter.withDefaults()
 	return c
 }
 
@@ -101,6 +106,8 @@ type Service struct {
 	log    *slog.Logger
 	now    func() time.Time
 
+	importClient *http.Client // fetches of web-download and import tasks
+
 	tasks   sync.WaitGroup
 	baseCtx context.Context
 	cancel  context.CancelFunc
@@ -113,6 +120,9 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 		return nil, errors.New("image: no database")
 	}
 	cfg = cfg.withDefaults(deps.DataDir)
+	if err := cfg.validateImport(); err != nil {
+		return nil, err
+	}
 	if cfg.StoreDir == "images" && deps.DataDir == "" {
 		return nil, errors.New("image: no store directory")
 	}
@@ -135,7 +145,8 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{deps: deps, cfg: cfg, store: NewSQLStore(deps.DB), blobs: b, policy: enf,
-		log: log.With("service", "image"), now: time.Now, baseCtx: ctx, cancel: cancel}, nil
+		log: log.With("service", "image"), now: time.Now, baseCtx: ctx, cancel: cancel,
+		importClient: newImportClient(cfg.ImportFilter)}, nil
 }
 
 // Catalog implements service.API.
@@ -892,7 +903,8 @@ type ImportRequest struct {
 	AllStoresMustSucceed *bool    `json:"all_stores_must_succeed,omitempty"`
 }
 
-// Import starts a glance-direct import; the work runs in the background.
+// Import starts a glance-direct or web-download (import_web.go) import;
+// the work runs in the background.
 func (s *Service) Import(ctx context.Context, id string, req ImportRequest) error {
 	c := callerOf(ctx)
 	if req.Method == nil || req.Method.Name == "" {
@@ -920,14 +932,8 @@ func (s *Service) Import(ctx context.Context, id string, req ImportRequest) erro
 		return err
 	}
 	img, err = s.store.UpdateImage(ctx, id, func(img *Image, _ UsageFunc) error {
-		if img.Status != StatusUploading {
-			return apiutil.Conflict("Image needs to be staged before 'glance-direct' method can be used")
-		}
-		if img.DiskFormat == nil {
-			return apiutil.Conflict("'disk_format' needs to be set before import")
-		}
-		if img.ContainerFormat == nil {
-			return apiutil.Conflict("'container_format' needs to be set before import")
+		if err := s.importReady(img, req); err != nil {
+			return err
 		}
 		img.Status = StatusImporting
 		img.UpdatedAt = s.now().UTC()
@@ -936,11 +942,11 @@ func (s *Service) Import(ctx context.Context, id string, req ImportRequest) erro
 	if err != nil {
 		return mapNotFound(err, id)
 	}
-	taskID := s.startImageTask(ctx, img, req)
+	taskID, run := s.startImageTask(ctx, img, req), s.importRunner(req)
 	s.tasks.Add(1)
 	go func() {
 		defer s.tasks.Done()
-		s.finishImageTask(taskID, img.ID, s.runImport(img))
+		s.finishImageTask(taskID, img.ID, run(img))
 	}()
 	return nil
 }

@@ -14,7 +14,8 @@ package image
 //
 // processing creates a queued image (the task's image_id is chosen and
 // recorded first, so a crash never leaves an image nobody knows about),
-// GETs import_from and streams the body through Upload: the same ingest
+// GETs import_from (which must pass the import filter, importfilter.go,
+// at creation and on every redirect) and streams the body through Upload: the same ingest
 // as PUT /file, with its checksums, size cap and quota, format inspection
 // and atomic commit. An unreachable URL, an HTTP error, a body that stalls
 // or ends early, a format mismatch or the quota end the task in failure
@@ -35,7 +36,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -146,6 +146,10 @@ func (s *Service) parseImportInput(in map[string]any) (importInput, error) {
 		return importInput{}, apiutil.BadRequest("File based imports are not allowed. Please use a non-local source of image data.")
 	case err != nil || (!strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https")) || u.Host == "":
 		return importInput{}, apiutil.BadRequest("The given uri is not valid. Please specify a valid uri from the following list of supported uri ['http', 'https']")
+	}
+	if err := s.cfg.ImportFilter.check(u); err != nil {
+		s.log.Info("import task URI refused", "uri", u.Redacted(), "reason", err)
+		return importInput{}, apiutil.BadRequest("URI for import does not pass filtering: %s", uri)
 	}
 	format, ok := in["import_from_format"].(string)
 	if !ok || !slices.Contains(diskFormats, format) {
@@ -286,7 +290,10 @@ func (s *Service) runImportTask(ctx context.Context, id string, imp importInput)
 		s.endTask(id, "", err, func(t *Task) { t.ImageID = "" })
 		return
 	}
-	if err := s.fetchInto(ctx, imageID, imp.uri); err != nil {
+	err = s.fetch(ctx, imp.uri, func(ctx context.Context, body io.Reader, length int64) error {
+		return s.Upload(ctx, imageID, body, length)
+	})
+	if err != nil {
 		log.Info("import task failed", "image", imageID, "err", err)
 		s.discardImage(imageID)
 		s.endTask(id, "", err)
@@ -294,90 +301,6 @@ func (s *Service) runImportTask(ctx context.Context, id string, imp importInput)
 	}
 	log.Info("import task done", "image", imageID)
 	s.endTask(id, imageID, nil)
-}
-
-// fetchError is a failure to get the data from import_from.
-type fetchError struct{ msg string }
-
-func (e *fetchError) Error() string { return e.msg }
-
-var importClient = &http.Client{
-	Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   30 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
-		// The image is stored as sent: no transparent gunzip.
-		DisableCompression: true,
-		MaxIdleConns:       4,
-		IdleConnTimeout:    30 * time.Second,
-	},
-	CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-			return fmt.Errorf("redirect to unsupported scheme %q", req.URL.Scheme)
-		}
-		return nil
-	},
-}
-
-// fetchInto GETs uri and streams the body into image id through Upload.
-func (s *Service) fetchInto(ctx context.Context, id, uri string) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
-	if err != nil {
-		return &fetchError{fmt.Sprintf("Unable to fetch %s: %v", uri, err)}
-	}
-	req.Header.Set("User-Agent", "kumo-image-import")
-	res, err := importClient.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		if c := context.Cause(ctx); c != nil {
-			err = c
-		}
-		return &fetchError{fmt.Sprintf("Unable to fetch %s: %v", uri, err)}
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return &fetchError{fmt.Sprintf("Unable to fetch %s: HTTP %s", uri, res.Status)}
-	}
-	body := &watchedReader{r: res.Body}
-	body.stall = time.AfterFunc(importStall, func() {
-		cancel(fmt.Errorf("no data received for %s", importStall))
-	})
-	defer body.stall.Stop()
-	err = s.Upload(ctx, id, body, res.ContentLength)
-	if err != nil && (body.err != nil || context.Cause(ctx) != nil) {
-		cause := body.err
-		if c := context.Cause(ctx); c != nil {
-			cause = c
-		}
-		return &fetchError{fmt.Sprintf("Error reading image data from %s: %v", uri, cause)}
-	}
-	return err
-}
-
-// watchedReader remembers the first read error of the source and pushes
-// back the stall timer on every read.
-type watchedReader struct {
-	r     io.Reader
-	err   error
-	stall *time.Timer
-}
-
-func (w *watchedReader) Read(p []byte) (int, error) {
-	n, err := w.r.Read(p)
-	w.stall.Reset(importStall)
-	if err != nil && err != io.EOF && w.err == nil {
-		w.err = err
-	}
-	return n, err
 }
 
 // discardImage deletes an image a failed task created, with its data.

@@ -13,7 +13,6 @@ import (
 // BenchmarkUpload, whose figures it is compared with. The CPU per GiB is
 // the whole process's: web server, fetching client and image service.
 func BenchmarkImportTask(b *testing.B) {
-	a := newTestAPI(b, Config{})
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", fmt.Sprint(benchImageSize))
 		bp := chunkPool.Get().(*[]byte)
@@ -21,6 +20,7 @@ func BenchmarkImportTask(b *testing.B) {
 		io.CopyBuffer(w, &patternReader{n: benchImageSize}, *bp)
 	}))
 	defer web.Close()
+	a := newTestAPI(b, trustServers(Config{}, web.URL))
 	var r resp
 	measureIngest(b, func() {
 		r = a.do("admin", "POST", "/image/v2/tasks", importTask(web.URL+"/disk.raw", "raw", nil))

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -93,6 +94,16 @@ func TestTaskCreateBadInput(t *testing.T) {
 			"The given uri is not valid. Please specify a valid uri from the following list of supported uri ['http', 'https']"},
 		{"URL without host", "admin", good(func(in map[string]any) { in["import_from"] = "http:///x.img" }), 400,
 			"The given uri is not valid"},
+		{"port not allowed", "admin", good(func(in map[string]any) { in["import_from"] = "http://example.test:8080/x.img" }), 400,
+			"URI for import does not pass filtering: http://example.test:8080/x.img"},
+		{"loopback", "admin", good(func(in map[string]any) { in["import_from"] = "http://127.0.0.1/x.img" }), 400,
+			"URI for import does not pass filtering: http://127.0.0.1/x.img"},
+		{"metadata service", "admin", good(func(in map[string]any) { in["import_from"] = "http://169.254.169.254/latest/meta-data/" }), 400,
+			"URI for import does not pass filtering"},
+		{"IPv6 link-local", "admin", good(func(in map[string]any) { in["import_from"] = "https://[fe80::1]/x.img" }), 400,
+			"URI for import does not pass filtering"},
+		{"localhost", "admin", good(func(in map[string]any) { in["import_from"] = "https://localhost/x.img" }), 400,
+			"URI for import does not pass filtering"},
 		{"URL not a string", "admin", good(func(in map[string]any) { in["import_from"] = 7 }), 400, "Invalid location: 7"},
 		{"URL null", "admin", good(func(in map[string]any) { in["import_from"] = nil }), 400, "Invalid location: None"},
 		{"empty URL", "admin", good(func(in map[string]any) { in["import_from"] = "" }), 400, "Invalid location: <br"},
@@ -174,6 +185,8 @@ func imageServer(t *testing.T, data []byte) *httptest.Server {
 			w.Write(data)
 		case "/redirect":
 			http.Redirect(w, r, "/image.img", http.StatusFound)
+		case "/to":
+			http.Redirect(w, r, r.URL.Query().Get("u"), http.StatusFound)
 		default:
 			http.NotFound(w, r)
 		}
@@ -183,9 +196,9 @@ func imageServer(t *testing.T, data []byte) *httptest.Server {
 }
 
 func TestTaskImportFromHTTP(t *testing.T) {
-	a := newTestAPI(t, Config{})
 	data := qcow2Image(1 << 30)
 	srv := imageServer(t, data)
+	a := newTestAPI(t, trustServers(Config{}, srv.URL))
 	for _, path := range []string{"/image.img", "/chunked.img", "/redirect"} {
 		t.Run(path, func(t *testing.T) {
 			before := time.Now().UTC().Add(-time.Second)
@@ -224,7 +237,7 @@ func TestTaskImportFromHTTP(t *testing.T) {
 
 func TestTaskImportFailures(t *testing.T) {
 	qcow := qcow2Image(1 << 20)
-	srv := imageServer(t, qcow)
+	srv, other := imageServer(t, qcow), imageServer(t, qcow)
 	// A port nothing listens on.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -250,9 +263,13 @@ func TestTaskImportFailures(t *testing.T) {
 		{"image too big", Config{MaxImageBytes: 1000}, importTask(srv.URL+"/chunked.img", "qcow2", nil),
 			"Image exceeds the maximum image size of 1000 bytes.", 0},
 		{"duplicate image id", Config{}, nil, "Image with identifier", 1},
+		{"redirect to a port not allowed", Config{}, importTask(srv.URL+"/to?u="+url.QueryEscape(other.URL+"/image.img"), "qcow2", nil),
+			"redirect to " + other.URL + "/image.img does not pass filtering: port", 0},
+		{"redirect to the metadata service", Config{}, importTask(srv.URL+"/to?u="+url.QueryEscape("http://169.254.169.254/"), "qcow2", nil),
+			`does not pass filtering: host "169.254.169.254"`, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			a := newTestAPI(t, c.cfg)
+			a := newTestAPI(t, trustServers(c.cfg, srv.URL, closed))
 			if c.body == nil {
 				id := a.create("admin", map[string]any{"name": "taken"})
 				c.body = importTask(srv.URL+"/image.img", "qcow2", map[string]any{"id": id, "container_format": "bare"})
@@ -274,7 +291,6 @@ func TestTaskImportFailures(t *testing.T) {
 }
 
 func TestTaskInterruptedByShutdown(t *testing.T) {
-	a := newTestAPI(t, Config{})
 	started := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write(qcow2Image(1 << 20)[:512])
@@ -283,6 +299,7 @@ func TestTaskInterruptedByShutdown(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer srv.Close()
+	a := newTestAPI(t, trustServers(Config{}, srv.URL))
 	r := a.mustStatus(a.do("admin", "POST", "/image/v2/tasks", importTask(srv.URL+"/slow.img", "qcow2", nil)), 201)
 	id := r.json(t)["id"].(string)
 	<-started

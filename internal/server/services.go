@@ -29,7 +29,8 @@ import (
 func extraServices(deps service.Deps, cfg *config.Config, limits identity.LimitReader) ([]service.API, error) {
 	img, err := image.New(deps, image.Config{ProjectQuotaBytes: cfg.Image.ProjectQuotaBytes, DirectIO: cfg.Image.DirectIO,
 		HashingAlgorithm: cfg.Image.HashingAlgorithm, UseKeystoneLimits: cfg.Image.UseKeystoneLimits, Limits: limits,
-		LimitsRegion: cfg.Region})
+		LimitsRegion: cfg.Region, ImportMethods: cfg.Image.ImportMethods,
+		ImportFilter: image.ImportFilter(cfg.Image.ImportFilteringOpts)})
 	if err != nil {
 		return nil, fmt.Errorf("image service: %w", err)
 	}
