@@ -99,7 +99,9 @@ type dhcpService struct {
 	portID string
 	ns     netns.NsHandle
 	srv    *linux.DHCPServer
+	srv6   *linux.DHCP6Server // nil without DHCPv6 subnets
 	meta   *metadataServer
+	ctx    context.Context
 	stop   context.CancelFunc
 }
 
