@@ -1,6 +1,7 @@
 package linux
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"slices"
@@ -9,7 +10,10 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/insomniacslk/dhcp/dhcpv6/nclient6"
 	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/kumo-cloud/kumo/internal/network/linux/netnstest"
 )
 
 const (
@@ -250,4 +254,118 @@ func TestClientMAC6(t *testing.T) {
 	if !slices.Equal(eui64("fa:16:3e:aa:bb:cc").AsSlice(), netip.MustParseAddr("fe80::f816:3eff:feaa:bbcc").AsSlice()) {
 		t.Error("eui64 helper")
 	}
+}
+
+// waitLinkLocal waits until dev's link-local address in ns has passed
+// duplicate address detection (a tentative address can neither be bound
+// nor answer).
+func waitLinkLocal(t testing.TB, ns, dev string) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		out := netnstest.Sh(t, "ip", "-n", ns, "-6", "-o", "addr", "show", "dev", dev, "scope", "link")
+		if strings.Contains(out, "fe80::") && !strings.Contains(out, "tentative") {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s in %s: no usable link-local address", dev, ns)
+}
+
+// client6 is a DHCPv6 client (the library's nclient6) on eth0 of a VM
+// namespace: Debian's busybox has no udhcpc6.
+func client6(t *testing.T, v testNS) *nclient6.Client {
+	t.Helper()
+	waitLinkLocal(t, v.name, "eth0")
+	var c *nclient6.Client
+	err := InNetns(v.h, func() error {
+		var err error
+		c, err = nclient6.New("eth0", nclient6.WithTimeout(time.Second), nclient6.WithRetry(5))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestKernelDHCP6(t *testing.T) {
+	netnstest.Require(t)
+	tag := netnstest.Tag()
+	host := newNS(t, "kt"+tag+"-h")
+	l := newL2(t, host)
+	plan, _ := Render(Config{}, NetworkSpec{ID: "dhcp6-net-" + tag, MTU: 1400, Segment: Segment{Type: "local"}})
+	if err := l.EnsureNetwork(plan); err != nil {
+		t.Fatal(err)
+	}
+	nsName := "kt" + tag + "-dhcp6"
+	t.Cleanup(func() { _ = DeleteNamedNetns(nsName) })
+	sp := ServicePort{Namespace: nsName, PortID: "dhcp6port-" + tag, MAC: macServer6, Bridge: plan.Bridge.Name, MTU: 1400,
+		Addrs: []netip.Prefix{netip.MustParsePrefix("2001:db8:1::2/64")}}
+	ns, err := l.EnsureServicePort(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	srv, err := ListenDHCP6(ns, NSDevName(sp.PortID), slogT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetTable(testTable6())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	tap, tapInfo := TapName("vm6port-"+tag), TapName("vm6info-"+tag)
+	v := vm(t, host, "kt"+tag+"-vm6", tap, mac6, "")
+	vi := vm(t, host, "kt"+tag+"-vi6", tapInfo, macInfo6, "")
+	for _, tp := range []string{tap, tapInfo} {
+		if err := l.Plug(tp, plan.Bridge.Name, 1400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitLinkLocal(t, nsName, NSDevName(sp.PortID))
+
+	t.Run("stateful", func(t *testing.T) {
+		c := client6(t, v)
+		rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer rcancel()
+		adv, err := c.Solicit(rctx)
+		if err != nil {
+			t.Fatalf("solicit: %v", err)
+		}
+		reply, err := c.Request(rctx, adv)
+		if err != nil {
+			t.Fatalf("request: %v", err)
+		}
+		const want = "REPLY ia[2001:db8:1::7/1h0m0s 2001:db8:2::7/1h0m0s] dns=2001:db8:1::53 search=openstacklocal"
+		if got := summary6(reply); got != want {
+			t.Fatalf("reply\n got %s\nwant %s", got, want)
+		}
+		// The address works: configured on eth0 it reaches the DHCP port.
+		netnstest.Sh(t, "ip", "-n", v.name, "addr", "add", "2001:db8:1::7/64", "dev", "eth0", "nodad")
+		netnstest.Listen(t, nsName, 8080)
+		if !netnstest.Reach(v.name, "2001:db8:1::2", 8080) {
+			t.Fatal("2001:db8:1::7 cannot reach the DHCP port's 2001:db8:1::2")
+		}
+	})
+	t.Run("stateless", func(t *testing.T) {
+		c := client6(t, vi)
+		msg, err := dhcpv6.NewMessage(dhcpv6.WithRequestedOptions(dhcpv6.OptionDNSRecursiveNameServer, dhcpv6.OptionDomainSearchList))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg.MessageType = dhcpv6.MessageTypeInformationRequest
+		msg.AddOption(dhcpv6.OptClientID(llt(macInfo6)))
+		rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer rcancel()
+		reply, err := c.SendAndRead(rctx, c.RemoteAddr(), msg, nclient6.IsMessageType(dhcpv6.MessageTypeReply))
+		if err != nil {
+			t.Fatalf("information-request: %v", err)
+		}
+		if got, want := summary6(reply), "REPLY dns=2001:db8:3::53 dns=2001:db8:3::54"; got != want {
+			t.Fatalf("reply\n got %s\nwant %s", got, want)
+		}
+	})
 }
