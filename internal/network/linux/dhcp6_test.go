@@ -256,39 +256,6 @@ func TestClientMAC6(t *testing.T) {
 	}
 }
 
-// waitLinkLocal waits until dev's link-local address in ns has passed
-// duplicate address detection (a tentative address can neither be bound
-// nor answer).
-func waitLinkLocal(t testing.TB, ns, dev string) {
-	t.Helper()
-	for i := 0; i < 100; i++ {
-		out := netnstest.Sh(t, "ip", "-n", ns, "-6", "-o", "addr", "show", "dev", dev, "scope", "link")
-		if strings.Contains(out, "fe80::") && !strings.Contains(out, "tentative") {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s in %s: no usable link-local address", dev, ns)
-}
-
-// client6 is a DHCPv6 client (the library's nclient6) on eth0 of a VM
-// namespace: Debian's busybox has no udhcpc6.
-func client6(t *testing.T, v testNS) *nclient6.Client {
-	t.Helper()
-	waitLinkLocal(t, v.name, "eth0")
-	var c *nclient6.Client
-	err := InNetns(v.h, func() error {
-		var err error
-		c, err = nclient6.New("eth0", nclient6.WithTimeout(time.Second), nclient6.WithRetry(5))
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func TestKernelDHCP6(t *testing.T) {
 	netnstest.Require(t)
 	tag := netnstest.Tag()
@@ -325,10 +292,10 @@ func TestKernelDHCP6(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitLinkLocal(t, nsName, NSDevName(sp.PortID))
+	netnstest.WaitLinkLocal(t, nsName, NSDevName(sp.PortID))
 
 	t.Run("stateful", func(t *testing.T) {
-		c := client6(t, v)
+		c := netnstest.DHCP6Client(t, v.name)
 		rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer rcancel()
 		adv, err := c.Solicit(rctx)
@@ -351,7 +318,7 @@ func TestKernelDHCP6(t *testing.T) {
 		}
 	})
 	t.Run("stateless", func(t *testing.T) {
-		c := client6(t, vi)
+		c := netnstest.DHCP6Client(t, vi.name)
 		msg, err := dhcpv6.NewMessage(dhcpv6.WithRequestedOptions(dhcpv6.OptionDNSRecursiveNameServer, dhcpv6.OptionDomainSearchList))
 		if err != nil {
 			t.Fatal(err)
