@@ -140,7 +140,8 @@ func Respond6(t *DHCP6Table, req *dhcpv6.Message, src netip.Addr) (*dhcpv6.Messa
 	ias := req.Options.IANA()
 	switch req.MessageType {
 	case dhcpv6.MessageTypeSolicit, dhcpv6.MessageTypeRequest:
-		if len(lease.Addrs) == 0 {
+		if len(lease.Addrs) == 0 && req.MessageType == dhcpv6.MessageTypeSolicit {
+			// RFC 8415 18.3.9: an Advertise with no address says so once.
 			resp.AddOption(status(iana.StatusNoAddrsAvail, "no stateful address on this link"))
 			break
 		}
@@ -149,6 +150,8 @@ func Respond6(t *DHCP6Table, req *dhcpv6.Message, src netip.Addr) (*dhcpv6.Messa
 			switch {
 			case req.MessageType == dhcpv6.MessageTypeRequest && !allOnLink(t, ia):
 				out.Options.Add(status(iana.StatusNotOnLink, "address not on this link"))
+			case len(lease.Addrs) == 0: // RFC 8415 18.3.2: per IA in a Reply
+				out.Options.Add(status(iana.StatusNoAddrsAvail, "no stateful address on this link"))
 			case i > 0: // every address went to the first IA
 				out.Options.Add(status(iana.StatusNoAddrsAvail, "addresses given in another IA"))
 			default:

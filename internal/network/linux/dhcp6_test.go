@@ -144,6 +144,8 @@ func TestRespond6(t *testing.T) {
 		{"solicit with an opaque DUID from a non-EUI-64 address", msg6(t, dhcpv6.MessageTypeSolicit, &dhcpv6.DUIDUUID{}, ia()), netip.MustParseAddr("fe80::1"), "none"},
 		{"solicit from a stateless-only port", msg6(t, dhcpv6.MessageTypeSolicit, llt(macInfo6), ia()), eui64(macInfo6), "ADVERTISE status=NoAddrsAvail dns=2001:db8:3::53 dns=2001:db8:3::54"},
 		{"solicit, rapid commit, stateless-only port", msg6(t, dhcpv6.MessageTypeSolicit, llt(macInfo6), ia(), dhcpv6.WithRapidCommit), eui64(macInfo6), "ADVERTISE status=NoAddrsAvail dns=2001:db8:3::53 dns=2001:db8:3::54"},
+		{"request from a stateless-only port", msg6(t, dhcpv6.MessageTypeRequest, llt(macInfo6), ia(), serverID(macServer6)), eui64(macInfo6),
+			"REPLY ia[status=NoAddrsAvail] dns=2001:db8:3::53 dns=2001:db8:3::54"},
 		{"request", msg6(t, dhcpv6.MessageTypeRequest, llt(mac6), ia("2001:db8:1::7"), serverID(macServer6)), llSrc, "REPLY " + full},
 		{"request for another on-link address: the fixed ones", msg6(t, dhcpv6.MessageTypeRequest, llt(mac6), ia("2001:db8:1::99"), serverID(macServer6)), llSrc, "REPLY " + full},
 		{"request for an off-link address", msg6(t, dhcpv6.MessageTypeRequest, llt(mac6), ia("2001:db8:77::7"), serverID(macServer6)), llSrc, "REPLY ia[status=NotOnLink] dns=2001:db8:1::53 search=openstacklocal"},
