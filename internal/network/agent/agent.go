@@ -1,6 +1,6 @@
 // Package agent is the network agent: it receives each network's full
 // desired state over the bus (internal/network/rpc), converges the host
-// to it idempotently through internal/network/linux, serves DHCP and the
+// to it idempotently through internal/network/linux, serves DHCP (v4 and v6) and the
 // metadata API in per-network namespaces, and reports port status and
 // heartbeats back to the control plane.
 //
@@ -11,7 +11,7 @@
 // and only then removes leftovers no network claims.
 //
 //	bus network.state ─┐                      ┌─ linux.L2 (bridges, vxlan, vlan, taps)
-//	netlink link events ┼─> dirty sets ─> loop ┼─ DHCP + metadata in qdhcp-<net>
+//	netlink link events ┼─> dirty sets ─> loop ┼─ DHCPv4/v6 + metadata in qdhcp-<net>
 //	resync timer ───────┘                      └─ network.port.status, Firewall, Routers hooks
 package agent
 
@@ -99,7 +99,9 @@ type dhcpService struct {
 	portID string
 	ns     netns.NsHandle
 	srv    *linux.DHCPServer
+	srv6   *linux.DHCP6Server // nil without DHCPv6 subnets
 	meta   *metadataServer
+	ctx    context.Context
 	stop   context.CancelFunc
 }
 

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -42,17 +43,83 @@ func dhcpPort(n *rpc.NetworkState, host string) *rpc.Port {
 	return nil
 }
 
-// wantsDHCP reports whether a network has an IPv4 subnet with DHCP on.
+// wantsDHCP reports whether a network needs the DHCP service: an IPv4
+// subnet with DHCP on, or an IPv6 one served by DHCPv6.
 func wantsDHCP(n *rpc.NetworkState) bool {
 	if n.Deleted || !n.AdminStateUp {
 		return false
 	}
 	for _, s := range n.Subnets {
-		if s.EnableDHCP && s.IPVersion == 4 {
+		if s.EnableDHCP && s.IPVersion == 4 || dhcp6Subnet(s) {
 			return true
 		}
 	}
 	return false
+}
+
+// wantsDHCP6 reports whether a network needs a DHCPv6 server.
+func wantsDHCP6(n *rpc.NetworkState) bool {
+	return !n.Deleted && n.AdminStateUp && slices.ContainsFunc(n.Subnets, dhcp6Subnet)
+}
+
+// dhcp6Subnet reports whether DHCPv6 serves a subnet: dhcpv6-stateful
+// (addresses and options) or dhcpv6-stateless (options). As in Neutron,
+// slaac subnets get nothing from DHCP.
+func dhcp6Subnet(s rpc.Subnet) bool {
+	return s.EnableDHCP && s.IPVersion == 6 && (s.IPv6AddrMode == addrModeStateful || s.IPv6AddrMode == addrModeStateless)
+}
+
+// Neutron's ipv6_address_mode values served by DHCPv6.
+const (
+	addrModeStateful  = "dhcpv6-stateful"
+	addrModeStateless = "dhcpv6-stateless"
+)
+
+// dhcp6Table renders the DHCPv6 answers of a network: every port with an
+// address on a DHCPv6 subnet gets its dhcpv6-stateful fixed addresses and
+// the DNS servers of those subnets (dns_nameservers; like DHCPv4, no
+// default), the network's dns_domain as search list.
+func dhcp6Table(n *rpc.NetworkState, server *rpc.Port, leaseTime time.Duration) *linux.DHCP6Table {
+	t := &linux.DHCP6Table{ByMAC: map[string]linux.Lease6{}, LeaseTime: leaseTime}
+	if server != nil {
+		t.ServerMAC, _ = net.ParseMAC(server.MAC)
+	}
+	subnets := map[string]rpc.Subnet{}
+	for _, s := range n.Subnets {
+		if pfx, err := netip.ParsePrefix(s.CIDR); err == nil && s.IPVersion == 6 {
+			t.OnLink = append(t.OnLink, pfx.Masked())
+		}
+		if dhcp6Subnet(s) {
+			subnets[s.ID] = s
+		}
+	}
+	for _, p := range n.Ports {
+		if server != nil && p.ID == server.ID || p.DeviceOwner == rpc.DeviceOwnerDHCP {
+			continue
+		}
+		l := linux.Lease6{MAC: strings.ToLower(p.MAC), Domain: n.DNSDomain}
+		served := false
+		for _, f := range p.FixedIPs {
+			s, ok := subnets[f.SubnetID]
+			ip, err := netip.ParseAddr(f.IPAddress)
+			if !ok || err != nil || !ip.Is6() {
+				continue
+			}
+			served = true
+			if s.IPv6AddrMode == addrModeStateful {
+				l.Addrs = append(l.Addrs, ip)
+			}
+			for _, d := range s.DNSNameservers {
+				if a, err := netip.ParseAddr(d); err == nil && a.Is6() && !slices.Contains(l.DNS, a) {
+					l.DNS = append(l.DNS, a)
+				}
+			}
+		}
+		if served {
+			t.ByMAC[l.MAC] = l
+		}
+	}
+	return t
 }
 
 // networkSpec renders a network's state for this host's L2: peers are the

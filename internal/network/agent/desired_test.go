@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"net"
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -85,5 +87,53 @@ func TestServicePort(t *testing.T) {
 		Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24"), netip.MustParsePrefix("169.254.169.254/32")}}
 	if !reflect.DeepEqual(sp, want) {
 		t.Fatalf("service port\n got %+v\nwant %+v", sp, want)
+	}
+}
+
+func TestDHCP6Table(t *testing.T) {
+	n := sampleNetwork()
+	n.Subnets = append(n.Subnets,
+		rpc.Subnet{ID: "sub-st", IPVersion: 6, CIDR: "2001:db8:1::/64", EnableDHCP: true, IPv6AddrMode: "dhcpv6-stateful", IPv6RAMode: "dhcpv6-stateful",
+			DNSNameservers: []string{"2001:db8::53", "9.9.9.9"}},
+		rpc.Subnet{ID: "sub-st2", IPVersion: 6, CIDR: "2001:db8:2::/64", EnableDHCP: true, IPv6AddrMode: "dhcpv6-stateful",
+			DNSNameservers: []string{"2001:db8::53", "2001:db8::54"}},
+		rpc.Subnet{ID: "sub-sl", IPVersion: 6, CIDR: "2001:db8:3::/64", EnableDHCP: true, IPv6AddrMode: "dhcpv6-stateless", DNSNameservers: []string{"2001:db8:3::53"}},
+		rpc.Subnet{ID: "sub-slaac", IPVersion: 6, CIDR: "2001:db8:4::/64", EnableDHCP: true, IPv6AddrMode: "slaac", DNSNameservers: []string{"2001:db8:4::53"}},
+		rpc.Subnet{ID: "sub-off", IPVersion: 6, CIDR: "2001:db8:5::/64", EnableDHCP: false, IPv6AddrMode: "dhcpv6-stateful"})
+	n.Ports[0].FixedIPs = append(n.Ports[0].FixedIPs, rpc.FixedIP{SubnetID: "sub-st", IPAddress: "2001:db8:1::a"},
+		rpc.FixedIP{SubnetID: "sub-st2", IPAddress: "2001:db8:2::a"}, rpc.FixedIP{SubnetID: "sub-off", IPAddress: "2001:db8:5::a"})
+	n.Ports[1].FixedIPs = append(n.Ports[1].FixedIPs, rpc.FixedIP{SubnetID: "sub-sl", IPAddress: "2001:db8:3::b"})
+	n.Ports[2].FixedIPs = []rpc.FixedIP{{SubnetID: "sub-slaac", IPAddress: "2001:db8:4::c"}}
+	n.Ports[3].FixedIPs = append(n.Ports[3].FixedIPs, rpc.FixedIP{SubnetID: "sub-st", IPAddress: "2001:db8:1::2"})
+	if !wantsDHCP6(n) {
+		t.Fatal("wantsDHCP6 = false")
+	}
+	got := dhcp6Table(n, dhcpPort(n, "hostA"), time.Hour)
+	want := &linux.DHCP6Table{ServerMAC: net.HardwareAddr{0xfa, 0x16, 0x3e, 0, 0, 2}, LeaseTime: time.Hour,
+		OnLink: []netip.Prefix{netip.MustParsePrefix("fd00::/64"), netip.MustParsePrefix("2001:db8:1::/64"), netip.MustParsePrefix("2001:db8:2::/64"),
+			netip.MustParsePrefix("2001:db8:3::/64"), netip.MustParsePrefix("2001:db8:4::/64"), netip.MustParsePrefix("2001:db8:5::/64")},
+		ByMAC: map[string]linux.Lease6{
+			// Two stateful subnets: both addresses, DNS servers merged; v4 servers left out.
+			"fa:16:3e:00:00:0a": {MAC: "fa:16:3e:00:00:0a", Addrs: []netip.Addr{netip.MustParseAddr("2001:db8:1::a"), netip.MustParseAddr("2001:db8:2::a")},
+				DNS: []netip.Addr{netip.MustParseAddr("2001:db8::53"), netip.MustParseAddr("2001:db8::54")}, Domain: "openstacklocal."},
+			// Stateless: options only.
+			"fa:16:3e:00:00:0b": {MAC: "fa:16:3e:00:00:0b", DNS: []netip.Addr{netip.MustParseAddr("2001:db8:3::53")}, Domain: "openstacklocal."},
+			// p-c is on a slaac subnet only: no entry, and no entry for the DHCP port.
+		}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("table\n got %+v\nwant %+v", got, want)
+	}
+	// Only slaac (and DHCP-disabled) IPv6 subnets left: no DHCPv6 server.
+	n.Subnets = slices.DeleteFunc(n.Subnets, func(s rpc.Subnet) bool { return s.ID == "sub-st" || s.ID == "sub-st2" || s.ID == "sub-sl" })
+	if wantsDHCP6(n) {
+		t.Fatal("wantsDHCP6 with slaac subnets only")
+	}
+	n.Subnets[0].EnableDHCP = false // the IPv4 subnet
+	if wantsDHCP(n) {
+		t.Fatal("wantsDHCP with slaac subnets only")
+	}
+	n.Subnets = append(n.Subnets, rpc.Subnet{ID: "sub-sl", IPVersion: 6, CIDR: "2001:db8:3::/64", EnableDHCP: true, IPv6AddrMode: "dhcpv6-stateless"})
+	if !wantsDHCP(n) || !wantsDHCP6(n) {
+		t.Fatal("an IPv6-only network with a stateless subnet wants DHCP")
 	}
 }

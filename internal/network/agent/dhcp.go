@@ -42,7 +42,7 @@ func (a *Agent) ensureDHCP(ctx context.Context, n *rpc.NetworkState) bool {
 			return true
 		}
 		sctx, stop := context.WithCancel(a.runCtx)
-		svc = &dhcpService{portID: dp.ID, ns: ns, srv: srv, stop: stop}
+		svc = &dhcpService{portID: dp.ID, ns: ns, srv: srv, ctx: sctx, stop: stop}
 		go func() {
 			if err := srv.Serve(sctx); err != nil {
 				a.log.Error("dhcp server stopped", "network", n.ID, "err", err)
@@ -59,7 +59,38 @@ func (a *Agent) ensureDHCP(ctx context.Context, n *rpc.NetworkState) bool {
 		a.log.Info("dhcp serving", "network", n.ID, "namespace", nsName, "metadata", svc.meta != nil)
 	}
 	svc.srv.SetTable(dhcpTable(n, dp, a.cfg.LeaseTime, a.cfg.Metadata))
-	return a.cfg.Metadata && svc.meta == nil
+	retry := a.ensureDHCP6(n, dp, svc)
+	return retry || a.cfg.Metadata && svc.meta == nil
+}
+
+// ensureDHCP6 runs the network's DHCPv6 server beside its DHCPv4 one while
+// it has dhcpv6-stateful or dhcpv6-stateless subnets, and stops it when
+// none is left. It returns true when it must be retried.
+func (a *Agent) ensureDHCP6(n *rpc.NetworkState, dp *rpc.Port, svc *dhcpService) bool {
+	if !wantsDHCP6(n) {
+		if svc.srv6 != nil {
+			_ = svc.srv6.Close()
+			svc.srv6 = nil
+			a.log.Info("dhcpv6 stopped", "network", n.ID)
+		}
+		return false
+	}
+	if svc.srv6 == nil {
+		srv, err := linux.ListenDHCP6(svc.ns, linux.NSDevName(dp.ID), a.log.With("network", n.ID))
+		if err != nil {
+			a.log.Error("dhcpv6 server", "network", n.ID, "err", err)
+			return true
+		}
+		svc.srv6 = srv
+		go func() {
+			if err := srv.Serve(svc.ctx); err != nil {
+				a.log.Error("dhcpv6 server stopped", "network", n.ID, "err", err)
+			}
+		}()
+		a.log.Info("dhcpv6 serving", "network", n.ID)
+	}
+	svc.srv6.SetTable(dhcp6Table(n, dp, a.cfg.LeaseTime))
+	return false
 }
 
 // stopDHCP stops a network's services; remove also deletes the
@@ -71,6 +102,9 @@ func (a *Agent) stopDHCP(id string, remove bool) {
 	}
 	svc.stop()
 	_ = svc.srv.Close()
+	if svc.srv6 != nil {
+		_ = svc.srv6.Close()
+	}
 	if svc.meta != nil {
 		svc.meta.close()
 	}
