@@ -1,8 +1,10 @@
 package network
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -323,11 +325,10 @@ func (s *Service) changeAGAddresses(add bool) apiutil.Handler {
 	}
 	return func(r *http.Request) (*apiutil.Response, error) {
 		c := s.caller(r)
-		objs, _, err := readBody(r, "address_group", "address_groups", false)
+		a, err := readAddressesBody(r)
 		if err != nil {
 			return nil, err
 		}
-		a := objs[0]
 		if err := a.checkKeys("PUT", []string{"addresses"}, append(agPostAttrs, "id")); err != nil {
 			return nil, err
 		}
@@ -393,6 +394,26 @@ func (s *Service) changeAGAddresses(add bool) apiutil.Handler {
 		}
 		return apiutil.JSON(200, map[string]any{"address_group": renderAG(out)}), nil
 	}
+}
+
+// readAddressesBody reads the body of add_addresses and remove_addresses:
+// {"addresses": [...]}, as Neutron reads it and openstacksdk sends it, or
+// the api-ref's {"address_group": {"addresses": [...]}}.
+func readAddressesBody(r *http.Request) (attrs, error) {
+	b, err := apiutil.ReadBody(r)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var top map[string]any
+	if err := dec.Decode(&top); err != nil || dec.More() {
+		return nil, badInput("Malformed request body")
+	}
+	if m, ok := top["address_group"].(map[string]any); ok && len(top) == 1 {
+		return m, nil
+	}
+	return top, nil
 }
 
 func (s *Service) deleteAG(r *http.Request) (*apiutil.Response, error) {
