@@ -228,6 +228,19 @@ func addressScopesAPI(t *testing.T, a *testAPI) {
 	a.must(a.do("alice", "POST", "/subnetpools", poolBody(map[string]any{"prefixes": []string{"10.10.5.0/24"}, "address_scope_id": shared})), 201)
 	a.expectErr(a.do("alice", "DELETE", "/address-scopes/"+id, nil), 409, "AddressScopeInUse")
 	pid := p["id"].(string)
+	// A network's ipv4_address_scope is the scope of its IPv4 subnets' pool.
+	n := a.create("alice", "networks", "network", map[string]any{"name": "scoped"})["id"].(string)
+	a.create("alice", "subnets", "subnet", map[string]any{"network_id": n, "subnetpool_id": pid, "ip_version": 4, "prefixlen": 24})
+	netView := func() map[string]any {
+		return a.must(a.do("alice", "GET", "/networks/"+n, nil), 200).json(t)["network"].(map[string]any)
+	}
+	if v := netView(); v["ipv4_address_scope"] != id || v["ipv6_address_scope"] != nil {
+		t.Fatalf("network in a scope: %v", v)
+	}
+	a.create("alice", "subnets", "subnet", map[string]any{"network_id": n, "cidr": "10.99.0.0/24", "ip_version": 4})
+	if v := netView(); v["ipv4_address_scope"] != nil {
+		t.Fatalf("network with subnets in and out of a scope: %v", v)
+	}
 	r := a.must(a.do("alice", "PUT", "/subnetpools/"+pid, poolBody(map[string]any{"address_scope_id": nil})), 200).json(t)["subnetpool"].(map[string]any)
 	if r["address_scope_id"] != nil {
 		t.Fatalf("pool after unsetting its scope: %v", r)
