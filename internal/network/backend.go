@@ -282,9 +282,10 @@ func (m *ml2) extensionAliases() []string {
 		"standard-attr-tag", "tag-ext", "fields", "filter-validation", "pagination", "sorting",
 		"project-id", "revision-if-match", "network-ip-availability",
 		"provider", "external-net", "network-mtu", "net-mtu-writable", "network_availability_zone",
-		"availability_zone", "security-group", "stateful-security-group", "port-security", "allowed-address-pairs",
+		"availability_zone", "security-group", "stateful-security-group", "address-group",
+		"security-groups-remote-address-group", "port-security", "allowed-address-pairs",
 		"router", "ext-gw-mode", "extraroute", "extraroute-atomic", "router_availability_zone",
-		"quotas", "quota_details", "subnet_allocation", "subnetpool-prefix-ops", "subnet-service-types",
+		"quotas", "quota_details", "subnet_allocation", "subnetpool-prefix-ops", "subnet-service-types", "address-scope",
 		"dns-integration", "agent", "auto-allocated-topology", "floating-ip-port-forwarding",
 		"floating-ip-port-forwarding-description", "expose-port-forwarding-in-fip",
 	}

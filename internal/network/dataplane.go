@@ -122,7 +122,7 @@ func (s *Service) runDataPlane(ctx context.Context) error {
 // fingerprint summarizes the tables the desired state is made of.
 func (s *Service) fingerprint(ctx context.Context) (string, error) {
 	var parts []string
-	for _, t := range []string{"net_networks", "net_subnets", "net_ports", "net_routers", "net_floatingips", "net_security_group_rules", "net_security_groups"} {
+	for _, t := range []string{"net_networks", "net_subnets", "net_ports", "net_routers", "net_floatingips", "net_security_group_rules", "net_security_groups", "net_address_groups"} {
 		var n, rev int64
 		var upd sql.NullString
 		if err := s.db.Reader().QueryRowContext(ctx, "SELECT COUNT(*), COALESCE(SUM(revision_number), 0), MAX(updated_at) FROM "+t).Scan(&n, &rev, &upd); err != nil {
@@ -190,9 +190,10 @@ func (s *Service) publishChanges(ctx context.Context) error {
 	s.dp.finger = finger
 	s.dp.mu.Unlock()
 	b := s.deps.Bus
+	ver := b.VersionFor(rpc.MsgNetworkState, rpc.NetworkStateVersion)
 	for _, n := range pubN {
 		n.Generation = s.dp.next()
-		if err := b.Publish(ctx, rpc.SubjectAgents, rpc.MsgNetworkState, rpc.NetworkStateVersion, n); err != nil {
+		if err := b.Publish(ctx, rpc.SubjectAgents, rpc.MsgNetworkState, rpc.NetworkStateVersion, n.ForVersion(ver)); err != nil {
 			s.forget(n.ID, "")
 			return err
 		}
@@ -243,7 +244,7 @@ func (s *Service) onAgentMessage(ctx context.Context, m *bus.Message) (any, erro
 		rep := rpc.SyncReply{Networks: make([]rpc.NetworkState, 0, len(nets))}
 		for _, n := range nets {
 			n.Generation = s.dp.next()
-			rep.Networks = append(rep.Networks, *n)
+			rep.Networks = append(rep.Networks, *n.ForVersion(m.Version))
 		}
 		for _, r := range rtrs {
 			r.Generation = s.dp.next()
@@ -510,6 +511,10 @@ func (s *Service) desiredState(ctx context.Context) ([]*rpc.NetworkState, []*rpc
 	if err != nil {
 		return nil, nil, err
 	}
+	addrGroups, err := addressGroupStates(ctx, q)
+	if err != nil {
+		return nil, nil, err
+	}
 	l3Host, err := s.l3Host(ctx, q)
 	if err != nil {
 		return nil, nil, err
@@ -569,9 +574,20 @@ func (s *Service) desiredState(ctx context.Context) ([]*rpc.NetworkState, []*rpc
 			ids = append(ids, g)
 		}
 		slices.Sort(ids)
+		ags := map[string]bool{}
 		for _, g := range ids {
 			if gs, ok := groups[g]; ok {
 				st.SecurityGroups = append(st.SecurityGroups, gs)
+				for _, r := range gs.Rules {
+					if r.RemoteAddressGroupID != "" {
+						ags[r.RemoteAddressGroupID] = true
+					}
+				}
+			}
+		}
+		for _, ag := range addrGroups { // sorted by id
+			if ags[ag.ID] {
+				st.AddressGroups = append(st.AddressGroups, ag)
 			}
 		}
 		out = append(out, st)
@@ -615,7 +631,7 @@ func (s *Service) groupStates(ctx context.Context, q db.Querier, ports []*Port) 
 			continue
 		}
 		rr := rpc.Rule{ID: r.ID, Direction: r.Direction, Ethertype: r.Ethertype, Protocol: r.Protocol,
-			RemoteIPPrefix: r.RemoteIPPrefix, RemoteGroupID: r.RemoteGroupID}
+			RemoteIPPrefix: r.RemoteIPPrefix, RemoteGroupID: r.RemoteGroupID, RemoteAddressGroupID: r.RemoteAddressGroupID}
 		if r.PortMin.Valid {
 			v := int(r.PortMin.Int64)
 			rr.PortRangeMin = &v
@@ -649,6 +665,35 @@ func (s *Service) groupStates(ctx context.Context, q db.Querier, ports []*Port) 
 		out[id] = g
 	}
 	return out, nil
+}
+
+// addressGroupStates loads every address group with its addresses,
+// sorted by id.
+func addressGroupStates(ctx context.Context, q db.Querier) ([]rpc.AddressGroup, error) {
+	rows, err := q.QueryContext(ctx, `SELECT g.id, a.address FROM net_address_groups g
+		LEFT JOIN net_address_group_addresses a ON a.address_group_id = g.id ORDER BY g.id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []rpc.AddressGroup
+	for rows.Next() {
+		var id string
+		var addr sql.NullString
+		if err := rows.Scan(&id, &addr); err != nil {
+			return nil, err
+		}
+		if k := len(out); k == 0 || out[k-1].ID != id {
+			out = append(out, rpc.AddressGroup{ID: id})
+		}
+		if addr.Valid {
+			out[len(out)-1].Addresses = append(out[len(out)-1].Addresses, addr.String)
+		}
+	}
+	for i := range out {
+		sortCIDRs(out[i].Addresses)
+	}
+	return out, rows.Err()
 }
 
 // routerStates renders every router for the L3 agents.

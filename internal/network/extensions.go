@@ -52,6 +52,9 @@ var extensionCatalog = map[string]extensionInfo{
 	"floating-ip-port-forwarding": {"Floating IP Port Forwarding", "Forwards ports of floating IPs to ports of fixed IPs.", "2018-05-22T00:00:00-00:00"},
 	"floating-ip-port-forwarding-description": {"Floating IP Port Forwarding description", "Adds a description to port forwardings.", "2019-11-01T10:00:00-00:00"},
 	"expose-port-forwarding-in-fip":           {"Expose port forwardings in a floating IP", "Shows a floating IP's port forwardings in its view.", "2019-04-09T10:00:00-00:00"},
+	"address-group":                           {"Address group", "Named sets of addresses that security group rules can refer to.", "2020-07-20T10:00:00-00:00"},
+	"security-groups-remote-address-group":    {"Remote address group id field for security group rules", "Adds remote_address_group_id to security group rules.", "2020-10-25T10:00:00-00:00"},
+	"address-scope":                           {"Address scope", "Address scopes that subnet pools belong to.", "2015-07-26T10:00:00-00:00"},
 	"binding":                                 {"Port Binding", "Exposes the host, VIF type and details a port is bound with.", "2014-02-03T10:00:00-00:00"},
 }
 

@@ -252,6 +252,34 @@ CREATE TABLE net_port_forwardings (
 CREATE INDEX net_port_forwardings_fip_idx ON net_port_forwardings (floatingip_id);
 CREATE INDEX net_port_forwardings_port_idx ON net_port_forwardings (internal_port_id);
 `},
+			{Version: 3, Name: "address groups, address scopes, remote_address_group_id on rules", SQL: `
+CREATE TABLE net_address_groups (
+	id TEXT PRIMARY KEY,
+	project_id TEXT NOT NULL,
+	name TEXT NOT NULL DEFAULT '',
+	description TEXT NOT NULL DEFAULT '',
+	revision_number BIGINT NOT NULL DEFAULT 0,
+	created_at TEXT NOT NULL,
+	updated_at TEXT NOT NULL
+);
+CREATE INDEX net_address_groups_project_idx ON net_address_groups (project_id);
+CREATE TABLE net_address_group_addresses (
+	address_group_id TEXT NOT NULL REFERENCES net_address_groups (id) ON DELETE CASCADE,
+	address TEXT NOT NULL,
+	PRIMARY KEY (address_group_id, address)
+);
+ALTER TABLE net_security_group_rules ADD COLUMN remote_address_group_id TEXT REFERENCES net_address_groups (id);
+CREATE INDEX net_security_group_rules_ag_idx ON net_security_group_rules (remote_address_group_id);
+CREATE TABLE net_address_scopes (
+	id TEXT PRIMARY KEY,
+	project_id TEXT NOT NULL,
+	name TEXT NOT NULL DEFAULT '',
+	ip_version INTEGER NOT NULL,
+	shared BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX net_address_scopes_project_idx ON net_address_scopes (project_id);
+CREATE INDEX net_subnetpools_scope_idx ON net_subnetpools (address_scope_id);
+`},
 			{Version: 4, Name: "subnet service types", SQL: `
 ALTER TABLE net_subnets ADD COLUMN service_types TEXT NOT NULL DEFAULT '[]';
 `},

@@ -25,6 +25,10 @@ type Network struct {
 	Revision                                  int64
 	CreatedAt, UpdatedAt                      time.Time
 	Subnets, Tags                             []string
+	// AddressScopes are the address scopes of the network's IPv4 and IPv6
+	// subnets ([0] and [1]): the one scope all subnets of that version
+	// share through their subnet pools, else "".
+	AddressScopes [2]string
 }
 
 const networkCols = `n.id, n.project_id, n.name, n.description, n.admin_state_up, n.status, n.shared, n.external,
@@ -95,7 +99,7 @@ func (s *Service) renderNetwork(c *caller, n *Network) map[string]any {
 		"router:external": n.External, "is_default": n.IsDefault, "mtu": n.MTU,
 		"port_security_enabled": n.PortSecurity, "subnets": nonNil(n.Subnets), "tags": nonNil(n.Tags),
 		"availability_zone_hints": nonNil(n.AZHints), "availability_zones": []string{},
-		"ipv4_address_scope": nil, "ipv6_address_scope": nil, "l2_adjacency": true,
+		"ipv4_address_scope": nilIfEmpty(n.AddressScopes[0]), "ipv6_address_scope": nilIfEmpty(n.AddressScopes[1]), "l2_adjacency": true,
 		"dns_domain":      n.DNSDomain,
 		"revision_number": n.Revision, "created_at": stamp(n.CreatedAt), "updated_at": stamp(n.UpdatedAt),
 	}
@@ -151,23 +155,40 @@ func fillNetworks(ctx context.Context, q db.Querier, nets []*Network) error {
 		byID[n.ID] = n
 		ids[i] = n.ID
 	}
+	scopes := map[string]*[2][]string{} // network → scope of each subnet, per version
 	err := inChunks(ids, func(chunk []any) error {
-		rows, err := q.QueryContext(ctx, "SELECT network_id, id FROM net_subnets WHERE network_id IN ("+db.Placeholders(1, len(chunk))+") ORDER BY created_at, id", chunk...)
+		rows, err := q.QueryContext(ctx, `SELECT s.network_id, s.id, s.ip_version, sp.address_scope_id FROM net_subnets s
+			LEFT JOIN net_subnetpools sp ON sp.id = s.subnetpool_id
+			WHERE s.network_id IN (`+db.Placeholders(1, len(chunk))+`) ORDER BY s.created_at, s.id`, chunk...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var nid, sid string
-			if err := rows.Scan(&nid, &sid); err != nil {
+			var ver int
+			var scope sql.NullString
+			if err := rows.Scan(&nid, &sid, &ver, &scope); err != nil {
 				return err
 			}
 			byID[nid].Subnets = append(byID[nid].Subnets, sid)
+			if scopes[nid] == nil {
+				scopes[nid] = &[2][]string{}
+			}
+			i := ver / 6 // 4 → 0, 6 → 1
+			scopes[nid][i] = append(scopes[nid][i], scope.String)
 		}
 		return rows.Err()
 	})
 	if err != nil {
 		return err
+	}
+	for nid, sc := range scopes {
+		for i, list := range sc {
+			if len(list) > 0 && len(slices.Compact(slices.Clone(list))) == 1 {
+				byID[nid].AddressScopes[i] = list[0]
+			}
+		}
 	}
 	return loadTags(ctx, q, "network", ids, func(id string, tags []string) { byID[id].Tags = tags })
 }

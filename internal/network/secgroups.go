@@ -30,6 +30,7 @@ type SecurityGroup struct {
 type SGRule struct {
 	ID, ProjectID, SecurityGroupID, Direction, Ethertype string
 	Protocol, RemoteIPPrefix, RemoteGroupID              string // "" for null
+	RemoteAddressGroupID                                 string // "" for null
 	PortMin, PortMax                                     sql.NullInt64
 	Description                                          string
 	Revision                                             int64
@@ -38,7 +39,8 @@ type SGRule struct {
 
 const sgCols = `g.id, g.project_id, g.name, g.description, g.stateful, g.revision_number, g.created_at, g.updated_at`
 const ruleCols = `r.id, r.project_id, r.security_group_id, r.direction, r.ethertype, r.protocol, r.port_range_min,
-	r.port_range_max, r.remote_ip_prefix, r.remote_group_id, r.description, r.revision_number, r.created_at, r.updated_at`
+	r.port_range_max, r.remote_ip_prefix, r.remote_group_id, r.remote_address_group_id, r.description, r.revision_number,
+	r.created_at, r.updated_at`
 
 func scanSG(row interface{ Scan(...any) error }) (*SecurityGroup, error) {
 	g := &SecurityGroup{}
@@ -52,12 +54,13 @@ func scanSG(row interface{ Scan(...any) error }) (*SecurityGroup, error) {
 
 func scanRule(row interface{ Scan(...any) error }) (*SGRule, error) {
 	r := &SGRule{}
-	var proto, prefix, remote, created, updated sql.NullString
+	var proto, prefix, remote, remoteAG, created, updated sql.NullString
 	if err := row.Scan(&r.ID, &r.ProjectID, &r.SecurityGroupID, &r.Direction, &r.Ethertype, &proto, &r.PortMin, &r.PortMax,
-		&prefix, &remote, &r.Description, &r.Revision, &created, &updated); err != nil {
+		&prefix, &remote, &remoteAG, &r.Description, &r.Revision, &created, &updated); err != nil {
 		return nil, err
 	}
 	r.Protocol, r.RemoteIPPrefix, r.RemoteGroupID = proto.String, prefix.String, remote.String
+	r.RemoteAddressGroupID = remoteAG.String
 	r.CreatedAt, r.UpdatedAt = db.ParseTime(created), db.ParseTime(updated)
 	return r, nil
 }
@@ -82,14 +85,15 @@ var ruleDef = &listDef{
 		"project_id": {expr: "r.project_id"}, "tenant_id": {expr: "r.project_id"},
 		"security_group_id": {expr: "r.security_group_id"}, "direction": {expr: "r.direction"},
 		"ethertype": {expr: "r.ethertype"}, "protocol": {expr: "r.protocol", nullable: true},
-		"port_range_min":   {expr: "r.port_range_min", kind: kInt, nullable: true},
-		"port_range_max":   {expr: "r.port_range_max", kind: kInt, nullable: true},
-		"remote_ip_prefix": {expr: "r.remote_ip_prefix", nullable: true},
-		"remote_group_id":  {expr: "r.remote_group_id", nullable: true},
-		"revision_number":  {expr: "r.revision_number", kind: kInt},
-		"created_at":       {expr: "r.created_at"}, "updated_at": {expr: "r.updated_at"},
+		"port_range_min":          {expr: "r.port_range_min", kind: kInt, nullable: true},
+		"port_range_max":          {expr: "r.port_range_max", kind: kInt, nullable: true},
+		"remote_ip_prefix":        {expr: "r.remote_ip_prefix", nullable: true},
+		"remote_group_id":         {expr: "r.remote_group_id", nullable: true},
+		"remote_address_group_id": {expr: "r.remote_address_group_id", nullable: true},
+		"revision_number":         {expr: "r.revision_number", kind: kInt},
+		"created_at":              {expr: "r.created_at"}, "updated_at": {expr: "r.updated_at"},
 	},
-	attrs: []string{"remote_address_group_id", "normalized_cidr", "belongs_to_default_sg"},
+	attrs: []string{"normalized_cidr", "belongs_to_default_sg"},
 }
 
 // ruleView and sgView are a rule and a group as the API shows them:
@@ -155,7 +159,8 @@ func viewRule(r *SGRule) ruleView {
 		Direction: r.Direction, Ethertype: r.Ethertype, Protocol: strOrNil(r.Protocol),
 		PortRangeMin: int64OrNil(r.PortMin), PortRangeMax: int64OrNil(r.PortMax),
 		RemoteIPPrefix: strOrNil(r.RemoteIPPrefix), RemoteGroupID: strOrNil(r.RemoteGroupID), NormalizedCIDR: norm,
-		Description: r.Description, Revision: r.Revision, CreatedAt: stamp(r.CreatedAt), UpdatedAt: stamp(r.UpdatedAt)}
+		RemoteAddressGroupID: strOrNil(r.RemoteAddressGroupID),
+		Description:          r.Description, Revision: r.Revision, CreatedAt: stamp(r.CreatedAt), UpdatedAt: stamp(r.UpdatedAt)}
 }
 
 func viewSG(g *SecurityGroup) *sgView {
@@ -338,8 +343,12 @@ func (r *SGRule) fingerprint() string {
 			prefix = ""
 		}
 	}
-	return fmt.Sprintf("%s|%s|%s|%d|%d|%s|%s", r.Direction, r.Ethertype, proto,
+	fp := fmt.Sprintf("%s|%s|%s|%d|%d|%s|%s", r.Direction, r.Ethertype, proto,
 		nullInt(r.PortMin), nullInt(r.PortMax), prefix, r.RemoteGroupID)
+	if r.RemoteAddressGroupID != "" { // appended only when set: older rows keep their fingerprints
+		fp += "|ag:" + r.RemoteAddressGroupID
+	}
+	return fp
 }
 
 func nullInt(n sql.NullInt64) int64 {
@@ -353,11 +362,12 @@ func (tx *txn) insertRule(ctx context.Context, r *SGRule) error {
 	now := tx.s.nowUTC()
 	r.CreatedAt, r.UpdatedAt = now, now
 	_, err := tx.ExecContext(ctx, `INSERT INTO net_security_group_rules (id, project_id, security_group_id, direction,
-		ethertype, protocol, port_range_min, port_range_max, remote_ip_prefix, remote_group_id, fingerprint, description,
-		revision_number, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		ethertype, protocol, port_range_min, port_range_max, remote_ip_prefix, remote_group_id, remote_address_group_id,
+		fingerprint, description, revision_number, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		r.ID, r.ProjectID, r.SecurityGroupID, r.Direction, r.Ethertype, nullStr(r.Protocol, r.Protocol != ""), r.PortMin,
 		r.PortMax, nullStr(r.RemoteIPPrefix, r.RemoteIPPrefix != ""), nullStr(r.RemoteGroupID, r.RemoteGroupID != ""),
-		r.fingerprint(), r.Description, r.Revision, db.FormatTime(now), db.FormatTime(now))
+		nullStr(r.RemoteAddressGroupID, r.RemoteAddressGroupID != ""), r.fingerprint(), r.Description, r.Revision, db.FormatTime(now), db.FormatTime(now))
 	return err
 }
 
@@ -647,11 +657,11 @@ var protocolNumbers = map[string]int{
 var portProtocols = []string{"tcp", "udp", "udplite", "sctp", "dccp", "6", "17", "136", "132", "33"}
 
 var rulePostAttrs = []string{"security_group_id", "direction", "ethertype", "protocol", "port_range_min", "port_range_max",
-	"remote_ip_prefix", "remote_group_id", "description", "project_id", "tenant_id"}
+	"remote_ip_prefix", "remote_group_id", "remote_address_group_id", "description", "project_id", "tenant_id"}
 
 // parseRule validates a rule request (not its references).
 func parseRule(c *caller, a attrs) (*SGRule, error) {
-	if err := a.checkKeys("POST", rulePostAttrs, []string{"id", "remote_address_group_id", "revision_number", "created_at", "updated_at", "normalized_cidr"}); err != nil {
+	if err := a.checkKeys("POST", rulePostAttrs, []string{"id", "revision_number", "created_at", "updated_at", "normalized_cidr"}); err != nil {
 		return nil, err
 	}
 	r := &SGRule{ID: newID(), Ethertype: "IPv4"}
@@ -781,6 +791,17 @@ func parseRule(c *caller, a attrs) (*SGRule, error) {
 		}
 		r.RemoteGroupID = v
 	}
+	if v, valid, _, err := a.nullableStr("remote_address_group_id"); err != nil {
+		return nil, err
+	} else if valid {
+		if !isUUID(v) {
+			return nil, invalidAttr("remote_address_group_id", "'%s' is not a valid UUID", v)
+		}
+		r.RemoteAddressGroupID = v
+	}
+	if r.RemoteAddressGroupID != "" && (r.RemoteGroupID != "" || r.RemoteIPPrefix != "") {
+		return nil, badRequest("SecurityGroupMultipleRemoteEntites", "Only one of remote_ip_prefix, remote_group_id or remote_address_group_id may be provided.")
+	}
 	if r.RemoteGroupID != "" && r.RemoteIPPrefix != "" {
 		return nil, badRequest("SecurityGroupRemoteGroupAndRemoteIpPrefix", "Only remote_ip_prefix or remote_group_id may be provided.")
 	}
@@ -836,6 +857,16 @@ func (s *Service) createRules(r *http.Request) (*apiutil.Response, error) {
 				}
 				if n == 0 {
 					return sgNotFound(rule.RemoteGroupID)
+				}
+			}
+			if rule.RemoteAddressGroupID != "" {
+				var owner string
+				err := tx.QueryRowContext(ctx, `SELECT project_id FROM net_address_groups WHERE id = $1`, rule.RemoteAddressGroupID).Scan(&owner)
+				if err == sql.ErrNoRows || err == nil && !c.admin && owner != g.ProjectID {
+					return agNotFound(rule.RemoteAddressGroupID)
+				}
+				if err != nil {
+					return err
 				}
 			}
 			fp := rule.fingerprint()

@@ -256,6 +256,8 @@ func (s *Service) Routes() *apiutil.Service {
 		rt("DELETE", "/auto-allocated-topology/{project_id}", s.deleteAutoTopology),
 	}
 	routes = append(routes, s.securityGroupRoutes(rt)...)
+	routes = append(routes, s.addressGroupRoutes(rt)...)
+	routes = append(routes, s.addressScopeRoutes(rt)...)
 	routes = append(routes, s.routerRoutes(rt)...)
 	routes = append(routes, s.portForwardingRoutes(rt)...)
 	routes = append(routes, s.quotaRoutes(rt)...)

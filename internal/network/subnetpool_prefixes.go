@@ -109,6 +109,11 @@ func (s *Service) changePoolPrefixes(r *http.Request, rule string,
 		if err != nil {
 			return err
 		}
+		// Pools of one address scope keep disjoint prefixes.
+		p.Prefixes = next
+		if err := tx.checkPoolScope(ctx, c, p); err != nil {
+			return err
+		}
 		p.Revision++
 		_, err = tx.ExecContext(ctx, `UPDATE net_subnetpools SET prefixes = $1, revision_number = $2, updated_at = $3 WHERE id = $4`,
 			jsonText(prefixStrings(next)), p.Revision, db.FormatTime(s.nowUTC()), id)

@@ -111,6 +111,12 @@ func TestSubnetPoolPrefixOps(t *testing.T) {
 	shared := a.create("admin", "subnetpools", "subnetpool", map[string]any{"name": "s", "prefixes": []string{"10.30.0.0/24"}, "shared": true})
 	a.expectErr(a.do("bob", "PUT", "/subnetpools/"+shared["id"].(string)+"/add_prefixes", map[string]any{"prefixes": []string{"10.31.0.0/24"}}), 403, "PolicyNotAuthorized")
 	a.must(a.do("admin", "PUT", "/subnetpools/"+shared["id"].(string)+"/add_prefixes", map[string]any{"prefixes": []string{"10.31.0.0/24"}}), 200)
+	// Within an address scope, pools may not grow into each other.
+	scope := a.create("alice", "address-scopes", "address_scope", map[string]any{"name": "sc", "ip_version": 4})
+	p1 := a.create("alice", "subnetpools", "subnetpool", map[string]any{"name": "p1", "prefixes": []string{"10.60.0.0/24"}, "address_scope_id": scope["id"]})
+	a.create("alice", "subnetpools", "subnetpool", map[string]any{"name": "p2", "prefixes": []string{"10.61.0.0/24"}, "address_scope_id": scope["id"]})
+	a.expectErr(a.do("alice", "PUT", "/subnetpools/"+p1["id"].(string)+"/add_prefixes", map[string]any{"prefixes": []string{"10.61.0.0/25"}}), 409, "AddressScopePrefixConflict")
+	a.must(a.do("alice", "PUT", "/subnetpools/"+p1["id"].(string)+"/add_prefixes", map[string]any{"prefixes": []string{"10.62.0.0/24"}}), 200)
 	// The extension is advertised.
 	a.must(a.do("alice", "GET", "/extensions/subnetpool-prefix-ops", nil), 200)
 }

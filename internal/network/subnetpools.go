@@ -232,7 +232,12 @@ func parsePoolAttrs(a attrs, p *SubnetPool, create bool) error {
 	if v, valid, _, err := a.nullableStr("address_scope_id"); err != nil {
 		return err
 	} else if valid && v != "" {
-		return notFound("AddressScopeNotFound", "Address scope %s could not be found.", v)
+		if !isUUID(v) {
+			return invalidAttr("address_scope_id", "'%s' is not a valid UUID", v)
+		}
+		p.AddressScopeID = v // checked against the scope in the transaction (checkPoolScope)
+	} else if !valid && a.has("address_scope_id") {
+		p.AddressScopeID = ""
 	}
 	return err
 }
@@ -287,13 +292,16 @@ func (s *Service) createSubnetPools(r *http.Request) (*apiutil.Response, error) 
 					return err
 				}
 			}
+			if err := tx.checkPoolScope(ctx, c, p); err != nil {
+				return err
+			}
 			now := s.nowUTC()
 			p.CreatedAt, p.UpdatedAt = now, now
 			if _, err := tx.ExecContext(ctx, `INSERT INTO net_subnetpools (id, project_id, name, description, ip_version, prefixes,
 				default_prefixlen, min_prefixlen, max_prefixlen, default_quota, shared, is_default, address_scope_id,
 				revision_number, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 				p.ID, p.ProjectID, p.Name, p.Description, p.IPVersion, jsonText(prefixStrings(p.Prefixes)), p.DefaultPrefixlen,
-				p.MinPrefixlen, p.MaxPrefixlen, p.DefaultQuota, p.Shared, p.IsDefault, nil, 0, db.FormatTime(now), db.FormatTime(now)); err != nil {
+				p.MinPrefixlen, p.MaxPrefixlen, p.DefaultQuota, p.Shared, p.IsDefault, nullStr(p.AddressScopeID, p.AddressScopeID != ""), 0, db.FormatTime(now), db.FormatTime(now)); err != nil {
 				return err
 			}
 			if len(tags[i]) > 0 {
@@ -377,12 +385,16 @@ func (s *Service) updateSubnetPool(r *http.Request) (*apiutil.Response, error) {
 				return err
 			}
 		}
+		if err := tx.checkPoolScope(ctx, c, p); err != nil {
+			return err
+		}
 		p.Revision++
 		p.UpdatedAt = s.nowUTC()
 		_, err = tx.ExecContext(ctx, `UPDATE net_subnetpools SET name = $1, description = $2, prefixes = $3, default_prefixlen = $4,
-			min_prefixlen = $5, max_prefixlen = $6, default_quota = $7, is_default = $8, revision_number = $9, updated_at = $10
-			WHERE id = $11`, p.Name, p.Description, jsonText(prefixStrings(p.Prefixes)), p.DefaultPrefixlen, p.MinPrefixlen,
-			p.MaxPrefixlen, p.DefaultQuota, p.IsDefault, p.Revision, db.FormatTime(p.UpdatedAt), id)
+			min_prefixlen = $5, max_prefixlen = $6, default_quota = $7, is_default = $8, revision_number = $9, updated_at = $10,
+			address_scope_id = $11 WHERE id = $12`, p.Name, p.Description, jsonText(prefixStrings(p.Prefixes)), p.DefaultPrefixlen,
+			p.MinPrefixlen, p.MaxPrefixlen, p.DefaultQuota, p.IsDefault, p.Revision, db.FormatTime(p.UpdatedAt),
+			nullStr(p.AddressScopeID, p.AddressScopeID != ""), id)
 		out = p
 		return err
 	})

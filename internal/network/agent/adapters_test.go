@@ -20,10 +20,12 @@ func TestFirewallDesired(t *testing.T) {
 	n.SecurityGroups = []rpc.SecurityGroup{
 		{ID: "sg-web", Stateful: true, MemberIPs: []string{"10.0.0.10"}, Rules: []rpc.Rule{
 			{ID: "r1", Direction: "ingress", Ethertype: "IPv4", Protocol: "icmp", PortRangeMin: &icmp, RemoteGroupID: "sg-admin"},
+			{ID: "r2", Direction: "ingress", Ethertype: "IPv4", RemoteAddressGroupID: "ag-office"},
 		}},
 		{ID: "sg-admin", Stateful: true, MemberIPs: []string{"10.9.9.9"}},
 		{ID: "sg-unused", Stateful: true},
 	}
+	n.AddressGroups = []rpc.AddressGroup{{ID: "ag-office", Addresses: []string{"192.0.2.0/24"}}, {ID: "ag-unused", Addresses: []string{"198.51.100.0/24"}}}
 	d := firewallDesired(hostSet{"hostA"}, []*rpc.NetworkState{n})
 	want := nft.Desired{
 		// The DHCP port on hostA is the network's own: not filtered.
@@ -32,8 +34,10 @@ func TestFirewallDesired(t *testing.T) {
 		Groups: []nft.Group{
 			{ID: "sg-admin", Stateful: true, Members: []string{"10.9.9.9"}},
 			{ID: "sg-web", Stateful: true, Members: []string{"10.0.0.10"}, Rules: []nft.SGRule{
-				{ID: "r1", Direction: "ingress", EtherType: "IPv4", Protocol: "icmp", PortRangeMin: &icmp, RemoteGroupID: "sg-admin"}}},
+				{ID: "r1", Direction: "ingress", EtherType: "IPv4", Protocol: "icmp", PortRangeMin: &icmp, RemoteGroupID: "sg-admin"},
+				{ID: "r2", Direction: "ingress", EtherType: "IPv4", RemoteAddressGroupID: "ag-office"}}},
 		},
+		AddressGroups: []nft.AddressGroup{{ID: "ag-office", Addresses: []string{"192.0.2.0/24"}}},
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Fatalf("firewall\n got %+v\nwant %+v", d, want)

@@ -289,7 +289,12 @@ func (a *Agent) fullSync(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var rep rpc.SyncReply
-	if err := a.b.Request(ctx, rpc.SubjectServer, rpc.MsgSync, rpc.SyncVersion, rpc.SyncRequest{Host: a.cfg.Host}, &rep); err != nil {
+	err := a.b.Request(ctx, rpc.SubjectServer, rpc.MsgSync, rpc.SyncVersion, rpc.SyncRequest{Host: a.cfg.Host}, &rep)
+	if errors.Is(err, &bus.Error{Code: bus.CodeUnsupportedVersion}) {
+		// A server older than this agent: ask in the version it knows.
+		err = a.b.Request(ctx, rpc.SubjectServer, rpc.MsgSync, bus.V(1, 0), rpc.SyncRequest{Host: a.cfg.Host}, &rep)
+	}
+	if err != nil {
 		return err
 	}
 	a.mu.Lock()

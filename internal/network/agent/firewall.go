@@ -36,9 +36,13 @@ func (f *NFT) Apply(ctx context.Context, hosts []string, nets []*rpc.NetworkStat
 func firewallDesired(hosts hostSet, nets []*rpc.NetworkState) nft.Desired {
 	var d nft.Desired
 	groups := map[string]rpc.SecurityGroup{}
+	addrGroups := map[string]rpc.AddressGroup{}
 	for _, n := range nets {
 		for _, g := range n.SecurityGroups {
 			groups[g.ID] = g
+		}
+		for _, g := range n.AddressGroups {
+			addrGroups[g.ID] = g
 		}
 	}
 	need := map[string]bool{}
@@ -73,6 +77,7 @@ func firewallDesired(hosts hostSet, nets []*rpc.NetworkState) nft.Desired {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	needAG := map[string]bool{}
 	for _, id := range ids {
 		g, ok := groups[id]
 		if !ok {
@@ -81,12 +86,21 @@ func firewallDesired(hosts hostSet, nets []*rpc.NetworkState) nft.Desired {
 		ng := nft.Group{ID: g.ID, Stateful: g.Stateful, Members: g.MemberIPs}
 		for _, r := range g.Rules {
 			nr := nft.SGRule{ID: r.ID, Direction: r.Direction, EtherType: r.Ethertype, Protocol: r.Protocol,
-				RemoteIPPrefix: r.RemoteIPPrefix, RemoteGroupID: r.RemoteGroupID}
+				RemoteIPPrefix: r.RemoteIPPrefix, RemoteGroupID: r.RemoteGroupID, RemoteAddressGroupID: r.RemoteAddressGroupID}
 			nr.PortRangeMin, nr.PortRangeMax = r.PortRangeMin, r.PortRangeMax
+			if r.RemoteAddressGroupID != "" {
+				needAG[r.RemoteAddressGroupID] = true
+			}
 			ng.Rules = append(ng.Rules, nr)
 		}
 		d.Groups = append(d.Groups, ng)
 	}
+	for id := range needAG {
+		if g, ok := addrGroups[id]; ok {
+			d.AddressGroups = append(d.AddressGroups, nft.AddressGroup{ID: g.ID, Addresses: g.Addresses})
+		}
+	}
+	slices.SortFunc(d.AddressGroups, func(a, b nft.AddressGroup) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(d.Ports, func(a, b nft.Port) int { return strings.Compare(a.ID, b.ID) })
 	return d
 }

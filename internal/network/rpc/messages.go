@@ -28,6 +28,11 @@
 // state older than the one they hold.
 //
 //	1.0  NetworkState
+//	1.1  adds Rule.RemoteAddressGroupID and NetworkState.AddressGroups (the
+//	     addresses of every address group the rules name). A 1.0 receiver
+//	     would read such a rule as "from anywhere", so a sender capped at
+//	     1.0 sends ForVersion's rewrite instead: one remote_ip_prefix rule
+//	     per address of the group (none for an empty group).
 //
 // network.router.state (event, server -> agents): one router's desired
 // state for the L3 agent: interfaces, gateway, SNAT, routes, floating IPs.
@@ -38,6 +43,8 @@
 // needs: every network (agents filter by relevance) and router.
 //
 //	1.0  request SyncRequest; reply SyncReply
+//	1.1  the reply's networks are NetworkState 1.1. Agents fall back to 1.0
+//	     when the server answers unsupported_version.
 //
 // network.agent.report (event, agent -> server): heartbeat. Registers the
 // agent (visible at GET /v2.0/agents) and carries its tunnel address,
@@ -71,7 +78,12 @@
 //	1.0  request PasswordRequest; reply PasswordReply
 package rpc
 
-import "github.com/kumo-cloud/kumo/internal/bus"
+import (
+	"strconv"
+	"strings"
+
+	"github.com/kumo-cloud/kumo/internal/bus"
+)
 
 // Subjects and queue groups.
 const (
@@ -101,9 +113,9 @@ const (
 
 // Versions this code speaks.
 var (
-	NetworkStateVersion = bus.V(1, 0)
+	NetworkStateVersion = bus.V(1, 1)
 	RouterStateVersion  = bus.V(1, 0)
-	SyncVersion         = bus.V(1, 0)
+	SyncVersion         = bus.V(1, 1)
 	ReportVersion       = bus.V(1, 0)
 	PortStatusVersion   = bus.V(1, 0)
 	DHCPPortVersion     = bus.V(1, 0)
@@ -142,6 +154,16 @@ type NetworkState struct {
 	// address their VXLAN tunnels end on ("" when not yet reported).
 	Hosts          []Host          `json:"hosts,omitempty"`
 	SecurityGroups []SecurityGroup `json:"security_groups,omitempty"`
+	// AddressGroups (1.1) are the address groups the rules of
+	// SecurityGroups name as remote address group.
+	AddressGroups []AddressGroup `json:"address_groups,omitempty"`
+}
+
+// AddressGroup is an address group: CIDRs that rules naming it match
+// (1.1).
+type AddressGroup struct {
+	ID        string   `json:"id"`
+	Addresses []string `json:"addresses,omitempty"`
 }
 
 // Subnet is a subnet as agents need it.
@@ -221,6 +243,9 @@ type Rule struct {
 	PortRangeMax   *int   `json:"port_range_max,omitempty"` // ICMP: the code
 	RemoteIPPrefix string `json:"remote_ip_prefix,omitempty"`
 	RemoteGroupID  string `json:"remote_group_id,omitempty"`
+	// RemoteAddressGroupID (1.1) names an entry of
+	// NetworkState.AddressGroups.
+	RemoteAddressGroupID string `json:"remote_address_group_id,omitempty"`
 }
 
 // RouterState is network.router.state 1.0.
@@ -339,4 +364,55 @@ type PasswordRequest struct {
 // PasswordReply is the reply of compute.instance.password 1.0.
 type PasswordReply struct {
 	Password string `json:"password"`
+}
+
+// ForVersion returns n as a receiver of version v understands it: n itself
+// for 1.1 and later; for 1.0, a copy whose address-group rules are
+// rewritten into one remote_ip_prefix rule per address of the rule's
+// family (rule ids suffixed "/<n>"), without AddressGroups.
+func (n *NetworkState) ForVersion(v bus.Version) *NetworkState {
+	if v.Major != 1 || v.Minor >= 1 || len(n.AddressGroups) == 0 && !n.namesAddressGroup() {
+		return n
+	}
+	addrs := map[string][]string{}
+	for _, g := range n.AddressGroups {
+		addrs[g.ID] = g.Addresses
+	}
+	out := *n
+	out.AddressGroups = nil
+	out.SecurityGroups = make([]SecurityGroup, len(n.SecurityGroups))
+	for i, g := range n.SecurityGroups {
+		g2 := g
+		g2.Rules = nil
+		for _, r := range g.Rules {
+			if r.RemoteAddressGroupID == "" {
+				g2.Rules = append(g2.Rules, r)
+				continue
+			}
+			k := 0
+			for _, a := range addrs[r.RemoteAddressGroupID] {
+				if strings.Contains(a, ":") != (r.Ethertype == "IPv6") {
+					continue
+				}
+				r2 := r
+				r2.RemoteAddressGroupID, r2.RemoteIPPrefix = "", a
+				r2.ID = r.ID + "/" + strconv.Itoa(k)
+				k++
+				g2.Rules = append(g2.Rules, r2)
+			}
+		}
+		out.SecurityGroups[i] = g2
+	}
+	return &out
+}
+
+func (n *NetworkState) namesAddressGroup() bool {
+	for _, g := range n.SecurityGroups {
+		for _, r := range g.Rules {
+			if r.RemoteAddressGroupID != "" {
+				return true
+			}
+		}
+	}
+	return false
 }

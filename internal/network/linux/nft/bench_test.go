@@ -171,3 +171,37 @@ func BenchmarkRender1000Ports(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkApplyAddressGroupChange1000Ports adds or removes one address of
+// an address group of 100 CIDRs that every group's rules name: one set
+// element, no chain.
+func BenchmarkApplyAddressGroupChange1000Ports(b *testing.B) {
+	fw := NewFirewall(nil, benchNS(b))
+	d := hostOf(1000)
+	var addrs []string
+	for i := 0; i < 100; i++ {
+		addrs = append(addrs, fmt.Sprintf("192.%d.%d.0/24", 168+i/100, i%100*2))
+	}
+	d.AddressGroups = []AddressGroup{{ID: "ag-office", Addresses: addrs}}
+	for g := range d.Groups {
+		d.Groups[g].Rules = append(d.Groups[g].Rules, SGRule{ID: "office", Direction: "ingress", EtherType: "IPv4",
+			Protocol: "tcp", PortRangeMin: intp(443), PortRangeMax: intp(443), RemoteAddressGroupID: "ag-office"})
+	}
+	ctx := context.Background()
+	if _, err := fw.Apply(ctx, d); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	defer cpu(b)()
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 {
+			d.AddressGroups[0].Addresses = append(append([]string(nil), addrs...), "172.16.0.9/32")
+		} else {
+			d.AddressGroups[0].Addresses = addrs
+		}
+		st, err := fw.Apply(ctx, d)
+		if err != nil || st.ChainsWritten != 0 || st.ElemsAdded+st.ElemsDeleted != 1 {
+			b.Fatalf("%+v %v", st, err)
+		}
+	}
+}

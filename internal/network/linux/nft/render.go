@@ -139,6 +139,10 @@ func (rc *renderCache) render(d Desired, ids map[string]uint32, zones map[string
 	for i := range d.Groups {
 		groups[d.Groups[i].ID] = &d.Groups[i]
 	}
+	addrGroups := map[string]*AddressGroup{}
+	for i := range d.AddressGroups {
+		addrGroups[d.AddressGroups[i].ID] = &d.AddressGroups[i]
+	}
 	br := &Table{Family: nftables.TableFamilyBridge, Name: TableName}
 	in := &Table{Family: nftables.TableFamilyINet, Name: TableName}
 	portMarks := &Set{Name: "ports", KeyType: nftables.TypeIFName, DataType: nftables.TypeMark, IsMap: true}
@@ -266,18 +270,27 @@ func (rc *renderCache) render(d Desired, ids map[string]uint32, zones map[string
 	}
 	sort.Strings(setNames)
 	for _, name := range setNames {
-		v6 := strings.HasPrefix(name, "r6-")
+		v6 := name[1] == '6' // r4-, r6-, a4-, a6-
 		set := &Set{Name: name, KeyType: nftables.TypeIPAddr, Interval: true}
 		if v6 {
 			set.KeyType = nftables.TypeIP6Addr
 		}
 		var members []string
-		if grp := groups[name[3:]]; grp != nil {
+		what := "security group"
+		if name[0] == 'a' {
+			what = "address group"
+			if ag := addrGroups[name[3:]]; ag != nil {
+				members = ag.Addresses
+			} else {
+				// An unknown group matches nothing rather than everything.
+				errs = append(errs, fmt.Errorf("address group %s not in the desired state", name[3:]))
+			}
+		} else if grp := groups[name[3:]]; grp != nil {
 			members = grp.Members
 		}
 		part := rc.memberSet(name, members, v6)
 		if part.err != nil {
-			errs = append(errs, fmt.Errorf("security group %s members: %w", name[3:], part.err))
+			errs = append(errs, fmt.Errorf("%s %s members: %w", what, name[3:], part.err))
 		}
 		set.Elems = part.elems
 		in.Sets = append(in.Sets, set)
@@ -334,7 +347,7 @@ func ruleFingerprint(r SGRule) string {
 		}
 		return strconv.Itoa(*p)
 	}
-	return strings.Join([]string{r.ID, r.Direction, r.EtherType, r.Protocol, pr(r.PortRangeMin), pr(r.PortRangeMax), r.RemoteIPPrefix, r.RemoteGroupID}, "\x00")
+	return strings.Join([]string{r.ID, r.Direction, r.EtherType, r.Protocol, pr(r.PortRangeMin), pr(r.PortRangeMax), r.RemoteIPPrefix, r.RemoteGroupID, r.RemoteAddressGroupID}, "\x00")
 }
 
 func (rc *renderCache) group(grp *Group) *groupPart {
@@ -683,8 +696,9 @@ func sgRule(r SGRule) (Rule, string, error) {
 	src := r.Direction == "ingress" // remote end is the source of ingress traffic
 	set := ""
 	switch {
-	case r.RemoteIPPrefix != "" && r.RemoteGroupID != "":
-		return Rule{}, "", fmt.Errorf("remote_ip_prefix and remote_group_id are exclusive")
+	case r.RemoteIPPrefix != "" && r.RemoteGroupID != "",
+		r.RemoteAddressGroupID != "" && (r.RemoteIPPrefix != "" || r.RemoteGroupID != ""):
+		return Rule{}, "", fmt.Errorf("remote_ip_prefix, remote_group_id and remote_address_group_id are exclusive")
 	case r.RemoteIPPrefix != "":
 		p, err := parsePrefix(r.RemoteIPPrefix)
 		if err != nil {
@@ -700,6 +714,12 @@ func sgRule(r SGRule) (Rule, string, error) {
 		set = "r4-" + r.RemoteGroupID
 		if v6 {
 			set = "r6-" + r.RemoteGroupID
+		}
+		b.AddrInSet(src, v6, set, false)
+	case r.RemoteAddressGroupID != "":
+		set = "a4-" + r.RemoteAddressGroupID
+		if v6 {
+			set = "a6-" + r.RemoteAddressGroupID
 		}
 		b.AddrInSet(src, v6, set, false)
 	}

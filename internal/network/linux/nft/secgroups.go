@@ -24,7 +24,8 @@
 // bridge gets its own conntrack zone (inet prerouting at -300, before
 // conntrack). Remote-group rules look addresses
 // up in per-group sets (r4-/r6-) whose elements change one by one when
-// membership changes. Ports with port security disabled have no entries.
+// membership changes; remote-address-group rules likewise in per-address-
+// group sets (a4-/a6-) whose elements follow the group's addresses. Ports with port security disabled have no entries.
 package nft
 
 // Desired is the security-group state of one host: every port on it with
@@ -33,6 +34,9 @@ package nft
 type Desired struct {
 	Ports  []Port
 	Groups []Group
+	// AddressGroups are the address groups the rules of Groups name as
+	// remote address group.
+	AddressGroups []AddressGroup
 	// Bridges are the network bridges whose bridged traffic gets a
 	// conntrack zone of its own, so tenants with the same addresses on one
 	// host never share connection-tracking entries. They must carry no host
@@ -70,6 +74,13 @@ type Group struct {
 	Members []string
 }
 
+// AddressGroup is a Neutron address group: CIDRs that rules with
+// remote_address_group_id = ID match.
+type AddressGroup struct {
+	ID        string
+	Addresses []string
+}
+
 // SGRule is a security group rule with Neutron's fields and meanings.
 type SGRule struct {
 	ID             string
@@ -80,6 +91,8 @@ type SGRule struct {
 	PortRangeMax   *int   // ports; for ICMP the code
 	RemoteIPPrefix string
 	RemoteGroupID  string
+	// RemoteAddressGroupID names an entry of Desired.AddressGroups.
+	RemoteAddressGroupID string
 }
 
 // PortError is a problem with one port (or one of its groups' rules); the
