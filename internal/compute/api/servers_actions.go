@@ -424,6 +424,9 @@ func (a *API) resize(r *http.Request, id string, arg json.RawMessage) (*apiutil.
 	}
 	nf := store.FlavorCopy(fl)
 	nf.VolumeBacked = i.Flavor.VolumeBacked
+	// Ephemeral and swap disks of block device mappings stay as they are
+	// (Nova resizes only the flavor's own ephemeral disk).
+	nf.Ephemerals, nf.SwapMB = i.Flavor.Ephemerals, i.Flavor.SwapMB
 	// An upsize consumes quota for the difference, checked now.
 	dc, dr := nf.VCPUs-i.Flavor.VCPUs, nf.MemoryMB-i.Flavor.MemoryMB
 	if dc > 0 || dr > 0 {
