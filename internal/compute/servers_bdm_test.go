@@ -252,6 +252,14 @@ func TestBootFromVolumeBuild(t *testing.T) {
 			}
 		}
 	}
+	// Quotas count it like any server: one instance, the flavor's cores
+	// and RAM (Nova has no disk quota; the root volume counts against the
+	// volume service's own quota).
+	fl := obj(t, e.do("alice", "GET", v21+"/flavors/42", "2.79", "").Expect(t, 200, "").Body, "flavor")
+	abs := obj(t, obj(t, e.do("alice", "GET", v21+"/limits", "2.79", "").Expect(t, 200, "").Body, "limits"), "absolute")
+	if abs["totalInstancesUsed"] != 1.0 || abs["totalCoresUsed"] != fl["vcpus"] || abs["totalRAMUsed"] != fl["ram"] {
+		t.Errorf("usage of a volume-backed server: %v (flavor %v)", abs, fl)
+	}
 	root := spec.RootVolume.ID
 	if v := vs.get(root); v == nil || !v.created || v.status != "in-use" {
 		t.Errorf("root volume = %+v", v)
@@ -305,5 +313,84 @@ func TestBootFromVolumeBuild(t *testing.T) {
 	}
 	if l, _ := vs.List(context.Background(), id); len(l) != 0 {
 		t.Errorf("attachments of a failed build: %+v", l)
+	}
+}
+
+// TestEphemeralBlockDevices: blank local mappings give the server
+// ephemeral disks of their own (and a swap mapping its swap) on the
+// driver, placement claims the flavor's amounts as Nova does, the
+// volume lists stay empty, a resize keeps the disks, and requests beyond
+// the flavor get Nova's 400s.
+func TestEphemeralBlockDevices(t *testing.T) {
+	e := newServerEnv(t, nil, 1, nil)
+	e.do("admin", "POST", v21+"/flavors", "", `{"flavor": {"name": "eph", "ram": 64, "vcpus": 1, "disk": 1, "id": 77, "swap": 512, "OS-FLV-EXT-DATA:ephemeral": 3}}`).Expect(t, 200, "")
+	e.do("admin", "POST", v21+"/flavors", "", `{"flavor": {"name": "eph2", "ram": 128, "vcpus": 1, "disk": 1, "id": 78, "swap": 1024, "OS-FLV-EXT-DATA:ephemeral": 5}}`).Expect(t, 200, "")
+	body := func(bdm string) string {
+		return `{"server": {"name": "eph", "imageRef": "` + imageID + `", "flavorRef": "77", "networks": "none", "block_device_mapping_v2": ` + bdm + `}}`
+	}
+	const (
+		eph  = `{"source_type": "blank", "destination_type": "local", "volume_size": %d}`
+		swap = `{"source_type": "blank", "destination_type": "local", "guest_format": "swap", "volume_size": %d}`
+	)
+	for _, tc := range []struct{ name, bdm, msg string }{
+		{"ephemerals beyond the flavor", "[" + fmt.Sprintf(eph, 2) + "," + fmt.Sprintf(eph, 2) + "]",
+			"Ephemeral disks requested are larger than the instance type allows. If no size is given in one block device mapping, flavor ephemeral size will be used."},
+		{"an ephemeral without size counts the flavor's", "[" + fmt.Sprintf(eph, 1) + `,{"source_type": "blank", "destination_type": "local"}]`,
+			"Ephemeral disks requested are larger than the instance type allows."},
+		{"swap beyond the flavor's", "[" + fmt.Sprintf(swap, 513) + "]", "Swap drive requested is larger than instance type allows."},
+		{"two swaps", "[" + fmt.Sprintf(swap, 1) + "," + fmt.Sprintf(swap, 1) + "]", "Block Device Mapping is Invalid: More than one swap drive requested."},
+		{"more local disks than allowed", "[" + fmt.Sprintf(eph, 1) + "," + fmt.Sprintf(eph, 1) + "," + fmt.Sprintf(eph, 1) + "," + fmt.Sprintf(swap, 1) + "]",
+			"Block Device Mapping is Invalid: You specified more local devices than the limit allows"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do("alice", "POST", v21+"/servers", "2.79", body(tc.bdm)).Expect(t, 400, "badRequest")
+			if msg := r.Body["badRequest"].(map[string]any)["message"]; msg != tc.msg && !strings.HasPrefix(fmt.Sprint(msg), tc.msg) {
+				t.Errorf("message %q, want %q", msg, tc.msg)
+			}
+		})
+	}
+	if r := e.do("alice", "GET", v21+"/servers", "2.79", "").Expect(t, 200, ""); len(list(t, r.Body, "servers")) != 0 {
+		t.Fatalf("a refused request left servers: %s", r.Raw)
+	}
+
+	id := e.boot("alice", body("["+fmt.Sprintf(eph, 1)+","+fmt.Sprintf(swap, 256)+
+		`,{"source_type": "blank", "destination_type": "local", "volume_size": 2, "guest_format": "ext4"}]`))
+	s := e.waitStatus(id, "ACTIVE")
+	if got := fmt.Sprint(s["os-extended-volumes:volumes_attached"]); got != "[]" {
+		t.Errorf("volumes_attached = %s", got)
+	}
+	if r := e.do("alice", "GET", v21+"/servers/"+id+"/os-volume_attachments", "2.79", "").Expect(t, 200, ""); len(list(t, r.Body, "volumeAttachments")) != 0 {
+		t.Errorf("volume attachments: %s", r.Raw)
+	}
+	spec, _ := e.driver(0).Spec(id)
+	if got := fmt.Sprint(spec.Ephemerals); got != "[{1 } {2 ext4}]" || spec.EphemeralGB != 3 || spec.SwapMB != 256 {
+		t.Errorf("driver disks: ephemerals %s, ephemeral_gb %d, swap %d", got, spec.EphemeralGB, spec.SwapMB)
+	}
+	// Placement claims the flavor's local disk (1 + 3 + 1 for the swap),
+	// whatever the mappings carve out of it.
+	_, allocs, err := e.pl.Allocations(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range allocs {
+		if res["DISK_GB"] != 5 {
+			t.Errorf("allocation %v, want DISK_GB 5", res)
+		}
+	}
+	// A resize keeps the mappings' disks as they are (the new flavor's
+	// ephemeral and swap sizes do not apply to them).
+	e.action("alice", id, `{"resize": {"flavorRef": "78"}}`, 202)
+	e.waitStatus(id, "VERIFY_RESIZE")
+	if spec, _ := e.driver(0).Spec(id); fmt.Sprint(spec.Ephemerals) != "[{1 } {2 ext4}]" || spec.SwapMB != 256 || spec.MemoryMB != 128 {
+		t.Errorf("after resize: %+v", spec)
+	}
+	e.action("alice", id, `{"confirmResize": null}`, 204)
+	e.waitStatus(id, "ACTIVE")
+
+	// Without mappings the flavor's disks apply.
+	id2 := e.boot("alice", `{"server": {"name": "plain", "imageRef": "`+imageID+`", "flavorRef": "77", "networks": "none"}}`)
+	e.waitStatus(id2, "ACTIVE")
+	if spec, _ := e.driver(0).Spec(id2); spec.Ephemerals != nil || spec.EphemeralGB != 3 || spec.SwapMB != 512 {
+		t.Errorf("flavor disks: %+v", spec)
 	}
 }

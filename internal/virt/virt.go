@@ -79,9 +79,9 @@ type Instance struct {
 	// device mappings define (blank, local), each its own disk, in the
 	// order the guest sees them after the root disk; EphemeralGB is then
 	// their sum. Unset: one ephemeral disk of EphemeralGB (the flavor's).
-	Ephemerals []Ephemeral
-	SwapMB     int
-	Image      Image
+	Ephemerals  []Ephemeral
+	SwapMB      int
+	Image       Image
 	NICs        []NIC
 	ConfigDrive bool
 	Metadata    Metadata

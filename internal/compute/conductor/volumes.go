@@ -186,8 +186,12 @@ func (r *run) mapBlockDevices(ctx context.Context, bdms []BlockDevice) error {
 			}
 		}
 	}
-	// 3. Attach them, the boot volume on the root device.
+	// 3. Attach them, the boot volume on the root device, the others
+	// after the local disks (ephemeral, then swap: /dev/vdb, ...).
 	used := map[string]bool{}
+	for n := range localDisks(r.inst.Flavor) {
+		used[fmt.Sprintf("/dev/vd%c", 'b'+n)] = true
+	}
 	for _, b := range bdms {
 		if b.Conn != nil {
 			used[b.Conn.Device] = true
@@ -211,6 +215,19 @@ func (r *run) mapBlockDevices(ctx context.Context, bdms []BlockDevice) error {
 		}
 	}
 	return nil
+}
+
+// localDisks counts the disks after the root the driver makes: the
+// ephemeral disks (the mappings' or the flavor's one) and swap.
+func localDisks(f store.InstanceFlavor) int {
+	n := len(f.Ephemerals)
+	if n == 0 && f.EphemeralGB > 0 {
+		n = 1
+	}
+	if f.SwapMB > 0 || f.Swap > 0 {
+		n++
+	}
+	return n
 }
 
 // deviceFor names the guest device of a mapping: the root device for the

@@ -341,15 +341,15 @@ type Ephemeral struct {
 
 // Instance is an instance as it should be on the host.
 type Instance struct {
-	UUID        string            `json:"uuid"`
-	Name        string            `json:"name"`
-	Hostname    string            `json:"hostname,omitempty"`
-	VCPUs       int               `json:"vcpus"`
-	MemoryMB    int               `json:"memory_mb"`
-	RootGB      int               `json:"root_gb"`
-	EphemeralGB int               `json:"ephemeral_gb,omitempty"`
+	UUID        string `json:"uuid"`
+	Name        string `json:"name"`
+	Hostname    string `json:"hostname,omitempty"`
+	VCPUs       int    `json:"vcpus"`
+	MemoryMB    int    `json:"memory_mb"`
+	RootGB      int    `json:"root_gb"`
+	EphemeralGB int    `json:"ephemeral_gb,omitempty"`
 	// Ephemerals are the block device mappings' ephemeral disks (1.7).
-	Ephemerals []Ephemeral        `json:"ephemerals,omitempty"`
+	Ephemerals  []Ephemeral       `json:"ephemerals,omitempty"`
 	SwapMB      int               `json:"swap_mb,omitempty"`
 	ImageID     string            `json:"image_id,omitempty"`
 	ConfigDrive bool              `json:"config_drive,omitempty"`
