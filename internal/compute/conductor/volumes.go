@@ -220,11 +220,8 @@ func (r *run) mapBlockDevices(ctx context.Context, bdms []BlockDevice) error {
 // localDisks counts the disks after the root the driver makes: the
 // ephemeral disks (the mappings' or the flavor's one) and swap.
 func localDisks(f store.InstanceFlavor) int {
-	n := len(f.Ephemerals)
-	if n == 0 && f.EphemeralGB > 0 {
-		n = 1
-	}
-	if f.SwapMB > 0 || f.Swap > 0 {
+	n, swap := f.LocalDisks()
+	if swap {
 		n++
 	}
 	return n

@@ -46,6 +46,16 @@ type InstanceFlavor struct {
 	SwapMB     int64       `json:"bdm_swap_mb,omitempty"`
 }
 
+// LocalDisks tells which disks the driver makes after the root: how many
+// ephemeral disks (the mappings' or the flavor's one) and whether swap.
+func (f InstanceFlavor) LocalDisks() (ephemerals int, swap bool) {
+	ephemerals = len(f.Ephemerals)
+	if ephemerals == 0 && f.EphemeralGB > 0 {
+		ephemerals = 1
+	}
+	return ephemerals, f.SwapMB > 0 || f.Swap > 0
+}
+
 // LocalDisk is one ephemeral disk of a block device mapping.
 type LocalDisk struct {
 	SizeGB      int64  `json:"size_gb"`
