@@ -18,7 +18,7 @@
 //	active ──suspend/suspending──▶ suspended ──resume/resuming──▶ active
 //	active|stopped|error ──rescue/rescuing──▶ rescued ──unrescue──▶ active
 //	active|stopped|… ──reboot/rebooting(_hard)──▶ active
-//	active|stopped|error ──rebuild/rebuilding: destroy → spawn──▶ active|stopped
+//	active|stopped|error ──rebuild/rebuilding: destroy → [re-image boot volume] → spawn──▶ active|stopped
 //	active|stopped ──resize|migrate/resize_prep: schedule → destroy → spawn──▶ resized (VERIFY_RESIZE)
 //	resized ──confirmResize──▶ active|stopped
 //	resized ──revertResize/resize_reverting: destroy → spawn──▶ active|stopped
