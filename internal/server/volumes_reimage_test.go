@@ -34,7 +34,9 @@ func (r rawImages) Open(_ context.Context, id string) (io.ReadCloser, error) {
 func (rawImages) Create(context.Context, string, string, string, string, bool) (string, error) {
 	return "", errors.New("no uploads")
 }
-func (rawImages) Upload(context.Context, string, io.Reader, int64) error { return errors.New("no uploads") }
+func (rawImages) Upload(context.Context, string, io.Reader, int64) error {
+	return errors.New("no uploads")
+}
 
 // TestConductorVolumesReimage drives the conductor's re-image of a boot
 // volume against the real volume service: the attachment is swapped for
