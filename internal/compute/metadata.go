@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 
@@ -55,6 +56,7 @@ func (m *metadataResponder) handle(ctx context.Context, msg *bus.Message) (any, 
 		if i.AvailabilityZone != nil {
 			md.AvailabilityZone = *i.AvailabilityZone
 		}
+		md.LocalDevices = localDevices(i.Flavor)
 		if i.KeyName != nil && i.KeyData != nil {
 			md.KeyName = *i.KeyName
 			md.PublicKeys = map[string]string{*i.KeyName: *i.KeyData}
@@ -90,4 +92,24 @@ func (m *metadataResponder) handle(ctx context.Context, msg *bus.Message) (any, 
 		return rpc.PasswordReply{Password: req.Password}, nil
 	}
 	return nil, bus.NewError(bus.CodeUnknownType, "unknown message %s", msg.Type)
+}
+
+// localDevices names an instance's ephemeral and swap disks as the EC2
+// block-device-mapping does (Nova's ephemeralN and swap): they follow the
+// root disk in the order the driver presents them, ephemeral disks first.
+func localDevices(f store.InstanceFlavor) map[string]string {
+	n, swap := f.LocalDisks()
+	out := map[string]string{}
+	dev := 'b'
+	for k := range n {
+		out[fmt.Sprintf("ephemeral%d", k)] = "/dev/vd" + string(dev)
+		dev++
+	}
+	if swap {
+		out["swap"] = "/dev/vd" + string(dev)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -23,7 +24,8 @@ func TestMetadataResponder(t *testing.T) {
 		st := store.New(d)
 		key, kd, ud, az := "k1", "ssh-ed25519 AAAA me", base64.StdEncoding.EncodeToString([]byte("#cloud-config\n")), "nova"
 		inst := &store.Instance{UUID: "11111111-2222-4333-8444-555555555555", ProjectID: "p1", UserID: "u1", Name: "web-1",
-			Hostname: "web-1", Flavor: store.InstanceFlavor{ID: "42", Name: "m1.nano", VCPUs: 1, MemoryMB: 128},
+			Hostname: "web-1", Flavor: store.InstanceFlavor{ID: "42", Name: "m1.nano", VCPUs: 1, MemoryMB: 128,
+				EphemeralGB: 2, Swap: 64, Ephemerals: []store.LocalDisk{{SizeGB: 1}, {SizeGB: 1}}},
 			KeyName: &key, KeyData: &kd, UserData: &ud, AvailabilityZone: &az, VMState: "active", ReservationID: "r-1",
 			Metadata: map[string]string{"role": "web"}}
 		if err := d.WithTx(ctx, func(tx *sql.Tx) error { return st.InsertInstance(ctx, tx, inst) }); err != nil {
@@ -53,6 +55,9 @@ func TestMetadataResponder(t *testing.T) {
 			md.AvailabilityZone != "nova" || md.InstanceType != "m1.nano" || md.Meta["role"] != "web" || md.InstanceName == "" || md.ProjectID != "p1" {
 			t.Fatalf("metadata: %+v", md)
 		}
+		if got := fmt.Sprint(md.LocalDevices); got != "map[ephemeral0:/dev/vdb ephemeral1:/dev/vdc swap:/dev/vdd]" {
+			t.Errorf("local devices %s", got)
+		}
 		err = b.Request(ctx, rpc.SubjectMetadata, rpc.MsgMetadata, rpc.MetadataVersion, rpc.MetadataRequest{InstanceID: "missing"}, &md)
 		if !errors.Is(err, &bus.Error{Code: bus.CodeNotFound}) {
 			t.Fatalf("missing instance: %v", err)
@@ -75,4 +80,23 @@ func TestMetadataResponder(t *testing.T) {
 			t.Fatalf("password: %q", got)
 		}
 	})
+}
+
+// TestLocalDevices: the EC2 names of the local disks follow the root in
+// the driver's order, ephemeral disks first.
+func TestLocalDevices(t *testing.T) {
+	for _, tc := range []struct {
+		f    store.InstanceFlavor
+		want string
+	}{
+		{store.InstanceFlavor{RootGB: 1}, "map[]"},
+		{store.InstanceFlavor{EphemeralGB: 1}, "map[ephemeral0:/dev/vdb]"},
+		{store.InstanceFlavor{Swap: 32}, "map[swap:/dev/vdb]"},
+		{store.InstanceFlavor{EphemeralGB: 3, Swap: 512, SwapMB: 128, Ephemerals: []store.LocalDisk{{SizeGB: 1}, {SizeGB: 1}, {SizeGB: 1}}},
+			"map[ephemeral0:/dev/vdb ephemeral1:/dev/vdc ephemeral2:/dev/vdd swap:/dev/vde]"},
+	} {
+		if got := fmt.Sprint(localDevices(tc.f)); got != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.f, got, tc.want)
+		}
+	}
 }

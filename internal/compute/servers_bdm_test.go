@@ -9,7 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/kumo-cloud/kumo/internal/apiutil"
 	"github.com/kumo-cloud/kumo/internal/compute"
 	"github.com/kumo-cloud/kumo/internal/compute/api"
 	"github.com/kumo-cloud/kumo/internal/compute/conductor"
@@ -25,10 +27,13 @@ type memVolumes struct {
 	n   int
 	vol map[string]*memVolume
 	att map[string]*memAttachment
+	// reimages counts ReimageRootVolume calls that started one.
+	reimages int
 }
 
 type memVolume struct {
 	id, status, typ string
+	image           string // the image a re-image wrote
 	size            int
 	created         bool // by a build
 	path            string
@@ -252,6 +257,14 @@ func TestBootFromVolumeBuild(t *testing.T) {
 			}
 		}
 	}
+	// Quotas count it like any server: one instance, the flavor's cores
+	// and RAM (Nova has no disk quota; the root volume counts against the
+	// volume service's own quota).
+	fl := obj(t, e.do("alice", "GET", v21+"/flavors/42", "2.79", "").Expect(t, 200, "").Body, "flavor")
+	abs := obj(t, obj(t, e.do("alice", "GET", v21+"/limits", "2.79", "").Expect(t, 200, "").Body, "limits"), "absolute")
+	if abs["totalInstancesUsed"] != 1.0 || abs["totalCoresUsed"] != fl["vcpus"] || abs["totalRAMUsed"] != fl["ram"] {
+		t.Errorf("usage of a volume-backed server: %v (flavor %v)", abs, fl)
+	}
 	root := spec.RootVolume.ID
 	if v := vs.get(root); v == nil || !v.created || v.status != "in-use" {
 		t.Errorf("root volume = %+v", v)
@@ -305,5 +318,236 @@ func TestBootFromVolumeBuild(t *testing.T) {
 	}
 	if l, _ := vs.List(context.Background(), id); len(l) != 0 {
 		t.Errorf("attachments of a failed build: %+v", l)
+	}
+}
+
+// TestEphemeralBlockDevices: blank local mappings give the server
+// ephemeral disks of their own (and a swap mapping its swap) on the
+// driver, placement claims the flavor's amounts as Nova does, the
+// volume lists stay empty, a resize keeps the disks, and requests beyond
+// the flavor get Nova's 400s.
+func TestEphemeralBlockDevices(t *testing.T) {
+	e := newServerEnv(t, nil, 1, nil)
+	e.do("admin", "POST", v21+"/flavors", "", `{"flavor": {"name": "eph", "ram": 64, "vcpus": 1, "disk": 1, "id": 77, "swap": 512, "OS-FLV-EXT-DATA:ephemeral": 3}}`).Expect(t, 200, "")
+	e.do("admin", "POST", v21+"/flavors", "", `{"flavor": {"name": "eph2", "ram": 128, "vcpus": 1, "disk": 1, "id": 78, "swap": 1024, "OS-FLV-EXT-DATA:ephemeral": 5}}`).Expect(t, 200, "")
+	body := func(bdm string) string {
+		return `{"server": {"name": "eph", "imageRef": "` + imageID + `", "flavorRef": "77", "networks": "none", "block_device_mapping_v2": ` + bdm + `}}`
+	}
+	const (
+		eph  = `{"source_type": "blank", "destination_type": "local", "volume_size": %d}`
+		swap = `{"source_type": "blank", "destination_type": "local", "guest_format": "swap", "volume_size": %d}`
+	)
+	for _, tc := range []struct{ name, bdm, msg string }{
+		{"ephemerals beyond the flavor", "[" + fmt.Sprintf(eph, 2) + "," + fmt.Sprintf(eph, 2) + "]",
+			"Ephemeral disks requested are larger than the instance type allows. If no size is given in one block device mapping, flavor ephemeral size will be used."},
+		{"an ephemeral without size counts the flavor's", "[" + fmt.Sprintf(eph, 1) + `,{"source_type": "blank", "destination_type": "local"}]`,
+			"Ephemeral disks requested are larger than the instance type allows."},
+		{"swap beyond the flavor's", "[" + fmt.Sprintf(swap, 513) + "]", "Swap drive requested is larger than instance type allows."},
+		{"two swaps", "[" + fmt.Sprintf(swap, 1) + "," + fmt.Sprintf(swap, 1) + "]", "Block Device Mapping is Invalid: More than one swap drive requested."},
+		{"more local disks than allowed", "[" + fmt.Sprintf(eph, 1) + "," + fmt.Sprintf(eph, 1) + "," + fmt.Sprintf(eph, 1) + "," + fmt.Sprintf(swap, 1) + "]",
+			"Block Device Mapping is Invalid: You specified more local devices than the limit allows"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do("alice", "POST", v21+"/servers", "2.79", body(tc.bdm)).Expect(t, 400, "badRequest")
+			if msg := r.Body["badRequest"].(map[string]any)["message"]; msg != tc.msg && !strings.HasPrefix(fmt.Sprint(msg), tc.msg) {
+				t.Errorf("message %q, want %q", msg, tc.msg)
+			}
+		})
+	}
+	if r := e.do("alice", "GET", v21+"/servers", "2.79", "").Expect(t, 200, ""); len(list(t, r.Body, "servers")) != 0 {
+		t.Fatalf("a refused request left servers: %s", r.Raw)
+	}
+
+	id := e.boot("alice", body("["+fmt.Sprintf(eph, 1)+","+fmt.Sprintf(swap, 256)+
+		`,{"source_type": "blank", "destination_type": "local", "volume_size": 2, "guest_format": "ext4"}]`))
+	s := e.waitStatus(id, "ACTIVE")
+	if got := fmt.Sprint(s["os-extended-volumes:volumes_attached"]); got != "[]" {
+		t.Errorf("volumes_attached = %s", got)
+	}
+	if r := e.do("alice", "GET", v21+"/servers/"+id+"/os-volume_attachments", "2.79", "").Expect(t, 200, ""); len(list(t, r.Body, "volumeAttachments")) != 0 {
+		t.Errorf("volume attachments: %s", r.Raw)
+	}
+	spec, _ := e.driver(0).Spec(id)
+	if got := fmt.Sprint(spec.Ephemerals); got != "[{1 } {2 ext4}]" || spec.EphemeralGB != 3 || spec.SwapMB != 256 {
+		t.Errorf("driver disks: ephemerals %s, ephemeral_gb %d, swap %d", got, spec.EphemeralGB, spec.SwapMB)
+	}
+	// Placement claims the flavor's local disk (1 + 3 + 1 for the swap),
+	// whatever the mappings carve out of it.
+	_, allocs, err := e.pl.Allocations(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range allocs {
+		if res["DISK_GB"] != 5 {
+			t.Errorf("allocation %v, want DISK_GB 5", res)
+		}
+	}
+	// A resize keeps the mappings' disks as they are (the new flavor's
+	// ephemeral and swap sizes do not apply to them).
+	e.action("alice", id, `{"resize": {"flavorRef": "78"}}`, 202)
+	e.waitStatus(id, "VERIFY_RESIZE")
+	if spec, _ := e.driver(0).Spec(id); fmt.Sprint(spec.Ephemerals) != "[{1 } {2 ext4}]" || spec.SwapMB != 256 || spec.MemoryMB != 128 {
+		t.Errorf("after resize: %+v", spec)
+	}
+	e.action("alice", id, `{"confirmResize": null}`, 204)
+	e.waitStatus(id, "ACTIVE")
+
+	// Without mappings the flavor's disks apply.
+	id2 := e.boot("alice", `{"server": {"name": "plain", "imageRef": "`+imageID+`", "flavorRef": "77", "networks": "none"}}`)
+	e.waitStatus(id2, "ACTIVE")
+	if spec, _ := e.driver(0).Spec(id2); spec.Ephemerals != nil || spec.EphemeralGB != 3 || spec.SwapMB != 512 {
+		t.Errorf("flavor disks: %+v", spec)
+	}
+}
+
+// Images a volume-backed rebuild re-images with: the second is refused
+// by the volume service at once, the third fails while re-imaging.
+const (
+	imageB        = "11111111-2222-4333-8444-00000000000b"
+	imageRefused  = "11111111-2222-4333-8444-0000000000ef"
+	imageBrokenRe = "11111111-2222-4333-8444-0000000000bd"
+)
+
+// moreImages adds the rebuild images to fakeImages.
+type moreImages struct{ fakeImages }
+
+func (m moreImages) GetImage(ctx context.Context, id string) (*api.Image, error) {
+	switch id {
+	case imageB, imageRefused, imageBrokenRe:
+		return &api.Image{ID: id, Status: "active", Size: 1 << 20}, nil
+	}
+	return m.fakeImages.GetImage(ctx, id)
+}
+
+// ReimageRootVolume models the volume service's re-image: the boot
+// attachment becomes an empty (reserved) one, the volume downloads, then
+// is reserved again (or error, for imageBrokenRe).
+func (m *memVolumes) ReimageRootVolume(_ context.Context, _ conductor.Owner, serverID, imageID string) (string, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var root *memAttachment
+	for _, a := range m.att {
+		if a.server == serverID && a.device == conductor.RootDeviceName {
+			root = a
+		}
+	}
+	if root == nil {
+		return "", "", errors.New("no boot volume")
+	}
+	if imageID == imageRefused {
+		return "", "", apiutil.BadRequest("Invalid input received: Size of specified image 9GB is larger than volume size 1GB.")
+	}
+	v := m.vol[root.volume]
+	delete(m.att, root.id)
+	m.n++
+	na := &memAttachment{id: fmt.Sprintf("att-%d", m.n), volume: root.volume, server: serverID, device: root.device, dot: root.dot}
+	m.att[na.id] = na
+	v.status, v.image = "downloading", imageID
+	m.reimages++
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if imageID == imageBrokenRe {
+			v.status = "error"
+		} else {
+			v.status = "reserved"
+		}
+	}()
+	return v.id, na.id, nil
+}
+
+func (m *memVolumes) reimageCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reimages
+}
+
+func (m *memVolumes) ConnectAttachment(_ context.Context, _ conductor.Owner, id, _ string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a := m.att[id]
+	if a == nil {
+		return errors.New("no such attachment")
+	}
+	a.attached = true
+	m.vol[a.volume].status = "in-use"
+	return nil
+}
+
+// TestRebuildVolumeBacked: before 2.93 a volume-backed server rebuilds
+// with its own image only (Nova's 400 otherwise); from 2.93 its boot
+// volume is re-imaged with the new image through the volume service and
+// the guest respawned on the same volume; a re-image the volume service
+// refuses or fails leaves the server in ERROR with a fault, and a later
+// rebuild recovers it.
+func TestRebuildVolumeBacked(t *testing.T) {
+	vs := newMemVolumes(t)
+	e := newServerEnv(t, nil, 1, func(c *compute.Config) {
+		c.Volumes = vs
+		c.ConductorConfig.Volumes = vs
+		c.Images = moreImages{}
+	})
+	id := e.boot("alice", `{"server": {"name": "bfv", "flavorRef": "42", "networks": "none", "block_device_mapping_v2": [
+		{"source_type": "image", "uuid": "`+imageID+`", "destination_type": "volume", "volume_size": 1, "boot_index": 0, "delete_on_termination": true}]}}`)
+	e.waitStatus(id, "ACTIVE")
+	spec, _ := e.driver(0).Spec(id)
+	root := spec.RootVolume.ID
+	rebuild := func(version, image string, status int) resp {
+		return e.do("alice", "POST", v21+"/servers/"+id+"/action", version, `{"rebuild": {"imageRef": "`+image+`"}}`).Expect(t, status, "")
+	}
+	for _, v := range []string{"2.1", "2.92"} {
+		r := rebuild(v, imageB, 400)
+		if msg := fmt.Sprint(r.Body["badRequest"].(map[string]any)["message"]); msg != "Image "+imageB+" is unacceptable: Unable to rebuild with a different image for a volume-backed server." {
+			t.Errorf("%s: %s", v, msg)
+		}
+	}
+	if vs.reimageCount() != 0 {
+		t.Fatal("a refused rebuild re-imaged the volume")
+	}
+
+	r := rebuild("2.93", imageB, 202)
+	if s := obj(t, r.Body, "server"); s["status"] != "REBUILD" || s["adminPass"] == "" {
+		t.Errorf("rebuild answer %v", s)
+	}
+	s := e.waitStatus(id, "ACTIVE")
+	if img := fmt.Sprint(s["image"]); !strings.Contains(img, imageB) {
+		t.Errorf("image after rebuild: %s", img)
+	}
+	if v := vs.get(root); v.image != imageB || v.status != "in-use" {
+		t.Errorf("boot volume after rebuild: %+v", v)
+	}
+	if spec, _ := e.driver(0).Spec(id); spec.RootVolume == nil || spec.RootVolume.ID != root {
+		t.Errorf("guest not respawned on its volume: %+v", spec.RootVolume)
+	}
+	if got := fmt.Sprint(s["os-extended-volumes:volumes_attached"]); !strings.Contains(got, root) {
+		t.Errorf("volumes_attached = %s", got)
+	}
+
+	// Refused by the volume service: ERROR, the volume attached as before.
+	rebuild("2.93", imageRefused, 202)
+	s = e.waitStatus(id, "ERROR")
+	if f := fmt.Sprint(s["fault"]); !strings.Contains(f, "re-image the boot volume") || !strings.Contains(f, "larger than volume size") {
+		t.Errorf("fault = %s", f)
+	}
+	if v := vs.get(root); v.image != imageB || v.status != "in-use" {
+		t.Errorf("boot volume after a refused re-image: %+v", v)
+	}
+	// Failed while re-imaging: ERROR, the volume in error.
+	rebuild("2.93", imageBrokenRe, 202)
+	s = e.waitStatus(id, "ERROR")
+	if f := fmt.Sprint(s["fault"]); !strings.Contains(f, "failed to re-image volume "+root) {
+		t.Errorf("fault = %s", f)
+	}
+	if v := vs.get(root); v.status != "error" {
+		t.Errorf("boot volume after a failed re-image: %+v", v)
+	}
+	// Rebuilding again (with the same image, which at 2.93 re-images
+	// too) recovers the server.
+	before := vs.reimageCount()
+	rebuild("2.93", imageB, 202)
+	e.waitStatus(id, "ACTIVE")
+	if v := vs.get(root); v.status != "in-use" || v.image != imageB || vs.reimageCount() != before+1 {
+		t.Errorf("boot volume after the retry: %+v (%d re-images)", v, vs.reimageCount()-before)
 	}
 }

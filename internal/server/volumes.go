@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -253,7 +254,93 @@ func (c conductorVolumes) ReleaseServer(ctx context.Context, serverID string) er
 	return c.s.ReleaseInstance(ctx, serverID)
 }
 
-var _ conductor.VolumeService = conductorVolumes{}
+// ReimageRootVolume implements conductor.VolumeReimager as Nova's
+// compute does it: the boot volume's attachment is replaced by an empty
+// one (the volume stays reserved for the server), then the volume is
+// re-imaged with reimage_reserved. A boot attachment that is already
+// empty (a rebuild retried after a failed re-image) is used as it is.
+func (c conductorVolumes) ReimageRootVolume(ctx context.Context, o conductor.Owner, serverID, imageID string) (string, string, error) {
+	octx := ownerCtx(ctx, o)
+	atts, err := c.s.InstanceAttachments(ctx, serverID)
+	if err != nil {
+		return "", "", err
+	}
+	var root *volume.Attachment
+	for _, a := range atts {
+		if a.Mountpoint != nil && *a.Mountpoint == conductor.RootDeviceName {
+			root = a
+		}
+	}
+	if root == nil {
+		return "", "", fmt.Errorf("server %s has no boot volume", serverID)
+	}
+	att := root
+	if root.Status == volume.AttachAttached {
+		if _, err := c.s.DeleteAttachment(octx, root.ID); err != nil {
+			return "", "", err
+		}
+		dev := conductor.RootDeviceName
+		na, _, _, err := c.s.CreateAttachment(octx, volume.AttachRequest{VolumeID: root.VolumeID, InstanceUUID: serverID,
+			DeleteOnTermination: root.DeleteOnTermination, Tag: root.Tag, Mountpoint: &dev, Mode: root.Mode})
+		if err != nil {
+			c.restoreRoot(octx, root, serverID)
+			return "", "", err
+		}
+		att = na
+	}
+	if err := c.s.Reimage(octx, root.VolumeID, imageID, true); err != nil {
+		// Refused: nothing changed on the volume; attach it back.
+		if cerr := c.ConnectAttachment(ctx, o, att.ID, hostOf(root)); cerr != nil {
+			return "", "", errors.Join(err, cerr)
+		}
+		return "", "", err
+	}
+	return root.VolumeID, att.ID, nil
+}
+
+// restoreRoot attaches the boot volume again after a failed swap.
+func (c conductorVolumes) restoreRoot(ctx context.Context, old *volume.Attachment, serverID string) {
+	dev := conductor.RootDeviceName
+	ctx = context.WithoutCancel(ctx)
+	a, _, _, err := c.s.CreateAttachment(ctx, volume.AttachRequest{VolumeID: old.VolumeID, InstanceUUID: serverID,
+		Connector: map[string]any{"host": hostOf(old), "mountpoint": dev}, DeleteOnTermination: old.DeleteOnTermination,
+		Tag: old.Tag, Mountpoint: &dev, Mode: old.Mode})
+	if err == nil {
+		_ = c.s.CompleteAttachment(ctx, a.ID, dev)
+	}
+}
+
+func hostOf(a *volume.Attachment) string {
+	if a.Host != nil {
+		return *a.Host
+	}
+	return ""
+}
+
+// ConnectAttachment implements conductor.VolumeReimager.
+func (c conductorVolumes) ConnectAttachment(ctx context.Context, o conductor.Owner, attachmentID, host string) error {
+	octx := ownerCtx(ctx, o)
+	a, err := c.s.GetAttachment(octx, attachmentID)
+	if err != nil {
+		return err
+	}
+	if a.Status == volume.AttachAttached {
+		return nil
+	}
+	dev := conductor.RootDeviceName
+	if a.Mountpoint != nil {
+		dev = *a.Mountpoint
+	}
+	if _, _, _, err := c.s.UpdateAttachment(octx, attachmentID, map[string]any{"host": host, "mountpoint": dev}); err != nil {
+		return err
+	}
+	return c.s.CompleteAttachment(octx, attachmentID, dev)
+}
+
+var (
+	_ conductor.VolumeService  = conductorVolumes{}
+	_ conductor.VolumeReimager = conductorVolumes{}
+)
 
 // VolumeInfo implements api.BlockDeviceService.
 func (n novaVolumes) VolumeInfo(ctx context.Context, id string) (api.VolumeInfo, error) {

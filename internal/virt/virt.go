@@ -75,6 +75,11 @@ type Instance struct {
 	MemoryMB    int
 	RootGB      int
 	EphemeralGB int
+	// Ephemerals, when set, are the ephemeral disks the server's block
+	// device mappings define (blank, local), each its own disk, in the
+	// order the guest sees them after the root disk; EphemeralGB is then
+	// their sum. Unset: one ephemeral disk of EphemeralGB (the flavor's).
+	Ephemerals  []Ephemeral
 	SwapMB      int
 	Image       Image
 	NICs        []NIC
@@ -87,6 +92,26 @@ type Instance struct {
 	// Volumes are plugged at spawn (block device mappings), as if
 	// attached right after; they can be detached later.
 	Volumes []Volume
+}
+
+// Ephemeral is one ephemeral disk of an instance.
+type Ephemeral struct {
+	SizeGB int `json:"size_gb"`
+	// GuestFormat is the file system the mapping asked for ("" none);
+	// recorded, not made: the guest formats its ephemeral disks itself.
+	GuestFormat string `json:"guest_format,omitempty"`
+}
+
+// EphemeralDisks lists the instance's ephemeral disks in guest order:
+// Ephemerals, or the flavor's single disk of EphemeralGB (none if 0).
+func (i *Instance) EphemeralDisks() []Ephemeral {
+	if len(i.Ephemerals) > 0 {
+		return i.Ephemerals
+	}
+	if i.EphemeralGB > 0 {
+		return []Ephemeral{{SizeGB: i.EphemeralGB}}
+	}
+	return nil
 }
 
 // Image is a disk image already present in the host's image cache.

@@ -30,6 +30,8 @@ func moreRules() []policy.Rule {
 		{Name: ruleSnapForceDelete, Check: admin, Description: "Force-delete a snapshot."},
 		{Name: ruleSnapUpdateState, Check: member, Description: "Update a snapshot's status (assisted snapshots)."},
 		{Name: rulePools, Check: admin, Description: "List the backend pools and their capacities."},
+		{Name: ruleReimage, Check: member, Description: "Re-image an available or error volume (os-reimage)."},
+		{Name: ruleReimageReserved, Check: member, Description: "Re-image a reserved volume (os-reimage with reimage_reserved)."},
 	}
 }
 

@@ -50,11 +50,11 @@ const (
 // Task is the persisted argument of a volume's or snapshot's current
 // transitional step.
 type Task struct {
-	Op         string `json:"op"`                    // create, delete, extend, upload
+	Op         string `json:"op"`                    // create, delete, extend, upload, reimage
 	NewSize    int    `json:"new_size,omitempty"`    // extend
 	PrevStatus string `json:"prev_status,omitempty"` // upload
-	ImageID    string `json:"image_id,omitempty"`    // upload target
-	DiskFormat string `json:"disk_format,omitempty"` // upload
+	ImageID    string `json:"image_id,omitempty"`    // upload target, reimage source
+	DiskFormat string `json:"disk_format,omitempty"` // upload, reimage
 	Force      bool   `json:"force,omitempty"`
 	VolumeID   string `json:"volume_id,omitempty"` // backup restore target
 }

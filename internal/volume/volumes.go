@@ -326,6 +326,8 @@ func (s *Service) stepVolume(ctx context.Context, id string) {
 		stepErr = s.stepExtend(ctx, v)
 	case "upload":
 		stepErr = s.stepUpload(ctx, v)
+	case "reimage":
+		stepErr = s.stepReimage(ctx, v)
 	}
 	if stepErr != nil {
 		if ctx.Err() != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/remoteconsoles"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
@@ -194,10 +195,20 @@ func TestQEMUServerLifecycle(t *testing.T) {
 		f()
 		t.Logf("%s: %v", name, time.Since(start).Round(time.Millisecond))
 	}
+	// m1.nano with 2 GB of ephemeral space, which the boot splits into two
+	// ephemeral disks of their own (blank local mappings).
+	if _, err := flavors.Create(ctx, nova, flavors.CreateOpts{Name: "m1.nano.eph", ID: "4242", RAM: 128, VCPUs: 1,
+		Disk: ptr(1), Ephemeral: ptr(2)}).Extract(); err != nil {
+		t.Fatalf("flavor: %v", err)
+	}
 	var id string
 	step("boot to ACTIVE", func() {
-		s, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "vm1", ImageRef: imageID, FlavorRef: "42",
-			Networks: "none", ConfigDrive: ptr(true), UserData: []byte("#!/bin/sh\necho hello\n")}, nil).Extract()
+		s, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "vm1", ImageRef: imageID, FlavorRef: "4242",
+			Networks: "none", ConfigDrive: ptr(true), UserData: []byte("#!/bin/sh\necho hello\n"),
+			BlockDevice: []servers.BlockDevice{
+				{SourceType: servers.SourceImage, UUID: imageID, DestinationType: servers.DestinationLocal, BootIndex: 0},
+				{SourceType: servers.SourceBlank, DestinationType: servers.DestinationLocal, VolumeSize: 1, BootIndex: -1},
+				{SourceType: servers.SourceBlank, DestinationType: servers.DestinationLocal, VolumeSize: 1, BootIndex: -1}}}, nil).Extract()
 		if err != nil {
 			t.Fatalf("create: %v", err)
 		}
@@ -212,6 +223,10 @@ func TestQEMUServerLifecycle(t *testing.T) {
 		out := waitConsole(t, ctx, nova, id, want, 1)
 		if !strings.Contains(out, "source=config-drive") {
 			t.Errorf("guest did not read its config drive:\n%s", out)
+		}
+		// The two ephemeral mappings are two disks, right after the root.
+		if !strings.Contains(out, "disk vdb serial=ephemeral0") || !strings.Contains(out, "disk vdc serial=ephemeral1") {
+			t.Errorf("guest does not see two ephemeral disks on vdb and vdc:\n%s", out)
 		}
 	})
 
@@ -283,6 +298,8 @@ func TestQEMUServerLifecycle(t *testing.T) {
 	action("confirm resize", "ACTIVE", func() error { return servers.ConfirmResize(ctx, nova, id).ExtractErr() })
 	if ps := qemuProcesses(id); len(ps) != 1 || !cmdlineHas(ps[0], "-m", "192") {
 		t.Errorf("after resize to 192 MiB: QEMU processes %v", ps)
+	} else if b, _ := os.ReadFile(filepath.Join("/proc", ps[0], "cmdline")); !bytes.Contains(b, []byte("serial=ephemeral1")) {
+		t.Errorf("resize dropped the second ephemeral disk: %q", b)
 	}
 	step("boot after resize", func() { waitConsole(t, ctx, nova, id, want, 2) })
 	step("shelved image deleted", func() {

@@ -464,7 +464,17 @@ func (a *Agent) instance(req *rpc.OpRequest) *virt.Instance {
 		Metadata: virt.Metadata{Hostname: in.Hostname, UserData: in.UserData, PublicKeys: in.PublicKeys, Extra: in.Metadata,
 			AdminPass: in.AdminPass, NetworkData: NetworkData(in.VIFs)}}
 	vi.RootVolume, vi.Volumes = blockDevices(in.BlockDevices)
+	vi.Ephemerals = ephemerals(in.Ephemerals)
 	return vi
+}
+
+// ephemerals converts the request's ephemeral disks (1.7).
+func ephemerals(in []rpc.Ephemeral) []virt.Ephemeral {
+	var out []virt.Ephemeral
+	for _, e := range in {
+		out = append(out, virt.Ephemeral{SizeGB: e.SizeGB, GuestFormat: e.GuestFormat})
+	}
+	return out
 }
 
 // keep holds an instance's image references until it is destroyed.

@@ -249,7 +249,7 @@ func (a *Agent) resize(ctx context.Context, req *rpc.OpRequest, info virt.Info) 
 	in := req.Instance
 	if r, ok := a.driver.(virt.Resizer); ok {
 		return r.Resize(ctx, &virt.Instance{UUID: in.UUID, Name: in.Name, VCPUs: in.VCPUs, MemoryMB: in.MemoryMB,
-			RootGB: in.RootGB, EphemeralGB: in.EphemeralGB, SwapMB: in.SwapMB})
+			RootGB: in.RootGB, EphemeralGB: in.EphemeralGB, Ephemerals: ephemerals(in.Ephemerals), SwapMB: in.SwapMB})
 	}
 	if err := a.driver.Destroy(ctx, in.UUID); err != nil {
 		return err

@@ -435,6 +435,10 @@ func (a *API) createServer(r *http.Request) (*apiutil.Response, error) {
 	resID := "r-" + newUUID()[:8]
 	fl := store.FlavorCopy(flavor)
 	fl.VolumeBacked = plan.volumeBacked
+	fl.Ephemerals = plan.ephemerals
+	if plan.hasSwap {
+		fl.SwapMB = plan.swapMB
+	}
 	var created []*store.Instance
 	err = a.st.WithTx(ctx(r), func(tx *sql.Tx) error {
 		count, err := a.fitQuota(r, tx, c.ProjectID, c.UserID, minCount, maxCount, fl, int64(len(s.Metadata)))

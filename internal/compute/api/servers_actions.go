@@ -329,12 +329,16 @@ func (a *API) rebuild(r *http.Request, id string, arg json.RawMessage) (*apiutil
 	if err != nil {
 		return nil, err
 	}
-	// A volume-backed server keeps its root volume: a rebuild re-creates
-	// the guest on it, with the same image only. Nova 2.93 re-images the
-	// volume instead; Kumo does not (docs/support-matrix.md).
-	if vb, _, err := a.isVolumeBacked(r, i); err != nil {
+	// A volume-backed server keeps its root volume. Before 2.93 a rebuild
+	// re-creates the guest on it as it is, with the same image only; from
+	// 2.93 the volume is re-imaged with the rebuild's image through the
+	// volume service (Nova's reimage_boot_volume), erasing its data.
+	vb, _, err := a.isVolumeBacked(r, i)
+	if err != nil {
 		return nil, err
-	} else if vb && ref != i.ImageRef {
+	}
+	reimage := vb && atLeast(r, V2_93)
+	if vb && !reimage && ref != i.ImageRef {
 		return nil, apiutil.BadRequest("Image %s is unacceptable: Unable to rebuild with a different image for a volume-backed server.", ref)
 	}
 	if a.images != nil {
@@ -370,7 +374,11 @@ func (a *API) rebuild(r *http.Request, id string, arg json.RawMessage) (*apiutil
 	if !ok {
 		pass = randomPassword()
 	}
-	if err := a.startTask(r, i, actRebuild, &store.Task{Args: map[string]string{"admin_pass": pass}}, extra); err != nil {
+	t := &store.Task{Args: map[string]string{"admin_pass": pass}}
+	if reimage {
+		t.Args["reimage_boot_volume"] = "true"
+	}
+	if err := a.startTask(r, i, actRebuild, t, extra); err != nil {
 		return nil, err
 	}
 	if md != nil {
@@ -424,6 +432,9 @@ func (a *API) resize(r *http.Request, id string, arg json.RawMessage) (*apiutil.
 	}
 	nf := store.FlavorCopy(fl)
 	nf.VolumeBacked = i.Flavor.VolumeBacked
+	// Ephemeral and swap disks of block device mappings stay as they are
+	// (Nova resizes only the flavor's own ephemeral disk).
+	nf.Ephemerals, nf.SwapMB = i.Flavor.Ephemerals, i.Flavor.SwapMB
 	// An upsize consumes quota for the difference, checked now.
 	dc, dr := nf.VCPUs-i.Flavor.VCPUs, nf.MemoryMB-i.Flavor.MemoryMB
 	if dc > 0 || dr > 0 {

@@ -101,8 +101,13 @@ type bdmPlan struct {
 	imageRef string
 	// volumeBacked: the boot device (boot_index 0) is a volume.
 	volumeBacked bool
-	ephemeralGB  int
-	swapMB       int
+	// ephemerals are the blank local mappings' disks in request order,
+	// each its own disk replacing the flavor's ephemeral disk; swapMB is
+	// the swap mapping's size (MiB, Nova's unit for swap) and hasSwap
+	// tells whether one was given.
+	ephemerals []store.LocalDisk
+	swapMB     int64
+	hasSwap    bool
 }
 
 // planBlockDevices applies Nova's rules that need no other service: the
@@ -111,7 +116,8 @@ type bdmPlan struct {
 func planBlockDevices(r *http.Request, items []bdmItem, imageRef string, flavor *store.Flavor, maxCount int64) (*bdmPlan, error) {
 	p := &bdmPlan{imageRef: imageRef}
 	var boots []int
-	locals := 0
+	locals, swaps := 0, 0
+	ephemeralGB, swapMB := int64(0), int64(0)
 	for n, it := range items {
 		if it.Tag != nil && !(atLeast(r, apiutil.Version{Major: 2, Minor: 42}) || isVersion(r, 2, 32)) {
 			return nil, apiutil.BadRequest("Invalid input for field/attribute %d. Additional properties are not allowed ('tag' was unexpected)", n)
@@ -184,23 +190,24 @@ func planBlockDevices(r *http.Request, items []bdmItem, imageRef string, flavor 
 				}
 				continue
 			}
-			// Blank local: an ephemeral disk (or swap) carved from the
-			// flavor's local disk space.
+			// Blank local: a swap disk (its volume_size in MiB, compared
+			// with the flavor's swap as Nova does) or an ephemeral disk of
+			// its own, sized from the flavor's ephemeral space.
 			if it.GuestFormat == "swap" {
-				s := size * 1024
-				if size == 0 {
-					s = int(flavor.Swap)
+				swaps++
+				if swaps == 1 {
+					swapMB = int64(size)
 				}
-				if s > int(flavor.Swap) {
-					return nil, apiutil.BadRequest("Swap drive requested is larger than instance type allows.")
-				}
-				p.swapMB += s
 				continue
 			}
+			gb := int64(size)
 			if size == 0 {
-				size = int(flavor.EphemeralGB)
+				gb = flavor.EphemeralGB
 			}
-			p.ephemeralGB += size
+			ephemeralGB += gb
+			if gb > 0 {
+				p.ephemerals = append(p.ephemerals, store.LocalDisk{SizeGB: gb, GuestFormat: it.GuestFormat})
+			}
 			continue
 		}
 		bd := conductor.BlockDevice{SourceType: it.SourceType, DestinationType: dst, UUID: uuid, BootIndex: boot,
@@ -211,14 +218,24 @@ func planBlockDevices(r *http.Request, items []bdmItem, imageRef string, flavor 
 		}
 		p.devices = append(p.devices, bd)
 	}
+	// Nova's checks, in Nova's order.
+	if ephemeralGB > flavor.EphemeralGB {
+		return nil, apiutil.BadRequest("Ephemeral disks requested are larger than the instance type allows. If no size is given in one block device mapping, flavor ephemeral size will be used.")
+	}
+	if swaps > 1 {
+		return nil, bdmError("More than one swap drive requested.")
+	}
+	if swapMB > flavor.Swap {
+		return nil, apiutil.BadRequest("Swap drive requested is larger than instance type allows.")
+	}
 	if locals > maxLocalBlockDevs {
 		return nil, bdmError("You specified more local devices than the limit allows")
 	}
-	if p.ephemeralGB > int(flavor.EphemeralGB) {
-		return nil, apiutil.BadRequest("Ephemeral disks requested are larger than the instance type allows. If no size is given in one block device mapping, flavor ephemeral size will be used.")
-	}
-	if p.swapMB > int(flavor.Swap) {
-		return nil, apiutil.BadRequest("Swap drive requested is larger than instance type allows.")
+	if swaps == 1 {
+		p.hasSwap, p.swapMB = true, swapMB
+		if swapMB == 0 {
+			p.swapMB = flavor.Swap
+		}
 	}
 	slices.Sort(boots)
 	for i, b := range boots {

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -20,7 +21,9 @@ func TestPlanBlockDevices(t *testing.T) {
 		maxCount                     int64
 		err                          string // substring of the 400's message; "" for success
 		volumeBacked                 bool
-		devices, ephemeralGB         int
+		devices                      int
+		ephemerals                   string // the ephemeral disks' sizes, "1,1"
+		swapMB                       int64  // -1: no swap mapping
 		wantImage                    string
 	}{
 		{name: "image to new volume", bdm: `[{"source_type": "image", "uuid": "` + img + `", "destination_type": "volume", "volume_size": 2, "boot_index": "0"}]`,
@@ -32,9 +35,33 @@ func TestPlanBlockDevices(t *testing.T) {
 			devices: 1, wantImage: img},
 		{name: "ephemeral disks within the flavor", imageRef: img, bdm: `[{"source_type": "blank", "destination_type": "local", "volume_size": 1},
 			{"source_type": "blank", "destination_type": "local"}]`, err: "larger than the instance type allows"},
-		{name: "one ephemeral disk of the flavor's size", imageRef: img, bdm: `[{"source_type": "blank", "destination_type": "local"}]`, ephemeralGB: 2},
-		{name: "swap beyond the flavor", imageRef: img, bdm: `[{"source_type": "blank", "destination_type": "local", "guest_format": "swap", "volume_size": 1}]`,
+		{name: "one ephemeral disk of the flavor's size", imageRef: img, bdm: `[{"source_type": "blank", "destination_type": "local"}]`, ephemerals: "2"},
+		{name: "two ephemeral disks summing to the flavor's", imageRef: img, bdm: `[{"source_type": "blank", "destination_type": "local", "volume_size": 1},
+			{"source_type": "blank", "destination_type": "local", "volume_size": "1", "guest_format": "ext4"}]`, ephemerals: "1,1"},
+		{name: "ephemeral disks beyond the flavor", imageRef: img, bdm: `[{"source_type": "blank", "destination_type": "local", "volume_size": 2},
+			{"source_type": "blank", "destination_type": "local", "volume_size": 1}]`,
+			err: "Ephemeral disks requested are larger than the instance type allows. If no size is given in one block device mapping, flavor ephemeral size will be used."},
+		{name: "ephemeral disk on a flavor without ephemeral space", imageRef: img, bdm: `[{"source_type": "blank", "destination_type": "local", "volume_size": 3}]`,
+			err: "Ephemeral disks requested are larger than the instance type allows."},
+		{name: "swap beyond the flavor (MiB)", imageRef: img, bdm: `[{"source_type": "blank", "destination_type": "local", "guest_format": "swap", "volume_size": 513}]`,
 			err: "Swap drive requested is larger than instance type allows."},
+		{name: "smaller swap replaces the flavor's", imageRef: img, bdm: `[{"source_type": "blank", "destination_type": "local", "guest_format": "swap", "volume_size": 256}]`,
+			swapMB: 256},
+		{name: "swap without size is the flavor's", imageRef: img, bdm: `[{"source_type": "blank", "destination_type": "local", "guest_format": "swap"}]`,
+			swapMB: 512},
+		{name: "two swap disks", imageRef: img, bdm: `[{"source_type": "blank", "destination_type": "local", "guest_format": "swap", "volume_size": 1},
+			{"source_type": "blank", "destination_type": "local", "guest_format": "swap", "volume_size": 1}]`,
+			err: "Block Device Mapping is Invalid: More than one swap drive requested."},
+		{name: "two ephemerals and swap", imageRef: img, bdm: `[{"source_type": "blank", "destination_type": "local", "volume_size": 1},
+			{"source_type": "blank", "destination_type": "local", "guest_format": "swap", "volume_size": 128},
+			{"source_type": "blank", "destination_type": "local", "volume_size": 1}]`, ephemerals: "1,1", swapMB: 128},
+		{name: "two ephemerals, swap and the image root", imageRef: img, bdm: `[{"source_type": "image", "uuid": "` + img + `", "destination_type": "local", "boot_index": 0},
+			{"source_type": "blank", "destination_type": "local", "volume_size": 1}, {"source_type": "blank", "destination_type": "local", "volume_size": 1},
+			{"source_type": "blank", "destination_type": "local", "guest_format": "swap"}]`,
+			err: "Block Device Mapping is Invalid: You specified more local devices than the limit allows"},
+		{name: "three local disks are the limit", imageRef: img, bdm: `[{"source_type": "blank", "destination_type": "local", "volume_size": 1},
+			{"source_type": "blank", "destination_type": "local", "volume_size": 1}, {"source_type": "blank", "destination_type": "local", "guest_format": "swap"}]`,
+			ephemerals: "1,1", swapMB: 512},
 		{name: "no boot device", bdm: `[{"source_type": "blank", "destination_type": "volume", "volume_size": 1}]`, err: "Boot sequence"},
 		{name: "two boot index 0", bdm: `[{"source_type": "volume", "uuid": "a", "boot_index": 0}, {"source_type": "volume", "uuid": "b", "boot_index": 0}]`, err: "Boot sequence"},
 		{name: "boot index gap", bdm: `[{"source_type": "volume", "uuid": "a", "boot_index": 0}, {"source_type": "volume", "uuid": "b", "boot_index": 2}]`, err: "Boot sequence"},
@@ -58,8 +85,8 @@ func TestPlanBlockDevices(t *testing.T) {
 		{name: "ide bus", bdm: `[{"source_type": "volume", "uuid": "v", "boot_index": 0, "disk_bus": "ide"}]`, err: "disk_bus"},
 		{name: "cdrom", bdm: `[{"source_type": "volume", "uuid": "v", "boot_index": 0, "device_type": "cdrom"}]`, err: "device_type"},
 		{name: "too many local disks", imageRef: img, bdm: `[{"source_type": "image", "uuid": "` + img + `", "destination_type": "local", "boot_index": 0},
-			{"source_type": "blank", "destination_type": "local", "volume_size": 0}, {"source_type": "blank", "destination_type": "local", "guest_format": "swap"},
-			{"source_type": "blank", "destination_type": "local"}]`, err: "more local devices than the limit allows"},
+			{"source_type": "blank", "destination_type": "local", "volume_size": 1}, {"source_type": "blank", "destination_type": "local", "guest_format": "swap"},
+			{"source_type": "blank", "destination_type": "local", "volume_size": 1}]`, err: "more local devices than the limit allows"},
 		{name: "no_device entries are skipped", imageRef: img, bdm: `[{"device_name": "/dev/vdb", "no_device": true}]`, wantImage: img},
 	}
 	mv := Microversions
@@ -94,7 +121,19 @@ func TestPlanBlockDevices(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.volumeBacked != c.volumeBacked || len(p.devices) != c.devices || p.imageRef != c.wantImage && c.wantImage != "" || p.ephemeralGB != c.ephemeralGB {
+			var eph []string
+			for _, e := range p.ephemerals {
+				eph = append(eph, strconv.FormatInt(e.SizeGB, 10))
+			}
+			swap := int64(-1)
+			if p.hasSwap {
+				swap = p.swapMB
+			}
+			if c.swapMB == 0 {
+				c.swapMB = -1
+			}
+			if p.volumeBacked != c.volumeBacked || len(p.devices) != c.devices || p.imageRef != c.wantImage && c.wantImage != "" ||
+				strings.Join(eph, ",") != c.ephemerals || swap != c.swapMB {
 				t.Errorf("plan = %+v", p)
 			}
 		})

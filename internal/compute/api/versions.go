@@ -178,7 +178,9 @@ var (
 	// V2_82: os-server-external-events accepts "accelerator-request-bound".
 	V2_82 = apiutil.Version{Major: 2, Minor: 82}
 
-	// V2_93: os-server-external-events accepts "volume-reimaged".
+	// V2_93: os-server-external-events accepts "volume-reimaged"; rebuild
+	// of a volume-backed server re-images its boot volume with the
+	// rebuild's image (any image, the same one included).
 	V2_93 = apiutil.Version{Major: 2, Minor: 93}
 
 	// V2_75: flavor views return swap 0 instead of "" when there is no

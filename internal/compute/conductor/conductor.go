@@ -18,7 +18,7 @@
 //	active ──suspend/suspending──▶ suspended ──resume/resuming──▶ active
 //	active|stopped|error ──rescue/rescuing──▶ rescued ──unrescue──▶ active
 //	active|stopped|… ──reboot/rebooting(_hard)──▶ active
-//	active|stopped|error ──rebuild/rebuilding: destroy → spawn──▶ active|stopped
+//	active|stopped|error ──rebuild/rebuilding: destroy → [re-image boot volume] → spawn──▶ active|stopped
 //	active|stopped ──resize|migrate/resize_prep: schedule → destroy → spawn──▶ resized (VERIFY_RESIZE)
 //	resized ──confirmResize──▶ active|stopped
 //	resized ──revertResize/resize_reverting: destroy → spawn──▶ active|stopped
@@ -639,6 +639,18 @@ func (r *run) spec() rpc.Instance {
 	s := rpc.Instance{UUID: i.UUID, Name: i.InstanceName(), Hostname: i.Hostname, VCPUs: int(f.VCPUs), MemoryMB: int(f.MemoryMB),
 		RootGB: int(f.RootGB), EphemeralGB: int(f.EphemeralGB), SwapMB: int(f.Swap), ImageID: i.ImageRef,
 		ConfigDrive: i.ConfigDrive != "", Metadata: i.Metadata}
+	// Ephemeral and swap mappings replace the flavor's disks (Nova's
+	// ephemeral and swap BDMs).
+	if len(f.Ephemerals) > 0 {
+		s.EphemeralGB = 0
+		for _, e := range f.Ephemerals {
+			s.Ephemerals = append(s.Ephemerals, rpc.Ephemeral{SizeGB: int(e.SizeGB), GuestFormat: e.GuestFormat})
+			s.EphemeralGB += int(e.SizeGB)
+		}
+	}
+	if f.SwapMB > 0 {
+		s.SwapMB = int(f.SwapMB)
+	}
 	if img := shelvedImageID(i); img != "" {
 		s.ImageID = img // an unshelve boots from the shelved snapshot
 	}

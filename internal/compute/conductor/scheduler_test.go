@@ -1,6 +1,7 @@
 package conductor
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/kumo-cloud/kumo/internal/compute/store"
@@ -48,5 +49,29 @@ func TestFlavorResources(t *testing.T) {
 	res, _, _ := flavorResources(store.InstanceFlavor{VCPUs: 1, MemoryMB: 64, RootGB: 1, VolumeBacked: true})
 	if _, ok := res["DISK_GB"]; ok {
 		t.Errorf("volume-backed m1.tiny asks for disk: %v", res)
+	}
+}
+
+// TestLocalDiskDevices: volumes of a mapping are named after the local
+// disks the driver makes (/dev/vdb... for each ephemeral disk, then swap).
+func TestLocalDiskDevices(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		f    store.InstanceFlavor
+		want string // the first free device for a volume
+	}{
+		{"no local disks", store.InstanceFlavor{RootGB: 1}, "/dev/vdb"},
+		{"flavor ephemeral and swap", store.InstanceFlavor{EphemeralGB: 2, Swap: 64}, "/dev/vdd"},
+		{"two mapped ephemerals", store.InstanceFlavor{EphemeralGB: 3, Ephemerals: []store.LocalDisk{{SizeGB: 1}, {SizeGB: 2}}}, "/dev/vdd"},
+		{"two mapped ephemerals and swap mapping", store.InstanceFlavor{EphemeralGB: 3, SwapMB: 32,
+			Ephemerals: []store.LocalDisk{{SizeGB: 1}, {SizeGB: 2}}}, "/dev/vde"},
+	} {
+		used := map[string]bool{}
+		for n := range localDisks(tc.f) {
+			used[fmt.Sprintf("/dev/vd%c", 'b'+n)] = true
+		}
+		if got := deviceFor(&BlockDevice{BootIndex: -1}, used); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
 	}
 }

@@ -104,7 +104,7 @@ func init() {
 		kindUnrescue: powerKind("compute_unrescue_instance", rpc.OpUnrescue, states.Active),
 		kindRebuild: {
 			event:  "compute_rebuild_instance",
-			steps:  []step{destroyStep(false), spawnStep},
+			steps:  []step{destroyStep(false), reimageStep, spawnStep},
 			finish: keepPowerState(true),
 			fail:   toError,
 		},

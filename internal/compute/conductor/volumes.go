@@ -92,6 +92,22 @@ type VolumeService interface {
 	ReleaseServer(ctx context.Context, serverID string) error
 }
 
+// VolumeReimager is implemented by a VolumeService that can re-image a
+// server's boot volume (Cinder's os-reimage; Nova's rebuild of a
+// volume-backed server from 2.93).
+type VolumeReimager interface {
+	// ReimageRootVolume starts re-imaging the server's boot volume with
+	// the image: its attachment is replaced by an empty one (the volume
+	// stays reserved for the server, Nova's flow) and the volume service
+	// refills the volume in the background (status downloading, then
+	// reserved, or error). It returns the volume and the new attachment;
+	// when the volume service refuses, the volume is attached as before.
+	ReimageRootVolume(ctx context.Context, owner Owner, serverID, imageID string) (volumeID, attachmentID string, err error)
+	// ConnectAttachment connects a reserved attachment for host and
+	// completes it (in-use); an attachment already attached is left so.
+	ConnectAttachment(ctx context.Context, owner Owner, attachmentID, host string) error
+}
+
 // ErrNoVolumeService fails builds with volumes where there is no block
 // storage service.
 var ErrNoVolumeService = errors.New("no block storage service")
@@ -186,8 +202,12 @@ func (r *run) mapBlockDevices(ctx context.Context, bdms []BlockDevice) error {
 			}
 		}
 	}
-	// 3. Attach them, the boot volume on the root device.
+	// 3. Attach them, the boot volume on the root device, the others
+	// after the local disks (ephemeral, then swap: /dev/vdb, ...).
 	used := map[string]bool{}
+	for n := range localDisks(r.inst.Flavor) {
+		used[fmt.Sprintf("/dev/vd%c", 'b'+n)] = true
+	}
 	for _, b := range bdms {
 		if b.Conn != nil {
 			used[b.Conn.Device] = true
@@ -211,6 +231,16 @@ func (r *run) mapBlockDevices(ctx context.Context, bdms []BlockDevice) error {
 		}
 	}
 	return nil
+}
+
+// localDisks counts the disks after the root the driver makes: the
+// ephemeral disks (the mappings' or the flavor's one) and swap.
+func localDisks(f store.InstanceFlavor) int {
+	n, swap := f.LocalDisks()
+	if swap {
+		n++
+	}
+	return n
 }
 
 // deviceFor names the guest device of a mapping: the root device for the
@@ -361,4 +391,55 @@ var releaseVolumesStep = step{name: "detach_volumes", light: true, run: func(ctx
 		r.log.Warn("release volumes of deleted server; the volume service's reaper will", "err", err)
 	}
 	return nil
+}}
+
+// reimageStep re-images a volume-backed server's boot volume with the
+// rebuild's image (task argument reimage_boot_volume, set by the API from
+// microversion 2.93), between destroying the old guest and spawning the
+// new one on the same volume. The attachment and volume it works on are
+// kept in the task, so a restarted conductor waits for the same re-image
+// instead of starting another. A volume that ends in error fails the
+// rebuild (the server goes to ERROR; rebuilding again retries).
+var reimageStep = step{name: "reimage_boot_volume", run: func(ctx context.Context, r *run) error {
+	if r.task.Args["reimage_boot_volume"] != "true" {
+		return nil
+	}
+	vr, ok := r.c.cfg.Volumes.(VolumeReimager)
+	if !ok {
+		return fmt.Errorf("rebuild of volume-backed server %s: %w", r.inst.UUID, ErrNoVolumeService)
+	}
+	owner := Owner{ProjectID: r.inst.ProjectID, UserID: r.inst.UserID}
+	vol, att := r.task.Args["reimage_volume"], r.task.Args["reimage_attachment"]
+	if att == "" {
+		var err error
+		if vol, att, err = vr.ReimageRootVolume(ctx, owner, r.inst.UUID, r.inst.ImageRef); err != nil {
+			return fmt.Errorf("re-image the boot volume with image %s: %w", r.inst.ImageRef, err)
+		}
+		r.task.Args["reimage_volume"], r.task.Args["reimage_attachment"] = vol, att
+		if err := r.c.st.UpdateInstance(ctx, nil, r.inst.UUID, r.cond(), store.Set{"task": r.task}); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(r.c.cfg.VolumeWait)
+	for {
+		v, err := r.c.cfg.Volumes.GetVolume(ctx, vol)
+		if err != nil {
+			return err
+		}
+		if v.Status == "error" {
+			return fmt.Errorf("the volume service failed to re-image volume %s with image %s (volume status is error)", vol, r.inst.ImageRef)
+		}
+		if v.Status != "downloading" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("volume %s is still being re-imaged after %s", vol, r.c.cfg.VolumeWait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return vr.ConnectAttachment(ctx, owner, att, r.inst.HostName())
 }}

@@ -92,6 +92,13 @@
 //	     host's uptime line, as uptime(1) prints it). An older agent rejects
 //	     1.6 requests (unsupported version); while the bus is capped
 //	     below 1.6 the API does not send the new ops (501 to its caller).
+//	1.7  instance gains "ephemerals": [{"size_gb", "guest_format"}], the
+//	     ephemeral disks of blank local block device mappings, each its
+//	     own disk in guest order ("ephemeral_gb" is then their sum), and
+//	     "swap_mb" is the swap mapping's size when one replaced the
+//	     flavor's. An agent speaking 1.6 rejects 1.7 messages; while the
+//	     bus is capped below 1.7 an older agent ignores "ephemerals" and
+//	     makes one ephemeral disk of "ephemeral_gb".
 //
 // compute.disk.read (request, agent -> agent, on the source's subject):
 // one chunk of a disk the source exported for a migration. The token
@@ -132,7 +139,7 @@ const (
 var (
 	KickVersion   = bus.V(1, 0)
 	ReportVersion = bus.V(1, 1)
-	OpVersion     = bus.V(1, 6)
+	OpVersion     = bus.V(1, 7)
 	// DiskReadVersion is compute.disk.read's.
 	DiskReadVersion = bus.V(1, 0)
 )
@@ -326,15 +333,23 @@ type Volume struct {
 	Root bool `json:"root,omitempty"`
 }
 
+// Ephemeral is one ephemeral disk of an instance (1.7).
+type Ephemeral struct {
+	SizeGB      int    `json:"size_gb"`
+	GuestFormat string `json:"guest_format,omitempty"`
+}
+
 // Instance is an instance as it should be on the host.
 type Instance struct {
-	UUID        string            `json:"uuid"`
-	Name        string            `json:"name"`
-	Hostname    string            `json:"hostname,omitempty"`
-	VCPUs       int               `json:"vcpus"`
-	MemoryMB    int               `json:"memory_mb"`
-	RootGB      int               `json:"root_gb"`
-	EphemeralGB int               `json:"ephemeral_gb,omitempty"`
+	UUID        string `json:"uuid"`
+	Name        string `json:"name"`
+	Hostname    string `json:"hostname,omitempty"`
+	VCPUs       int    `json:"vcpus"`
+	MemoryMB    int    `json:"memory_mb"`
+	RootGB      int    `json:"root_gb"`
+	EphemeralGB int    `json:"ephemeral_gb,omitempty"`
+	// Ephemerals are the block device mappings' ephemeral disks (1.7).
+	Ephemerals  []Ephemeral       `json:"ephemerals,omitempty"`
 	SwapMB      int               `json:"swap_mb,omitempty"`
 	ImageID     string            `json:"image_id,omitempty"`
 	ConfigDrive bool              `json:"config_drive,omitempty"`

@@ -35,6 +35,31 @@ type InstanceFlavor struct {
 	// volume: placement is not asked for the flavor's root disk (Nova's
 	// is_bfv), only for ephemeral and swap. Not part of any API view.
 	VolumeBacked bool `json:"volume_backed,omitempty"`
+	// Ephemerals are the ephemeral disks the server's blank local block
+	// device mappings asked for, in guest order, each its own disk
+	// (Nova's ephemeral BDMs replace the flavor's ephemeral disk); nil:
+	// the flavor's one disk of EphemeralGB. SwapMB, when not 0, is the
+	// size of the swap mapping that replaced the flavor's swap. Neither
+	// is part of any API view nor of placement's claim (the flavor's
+	// amounts are claimed, as in Nova).
+	Ephemerals []LocalDisk `json:"ephemerals,omitempty"`
+	SwapMB     int64       `json:"bdm_swap_mb,omitempty"`
+}
+
+// LocalDisks tells which disks the driver makes after the root: how many
+// ephemeral disks (the mappings' or the flavor's one) and whether swap.
+func (f InstanceFlavor) LocalDisks() (ephemerals int, swap bool) {
+	ephemerals = len(f.Ephemerals)
+	if ephemerals == 0 && f.EphemeralGB > 0 {
+		ephemerals = 1
+	}
+	return ephemerals, f.SwapMB > 0 || f.Swap > 0
+}
+
+// LocalDisk is one ephemeral disk of a block device mapping.
+type LocalDisk struct {
+	SizeGB      int64  `json:"size_gb"`
+	GuestFormat string `json:"guest_format,omitempty"`
 }
 
 // FlavorCopy returns the instance copy of f.

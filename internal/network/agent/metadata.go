@@ -477,6 +477,10 @@ func (q *mdRequest) ec2Tree() map[string]any {
 	for i, k := range q.keyNames() {
 		keys[strconv.Itoa(i)] = map[string]any{"openssh-key": q.md.PublicKeys[k]}
 	}
+	bdm := map[string]any{"ami": "vda", "root": "/dev/vda"}
+	for k, v := range q.md.LocalDevices {
+		bdm[k] = v
+	}
 	sgs := strings.Join(q.port.SecurityGroups, "\n")
 	host := q.md.Hostname
 	return map[string]any{
@@ -486,7 +490,7 @@ func (q *mdRequest) ec2Tree() map[string]any {
 		"local-ipv4": q.src.String(), "public-ipv4": "", "reservation-id": q.md.ReservationID,
 		"security-groups": sgs, "mac": q.port.MAC,
 		"placement":            map[string]any{"availability-zone": q.md.AvailabilityZone},
-		"block-device-mapping": map[string]any{"ami": "vda", "root": "/dev/vda"},
+		"block-device-mapping": bdm,
 		"public-keys":          keys,
 	}
 }

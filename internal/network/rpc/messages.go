@@ -69,7 +69,11 @@
 // metadata service tells an instance about itself. Error "not_found" when
 // the instance does not exist.
 //
-//	1.0  request MetadataRequest; reply InstanceMetadata
+//	1.0  request MetadataRequest; reply InstanceMetadata. The reply's
+//	     "local_devices" (the EC2 block-device-mapping names of the
+//	     instance's ephemeral and swap disks: "ephemeral0": "/dev/vdb",
+//	     "swap": ...) was added later without a version step: an agent
+//	     that does not know it ignores it and lists root and ami only.
 //
 // compute.instance.password (request, network agent -> compute): store the
 // encrypted password a guest posts to /openstack/latest/password (once;
@@ -351,6 +355,9 @@ type InstanceMetadata struct {
 	Meta             map[string]string `json:"meta,omitempty"`
 	InstanceName     string            `json:"instance_name,omitempty"`
 	Host             string            `json:"host,omitempty"`
+	// LocalDevices names the ephemeral and swap disks for the EC2
+	// block-device-mapping ("ephemeral0", "swap" -> "/dev/vdb", ...).
+	LocalDevices map[string]string `json:"local_devices,omitempty"`
 }
 
 // PasswordRequest is the request of compute.instance.password 1.0.

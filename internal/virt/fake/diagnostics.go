@@ -53,7 +53,7 @@ func (d *Driver) Diagnostics(ctx context.Context, uuid string) (virt.Diagnostics
 	next := 'a'
 	dev := func() string { n := "vd" + string(next); next++; return n }
 	out.Disks = append(out.Disks, disk(dev(), in.snapshotBytes))
-	if in.spec.EphemeralGB > 0 {
+	for range in.spec.EphemeralDisks() { // each ephemeral disk is its own
 		out.Disks = append(out.Disks, disk(dev(), 0))
 	}
 	if in.spec.SwapMB > 0 {

@@ -3,6 +3,7 @@ package fake_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,5 +51,39 @@ func TestFailureInjectionAndDelay(t *testing.T) {
 	}
 	if err := d.PowerOn(ctx, "u1"); err != nil {
 		t.Fatalf("power on crashed: %v", err)
+	}
+}
+
+// TestEphemeralDisks: the fake driver models each ephemeral disk of the
+// instance as its own disk in diagnostics (vdb, vdc, ... before swap).
+func TestEphemeralDisks(t *testing.T) {
+	for name, tc := range map[string]struct {
+		inst virt.Instance
+		want string
+	}{
+		"none":             {virt.Instance{}, "vda"},
+		"flavor ephemeral": {virt.Instance{EphemeralGB: 2, SwapMB: 64}, "vda,vdb,vdc"},
+		"two mappings and swap": {virt.Instance{EphemeralGB: 3, SwapMB: 64,
+			Ephemerals: []virt.Ephemeral{{SizeGB: 1}, {SizeGB: 2}}}, "vda,vdb,vdc,vdd"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := fake.New(fake.Config{})
+			inst := tc.inst
+			inst.UUID, inst.VCPUs, inst.MemoryMB = "11111111-2222-4333-8444-555555555555", 1, 64
+			if err := d.Spawn(t.Context(), &inst); err != nil {
+				t.Fatal(err)
+			}
+			dg, err := d.Diagnostics(t.Context(), inst.UUID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, dk := range dg.Disks {
+				got = append(got, dk.Name)
+			}
+			if strings.Join(got, ",") != tc.want {
+				t.Errorf("disks %v, want %s", got, tc.want)
+			}
+		})
 	}
 }

@@ -137,3 +137,48 @@ func TestDriverVM(t *testing.T) {
 		t.Errorf("incoming vm %+v", vm)
 	}
 }
+
+// TestDriverVMEphemerals checks the disk layout of block device mappings'
+// ephemeral disks: each its own file, after the root in order, then swap
+// and the config drive; the rendered command line is golden.
+func TestDriverVMEphemerals(t *testing.T) {
+	d := &Driver{cfg: Config{StateDir: "/s"}}
+	for name, tc := range map[string]struct {
+		inst    virt.Instance
+		wantIDs []string
+	}{
+		"flavor ephemeral": {virt.Instance{EphemeralGB: 2}, []string{"root", "eph0"}},
+		"no ephemeral":     {virt.Instance{SwapMB: 64}, []string{"root", "swap"}},
+		"two mappings and swap": {virt.Instance{EphemeralGB: 3, SwapMB: 128, ConfigDrive: true,
+			Ephemerals: []virt.Ephemeral{{SizeGB: 1}, {SizeGB: 2, GuestFormat: "ext4"}}},
+			[]string{"root", "eph0", "eph1", "swap", "config"}},
+		"three mappings": {virt.Instance{EphemeralGB: 3, Ephemerals: []virt.Ephemeral{{SizeGB: 1}, {SizeGB: 1}, {SizeGB: 1}}},
+			[]string{"root", "eph0", "eph1", "eph2"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			inst := tc.inst
+			inst.UUID, inst.Name, inst.VCPUs, inst.MemoryMB = "u1", "instance-1", 1, 128
+			vm := d.vm(&record{Instance: inst}, "tcg", false)
+			var ids []string
+			for n, dk := range vm.Disks {
+				ids = append(ids, dk.ID)
+				if rest, ok := strings.CutPrefix(dk.ID, "eph"); ok &&
+					(dk.Path != "/s/u1/disk.eph"+rest+".qcow2" || dk.Serial != "ephemeral"+rest || n == 0) {
+					t.Errorf("disk %d = %+v", n, dk)
+				}
+			}
+			if strings.Join(ids, ",") != strings.Join(tc.wantIDs, ",") {
+				t.Errorf("disks %v, want %v", ids, tc.wantIDs)
+			}
+		})
+	}
+	inst := virt.Instance{UUID: "6f1d0c1e-0000-4000-8000-00000000002a", Name: "instance-0000002a", VCPUs: 1, MemoryMB: 128,
+		EphemeralGB: 3, SwapMB: 128, Ephemerals: []virt.Ephemeral{{SizeGB: 1}, {SizeGB: 2}}}
+	vm := d.vm(&record{Instance: inst}, "tcg", false)
+	vm.QMPSocket = "/s/qmp.sock"
+	args, err := Args(vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "args_bdm_ephemerals", render(args))
+}

@@ -10,6 +10,8 @@
 //	                volume-backed instance, which boots from its volume's
 //	                file or logical volume)
 //	disk.eph0.qcow2, disk.swap.qcow2   flavor ephemeral and swap disks
+//	disk.eph1.qcow2 ...                 further ephemeral disks of block
+//	                device mappings (eph0 is then the mapping's first)
 //	disk.rescue.qcow2                  overlay on the rescue image, while rescued
 //	config.iso      config drive (label config-2)
 //	qmp.sock        QMP socket; qemu.pid the process
@@ -23,7 +25,7 @@
 // started with -daemonize, so guests outlive the agent; a guest powering
 // itself off ends its process, which the driver notices at once through a
 // pidfd (driver_watch.go). Cold migrations move the root overlay and the
-// ephemeral disk between hosts (driver_migrate.go).
+// ephemeral disks between hosts (driver_migrate.go).
 package qemu
 
 import (

@@ -24,14 +24,33 @@ func (d *Driver) Spawn(ctx context.Context, inst *virt.Instance) error {
 				return err
 			}
 		}
-		if inst.EphemeralGB > 0 {
-			if _, err := d.qemuImg(ctx, "create", "-q", "-f", "qcow2", d.path(inst.UUID, "disk.eph0.qcow2"), strconv.Itoa(inst.EphemeralGB)+"G"); err != nil {
-				return fmt.Errorf("qemu spawn %s: ephemeral disk: %w", inst.UUID, err)
+		for n, e := range inst.EphemeralDisks() {
+			if err := d.createEphemeral(ctx, inst.UUID, n, e.SizeGB); err != nil {
+				return fmt.Errorf("qemu spawn %s: %w", inst.UUID, err)
 			}
 		}
 		return nil
 	})
 }
+
+// createEphemeral makes the instance's n-th ephemeral disk, blank.
+func (d *Driver) createEphemeral(ctx context.Context, uuid string, n, sizeGB int) error {
+	if n >= maxEphemerals {
+		return fmt.Errorf("ephemeral disk %d: at most %d", n, maxEphemerals)
+	}
+	if _, err := d.qemuImg(ctx, "create", "-q", "-f", "qcow2", d.path(uuid, ephemeralFile(n)), strconv.Itoa(sizeGB)+"G"); err != nil {
+		return fmt.Errorf("ephemeral disk %d: %w", n, err)
+	}
+	return nil
+}
+
+// maxEphemerals bounds the ephemeral disks of one instance (the API
+// allows 3 local disks, Nova's max_local_block_devices).
+const maxEphemerals = 8
+
+// ephemeralFile is the file of the n-th ephemeral disk: disk.eph0.qcow2
+// (also the flavor's single ephemeral disk), disk.eph1.qcow2, ...
+func ephemeralFile(n int) string { return "disk.eph" + strconv.Itoa(n) + ".qcow2" }
 
 // spawn creates the instance directory, lets disks make the root and
 // ephemeral disks in it, adds swap and the config drive, and starts the

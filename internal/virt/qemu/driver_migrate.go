@@ -17,12 +17,18 @@ import (
 )
 
 // Cold migration (virt.DiskMigrator). The disks that move are the root
-// overlay and the ephemeral disk: the root stays a qcow2 overlay, and the
+// overlay and the ephemeral disks: the root stays a qcow2 overlay, and the
 // destination rebases it onto its own cached copy of the same image
 // (downloaded and verified by hash by its image cache), so only what the
 // guest wrote travels. Swap and the config drive are made afresh on the
 // destination, as at spawn.
-var migratedDisks = []string{"disk.qcow2", "disk.eph0.qcow2"}
+var migratedDisks = func() []string {
+	out := []string{"disk.qcow2"}
+	for n := range maxEphemerals {
+		out = append(out, ephemeralFile(n))
+	}
+	return out
+}()
 
 // ExportDisks lists the root and ephemeral disks of a shut-down instance
 // with their sizes and SHA-256.
@@ -111,9 +117,22 @@ func (d *Driver) SpawnMigrated(ctx context.Context, inst *virt.Instance, disks [
 		if err := d.growTo(ctx, d.path(uuid, "disk.qcow2"), int64(inst.RootGB)*gib); err != nil {
 			return fmt.Errorf("qemu spawn %s: root disk: %w", uuid, err)
 		}
-		eph := d.path(uuid, "disk.eph0.qcow2")
+		if len(inst.Ephemerals) > 0 {
+			// A mapping's ephemeral disks arrive as they were (a resize
+			// keeps them); one the source did not send is made blank.
+			for n, e := range inst.Ephemerals {
+				if have[ephemeralFile(n)] {
+					continue
+				}
+				if err := d.createEphemeral(ctx, uuid, n, e.SizeGB); err != nil {
+					return fmt.Errorf("qemu spawn %s: %w", uuid, err)
+				}
+			}
+			return nil
+		}
+		eph := d.path(uuid, ephemeralFile(0))
 		switch {
-		case have["disk.eph0.qcow2"]:
+		case have[ephemeralFile(0)]:
 			if err := d.growTo(ctx, eph, int64(inst.EphemeralGB)*gib); err != nil {
 				return fmt.Errorf("qemu spawn %s: ephemeral disk: %w", uuid, err)
 			}

@@ -3,6 +3,7 @@ package qemu
 import (
 	"context"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,4 +156,113 @@ func (o *offsetWriter) Write(p []byte) (int, error) {
 	n, err := o.w.WriteAt(p, o.off)
 	o.off += int64(n)
 	return n, err
+}
+
+// TestEphemeralDisksMoveAndResize: an instance with two ephemeral disks
+// of block device mappings (no guest started: qemu-img only) has a file
+// per disk of its own size; a cold migration exports and copies both
+// with their contents, and a resize keeps them as they are.
+func TestEphemeralDisksMoveAndResize(t *testing.T) {
+	for _, bin := range []string{"qemu-img", "qemu-io"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s not installed", bin)
+			}
+			t.Skipf("%s not installed (apt-get install qemu-utils)", bin)
+		}
+	}
+	ctx := context.Background()
+	tmp := t.TempDir()
+	newDriver := func(dir string) *Driver {
+		d, err := New(Config{StateDir: filepath.Join(tmp, dir), Accel: "tcg"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	src, dst := newDriver("a"), newDriver("b")
+	const uuid = "6f1c3a52-0d1e-4a8e-9a43-1d0d8f1e2b78"
+	inst := func() *virt.Instance {
+		return &virt.Instance{UUID: uuid, VCPUs: 1, MemoryMB: 128, RootGB: 1, EphemeralGB: 3, SwapMB: 32,
+			Ephemerals: []virt.Ephemeral{{SizeGB: 1}, {SizeGB: 2, GuestFormat: "ext4"}}}
+	}
+	// No image: a blank root; SpawnMigrated with only a root disk makes
+	// the ephemeral disks blank, as a spawn does.
+	root := filepath.Join(tmp, "root.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", root, "1G").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	sum, _ := fileSHA256(ctx, root)
+	fi, _ := os.Stat(root)
+	fromFile := func(_ context.Context, _ virt.DiskFile, w io.WriterAt) error {
+		b, err := os.ReadFile(root)
+		if err == nil {
+			_, err = w.WriteAt(b, 0)
+		}
+		return err
+	}
+	if err := src.SpawnMigrated(ctx, inst(), []virt.DiskFile{{Name: "disk.qcow2", Size: fi.Size(), SHA256: sum}}, fromFile, true); err != nil {
+		t.Fatal(err)
+	}
+	sizes := func(d *Driver) map[string]int64 {
+		out := map[string]int64{}
+		for _, n := range []string{"disk.eph0.qcow2", "disk.eph1.qcow2", "disk.eph2.qcow2", "disk.swap.qcow2"} {
+			if s, err := d.virtualSize(ctx, d.path(uuid, n)); err == nil {
+				out[n] = s
+			}
+		}
+		return out
+	}
+	want := map[string]int64{"disk.eph0.qcow2": 1 << 30, "disk.eph1.qcow2": 2 << 30, "disk.swap.qcow2": 32 << 20}
+	if got := sizes(src); !maps.Equal(got, want) {
+		t.Fatalf("source disks %v, want %v", got, want)
+	}
+	if out, err := exec.Command("qemu-io", "-c", "write -P 0x5a 1M 64k", src.path(uuid, "disk.eph1.qcow2")).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	files, err := src.ExportDisks(ctx, uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name)
+	}
+	if strings.Join(names, ",") != "disk.qcow2,disk.eph0.qcow2,disk.eph1.qcow2" {
+		t.Fatalf("exported %v", names)
+	}
+	copyFrom := func(ctx context.Context, f virt.DiskFile, w io.WriterAt) error {
+		r, err := src.OpenDisk(ctx, uuid, f.Name)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		_, err = io.Copy(&offsetWriter{w: w}, io.NewSectionReader(r, 0, f.Size))
+		return err
+	}
+	if err := dst.SpawnMigrated(ctx, inst(), files, copyFrom, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := sizes(dst); !maps.Equal(got, want) {
+		t.Errorf("destination disks %v, want %v", got, want)
+	}
+	if out, err := exec.Command("qemu-io", "-r", "-c", "read -P 0x5a 1M 64k", dst.path(uuid, "disk.eph1.qcow2")).CombinedOutput(); err != nil ||
+		strings.Contains(string(out), "Pattern verification failed") {
+		t.Errorf("second ephemeral disk lost its contents: %v: %s", err, out)
+	}
+	// A resize to a flavor with another ephemeral size keeps the
+	// mappings' disks; swap follows the request.
+	bigger := &virt.Instance{UUID: uuid, VCPUs: 2, MemoryMB: 256, RootGB: 2, EphemeralGB: 5, SwapMB: 64}
+	if err := dst.Resize(ctx, bigger); err != nil {
+		t.Fatal(err)
+	}
+	want["disk.swap.qcow2"] = 64 << 20
+	if got := sizes(dst); !maps.Equal(got, want) {
+		t.Errorf("after resize %v, want %v", got, want)
+	}
+	for _, d := range []*Driver{src, dst} {
+		if err := d.Destroy(ctx, uuid); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

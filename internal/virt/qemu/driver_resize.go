@@ -17,7 +17,8 @@ const resizeShutdownTimeout = 30
 
 // Resize implements virt.Resizer: the guest is shut down, its disks grow
 // to the new flavor (root and ephemeral by qemu-img resize, swap
-// recreated), and it starts again with the new vCPUs and memory if it was
+// recreated; the ephemeral disks of block device mappings are kept as
+// they are), and it starts again with the new vCPUs and memory if it was
 // running.
 func (d *Driver) Resize(ctx context.Context, inst *virt.Instance) error {
 	if inst == nil {
@@ -53,8 +54,11 @@ func (d *Driver) Resize(ctx context.Context, inst *virt.Instance) error {
 			}
 		}
 	}
-	eph := d.path(uuid, "disk.eph0.qcow2")
+	eph := d.path(uuid, ephemeralFile(0))
 	switch {
+	case len(old.Ephemerals) > 0:
+		// The ephemeral disks of block device mappings stay as they are.
+		inst.Ephemerals, inst.EphemeralGB = old.Ephemerals, old.EphemeralGB
 	case inst.EphemeralGB > 0 && old.EphemeralGB == 0:
 		if _, err := d.qemuImg(ctx, "create", "-q", "-f", "qcow2", eph, strconv.Itoa(inst.EphemeralGB)+"G"); err != nil {
 			return fmt.Errorf("qemu resize %s: ephemeral disk: %w", uuid, err)
@@ -77,7 +81,7 @@ func (d *Driver) Resize(ctx context.Context, inst *virt.Instance) error {
 	}
 	rec.Instance.VCPUs, rec.Instance.MemoryMB = inst.VCPUs, inst.MemoryMB
 	rec.Instance.RootGB = max(inst.RootGB, old.RootGB)
-	rec.Instance.EphemeralGB, rec.Instance.SwapMB = inst.EphemeralGB, inst.SwapMB
+	rec.Instance.EphemeralGB, rec.Instance.Ephemerals, rec.Instance.SwapMB = inst.EphemeralGB, inst.Ephemerals, inst.SwapMB
 	if err := d.save(rec); err != nil {
 		return err
 	}

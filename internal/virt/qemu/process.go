@@ -104,8 +104,11 @@ func (d *Driver) vm(rec *record, accel string, incoming bool) VM {
 		root.BootIndex = 1
 	}
 	vm.Disks = append(vm.Disks, root)
-	if inst.EphemeralGB > 0 {
-		vm.Disks = append(vm.Disks, Disk{ID: "eph0", Path: d.path(uuid, "disk.eph0.qcow2"), Format: "qcow2", Serial: "ephemeral0"})
+	// Ephemeral disks follow the root in order (vdb, vdc, ...), then swap
+	// and the config drive, as Nova's libvirt driver lays them out.
+	for n := range inst.EphemeralDisks() {
+		vm.Disks = append(vm.Disks, Disk{ID: fmt.Sprintf("eph%d", n), Path: d.path(uuid, ephemeralFile(n)), Format: "qcow2",
+			Serial: fmt.Sprintf("ephemeral%d", n)})
 	}
 	if inst.SwapMB > 0 {
 		vm.Disks = append(vm.Disks, Disk{ID: "swap", Path: d.path(uuid, "disk.swap.qcow2"), Format: "qcow2", Serial: "swap"})
