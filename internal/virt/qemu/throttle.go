@@ -96,6 +96,9 @@ func (t *Throttle) validate() error {
 			}
 		}
 	}
+	if l["iops-size"] > 0 && l["iops-total"] == 0 && l["iops-read"] == 0 && l["iops-write"] == 0 {
+		return fmt.Errorf("qos specs: size_iops_sec needs total_iops_sec, read_iops_sec or write_iops_sec")
+	}
 	for k, v := range l {
 		if v > maxLimit {
 			return fmt.Errorf("qos specs: %s above %d", k, int64(maxLimit))
