@@ -160,3 +160,38 @@ func TestPlugNodes(t *testing.T) {
 		t.Errorf("unplug: %v\n%s", err, strings.Join(r.cmds, "\n"))
 	}
 }
+
+// queryThrottle asks a running guest's QEMU what the device id's disk
+// is (query-block: the driver of its top node) and the limits of its
+// throttle group.
+func queryThrottle(ctx context.Context, t *testing.T, d *Driver, uuid, id string) (drv string, limits map[string]int64) {
+	t.Helper()
+	h, _, _, err := d.lockState(ctx, uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.unlock()
+	c, err := d.qmp(ctx, h, uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []struct {
+		QDev     string `json:"qdev"`
+		Inserted struct {
+			NodeName string `json:"node-name"`
+			Drv      string `json:"drv"`
+		} `json:"inserted"`
+	}
+	if err := c.Execute(ctx, "query-block", nil, &blocks); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks {
+		if strings.HasPrefix(b.QDev, "/machine/peripheral/"+id+"/") {
+			drv = b.Inserted.Drv
+		}
+	}
+	if err := c.Execute(ctx, "qom-get", map[string]any{"path": "/objects/" + throttleGroup(id), "property": "limits"}, &limits); err != nil {
+		t.Fatal(err)
+	}
+	return drv, limits
+}
