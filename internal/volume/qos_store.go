@@ -197,12 +197,14 @@ func (s *Store) ListQoS(ctx context.Context, q QoSQuery) ([]*QoSSpec, error) {
 	var where []string
 	var args []any
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
-	for col, v := range map[string]*string{"id": q.ID, "name": q.Name, "consumer": q.Consumer} {
-		if v != nil {
-			where = append(where, col+" = "+arg(*v))
+	for _, f := range []struct {
+		col string
+		v   *string
+	}{{"id", q.ID}, {"name", q.Name}, {"consumer", q.Consumer}} {
+		if f.v != nil {
+			where = append(where, f.col+" = "+arg(*f.v))
 		}
 	}
-	slices.Sort(where) // a stable query text for the same request
 	sorts := q.Sort
 	if !slices.ContainsFunc(sorts, func(k SortKey) bool { return k.Key == "id" }) {
 		desc := true
