@@ -102,6 +102,7 @@ func (n novaVolumes) Reserve(ctx context.Context, volumeID, serverID, host, devi
 	conn.Path, _ = data["device_path"].(string)
 	conn.Format, _ = data["format"].(string)
 	conn.ReadOnly = data["access_mode"] == "ro"
+	conn.QoS, _ = data["qos_specs"].(map[string]string)
 	return novaAttachment(a), conn, nil
 }
 
@@ -218,6 +219,7 @@ func connVolume(id, device string, info map[string]any) rpc.Volume {
 	v.Path, _ = data["device_path"].(string)
 	v.Format, _ = data["format"].(string)
 	v.ReadOnly = data["access_mode"] == "ro"
+	v.QoS, _ = data["qos_specs"].(map[string]string)
 	return v
 }
 

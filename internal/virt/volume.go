@@ -10,6 +10,10 @@ type Volume struct {
 	Format   string // raw or qcow2
 	Device   string // requested guest device name, e.g. /dev/vdb (a hint)
 	ReadOnly bool
+	// QoS is the front-end QoS spec of the volume (Cinder's qos_specs:
+	// total_bytes_sec, read_iops_sec, ...), I/O limits the driver applies
+	// to the disk; keys a driver does not know are ignored.
+	QoS map[string]string `json:"qos_specs,omitempty"`
 }
 
 // VolumeDriver is implemented by drivers that can hot-plug volumes into

@@ -207,6 +207,15 @@ func (s *Service) connectionInfo(ctx context.Context, v *Volume, a *Attachment) 
 	data["volume_id"] = v.ID
 	data["attachment_id"] = a.ID
 	data["serial"] = v.ID
+	// Cinder's qos_specs: the limits of a front-end spec, else null.
+	qos, err := s.frontendQoS(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	data["qos_specs"] = nil
+	if qos != nil {
+		data["qos_specs"] = qos
+	}
 	return info, nil
 }
 

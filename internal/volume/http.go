@@ -36,6 +36,7 @@ const Prefix = "/volume"
 var topLevel = map[string]bool{
 	"volumes": true, "snapshots": true, "types": true, "attachments": true, "os-quota-sets": true,
 	"limits": true, "os-availability-zone": true, "os-services": true, "extensions": true, "scheduler-stats": true, "backups": true,
+	"qos-specs": true,
 }
 
 type projectKey struct{}
@@ -111,6 +112,16 @@ func (s *Service) Routes() *apiutil.Service {
 		{"POST", "/backups/{id}/restore", s.restoreBackup},
 		{"POST", "/backups/{id}/action", s.backupAction},
 		{"GET", "/scheduler-stats/get_pools", s.pools},
+		{"GET", "/qos-specs", s.listQoS},
+		{"POST", "/qos-specs", s.createQoS},
+		{"GET", "/qos-specs/{id}", s.showQoS},
+		{"PUT", "/qos-specs/{id}", s.setQoSKeys},
+		{"DELETE", "/qos-specs/{id}", s.deleteQoS},
+		{"PUT", "/qos-specs/{id}/delete_keys", s.deleteQoSKeys},
+		{"GET", "/qos-specs/{id}/associations", s.qosAssociations},
+		{"GET", "/qos-specs/{id}/associate", s.associateQoS(true)},
+		{"GET", "/qos-specs/{id}/disassociate", s.associateQoS(false)},
+		{"GET", "/qos-specs/{id}/disassociate_all", s.disassociateAllQoS},
 	}
 	for _, rt := range table {
 		h := rt.h
@@ -218,6 +229,7 @@ func (s *Service) extensions(r *http.Request) (*apiutil.Response, error) {
 		ext("os-vol-image-meta", "VolumeImageMetadata", "Show image metadata associated with the volume."),
 		ext("os-volume-type-access", "VolumeTypeAccess", "Volume type access support."),
 		ext("os-extended-snapshot-attributes", "ExtendedSnapshotAttributes", "Extended SnapshotAttributes support."),
+		ext("qos-specs", "Qos_specs_manage", "QoS specs support."),
 	}}), nil
 }
 

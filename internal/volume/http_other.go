@@ -253,6 +253,9 @@ func (s *Service) deleteSnapshotMetadataKey(r *http.Request) (*apiutil.Response,
 func (s *Service) typeView(r *http.Request, t *VolumeType) map[string]any {
 	out := map[string]any{"id": t.ID, "name": t.Name, "description": np(t.Description), "is_public": t.IsPublic,
 		"os-volume-type-access:is_public": t.IsPublic, "qos_specs_id": nil}
+	if t.QoSSpecsID != nil && s.CanSeeTypeQoS(r.Context()) {
+		out["qos_specs_id"] = *t.QoSSpecsID
+	}
 	if s.CanSeeSpecs(r.Context()) {
 		out["extra_specs"] = t.ExtraSpecs
 	} else {

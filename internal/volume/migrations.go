@@ -136,6 +136,7 @@ CREATE TABLE volume_services (
 	PRIMARY KEY (binary_name, host)
 );
 `},
+			{Version: 2, Name: "qos specs and their volume type associations", SQL: qosSchema},
 		},
 	}
 }

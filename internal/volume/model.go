@@ -195,6 +195,7 @@ type VolumeType struct {
 	Description *string
 	IsPublic    bool
 	ExtraSpecs  map[string]string
+	QoSSpecsID  *string // the associated QoS specs (qos.go)
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 }

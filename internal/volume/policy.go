@@ -92,5 +92,5 @@ func PolicyDefaults() []policy.Rule {
 		r(ruleAttachGet, reader, "Show and list attachments."),
 		r(ruleHostAttr, admin, "See the host of a volume."),
 		r(ruleTenantAttr, reader, "See the project of a volume."),
-	}, append(moreRules(), backupRules()...)...)
+	}, append(append(moreRules(), backupRules()...), qosRules()...)...)
 }

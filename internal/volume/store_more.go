@@ -224,19 +224,19 @@ func (s *Store) loadSpecs(ctx context.Context, q db.Querier, ts []*VolumeType) e
 }
 
 func (s *Store) queryTypes(ctx context.Context, q db.Querier, tail string, args ...any) ([]*VolumeType, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, name, description, is_public, created_at, updated_at FROM volume_types `+tail, args...)
+	rows, err := q.QueryContext(ctx, `SELECT id, name, description, is_public, created_at, updated_at, qos_specs_id FROM volume_types `+tail, args...)
 	if err != nil {
 		return nil, err
 	}
 	var out []*VolumeType
 	for rows.Next() {
 		var t VolumeType
-		var desc, ct, ut sql.NullString
-		if err := rows.Scan(&t.ID, &t.Name, &desc, &t.IsPublic, &ct, &ut); err != nil {
+		var desc, ct, ut, qos sql.NullString
+		if err := rows.Scan(&t.ID, &t.Name, &desc, &t.IsPublic, &ct, &ut, &qos); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		t.Description = strPtr(desc)
+		t.Description, t.QoSSpecsID = strPtr(desc), strPtr(qos)
 		t.CreatedAt, t.UpdatedAt = parseTime(ct), parseTime(ut)
 		out = append(out, &t)
 	}

@@ -11,7 +11,9 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/qos"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
+	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumetypes"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/volumeattach"
 )
@@ -23,6 +25,8 @@ import (
 // through the compute API: the guest announces each new disk with the
 // first bytes it holds and writes a marker onto it. Deleting the server
 // deletes the root volume (delete_on_termination) and leaves the other.
+// The boot volume's type has a front-end QoS spec, which QEMU enforces
+// with a throttle filter under the root disk.
 func TestQEMUBootFromVolume(t *testing.T) {
 	guest := qemuGuest(t)
 	t.Parallel()
@@ -36,11 +40,25 @@ func TestQEMUBootFromVolume(t *testing.T) {
 	nova.Microversion = "2.79"
 	cinder := serviceClient(t, openstack.NewBlockStorageV3, p)
 	imageID := uploadGuest(t, ctx, img, guest)
+	// The boot volume's type has a front-end QoS spec (limits far above
+	// what the boot needs): QEMU boots it under a throttle filter.
+	spec, err := qos.Create(ctx, cinder, qos.CreateOpts{Name: "bfv-qos", Consumer: qos.ConsumerFront,
+		Specs: map[string]string{"total_bytes_sec": "1073741824", "total_iops_sec": "100000"}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vt, err := volumetypes.Create(ctx, cinder, volumetypes.CreateOpts{Name: "bfv-throttled"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := qos.Associate(ctx, cinder, spec.ID, qos.AssociateOpts{VolumeTypeID: vt.ID}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
 
 	start := time.Now()
 	s, err := servers.Create(ctx, nova, servers.CreateOpts{Name: "bfv", FlavorRef: "42", Networks: "none", ConfigDrive: ptr(true),
 		BlockDevice: []servers.BlockDevice{{SourceType: servers.SourceImage, UUID: imageID, DestinationType: servers.DestinationVolume,
-			VolumeSize: 1, DeleteOnTermination: true}}}, nil).Extract()
+			VolumeSize: 1, DeleteOnTermination: true, VolumeType: "bfv-throttled"}}}, nil).Extract()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +76,9 @@ func TestQEMUBootFromVolume(t *testing.T) {
 		t.Errorf("QEMU processes of %s: %v", s.ID, ps)
 	} else if b, _ := os.ReadFile(filepath.Join("/proc", ps[0], "cmdline")); !bytes.Contains(b, []byte("volume-"+root)) {
 		t.Errorf("QEMU does not use the volume's file as a disk: %q", b)
+	} else if !bytes.Contains(b, []byte("throttle-group,id=tg-root,x-bps-total=1073741824,x-iops-total=100000")) ||
+		!bytes.Contains(b, []byte("driver=throttle,node-name=root,")) {
+		t.Errorf("the boot volume is not throttled by its QoS spec: %q", b)
 	}
 
 	// Data on an attached volume survives detach and re-attach.

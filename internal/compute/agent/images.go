@@ -116,7 +116,7 @@ func (a *Agent) volumeImage(ctx context.Context, props map[string]string) (img v
 // for an image-backed instance) and the others.
 func blockDevices(bds []rpc.Volume) (root *virt.Volume, others []virt.Volume) {
 	for _, b := range bds {
-		v := virt.Volume{ID: b.ID, Path: b.Path, Format: b.Format, Device: b.Device, ReadOnly: b.ReadOnly}
+		v := virt.Volume{ID: b.ID, Path: b.Path, Format: b.Format, Device: b.Device, ReadOnly: b.ReadOnly, QoS: b.QoS}
 		if b.Root && root == nil {
 			root = &v
 			continue

@@ -23,5 +23,5 @@ func (a *Agent) volumeOp(ctx context.Context, req *rpc.OpRequest) error {
 		return vd.DetachVolume(ctx, req.Instance.UUID, v.ID)
 	}
 	return vd.AttachVolume(ctx, req.Instance.UUID, virt.Volume{ID: v.ID, Path: v.Path, Format: v.Format,
-		Device: v.Device, ReadOnly: v.ReadOnly})
+		Device: v.Device, ReadOnly: v.ReadOnly, QoS: v.QoS})
 }

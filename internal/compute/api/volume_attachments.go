@@ -53,6 +53,7 @@ type VolumeAttachment struct {
 type VolumeConnection struct {
 	Path, Format string
 	ReadOnly     bool
+	QoS          map[string]string // Cinder's qos_specs (front-end limits)
 }
 
 // ErrVolumeNotFound is returned by VolumeService for a volume the caller
@@ -229,7 +230,7 @@ func (a *API) attachVolume(r *http.Request) (*apiutil.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	rv := rpc.Volume{ID: b.VolumeID, Path: conn.Path, Format: conn.Format, Device: device, ReadOnly: conn.ReadOnly}
+	rv := rpc.Volume{ID: b.VolumeID, Path: conn.Path, Format: conn.Format, Device: device, ReadOnly: conn.ReadOnly, QoS: conn.QoS}
 	if err := plug.AttachVolume(ctx(r), *i.Host, i.UUID, rv); err != nil {
 		a.volumes.Abort(context.WithoutCancel(ctx(r)), va.AttachmentID)
 		a.log.Warn("attach volume failed", "server", i.UUID, "volume", b.VolumeID, "err", err)

@@ -92,6 +92,10 @@
 //	     host's uptime line, as uptime(1) prints it). An older agent rejects
 //	     1.6 requests (unsupported version); while the bus is capped
 //	     below 1.6 the API does not send the new ops (501 to its caller).
+//	     Later, without a version step: volume (attach_volume, and the
+//	     instance's block_devices) gains the optional "qos_specs" {key:
+//	     value}, the front-end QoS spec of the volume's type; an agent that
+//	     does not know the field plugs the disk unthrottled, as before.
 //	1.7  instance gains "ephemerals": [{"size_gb", "guest_format"}], the
 //	     ephemeral disks of blank local block device mappings, each its
 //	     own disk in guest order ("ephemeral_gb" is then their sum), and
@@ -331,6 +335,10 @@ type Volume struct {
 	ReadOnly bool   `json:"read_only,omitempty"`
 	// Root marks the boot disk of a volume-backed instance (1.4).
 	Root bool `json:"root,omitempty"`
+	// QoS is the volume's front-end QoS spec (Cinder's
+	// connection_info.data.qos_specs), which the driver enforces as I/O
+	// throttling of the disk; optional, see the 1.6 history entry.
+	QoS map[string]string `json:"qos_specs,omitempty"`
 }
 
 // Ephemeral is one ephemeral disk of an instance (1.7).

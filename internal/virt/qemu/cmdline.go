@@ -58,6 +58,9 @@ type Disk struct {
 	// Bus places the device on a hot-plug port (a volume, so that it can
 	// be unplugged later); empty means the default bus.
 	Bus string `json:",omitempty"`
+	// Throttle limits the disk's I/O (a volume's front-end QoS spec,
+	// throttle.go); nil: unlimited.
+	Throttle *Throttle `json:",omitempty"`
 }
 
 // NetDev is one virtio-net NIC. Tap names a host tap device; User selects
@@ -169,9 +172,20 @@ func Args(vm VM) ([]string, error) {
 		if d.ReadOnly {
 			ro = "on"
 		}
-		a = append(a, "-blockdev", fmt.Sprintf(
-			"driver=%s,node-name=%s,read-only=%s,discard=unmap,file.driver=%s,file.filename=%s",
-			format, d.ID, ro, fileDriver(d.Path), escape(d.Path)))
+		if err := d.Throttle.validate(); err != nil {
+			return nil, fmt.Errorf("qemu: disk %s: %w", d.ID, err)
+		}
+		node := d.ID
+		if d.Throttle != nil {
+			node = formatNode(d.ID)
+		}
+		blockdev := fmt.Sprintf("driver=%s,node-name=%s,read-only=%s,discard=unmap,file.driver=%s,file.filename=%s",
+			format, node, ro, fileDriver(d.Path), escape(d.Path))
+		if d.Throttle != nil {
+			a = append(a, throttleArgs(d, blockdev)...)
+		} else {
+			a = append(a, "-blockdev", blockdev)
+		}
 		dev := "virtio-blk-pci,drive=" + d.ID + ",id=" + d.ID
 		if d.Bus != "" {
 			dev += ",bus=" + d.Bus

@@ -47,7 +47,7 @@ func (p pluggedVolume) disk() Disk {
 		f = "raw"
 	}
 	return Disk{ID: volumeNode(p.ID), Path: p.Path, Format: f, ReadOnly: p.ReadOnly, Serial: serial(p.ID),
-		Bus: fmt.Sprintf("hotplug%d", p.Port)}
+		Bus: fmt.Sprintf("hotplug%d", p.Port), Throttle: throttleOf(p.QoS)}
 }
 
 // AttachVolume hot-plugs a volume into a running (or paused) guest as a
@@ -86,11 +86,11 @@ func (d *Driver) AttachVolume(ctx context.Context, uuid string, v virt.Volume) e
 	}
 	pv := pluggedVolume{Volume: v, Port: port}
 	disk := pv.disk()
+	if err := disk.Throttle.validate(); err != nil {
+		return fmt.Errorf("qemu: %s: plug volume %s: %w", uuid, v.ID, err)
+	}
 	node := disk.ID
-	err = c.Execute(ctx, "blockdev-add", map[string]any{
-		"driver": disk.Format, "node-name": node, "read-only": disk.ReadOnly, "discard": "unmap",
-		"file": map[string]any{"driver": fileDriver(disk.Path), "filename": disk.Path},
-	}, nil)
+	undo, err := plugNodes(ctx, c, disk)
 	if err != nil {
 		return fmt.Errorf("qemu: %s: plug volume %s: %w", uuid, v.ID, err)
 	}
@@ -98,7 +98,7 @@ func (d *Driver) AttachVolume(ctx context.Context, uuid string, v virt.Volume) e
 		"driver": "virtio-blk-pci", "drive": node, "id": node, "serial": disk.Serial, "bus": disk.Bus,
 	}, nil)
 	if err != nil {
-		_ = c.Execute(context.WithoutCancel(ctx), "blockdev-del", map[string]any{"node-name": node}, nil)
+		undo()
 		return fmt.Errorf("qemu: %s: plug volume %s: %w", uuid, v.ID, err)
 	}
 	rec.Volumes = append(rec.Volumes, pv)
@@ -139,7 +139,7 @@ func (d *Driver) DetachVolume(ctx context.Context, uuid, volumeID string) error 
 		if err := waitDeviceDeleted(ctx, c, events, node, 60*time.Second); err != nil {
 			return fmt.Errorf("qemu: %s: unplug volume %s: %w", uuid, volumeID, err)
 		}
-		if err := c.Execute(ctx, "blockdev-del", map[string]any{"node-name": node}, nil); err != nil && !isNotFound(err) {
+		if err := unplugNodes(ctx, c, rec.Volumes[i].disk()); err != nil {
 			return fmt.Errorf("qemu: %s: release volume %s: %w", uuid, volumeID, err)
 		}
 	}

@@ -82,12 +82,18 @@ func TestVolumeHotplug(t *testing.T) {
 	if err != nil || len(rec.Volumes) != 0 {
 		t.Errorf("record after detach: %+v %v", rec, err)
 	}
-	// Re-attach: the guest reads back what it wrote.
+	// Re-attach, throttled this time (a front-end QoS spec): the guest
+	// reads back what it wrote, through the throttle filter QEMU reports.
+	vol.QoS = map[string]string{"total_bytes_sec": "10485760", "total_iops_sec": "1000", "total_iops_sec_max": "2000"}
 	if err := d.AttachVolume(ctx, uuid, vol); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := waitConsole(ctx, d, uuid, "head=kumo-guest-was-here"); err != nil {
 		t.Fatalf("data did not survive detach and re-attach: %v\n%s", err, consoleTail(out))
+	}
+	drv, limits := queryThrottle(ctx, t, d, uuid, volumeNode(vol.ID))
+	if drv != "throttle" || limits["bps-total"] != 10485760 || limits["iops-total"] != 1000 || limits["iops-total-max"] != 2000 {
+		t.Errorf("throttled volume: query-block drv %q, limits %v", drv, limits)
 	}
 	if err := d.DetachVolume(ctx, uuid, vol.ID); err != nil {
 		t.Fatal(err)

@@ -95,7 +95,7 @@ func (d *Driver) vm(rec *record, accel string, incoming bool) VM {
 	if rv := inst.RootVolume; rv != nil {
 		// A volume-backed instance boots from its volume, whose id is the
 		// disk's serial as for any volume.
-		root = Disk{ID: "root", Path: rv.Path, Format: rv.Format, ReadOnly: rv.ReadOnly, Serial: serial(rv.ID)}
+		root = Disk{ID: "root", Path: rv.Path, Format: rv.Format, ReadOnly: rv.ReadOnly, Serial: serial(rv.ID), Throttle: throttleOf(rv.QoS)}
 		if root.Format == "" {
 			root.Format = "raw"
 		}
