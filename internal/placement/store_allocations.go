@@ -117,10 +117,10 @@ func (s *store) reshape(ctx context.Context, invs map[string]ProviderInventories
 // again; it may be nil.
 //
 // The statements do not grow with the number of resource classes: per
-// consumer one read (two when it holds allocations) and one write, once
-// one delete of the old allocations and one insert of the new ones, and
-// per provider one generation bump and one update of its inventories'
-// usage by the net change, which returns the inventories.
+// consumer one read, one delete of its old allocations (when it has some,
+// returning them) and one write, once one insert of the new allocations,
+// and per provider one generation bump and one update of its
+// inventories' usage by the net change, which returns the inventories.
 //
 // The provider rows are the hot rows: every claim on a provider bumps its
 // generation, so concurrent claims on one provider queue on its row lock
@@ -137,7 +137,6 @@ func (s *store) reshape(ctx context.Context, invs map[string]ProviderInventories
 func (s *store) replaceAllocationsTx(ctx context.Context, tx *sql.Tx, sets []ConsumerAllocations, provGens map[string]int64, known map[string]*Consumer) error {
 	touched := map[string]bool{}
 	released := map[invKey]int64{}
-	var replaced []string
 	existing := map[string]*Consumer{}
 	sort.Slice(sets, func(i, j int) bool { return sets[i].Consumer < sets[j].Consumer })
 	for _, set := range sets {
@@ -162,8 +161,9 @@ func (s *store) replaceAllocationsTx(ctx context.Context, tx *sql.Tx, sets []Con
 		if c == nil {
 			continue
 		}
-		replaced = append(replaced, set.Consumer)
-		rows, err := tx.QueryContext(ctx, `SELECT provider_uuid, resource_class, used FROM placement_allocations WHERE consumer_uuid = $1`, set.Consumer)
+		// The old allocations are deleted as they are read (the
+		// consumer row is locked).
+		rows, err := tx.QueryContext(ctx, `DELETE FROM placement_allocations WHERE consumer_uuid = $1 RETURNING provider_uuid, resource_class, used`, set.Consumer)
 		if err != nil {
 			return err
 		}
@@ -194,16 +194,6 @@ func (s *store) replaceAllocationsTx(ctx context.Context, tx *sql.Tx, sets []Con
 				delta[k] += n
 			}
 		}
-	}
-	var err error
-	switch {
-	case len(replaced) == 1:
-		_, err = tx.ExecContext(ctx, `DELETE FROM placement_allocations WHERE consumer_uuid = $1`, replaced[0])
-	case len(replaced) > 1:
-		_, err = tx.ExecContext(ctx, `DELETE FROM placement_allocations WHERE consumer_uuid `+s.db.InList(1), db.JSONStrings(replaced))
-	}
-	if err != nil {
-		return err
 	}
 	var rows []allocRow
 	ts := now()
@@ -247,6 +237,7 @@ func (s *store) replaceAllocationsTx(ctx context.Context, tx *sql.Tx, sets []Con
 	}
 	provs := sortedKeys(touched)
 	var invs map[invKey]Inventory
+	var err error
 	if s.db.Dialect() == db.Postgres && len(provs) == 1 {
 		invs, err = s.claimOne(ctx, tx, provs[0], provGens, rows, delta, allocated)
 	} else {
