@@ -234,6 +234,62 @@ func TestServerQuota(t *testing.T) {
 	})
 }
 
+// TestServerQuotaUnlimitedRace: creates within unlimited quotas lock the
+// project's quota scope shared (PostgreSQL), so they do not queue on each
+// other, yet a limit set while they run must hold: when the update is
+// accepted (the usage then was within it), no create may end above it.
+func TestServerQuotaUnlimitedRace(t *testing.T) {
+	dbtest.Each(t, []db.Set{compute.Migrations()}, func(t *testing.T, d *db.DB) {
+		e := newServerEnv(t, d, 1, nil)
+		for _, tc := range []struct{ token, project string }{{"alice", "p1"}, {"bob", "p2"}} {
+			e.do("admin", "PUT", v21+"/os-quota-sets/"+tc.project, "", `{"quota_set": {"instances": -1, "cores": -1, "ram": -1}}`).Expect(t, 200, "")
+			var wg sync.WaitGroup
+			codes := make([]int, 12)
+			var update int
+			for n := range codes {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					codes[n] = e.do(tc.token, "POST", v21+"/servers", "2.96", fmt.Sprintf(`{"server": {"name": "u%d", "imageRef": "%s", "flavorRef": "42", "networks": "none"}}`, n, imageID)).Status
+				}()
+				if n == 3 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						update = e.do("admin", "PUT", v21+"/os-quota-sets/"+tc.project, "", `{"quota_set": {"instances": 6}}`).Status
+					}()
+				}
+			}
+			wg.Wait()
+			count := map[int]int{}
+			for _, c := range codes {
+				count[c]++
+			}
+			if count[202]+count[403] != len(codes) {
+				t.Fatalf("%s: statuses %v", tc.project, count)
+			}
+			q := obj(t, e.do(tc.token, "GET", v21+"/os-quota-sets/"+tc.project+"/detail", "", "").Expect(t, 200, "").Body, "quota_set")
+			inUse := q["instances"].(map[string]any)["in_use"].(float64)
+			if int(inUse) != count[202] {
+				t.Fatalf("%s: %v in use after %d creates", tc.project, inUse, count[202])
+			}
+			switch update {
+			case 200:
+				if inUse > 6 {
+					t.Fatalf("%s: limit 6 accepted, %v instances in use", tc.project, inUse)
+				}
+			case 400: // the usage was already above 6
+				if count[202] <= 6 {
+					t.Fatalf("%s: limit refused with %d created", tc.project, count[202])
+				}
+			default:
+				t.Fatalf("%s: quota update %d", tc.project, update)
+			}
+			t.Logf("%s: update %d, %v created", tc.project, update, count)
+		}
+	})
+}
+
 var errMu sync.Mutex
 
 func errorsf(t *testing.T, f string, args ...any) {

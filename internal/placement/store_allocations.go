@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 
@@ -116,20 +117,26 @@ func (s *store) reshape(ctx context.Context, invs map[string]ProviderInventories
 // again; it may be nil.
 //
 // The statements do not grow with the number of resource classes: per
-// consumer one read (two when it holds allocations) and one write, per
-// provider one generation bump and one update of its inventories' usage
-// by the net change, and once one read of the inventories of every
-// provider allocated on, one delete of the old allocations and one insert
-// of the new ones.
-// Capacity and unit checks run on the inventories read after the
-// providers are locked, in provider then class order per consumer, with
-// the usage the earlier consumers of sets and the released allocations
-// leave, so the first failing allocation gives the error it did when each
-// class was checked and written in turn.
+// consumer one read, one delete of its old allocations (when it has some,
+// returning them) and one write, once one insert of the new allocations,
+// and per provider one generation bump and one update of its
+// inventories' usage by the net change, which returns the inventories.
+//
+// The provider rows are the hot rows: every claim on a provider bumps its
+// generation, so concurrent claims on one provider queue on its row lock
+// from the bump until commit. The bumps, the insert of the allocations and
+// the usage updates therefore come last, after the writes that need no
+// provider lock: the lock is held for three statements and the commit (on
+// PostgreSQL; on SQLite the single writer excludes the others anyway). Providers are bumped in uuid
+// order, so concurrent claims never deadlock. Capacity and unit checks run
+// on the inventories the usage update returns (the latest, locked rows),
+// in provider then class order per consumer, with the usage the earlier
+// consumers of sets and the released allocations leave, so the first
+// failing allocation gives the error it did when each class was checked
+// and written in turn; a failed check rolls the whole transaction back.
 func (s *store) replaceAllocationsTx(ctx context.Context, tx *sql.Tx, sets []ConsumerAllocations, provGens map[string]int64, known map[string]*Consumer) error {
 	touched := map[string]bool{}
-	delta := map[invKey]int64{}
-	var replaced []string
+	released := map[invKey]int64{}
 	existing := map[string]*Consumer{}
 	sort.Slice(sets, func(i, j int) bool { return sets[i].Consumer < sets[j].Consumer })
 	for _, set := range sets {
@@ -154,8 +161,9 @@ func (s *store) replaceAllocationsTx(ctx context.Context, tx *sql.Tx, sets []Con
 		if c == nil {
 			continue
 		}
-		replaced = append(replaced, set.Consumer)
-		rows, err := tx.QueryContext(ctx, `SELECT provider_uuid, resource_class, used FROM placement_allocations WHERE consumer_uuid = $1`, set.Consumer)
+		// The old allocations are deleted as they are read (the
+		// consumer row is locked).
+		rows, err := tx.QueryContext(ctx, `DELETE FROM placement_allocations WHERE consumer_uuid = $1 RETURNING provider_uuid, resource_class, used`, set.Consumer)
 		if err != nil {
 			return err
 		}
@@ -165,7 +173,7 @@ func (s *store) replaceAllocationsTx(ctx context.Context, tx *sql.Tx, sets []Con
 				rows.Close()
 				return err
 			}
-			delta[invKey{r.Provider, r.Class}] -= r.Used
+			released[invKey{r.Provider, r.Class}] -= r.Used
 			touched[r.Provider] = true
 		}
 		rows.Close()
@@ -173,40 +181,19 @@ func (s *store) replaceAllocationsTx(ctx context.Context, tx *sql.Tx, sets []Con
 			return err
 		}
 	}
-	allocated := map[string]bool{}
+	// The net change of every inventory, and the inventories that must
+	// exist (every class allocated).
+	delta := maps.Clone(released)
+	allocated := map[invKey]bool{}
 	for _, set := range sets {
-		for p := range set.Allocations {
+		for p, res := range set.Allocations {
 			touched[p] = true
-			allocated[p] = true
-		}
-	}
-	provs := sortedKeys(touched)
-	for _, p := range provs {
-		exp := int64(-1)
-		if g, ok := provGens[p]; ok {
-			exp = g
-		}
-		if _, err := s.bump(ctx, tx, p, exp); err != nil {
-			if errors.Is(err, ErrNotFound) {
-				return badRequest("Allocation for resource provider '%s' that does not exist.", p)
+			for rc, n := range res {
+				k := invKey{p, rc}
+				allocated[k] = true
+				delta[k] += n
 			}
-			return err
 		}
-	}
-	// The inventories are read once the providers are locked: every
-	// change of an inventory bumps its provider first.
-	invs, err := s.lockedInventories(ctx, tx, sortedKeys(allocated))
-	if err != nil {
-		return err
-	}
-	switch {
-	case len(replaced) == 1:
-		_, err = tx.ExecContext(ctx, `DELETE FROM placement_allocations WHERE consumer_uuid = $1`, replaced[0])
-	case len(replaced) > 1:
-		_, err = tx.ExecContext(ctx, `DELETE FROM placement_allocations WHERE consumer_uuid `+s.db.InList(1), db.JSONStrings(replaced))
-	}
-	if err != nil {
-		return err
 	}
 	var rows []allocRow
 	ts := now()
@@ -244,56 +231,183 @@ func (s *store) replaceAllocationsTx(ctx context.Context, tx *sql.Tx, sets []Con
 		for _, p := range sortedKeys(set.Allocations) {
 			res := set.Allocations[p]
 			for _, rc := range sortedKeys(res) {
+				rows = append(rows, allocRow{Consumer: set.Consumer, Provider: p, Class: rc, Used: res[rc]})
+			}
+		}
+	}
+	provs := sortedKeys(touched)
+	var invs map[invKey]Inventory
+	var err error
+	if s.db.Dialect() == db.Postgres && len(provs) == 1 {
+		invs, err = s.claimOne(ctx, tx, provs[0], provGens, rows, delta, allocated)
+	} else {
+		invs, err = s.claimEach(ctx, tx, provs, provGens, rows, delta, allocated)
+	}
+	if err != nil {
+		return err
+	}
+	running := released
+	for _, set := range sets {
+		for _, p := range sortedKeys(set.Allocations) {
+			res := set.Allocations[p]
+			for _, rc := range sortedKeys(res) {
 				k := invKey{p, rc}
 				inv, ok := invs[k]
 				if !ok {
 					return s.noInventory(ctx, tx, p, rc)
 				}
-				inv.Used += delta[k]
+				inv.Used += running[k] - delta[k]
 				if err := checkAllocation(inv, p, res[rc]); err != nil {
 					return err
 				}
-				delta[k] += res[rc]
-				rows = append(rows, allocRow{Consumer: set.Consumer, Provider: p, Class: rc, Used: res[rc]})
+				running[k] += res[rc]
 			}
 		}
 	}
+	return nil
+}
+
+// claimEach bumps the generation of every provider of provs in order,
+// inserts rows and applies delta (addUsage): one statement per provider
+// and step.
+func (s *store) claimEach(ctx context.Context, tx *sql.Tx, provs []string, provGens map[string]int64, rows []allocRow, delta map[invKey]int64, allocated map[invKey]bool) (map[invKey]Inventory, error) {
+	for _, p := range provs {
+		exp := int64(-1)
+		if g, ok := provGens[p]; ok {
+			exp = g
+		}
+		if _, err := s.bump(ctx, tx, p, exp); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil, badRequest("Allocation for resource provider '%s' that does not exist.", p)
+			}
+			return nil, err
+		}
+	}
+	// Inserted under the providers' locks: the insert's foreign key check
+	// takes a key-share lock on each provider row, and many transactions
+	// sharing a row that others update cost PostgreSQL a new multixact
+	// (a copy of every locker) per locker.
 	if err := s.insertAllocations(ctx, tx, rows); err != nil {
+		return nil, err
+	}
+	// Every change of an inventory bumps its provider first, so the
+	// inventories the usage update returns are the latest.
+	return s.addUsage(ctx, tx, provs, delta, allocated)
+}
+
+// claimOne is claimEach for one provider on PostgreSQL, in one statement:
+// the generation bump, the insert (when there are rows) and the usage
+// update are data-modifying WITH queries of one SELECT, so the provider
+// row, the hot row of every claim on it, stays locked for that statement
+// and the commit instead of three round trips and the commit. The usage
+// update runs once the bump holds the provider's lock (it waits for the
+// bump's result), so it updates, and returns, the latest inventories: a
+// row changed since the statement's snapshot is re-read and updated in
+// its latest version, as PostgreSQL does for UPDATE in READ COMMITTED.
+// The insert's foreign key check runs at the end of the statement, under
+// the provider lock.
+func (s *store) claimOne(ctx context.Context, tx *sql.Tx, prov string, provGens map[string]int64, rows []allocRow, delta map[invKey]int64, allocated map[invKey]bool) (map[invKey]Inventory, error) {
+	args := []any{prov, now()}
+	var q strings.Builder
+	q.WriteString(`WITH b AS (UPDATE placement_providers SET generation = generation + 1, updated_at = $2 WHERE uuid = $1`)
+	if g, ok := provGens[prov]; ok {
+		args = append(args, g)
+		q.WriteString(` AND generation = $3`)
+	}
+	q.WriteString(` RETURNING generation)`)
+	if len(rows) > 0 {
+		q.WriteString(`, i AS (INSERT INTO placement_allocations (consumer_uuid, provider_uuid, resource_class, used) VALUES `)
+		for j, r := range rows {
+			if j > 0 {
+				q.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4)
+			args = append(args, r.Consumer, r.Provider, r.Class, r.Used)
+		}
+		q.WriteString(`)`)
+	}
+	var classes []string
+	for k, n := range delta {
+		if n != 0 || allocated[k] {
+			classes = append(classes, k.Class)
+		}
+	}
+	sort.Strings(classes)
+	if len(classes) > 0 {
+		q.WriteString(`, u AS (UPDATE placement_inventories SET used = used + CASE resource_class`)
+		first := len(args) + 1
+		for _, rc := range classes {
+			fmt.Fprintf(&q, " WHEN $%d THEN CAST($%d AS BIGINT)", len(args)+1, len(args)+2)
+			args = append(args, rc, delta[invKey{prov, rc}])
+		}
+		q.WriteString(` ELSE 0 END WHERE provider_uuid = $1 AND resource_class IN (`)
+		for j := range classes {
+			if j > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "$%d", first+2*j)
+		}
+		q.WriteString(`) AND EXISTS (SELECT 1 FROM b) RETURNING ` + invCols + `)
+			SELECT g.generation, u.* FROM (SELECT (SELECT generation FROM b) AS generation) g LEFT JOIN u ON true`)
+	} else {
+		q.WriteString(` SELECT (SELECT generation FROM b)`)
+	}
+	// A missing provider fails the insert's foreign key check, which
+	// aborts tx: the provider is looked for outside it.
+	missing := func(err error) error {
+		if db.IsForeignKeyViolation(err) {
+			if _, perr := s.provider(ctx, s.db.Reader(), prov); errors.Is(perr, ErrNotFound) {
+				return badRequest("Allocation for resource provider '%s' that does not exist.", prov)
+			}
+		}
 		return err
 	}
-	return s.addUsage(ctx, tx, delta)
+	res, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, missing(err)
+	}
+	defer res.Close()
+	out := map[invKey]Inventory{}
+	bumped := false
+	for res.Next() {
+		var gen sql.NullInt64
+		if len(classes) == 0 {
+			if err := res.Scan(&gen); err != nil {
+				return nil, err
+			}
+		} else {
+			var rc sql.NullString
+			var i Inventory
+			var total, reserved, minUnit, maxUnit, step, used sql.NullInt64
+			var ratio sql.NullFloat64
+			if err := res.Scan(&gen, &rc, &total, &reserved, &minUnit, &maxUnit, &step, &ratio, &used); err != nil {
+				return nil, err
+			}
+			if rc.Valid {
+				i.ResourceClass, i.Total, i.Reserved, i.MinUnit = rc.String, total.Int64, reserved.Int64, minUnit.Int64
+				i.MaxUnit, i.StepSize, i.AllocationRatio, i.Used = maxUnit.Int64, step.Int64, ratio.Float64, used.Int64
+				out[invKey{prov, rc.String}] = i
+			}
+		}
+		bumped = bumped || gen.Valid
+	}
+	if err := res.Err(); err != nil {
+		return nil, missing(err)
+	}
+	if !bumped {
+		if _, err := s.provider(ctx, tx, prov); errors.Is(err, ErrNotFound) {
+			return nil, badRequest("Allocation for resource provider '%s' that does not exist.", prov)
+		} else if err != nil {
+			return nil, err
+		}
+		return nil, staleGeneration("resource provider generation conflict")
+	}
+	return out, nil
 }
 
 // invKey names one inventory: provider and resource class.
 type invKey struct{ Provider, Class string }
-
-// lockedInventories reads the inventories of providers, in one statement.
-func (s *store) lockedInventories(ctx context.Context, tx *sql.Tx, provs []string) (map[invKey]Inventory, error) {
-	out := map[invKey]Inventory{}
-	if len(provs) == 0 {
-		return out, nil
-	}
-	var rows *sql.Rows
-	var err error
-	if len(provs) == 1 {
-		rows, err = tx.QueryContext(ctx, `SELECT provider_uuid, `+invCols+` FROM placement_inventories WHERE provider_uuid = $1`, provs[0])
-	} else {
-		rows, err = tx.QueryContext(ctx, `SELECT provider_uuid, `+invCols+` FROM placement_inventories WHERE provider_uuid `+s.db.InList(1), db.JSONStrings(provs))
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var p string
-		var i Inventory
-		if err := rows.Scan(&p, &i.ResourceClass, &i.Total, &i.Reserved, &i.MinUnit, &i.MaxUnit, &i.StepSize, &i.AllocationRatio, &i.Used); err != nil {
-			return nil, err
-		}
-		out[invKey{p, i.ResourceClass}] = i
-	}
-	return out, rows.Err()
-}
 
 // noInventory is the error of an allocation of a class the provider has
 // no inventory of.
@@ -343,13 +457,16 @@ func (s *store) insertAllocations(ctx context.Context, tx *sql.Tx, rows []allocR
 	return nil
 }
 
-// addUsage adds delta to the usage of the inventories it names: one
-// UPDATE per provider, over all its classes. Inventories that no longer
-// exist (a reshape removed them) are skipped, as are zero changes.
-func (s *store) addUsage(ctx context.Context, tx *sql.Tx, delta map[invKey]int64) error {
+// addUsage adds delta to the usage of the inventories of provs and
+// returns them as updated, keyed by provider and class: one UPDATE per
+// provider over the classes it changes or that are allocated (allocated
+// classes with no net change are rewritten unchanged, so that they are
+// returned). Inventories that no longer exist (a reshape removed them)
+// are skipped and missing from the result.
+func (s *store) addUsage(ctx context.Context, tx *sql.Tx, provs []string, delta map[invKey]int64, allocated map[invKey]bool) (map[invKey]Inventory, error) {
 	byProv := map[string]map[string]int64{}
 	for k, n := range delta {
-		if n == 0 {
+		if n == 0 && !allocated[k] {
 			continue
 		}
 		if byProv[k.Provider] == nil {
@@ -357,7 +474,11 @@ func (s *store) addUsage(ctx context.Context, tx *sql.Tx, delta map[invKey]int64
 		}
 		byProv[k.Provider][k.Class] = n
 	}
-	for _, p := range sortedKeys(byProv) {
+	out := map[invKey]Inventory{}
+	for _, p := range provs {
+		if len(byProv[p]) == 0 {
+			continue
+		}
 		classes := sortedKeys(byProv[p])
 		args := []any{p}
 		var q strings.Builder
@@ -373,12 +494,25 @@ func (s *store) addUsage(ctx context.Context, tx *sql.Tx, delta map[invKey]int64
 			}
 			fmt.Fprintf(&q, "$%d", 2*i+2)
 		}
-		q.WriteString(")")
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-			return err
+		q.WriteString(`) RETURNING ` + invCols)
+		rows, err := tx.QueryContext(ctx, q.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var i Inventory
+			if err := rows.Scan(&i.ResourceClass, &i.Total, &i.Reserved, &i.MinUnit, &i.MaxUnit, &i.StepSize, &i.AllocationRatio, &i.Used); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[invKey{p, i.ResourceClass}] = i
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return out, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

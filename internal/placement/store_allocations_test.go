@@ -54,12 +54,12 @@ func TestClaimBatched(t *testing.T) {
 		four := counted(func() error {
 			return claim(c4, map[string]map[string]int64{a: {"VCPU": 1, "MEMORY_MB": 128, "DISK_GB": 2, "VGPU": 1}})
 		})
-		if one != four || four > 6 {
-			t.Errorf("claim statements: %d for one class, %d for four, want equal and at most 6", one, four)
+		if one != four || four > 5 {
+			t.Errorf("claim statements: %d for one class, %d for four, want equal and at most 5", one, four)
 		}
 		del := counted(func() error { return svc.DeleteAllocations(ctx, c4) })
-		if del > 6 {
-			t.Errorf("delete of four classes: %d statements, want at most 6", del)
+		if del > 5 {
+			t.Errorf("delete of four classes: %d statements, want at most 5", del)
 		}
 		t.Logf("statements: claim %d (1 class), %d (4 classes); delete %d", one, four, del)
 

@@ -177,13 +177,14 @@ func (e *Engine) Check(ctx context.Context, tx *sql.Tx, projectID, userID string
 // are read again after the locks (a limit may change until then); on
 // SQLite tx has excluded every other writer since it began.
 func (e *Engine) CheckLimits(ctx context.Context, tx *sql.Tx, projectID, userID string, limits map[string]int64, deltas map[string]int64) error {
-	if err := e.st.Lock(ctx, tx, "project:"+projectID); err != nil {
-		return fmt.Errorf("quota lock: %w", err)
-	}
-	if userID != "" {
-		if err := e.st.Lock(ctx, tx, "user:"+userID); err != nil {
-			return fmt.Errorf("quota lock: %w", err)
-		}
+	// A create that consumes nothing limited (the limits read before the
+	// lock say so) takes the scopes' locks shared: such creates do not
+	// queue on each other, only on a limit update or on a create that
+	// counts, which lock exclusively. Should the limits read under the
+	// lock ask for a count after all, the locks are upgraded first.
+	shared := limits != nil && !anyLimited(limits, deltas)
+	if err := e.lock(ctx, tx, projectID, userID, shared); err != nil {
+		return err
 	}
 	userScoped := map[string]bool{}
 	for _, c := range e.counters {
@@ -226,15 +227,24 @@ func (e *Engine) CheckLimits(ctx context.Context, tx *sql.Tx, projectID, userID 
 			limits map[string]int64
 		}{userID, ul})
 	}
-	for _, sc := range scopes {
-		var check []string
+	checks := make([][]string, len(scopes))
+	for i, sc := range scopes {
 		for _, r := range slices.Sorted(maps.Keys(deltas)) {
 			lim, ok := sc.limits[r]
 			if !ok || lim < 0 || deltas[r] <= 0 || (sc.user == "" && userScoped[r] && userID != "") {
 				continue
 			}
-			check = append(check, r)
+			checks[i] = append(checks[i], r)
 		}
+		if shared && len(checks[i]) > 0 {
+			if err := e.lock(ctx, tx, projectID, userID, false); err != nil {
+				return err
+			}
+			shared = false
+		}
+	}
+	for i, sc := range scopes {
+		check := checks[i]
 		if len(check) == 0 {
 			continue
 		}
@@ -258,6 +268,30 @@ func (e *Engine) CheckLimits(ctx context.Context, tx *sql.Tx, projectID, userID 
 	return nil
 }
 
+// lock takes the quota locks of the project and, when userID is set, of
+// the user, in that order.
+func (e *Engine) lock(ctx context.Context, tx *sql.Tx, projectID, userID string, shared bool) error {
+	if err := e.st.Lock(ctx, tx, "project:"+projectID, shared); err != nil {
+		return fmt.Errorf("quota lock: %w", err)
+	}
+	if userID != "" {
+		if err := e.st.Lock(ctx, tx, "user:"+userID, shared); err != nil {
+			return fmt.Errorf("quota lock: %w", err)
+		}
+	}
+	return nil
+}
+
+// anyLimited reports whether deltas consume a resource that limits bound.
+func anyLimited(limits, deltas map[string]int64) bool {
+	for r, d := range deltas {
+		if lim, ok := limits[r]; ok && lim >= 0 && d > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // LimitError is a rejected quota update: the limit is below the usage or
 // above what the project leaves for the user.
 type LimitError struct{ msg string }
@@ -270,7 +304,7 @@ func (e *LimitError) Error() string { return e.msg }
 // users' explicit limits. Values of -1 mean unlimited.
 func (e *Engine) Update(ctx context.Context, projectID, userID string, values map[string]int64, force bool) error {
 	return e.st.WithTx(ctx, func(tx *sql.Tx) error {
-		if err := e.st.Lock(ctx, tx, "project:"+projectID); err != nil {
+		if err := e.st.Lock(ctx, tx, "project:"+projectID, false); err != nil {
 			return err
 		}
 		if !force {

@@ -35,17 +35,28 @@ func (s *Store) WithTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // Lock takes the quota lock row of scope inside tx, creating it on first
-// use. Concurrent transactions locking the same scope queue on PostgreSQL;
-// on SQLite the write transaction already excludes other writers, so
-// there is nothing to do.
-func (s *Store) Lock(ctx context.Context, tx *sql.Tx, scope string) error {
+// use: exclusively, or shared when shared is set. Concurrent transactions
+// locking the same scope exclusively queue on PostgreSQL; shared holders
+// only queue behind (and hold off) an exclusive one. On SQLite the write
+// transaction already excludes other writers, so there is nothing to do.
+// A shared lock may be upgraded by locking again exclusively.
+func (s *Store) Lock(ctx context.Context, tx *sql.Tx, scope string, shared bool) error {
 	if s.db.Dialect() == db.SQLite {
 		return nil
+	}
+	q := `SELECT scope FROM compute_quota_locks WHERE scope = $1 FOR UPDATE`
+	if shared {
+		q = `SELECT scope FROM compute_quota_locks WHERE scope = $1 FOR SHARE`
+	}
+	// The row exists but on the first use of a scope: one round trip.
+	var got string
+	err := tx.QueryRowContext(ctx, q, scope).Scan(&got)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx,
 		`INSERT INTO compute_quota_locks (scope) VALUES ($1) ON CONFLICT (scope) DO NOTHING`, scope); err != nil {
 		return err
 	}
-	var got string
-	return tx.QueryRowContext(ctx, `SELECT scope FROM compute_quota_locks WHERE scope = $1`+s.db.ForUpdate(), scope).Scan(&got)
+	return tx.QueryRowContext(ctx, q, scope).Scan(&got)
 }

@@ -139,7 +139,7 @@ func TestKeyPairsAndQuotas(t *testing.T) {
 		}
 		// Quotas.
 		err = s.WithTx(ctx, func(tx *sql.Tx) error {
-			if err := s.Lock(ctx, tx, "project:p"); err != nil {
+			if err := s.Lock(ctx, tx, "project:p", false); err != nil {
 				return err
 			}
 			if err := store.SetQuotaLimits(ctx, tx, "p", "", map[string]int64{"cores": 5}); err != nil {
