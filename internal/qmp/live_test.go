@@ -264,4 +264,3 @@ func TestIncoming(t *testing.T) {
 		t.Errorf("commands (-want +got):\n%s", d)
 	}
 }
-
