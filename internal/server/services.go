@@ -69,6 +69,7 @@ func extraServices(deps service.Deps, cfg *config.Config) ([]service.API, error)
 		Conductor:        true,
 		Driver:           driver,
 		ForceConfigDrive: cfg.Compute.ForceConfigDrive,
+		MigrationAddress: cfg.Compute.MigrationAddress,
 		Hosts:            cfg.Compute.Hosts,
 		ReclaimInterval:  cfg.Compute.ReclaimInstanceInterval.Duration,
 		Images:           novaImages{img},

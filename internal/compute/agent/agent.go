@@ -47,6 +47,11 @@ type Config struct {
 	ReportInterval time.Duration
 	// OpTimeout bounds one driver operation (default 10 minutes).
 	OpTimeout time.Duration
+	// MigrationAddress is the address this host receives live migrations
+	// on (Nova's live_migration_inbound_addr): the source hosts connect to
+	// it for the disks (NBD) and the memory. Default HostIP, else
+	// 127.0.0.1 (all hosts on one machine).
+	MigrationAddress string
 	// ForceConfigDrive gives every instance a config drive, whatever the
 	// server asked for (Nova's force_config_drive).
 	ForceConfigDrive bool
@@ -360,6 +365,19 @@ func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error)
 			return missing()
 		}
 		return a.diagnostics(ctx, id, info)
+	case rpc.OpLivePrepare:
+		return a.livePrepare(ctx, req, exists)
+	case rpc.OpLiveDisks, rpc.OpLiveMigrate, rpc.OpLiveFinish:
+		if !exists {
+			return missing()
+		}
+		switch req.Op {
+		case rpc.OpLiveDisks:
+			return a.liveDisks(ctx, id)
+		case rpc.OpLiveMigrate:
+			return a.liveMigrate(ctx, req)
+		}
+		return a.liveFinish(ctx, req)
 	case rpc.OpSnapshot:
 		if !exists {
 			return missing()
