@@ -42,7 +42,9 @@ func TestLiveMigrationSteps(t *testing.T) {
 		{name: "destination cannot resume: source runs again", wantMigration: "error", wantSrcState: virt.Running,
 			setup: func(e *env, src, dst *fake.Driver) { dst.FailNext("live_finish", errors.New("cont failed")) }},
 		{name: "driver cannot: recreated", wantMoved: true, wantRecreated: true, wantMigration: "completed",
-			setup: func(e *env, src, dst *fake.Driver) { src.FailNext("live_disks", fmt.Errorf("nope: %w", virt.ErrUnsupported)) }},
+			setup: func(e *env, src, dst *fake.Driver) {
+				src.FailNext("live_disks", fmt.Errorf("nope: %w", virt.ErrUnsupported))
+			}},
 		{name: "bus capped at 1.6: recreated", wantMoved: true, wantRecreated: true, wantMigration: "completed",
 			setup: func(e *env, src, dst *fake.Driver) { e.bus.SetVersionCap(rpc.MsgOp, bus.V(1, 6)) }},
 	} {

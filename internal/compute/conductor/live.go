@@ -158,4 +158,3 @@ func liveFinish(ctx context.Context, r *run) error {
 	r.power = rep.PowerState
 	return nil
 }
-
