@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/compute/rpc"
@@ -105,6 +106,69 @@ func TestLiveMigrationSteps(t *testing.T) {
 			if status != tc.wantMigration {
 				t.Errorf("migration status %q, want %q", status, tc.wantMigration)
 			}
+		})
+	}
+}
+
+// TestLiveMigrationAbortAndForceComplete: DELETE …/migrations/{id} (2.24)
+// aborts a copying live migration (the guest stays on its source, the
+// record ends "cancelled"); force_complete (2.22) ends the copy at once
+// and the migration completes; both are refused in other states.
+func TestLiveMigrationAbortAndForceComplete(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		do         func(e *env, path string)
+		wantMoved  bool
+		wantStatus string
+	}{
+		{name: "abort", wantStatus: "cancelled", do: func(e *env, path string) {
+			e.do("admin", "DELETE", path, "2.23", "").Expect(e.t, 404, "itemNotFound")
+			e.do("alice", "DELETE", path, "2.24", "").Expect(e.t, 403, "forbidden")
+			e.do("admin", "DELETE", path+"0", "2.24", "").Expect(e.t, 404, "itemNotFound")
+			e.do("admin", "DELETE", path, "2.24", "").Expect(e.t, 202, "")
+		}},
+		{name: "force complete", wantMoved: true, wantStatus: "completed", do: func(e *env, path string) {
+			e.do("admin", "POST", path+"/action", "2.21", `{"force_complete": null}`).Expect(e.t, 404, "itemNotFound")
+			e.do("admin", "POST", path+"/action", "2.22", `{"force_complete": {}}`).Expect(e.t, 400, "badRequest")
+			e.do("admin", "POST", path+"0/action", "2.22", `{"force_complete": null}`).Expect(e.t, 400, "badRequest")
+			e.do("admin", "POST", path+"/action", "2.22", `{"force_complete": null}`).Expect(e.t, 202, "")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newServerEnv(t, nil, 2, nil)
+			id := e.boot("alice", "")
+			srcHost := e.waitStatus(id, "ACTIVE")["OS-EXT-SRV-ATTR:host"].(string)
+			// Not migrating: 409.
+			e.do("admin", "DELETE", v21+"/servers/"+id+"/migrations/1", "2.24", "").Expect(t, 409, "conflictingRequest")
+			for i, a := range e.svc.Agents() {
+				if a.Host() == srcHost {
+					e.driver(i).SetDelay("live_migrate", time.Minute)
+				}
+			}
+			e.action("admin", id, `{"os-migrateLive": {"host": null, "block_migration": "auto"}}`, 202)
+			var mid string
+			e.eventuallyf(func() bool {
+				for _, m := range list(t, e.do("admin", "GET", v21+"/servers/"+id+"/migrations", "2.24", "").Expect(t, 200, "").Body, "migrations") {
+					if mm := m.(map[string]any); mm["status"] == "running" {
+						mid = fmt.Sprint(mm["id"])
+					}
+				}
+				return mid != ""
+			}, func() string { return "a running live migration" })
+			tc.do(e, v21+"/servers/"+id+"/migrations/"+mid)
+			host := e.waitStatus(id, "ACTIVE")["OS-EXT-SRV-ATTR:host"].(string)
+			if moved := host != srcHost; moved != tc.wantMoved {
+				t.Fatalf("on %s (source %s), want moved %v", host, srcHost, tc.wantMoved)
+			}
+			var status string
+			for _, m := range list(t, e.do("admin", "GET", v21+"/os-migrations?instance_uuid="+id, "2.80", "").Expect(t, 200, "").Body, "migrations") {
+				status = m.(map[string]any)["status"].(string)
+			}
+			if status != tc.wantStatus {
+				t.Errorf("migration status %q, want %q", status, tc.wantStatus)
+			}
+			// Over: nothing left to act on.
+			e.do("admin", "DELETE", v21+"/servers/"+id+"/migrations/"+mid, "2.24", "").Expect(t, 409, "conflictingRequest")
 		})
 	}
 }

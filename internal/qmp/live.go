@@ -85,6 +85,9 @@ type LiveMigration struct {
 	Poll time.Duration
 	// Progress, when set, is called after each poll.
 	Progress func(Progress)
+	// ForceComplete, once closed, pauses the guest so that the memory copy
+	// converges (Nova's force_complete without post-copy).
+	ForceComplete <-chan struct{}
 }
 
 // MigrationURI is the tcp: URI of host:port for migrate and
@@ -258,6 +261,7 @@ func (c *Client) MigrateLive(ctx context.Context, m LiveMigration) (err error) {
 		return err
 	}
 	switched := len(started) == 0
+	forced := false
 	for {
 		mi, err := c.QueryMigrate(ctx)
 		if err != nil {
@@ -289,6 +293,16 @@ func (c *Client) MigrateLive(ctx context.Context, m LiveMigration) (err error) {
 				return err
 			}
 			continue
+		}
+		select {
+		case <-m.ForceComplete:
+			if !forced && mi.Status == "active" {
+				forced = true
+				if err := c.Stop(ctx); err != nil {
+					return fmt.Errorf("force complete: %w", err)
+				}
+			}
+		default:
 		}
 		if err := sleep(ctx, poll); err != nil {
 			return err

@@ -76,6 +76,15 @@ type Incoming struct {
 	MigrationPort int
 }
 
+// LiveOptions tune one MigrateLive.
+type LiveOptions struct {
+	// Progress, when set, is called as the copy goes.
+	Progress func(MigrationProgress)
+	// ForceComplete, once closed, makes the migration finish by pausing
+	// the guest for the rest of the memory copy.
+	ForceComplete <-chan struct{}
+}
+
 // MigrationProgress is how far a live migration is, in bytes.
 type MigrationProgress struct {
 	MemoryTotal, MemoryProcessed, MemoryRemaining int64
@@ -105,8 +114,8 @@ type LiveMigrator interface {
 	// is left.
 	PrepareIncoming(ctx context.Context, inst *Instance, disks []LiveDisk, host string) (Incoming, error)
 	// MigrateLive copies the instance's disks and memory to a prepared
-	// destination; progress, when set, is called as it goes.
-	MigrateLive(ctx context.Context, uuid string, to Incoming, disks []LiveDisk, progress func(MigrationProgress)) error
+	// destination. Cancelling ctx aborts it (the source runs on).
+	MigrateLive(ctx context.Context, uuid string, to Incoming, disks []LiveDisk, opts LiveOptions) error
 	// FinishIncoming ends a received migration: the disk server stops and
 	// the guest runs (or stays paused when paused is set).
 	FinishIncoming(ctx context.Context, uuid string, paused bool) error

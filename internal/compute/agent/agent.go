@@ -71,6 +71,7 @@ type Agent struct {
 	locks    map[string]*sync.Mutex // per instance: operations run one at a time
 	releases map[string]func()      // image cache references held by instances
 	exports  map[string]*export     // disks readable by migration destinations, by token
+	lives    map[string]*liveRun    // running live_migrate ops by instance (live.go)
 }
 
 // New returns an agent; images may be nil (instances then boot without a
@@ -92,7 +93,7 @@ func New(b *bus.Bus, d virt.Driver, images Images, cfg Config, log *slog.Logger)
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Agent{cfg: cfg, bus: b, driver: d, images: images, log: log.With("host", cfg.Host),
-		locks: map[string]*sync.Mutex{}, releases: map[string]func(){}, exports: map[string]*export{}}, nil
+		locks: map[string]*sync.Mutex{}, releases: map[string]func(){}, exports: map[string]*export{}, lives: map[string]*liveRun{}}, nil
 }
 
 // Host returns the agent's host name.
@@ -238,6 +239,10 @@ func (a *Agent) handle(ctx context.Context, m *bus.Message) (any, error) {
 	}
 	if req.Instance.UUID == "" {
 		return nil, bus.NewError(bus.CodeBadRequest, "no instance uuid")
+	}
+	if req.Op == rpc.OpLiveAbort || req.Op == rpc.OpLiveForceComplete {
+		// Not behind the instance's lock: live_migrate holds it.
+		return a.liveControl(req.Instance.UUID, req.Op)
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.OpTimeout)
 	defer cancel()

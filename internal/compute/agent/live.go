@@ -115,12 +115,28 @@ func (a *Agent) liveMigrate(ctx context.Context, req *rpc.OpRequest) (rpc.OpRepl
 		mu   sync.Mutex
 		last virt.MigrationProgress
 	)
+	id := req.Instance.UUID
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	run := &liveRun{cancel: cancel, force: make(chan struct{})}
+	a.mu.Lock()
+	a.lives[id] = run
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.lives, id)
+		a.mu.Unlock()
+	}()
 	to := virt.Incoming{Host: l.Host, NBDPort: l.NBDPort, MigrationPort: l.MigrationPort}
-	err = lm.MigrateLive(ctx, req.Instance.UUID, to, virtLiveDisks(l.Disks), func(p virt.MigrationProgress) {
-		mu.Lock()
-		last = p
-		mu.Unlock()
-	})
+	err = lm.MigrateLive(ctx, id, to, virtLiveDisks(l.Disks), virt.LiveOptions{ForceComplete: run.force,
+		Progress: func(p virt.MigrationProgress) {
+			mu.Lock()
+			last = p
+			mu.Unlock()
+		}})
+	if err != nil && run.aborted() {
+		return rpc.OpReply{}, bus.NewError(rpc.CodeCancelled, "live migration to %s aborted", l.DestHost)
+	}
 	if err != nil {
 		return rpc.OpReply{}, fmt.Errorf("live migration to %s: %w", l.DestHost, err)
 	}
@@ -139,4 +155,42 @@ func (a *Agent) liveFinish(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply
 	}
 	paused := req.Live != nil && req.Live.Paused
 	return rpc.OpReply{}, lm.FinishIncoming(ctx, req.Instance.UUID, paused)
+}
+
+// liveRun is a live_migrate in progress, which live_abort and
+// live_force_complete act on.
+type liveRun struct {
+	cancel    context.CancelFunc
+	force     chan struct{}
+	mu        sync.Mutex
+	abort     bool
+	forceOnce sync.Once
+}
+
+func (l *liveRun) aborted() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.abort
+}
+
+// liveControl aborts or force-completes the instance's running
+// live_migrate.
+func (a *Agent) liveControl(id, op string) (rpc.OpReply, error) {
+	a.mu.Lock()
+	run := a.lives[id]
+	a.mu.Unlock()
+	if run == nil {
+		return rpc.OpReply{}, bus.NewError(rpc.CodeConflict, "instance %s is not live-migrating from host %s", id, a.cfg.Host)
+	}
+	if op == rpc.OpLiveAbort {
+		run.mu.Lock()
+		run.abort = true
+		run.mu.Unlock()
+		run.cancel()
+		a.log.Info("live migration aborted", "instance", id)
+		return rpc.OpReply{}, nil
+	}
+	run.forceOnce.Do(func() { close(run.force) })
+	a.log.Info("live migration forced to complete", "instance", id)
+	return rpc.OpReply{}, nil
 }

@@ -37,6 +37,9 @@ import (
 const (
 	argLive      = "live"
 	liveRecreate = "recreate"
+	// argMigrationStatus, when set, is the status a failed move's
+	// migration record ends in (an aborted live migration: cancelled).
+	argMigrationStatus = "migration_status"
 )
 
 // liveVersion is the compute.instance.op version with the live ops.
@@ -127,7 +130,19 @@ func liveMigrate(ctx context.Context, r *run) error {
 	}
 	l.DestHost = r.inst.HostName()
 	src := r.task.SourceHost
+	if mig := r.task.Args["migration_uuid"]; mig != "" {
+		// Nova's live migration statuses: preparing, running, completed.
+		if err := r.c.st.SetMigrationStatus(ctx, mig, "running"); err != nil {
+			return err
+		}
+	}
 	rep, err := r.c.Op(ctx, src, rpc.OpRequest{Op: rpc.OpLiveMigrate, Instance: rpc.Instance{UUID: r.inst.UUID}, Live: l})
+	var be *bus.Error
+	if errors.As(err, &be) && be.Code == rpc.CodeCancelled {
+		// Aborted by DELETE /servers/{id}/migrations/{id}: Nova's status.
+		r.setArg(argMigrationStatus, "cancelled")
+		return fmt.Errorf("Live migration of instance %s from %s to %s was aborted", r.inst.UUID, src, l.DestHost)
+	}
 	if err != nil {
 		return fmt.Errorf("Live migration of instance %s from %s to %s failed: %w", r.inst.UUID, src, l.DestHost, agentError(err))
 	}

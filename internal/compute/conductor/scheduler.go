@@ -697,6 +697,9 @@ func unschedule(ctx context.Context, r *run) error {
 		if r.task.Kind == kindLiveMigrate && r.task.Step == rebindStep.name {
 			status = "failed"
 		}
+		if s := r.task.Args[argMigrationStatus]; s != "" {
+			status = s
+		}
 		if err := r.c.st.SetMigrationStatus(ctx, mig, status); err != nil {
 			r.log.Warn("migration status", "err", err)
 		}

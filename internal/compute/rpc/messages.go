@@ -106,7 +106,11 @@
 //	     "memory_remaining", "disk_total", "disk_processed",
 //	     "disk_remaining"}}; on failure the source guest runs on) and
 //	     "live_finish" (destination: request "live": {"paused"}; the
-//	     guest runs, or stays paused). An agent older than 1.7 rejects
+//	     guest runs, or stays paused); "live_abort" and
+//	     "live_force_complete" (source, answered at once, also while
+//	     live_migrate runs: the first makes it fail with error code
+//	     "cancelled", the second pauses the guest so that the copy ends;
+//	     "conflict" when no live_migrate runs). An agent older than 1.7 rejects
 //	     them (unsupported_version), a driver that cannot (fake without
 //	     it, or any other) answers "unsupported": the conductor then
 //	     falls back to the 1.6 behaviour, recreating the guest from its
@@ -169,6 +173,8 @@ const (
 	CodeFailed      = "failed"
 	// CodeNoGuestAgent: the operation needs a guest agent (1.2).
 	CodeNoGuestAgent = "no_guest_agent"
+	// CodeCancelled: live_migrate was aborted by live_abort (1.7).
+	CodeCancelled = "cancelled"
 )
 
 // Kick is compute.task.kick 1.0.
@@ -268,6 +274,11 @@ const (
 	OpLiveMigrate = "live_migrate"
 	// OpLiveFinish resumes the migrated guest (destination).
 	OpLiveFinish = "live_finish"
+	// OpLiveAbort cancels a running live_migrate (source).
+	OpLiveAbort = "live_abort"
+	// OpLiveForceComplete makes a running live_migrate finish by pausing
+	// the guest for the rest of the copy (source).
+	OpLiveForceComplete = "live_force_complete"
 )
 
 // DiskFile is one disk of an exported instance (1.5).

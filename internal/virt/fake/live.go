@@ -53,10 +53,31 @@ func (d *Driver) PrepareIncoming(ctx context.Context, inst *virt.Instance, disks
 	return virt.Incoming{Host: host, NBDPort: 10809, MigrationPort: 49152}, nil
 }
 
-// MigrateLive stops the source instance, as if its state had gone.
-func (d *Driver) MigrateLive(ctx context.Context, uuid string, to virt.Incoming, disks []virt.LiveDisk, progress func(virt.MigrationProgress)) error {
-	if err := d.begin(ctx, "live_migrate"); err != nil {
-		return err
+// MigrateLive stops the source instance, as if its state had gone. Its
+// delay ("live_migrate") is the copy: a force-complete ends it early,
+// cancelling ctx aborts it.
+func (d *Driver) MigrateLive(ctx context.Context, uuid string, to virt.Incoming, disks []virt.LiveDisk, opts virt.LiveOptions) error {
+	d.mu.Lock()
+	delay := d.cfg.Delays["live_migrate"]
+	d.mu.Unlock()
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("fake live_migrate: %w", ctx.Err())
+		case <-t.C:
+		case <-opts.ForceComplete:
+		}
+	}
+	d.mu.Lock()
+	var err error
+	if q := d.failures["live_migrate"]; len(q) > 0 {
+		err, d.failures["live_migrate"] = q[0], q[1:]
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("fake live_migrate: %w", err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -72,7 +93,7 @@ func (d *Driver) MigrateLive(ctx context.Context, uuid string, to virt.Incoming,
 	}
 	in.state = virt.Paused
 	fmt.Fprintf(&in.console, "fake: live-migrated to %s\n", to.Host)
-	if progress != nil {
+	if progress := opts.Progress; progress != nil {
 		mem := int64(in.spec.MemoryMB) << 20
 		var disk int64
 		for _, ld := range disks {

@@ -176,7 +176,7 @@ func freePorts(host string, n int) ([]int, error) {
 // MigrateLive mirrors the disks and migrates the memory to a prepared
 // destination. The source guest stays (stopped) after success; after a
 // failure it runs on as before.
-func (d *Driver) MigrateLive(ctx context.Context, uuid string, to virt.Incoming, disks []virt.LiveDisk, progress func(virt.MigrationProgress)) error {
+func (d *Driver) MigrateLive(ctx context.Context, uuid string, to virt.Incoming, disks []virt.LiveDisk, opts virt.LiveOptions) error {
 	h, _, st, err := d.lockState(ctx, uuid)
 	if err != nil {
 		return err
@@ -189,7 +189,7 @@ func (d *Driver) MigrateLive(ctx context.Context, uuid string, to virt.Incoming,
 	if err != nil {
 		return err
 	}
-	m := qmp.LiveMigration{Host: to.Host, NBDPort: to.NBDPort, MigrationPort: to.MigrationPort}
+	m := qmp.LiveMigration{Host: to.Host, NBDPort: to.NBDPort, MigrationPort: to.MigrationPort, ForceComplete: opts.ForceComplete}
 	for _, ld := range disks {
 		node, ok := liveNode(ld.Name)
 		if !ok {
@@ -201,8 +201,8 @@ func (d *Driver) MigrateLive(ctx context.Context, uuid string, to virt.Incoming,
 		}
 		m.Disks = append(m.Disks, qmp.MirrorDisk{Node: node, Sync: sync})
 	}
-	if progress != nil {
-		m.Progress = func(p qmp.Progress) { progress(virt.MigrationProgress(p)) }
+	if opts.Progress != nil {
+		m.Progress = func(p qmp.Progress) { opts.Progress(virt.MigrationProgress(p)) }
 	}
 	if err := c.MigrateLive(ctx, m); err != nil {
 		if st == virt.Running {

@@ -88,7 +88,7 @@ func TestLiveMigration(t *testing.T) {
 	destInst.Image.Path = imgB
 
 	// An unreachable destination (nothing listens): the source runs on.
-	if err := src.MigrateLive(ctx, uuid, virt.Incoming{Host: "127.0.0.1", NBDPort: 1, MigrationPort: 1}, disks, nil); err == nil {
+	if err := src.MigrateLive(ctx, uuid, virt.Incoming{Host: "127.0.0.1", NBDPort: 1, MigrationPort: 1}, disks, virt.LiveOptions{}); err == nil {
 		t.Fatal("migration to nowhere succeeded")
 	}
 	if info, err := src.Info(ctx, uuid); err != nil || info.State != virt.Running {
@@ -101,7 +101,7 @@ func TestLiveMigration(t *testing.T) {
 	}
 	var last virt.MigrationProgress
 	start := time.Now()
-	if err := src.MigrateLive(ctx, uuid, in, disks, func(p virt.MigrationProgress) { last = p }); err != nil {
+	if err := src.MigrateLive(ctx, uuid, in, disks, virt.LiveOptions{Progress: func(p virt.MigrationProgress) { last = p }}); err != nil {
 		t.Fatal(err)
 	}
 	if err := dst.FinishIncoming(ctx, uuid, false); err != nil {
@@ -120,6 +120,25 @@ func TestLiveMigration(t *testing.T) {
 	if err := src.Destroy(ctx, uuid); err != nil {
 		t.Fatal(err)
 	}
+	// The console socket on the destination answers too (the console
+	// proxy reads it rather than the log).
+	sc, err := net.Dial("unix", dst.path(uuid, "serial.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Write([]byte("kumo-status\r"))
+	sc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var got []byte
+	buf := make([]byte, 4096)
+	for !regexp.MustCompile(`status boot=`).Match(got) {
+		n, err := sc.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			t.Fatalf("serial socket on the destination: %v; read %q", err, got)
+		}
+	}
+	sc.Close()
+	t.Logf("serial socket: %q", got)
 	after := serialLine(t, ctx, dst, uuid, "kumo-status", `status boot=([0-9a-f]+) note=(\S+) up=`)
 	if after[1] != before[1] || after[2] != "written-before-migration" {
 		t.Errorf("after the migration: boot %s note %s; before: boot %s note %s", after[1], after[2], before[1], before[2])
