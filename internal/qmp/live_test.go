@@ -15,16 +15,18 @@ import (
 // ready after a few polls, and a migration that pauses before the
 // switch-over when asked to.
 type fakeSource struct {
-	mu       sync.Mutex
-	log      []string // commands, polls folded (query-* once per change)
-	nodes    map[string]bool
-	jobs     map[string]*BlockJob
-	polls    int
-	pbs      bool // pause-before-switchover
-	mig      string
-	failJob  string // this job vanishes instead of getting ready
-	failMig  bool   // the migration fails
-	lastPoll string
+	mu      sync.Mutex
+	log     []string // commands, polls folded (query-* once per change)
+	nodes   map[string]bool
+	jobs    map[string]*BlockJob
+	polls   int
+	pbs     bool // pause-before-switchover
+	mig     string
+	failJob string // this job vanishes instead of getting ready
+	failMig bool   // the migration fails
+	// dirty: the memory copy never converges while the guest runs.
+	dirty, stopped bool
+	lastPoll       string
 }
 
 func (s *fakeSource) handle(cmd string, args json.RawMessage) (any, *Error) {
@@ -98,6 +100,7 @@ func (s *fakeSource) handle(cmd string, args json.RawMessage) (any, *Error) {
 		case s.mig == "active" && s.failMig:
 			s.mig = "failed"
 			return MigrationInfo{Status: "failed", ErrorDesc: "connection refused"}, nil
+		case s.mig == "active" && s.dirty && !s.stopped:
 		case s.mig == "active" && s.pbs:
 			s.mig = "pre-switchover"
 		case s.mig == "active":
@@ -116,6 +119,8 @@ func (s *fakeSource) handle(cmd string, args json.RawMessage) (any, *Error) {
 		if s.mig != "completed" {
 			s.mig = "cancelled"
 		}
+	case "stop":
+		s.stopped = true
 	case "migrate-set-parameters":
 	default:
 		return nil, &Error{Class: "CommandNotFound", Desc: cmd}
@@ -262,5 +267,48 @@ func TestIncoming(t *testing.T) {
 	defer mu.Unlock()
 	if d := cmp.Diff(want, log); d != "" {
 		t.Errorf("commands (-want +got):\n%s", d)
+	}
+}
+
+// A guest dirtying memory faster than it is copied: force-complete pauses
+// it once, and the migration then ends.
+func TestMigrateLiveForceComplete(t *testing.T) {
+	src := &fakeSource{nodes: map[string]bool{}, jobs: map[string]*BlockJob{}, dirty: true}
+	f, conn := startFake(t, src.handle)
+	go func() { // the fake blocks once its log of commands is full
+		for range f.got {
+		}
+	}()
+	ctx := ctxT(t)
+	c, err := New(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	force := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- c.MigrateLive(ctx, LiveMigration{Host: "192.0.2.7", NBDPort: 1, MigrationPort: 2,
+			Disks: []MirrorDisk{{Node: "root", Sync: "top"}}, Poll: time.Millisecond, ForceComplete: force})
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("a migration that cannot converge ended: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(force)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	stops := 0
+	for _, c := range src.log {
+		if c == "stop" {
+			stops++
+		}
+	}
+	if stops != 1 || src.mig != "completed" {
+		t.Errorf("stops %d, migration %s; commands %v", stops, src.mig, src.log)
 	}
 }
