@@ -402,6 +402,7 @@ kumo serve --nats-listen 0.0.0.0:4222.`,
 	f.StringVar(&ac.NATSURL, "nats-url", os.Getenv("KUMO_NATS_URL"), "the control plane's NATS URL(s)")
 	f.StringVar(&ac.Host, "host", "", "host name to register (default: this machine's)")
 	f.StringVar(&ac.HostIP, "host-ip", "", "this host's address, shown in os-hypervisors")
+	f.StringVar(&ac.MigrationAddress, "migration-address", "", "address this host receives live migrations on (default: --host-ip, else 127.0.0.1)")
 	f.StringVar(&ac.Driver, "compute-driver", "qemu", "hypervisor: qemu or fake (simulated, for scale tests)")
 	f.StringVar(&ac.QEMUAccel, "qemu-accel", "", "auto, kvm or tcg")
 	f.StringVar(&ac.ImageURL, "image-url", "", "the image endpoint, e.g. http://controller:5000/image")

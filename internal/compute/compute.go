@@ -77,6 +77,9 @@ type Config struct {
 	// ForceConfigDrive gives every instance of the in-process agents a
 	// config drive.
 	ForceConfigDrive bool
+	// MigrationAddress is where the in-process agents receive live
+	// migrations (agent.Config.MigrationAddress).
+	MigrationAddress string
 	// ImageCache gives in-process agents local image files; nil boots
 	// without fetching (the fake driver needs no file).
 	ImageCache agent.Images
@@ -160,7 +163,7 @@ func New(deps service.Deps, cfg Config) (*Service, error) {
 			if err != nil {
 				return nil, err
 			}
-			ag, err := agent.New(deps.Bus, d, cfg.ImageCache, agent.Config{Host: host, ReportInterval: cfg.AgentReportInterval, ForceConfigDrive: cfg.ForceConfigDrive, Resources: cfg.AgentResources}, log)
+			ag, err := agent.New(deps.Bus, d, cfg.ImageCache, agent.Config{Host: host, ReportInterval: cfg.AgentReportInterval, ForceConfigDrive: cfg.ForceConfigDrive, MigrationAddress: cfg.MigrationAddress, Resources: cfg.AgentResources}, log)
 			if err != nil {
 				return nil, err
 			}

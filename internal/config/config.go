@@ -85,6 +85,10 @@ type Config struct {
 		ReclaimInstanceInterval Duration `yaml:"reclaim_instance_interval"`
 		// ForceConfigDrive gives every server a config drive.
 		ForceConfigDrive bool `yaml:"force_config_drive"`
+		// MigrationAddress is where the in-process hosts receive live
+		// migrations (Nova's live_migration_inbound_addr); default
+		// 127.0.0.1, every in-process host being on this machine.
+		MigrationAddress string `yaml:"migration_address"`
 		// Resource tracker of the in-process hosts (0: Nova's defaults,
 		// ratios 16 / 1.5 / 1.0 and nothing reserved).
 		CPUAllocationRatio   float64 `yaml:"cpu_allocation_ratio"`

@@ -83,8 +83,10 @@ func (c *Client) MigrateIncoming(ctx context.Context, uri string) error {
 
 // MigrationInfo is query-migrate's reply (the fields Kumo reads).
 type MigrationInfo struct {
-	Status    string `json:"status"` // none, setup, active, completed, failed, cancelled
+	Status    string `json:"status"` // none, setup, active, pre-switchover, device, completed, failed, cancelled
 	ErrorDesc string `json:"error-desc,omitempty"`
+	// RAM is how far the memory copy is (absent before it starts).
+	RAM *RAMStats `json:"ram,omitempty"`
 }
 
 // QueryMigrate reports the state of the current or last migration.

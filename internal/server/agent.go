@@ -23,12 +23,15 @@ import (
 
 // AgentConfig configures `kumo agent compute` on a host of its own.
 type AgentConfig struct {
-	NATSURL   string // the control plane's NATS (required)
-	Host      string // host name to register; default the machine's
-	HostIP    string
-	Driver    string // fake or qemu
-	QEMUAccel string
-	DataDir   string // instance state and image cache
+	NATSURL string // the control plane's NATS (required)
+	Host    string // host name to register; default the machine's
+	HostIP  string
+	// MigrationAddress is where this host receives live migrations
+	// (default HostIP, else 127.0.0.1).
+	MigrationAddress string
+	Driver           string // fake or qemu
+	QEMUAccel        string
+	DataDir          string // instance state and image cache
 	// ImageURL is the image endpoint (http://controller:5000/image); with
 	// it, images are fetched as the OS_* credentials in the environment.
 	ImageURL string
@@ -76,7 +79,7 @@ func RunComputeAgent(ctx context.Context, cfg AgentConfig, log *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	a, err := compute.NewAgent(b, d, images, agent.Config{Host: cfg.Host, HostIP: cfg.HostIP, Resources: cfg.Resources}, log.With("component", "agent")) // the agent adds its host
+	a, err := compute.NewAgent(b, d, images, agent.Config{Host: cfg.Host, HostIP: cfg.HostIP, MigrationAddress: cfg.MigrationAddress, Resources: cfg.Resources}, log.With("component", "agent")) // the agent adds its host
 	if err != nil {
 		return err
 	}

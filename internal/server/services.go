@@ -72,6 +72,7 @@ func extraServices(deps service.Deps, cfg *config.Config, limits identity.LimitR
 		Conductor:        true,
 		Driver:           driver,
 		ForceConfigDrive: cfg.Compute.ForceConfigDrive,
+		MigrationAddress: cfg.Compute.MigrationAddress,
 		Hosts:            cfg.Compute.Hosts,
 		ReclaimInterval:  cfg.Compute.ReclaimInstanceInterval.Duration,
 		Images:           novaImages{img},

@@ -52,3 +52,71 @@ type ExitWatcher interface {
 	// guests ends without the driver having asked, until ctx is done.
 	WatchExits(ctx context.Context, fn func(uuid string))
 }
+
+// LiveDisk is one local disk of a running instance that a live migration
+// copies while the guest runs.
+type LiveDisk struct {
+	// Name is the disk's name in the driver's layout (e.g. disk.qcow2).
+	Name string
+	// VirtualSize is the size the guest sees, in bytes: the destination's
+	// disk must have exactly this size.
+	VirtualSize int64
+	// BackingImage, when set, is the image the disk is an overlay of: the
+	// destination makes its disk an overlay of its own copy of the image
+	// and only what the guest wrote is copied.
+	BackingImage string
+}
+
+// Incoming is where a destination prepared for a live migration
+// receives: the guest's memory on MigrationPort and the disks on an NBD
+// server at NBDPort, both on Host (the destination's migration address).
+type Incoming struct {
+	Host          string
+	NBDPort       int
+	MigrationPort int
+}
+
+// LiveOptions tune one MigrateLive.
+type LiveOptions struct {
+	// Progress, when set, is called as the copy goes.
+	Progress func(MigrationProgress)
+	// ForceComplete, once closed, makes the migration finish by pausing
+	// the guest for the rest of the memory copy.
+	ForceComplete <-chan struct{}
+}
+
+// MigrationProgress is how far a live migration is, in bytes.
+type MigrationProgress struct {
+	MemoryTotal, MemoryProcessed, MemoryRemaining int64
+	DiskTotal, DiskProcessed, DiskRemaining       int64
+}
+
+// LiveMigrator is implemented by drivers that move a running guest to
+// another host without stopping it and without shared storage: the
+// destination starts the guest waiting for its state and serves its empty
+// disks; the source copies the disks while the guest runs, then the
+// memory; the destination resumes the guest where it was.
+//
+//	source:      LiveDisks ─────────────▶ MigrateLive ──▶ (Destroy)
+//	destination:            PrepareIncoming ───────────▶ FinishIncoming
+//
+// A failed MigrateLive leaves the source guest as it was (running or
+// paused); the destination is then destroyed. After a successful
+// MigrateLive the source guest stays, stopped, until it is destroyed (or
+// powered on again if the destination cannot finish).
+type LiveMigrator interface {
+	// LiveDisks lists the local disks of a running or paused instance
+	// that a destination must prepare (ErrInvalidState otherwise).
+	LiveDisks(ctx context.Context, uuid string) ([]LiveDisk, error)
+	// PrepareIncoming creates the instance with empty disks of the given
+	// sizes (overlays on inst.Image where the source's are) and starts it
+	// waiting for the migration on the address host. On failure nothing
+	// is left.
+	PrepareIncoming(ctx context.Context, inst *Instance, disks []LiveDisk, host string) (Incoming, error)
+	// MigrateLive copies the instance's disks and memory to a prepared
+	// destination. Cancelling ctx aborts it (the source runs on).
+	MigrateLive(ctx context.Context, uuid string, to Incoming, disks []LiveDisk, opts LiveOptions) error
+	// FinishIncoming ends a received migration: the disk server stops and
+	// the guest runs (or stays paused when paused is set).
+	FinishIncoming(ctx context.Context, uuid string, paused bool) error
+}

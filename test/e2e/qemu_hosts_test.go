@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/remoteconsoles"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/services"
 )
@@ -30,6 +32,9 @@ import (
 //   - QEMU killed (SIGKILL) on remote1: the server is SHUTOFF within
 //     seconds, with a "stop" instance action;
 //   - the serial console of the guest on remote1 through the API's proxy;
+//   - live migration to compute and back: disks mirrored over NBD and
+//     memory copied, the guest keeps its boot id and a word it wrote to
+//     its disk just before;
 //   - delete leaves nothing on either host.
 func TestQEMUTwoHosts(t *testing.T) {
 	guest := qemuGuest(t)
@@ -153,6 +158,51 @@ func TestQEMUTwoHosts(t *testing.T) {
 	step("boot after start", func() { waitConsole(t, ctx, nova, id, kept, 2) })
 	step("serial console on remote1", func() { checkSerialConsole(t, ctx, nova, id) })
 	step("VNC console on remote1", func() { checkVNCConsole(t, ctx, nova, id) })
+
+	// Live migration there and back: disks mirrored, memory copied, the
+	// guest never restarts (same boot id), and a word it wrote to its root
+	// disk just before is read back from the new host's disk.
+	note := fmt.Sprintf("live-%d", time.Now().UnixNano())
+	var bootID string
+	step("guest writes a note", func() {
+		serialExchange(t, ctx, nova, id, "kumo-note "+note, `kumo-guest: noted`)
+		bootID = serialExchange(t, ctx, nova, id, "kumo-status", `status boot=([0-9a-f]+) note=`)[1]
+	})
+	for _, to := range []string{"compute", "remote1"} {
+		from := host(id)
+		action("live-migrate to "+to, "ACTIVE", func() error {
+			r, err := nova.Post(ctx, nova.ServiceURL("servers", id, "action"),
+				map[string]any{"os-migrateLive": map[string]any{"host": to, "block_migration": "auto"}}, nil,
+				&gophercloud.RequestOpts{OkCodes: []int{202}})
+			if err == nil {
+				r.Body.Close()
+			}
+			return err
+		})
+		if h := host(id); h != to {
+			t.Fatalf("live-migrated onto %q, want %s", h, to)
+		}
+		dir := map[string]string{"compute": dataDir, "remote1": remoteDir}[from]
+		if l := leftoversOn(dir, id); len(l) > 0 {
+			t.Errorf("live migration left on %s: %v", from, l)
+		}
+		step("same boot, same disk on "+to, func() {
+			defer func() {
+				if t.Failed() {
+					out, err := servers.ShowConsoleOutput(ctx, nova, id, servers.ShowConsoleOutputOpts{}).Extract()
+					t.Logf("console on %s since the migration (%v):\n%s", to, err, out)
+				}
+			}()
+			m := serialExchange(t, ctx, nova, id, "kumo-status", `status boot=([0-9a-f]+) note=(\S+) up=`)
+			if m[1] != bootID || m[2] != note {
+				t.Fatalf("after the live migration to %s: boot %s note %s, want boot %s note %s (a restarted guest or a lost disk)",
+					to, m[1], m[2], bootID, note)
+			}
+		})
+		if st := lastMigrationStatus(t, ctx, nova, id); st != "completed" {
+			t.Errorf("live migration to %s: migration status %q", to, st)
+		}
+	}
 
 	// remote1 goes down (its agent stops; the guest runs on, unmanaged):
 	// evacuation cannot copy its disk and rebuilds the guest from the
@@ -289,4 +339,56 @@ func leftoversOn(dir, id string) []string {
 		out = append(out, l)
 	}
 	return out
+}
+
+// serialExchange types a line into the guest's serial console through the
+// API's console proxy and returns the first match of re in what comes
+// back.
+func serialExchange(t *testing.T, ctx context.Context, nova *gophercloud.ServiceClient, id, line, re string) []string {
+	t.Helper()
+	url := consoleURL(t, ctx, nova, id, remoteconsoles.ConsoleProtocolSerial, remoteconsoles.ConsoleTypeSerial)
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	ws, _, err := websocket.Dial(cctx, url, nil)
+	if err != nil {
+		t.Fatalf("dial serial console: %v", err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(cctx, websocket.MessageBinary, []byte(line+"\r")); err != nil {
+		t.Fatal(err)
+	}
+	rx := regexp.MustCompile(re)
+	var got []byte
+	for {
+		if m := rx.FindStringSubmatch(string(got)); m != nil {
+			ws.Close(websocket.StatusNormalClosure, "")
+			return m
+		}
+		_, b, err := ws.Read(cctx)
+		if err != nil {
+			t.Fatalf("serial console: no %q after %q (%v); read %q", re, line, err, got)
+		}
+		got = append(got, b...)
+	}
+}
+
+// lastMigrationStatus is the status of the server's newest migration.
+func lastMigrationStatus(t *testing.T, ctx context.Context, nova *gophercloud.ServiceClient, id string) string {
+	t.Helper()
+	var body struct {
+		Migrations []struct {
+			ID     int    `json:"id"`
+			Status string `json:"status"`
+		} `json:"migrations"`
+	}
+	if _, err := nova.Get(ctx, nova.ServiceURL("os-migrations")+"?instance_uuid="+id, &body, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, last := "", -1
+	for _, m := range body.Migrations {
+		if m.ID > last {
+			st, last = m.Status, m.ID
+		}
+	}
+	return st
 }

@@ -47,6 +47,11 @@ type Config struct {
 	ReportInterval time.Duration
 	// OpTimeout bounds one driver operation (default 10 minutes).
 	OpTimeout time.Duration
+	// MigrationAddress is the address this host receives live migrations
+	// on (Nova's live_migration_inbound_addr): the source hosts connect to
+	// it for the disks (NBD) and the memory. Default HostIP, else
+	// 127.0.0.1 (all hosts on one machine).
+	MigrationAddress string
 	// ForceConfigDrive gives every instance a config drive, whatever the
 	// server asked for (Nova's force_config_drive).
 	ForceConfigDrive bool
@@ -66,6 +71,7 @@ type Agent struct {
 	locks    map[string]*sync.Mutex // per instance: operations run one at a time
 	releases map[string]func()      // image cache references held by instances
 	exports  map[string]*export     // disks readable by migration destinations, by token
+	lives    map[string]*liveRun    // running live_migrate ops by instance (live.go)
 }
 
 // New returns an agent; images may be nil (instances then boot without a
@@ -87,7 +93,7 @@ func New(b *bus.Bus, d virt.Driver, images Images, cfg Config, log *slog.Logger)
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Agent{cfg: cfg, bus: b, driver: d, images: images, log: log.With("host", cfg.Host),
-		locks: map[string]*sync.Mutex{}, releases: map[string]func(){}, exports: map[string]*export{}}, nil
+		locks: map[string]*sync.Mutex{}, releases: map[string]func(){}, exports: map[string]*export{}, lives: map[string]*liveRun{}}, nil
 }
 
 // Host returns the agent's host name.
@@ -234,6 +240,10 @@ func (a *Agent) handle(ctx context.Context, m *bus.Message) (any, error) {
 	if req.Instance.UUID == "" {
 		return nil, bus.NewError(bus.CodeBadRequest, "no instance uuid")
 	}
+	if req.Op == rpc.OpLiveAbort || req.Op == rpc.OpLiveForceComplete {
+		// Not behind the instance's lock: live_migrate holds it.
+		return a.liveControl(req.Instance.UUID, req.Op)
+	}
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.OpTimeout)
 	defer cancel()
 	unlock := a.lock(req.Instance.UUID)
@@ -360,6 +370,19 @@ func (a *Agent) do(ctx context.Context, req *rpc.OpRequest) (rpc.OpReply, error)
 			return missing()
 		}
 		return a.diagnostics(ctx, id, info)
+	case rpc.OpLivePrepare:
+		return a.livePrepare(ctx, req, exists)
+	case rpc.OpLiveDisks, rpc.OpLiveMigrate, rpc.OpLiveFinish:
+		if !exists {
+			return missing()
+		}
+		switch req.Op {
+		case rpc.OpLiveDisks:
+			return a.liveDisks(ctx, id)
+		case rpc.OpLiveMigrate:
+			return a.liveMigrate(ctx, req)
+		}
+		return a.liveFinish(ctx, req)
 	case rpc.OpSnapshot:
 		if !exists {
 			return missing()

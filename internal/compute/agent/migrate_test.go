@@ -10,6 +10,7 @@ import (
 	"io"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kumo-cloud/kumo/internal/bus"
 	"github.com/kumo-cloud/kumo/internal/compute/rpc"
@@ -95,6 +96,17 @@ func TestMigrateDisksBetweenAgents(t *testing.T) {
 		}
 		agents[h] = a
 		go func() { _ = a.Run(ctx) }()
+	}
+	// Run subscribes in its own goroutine: wait until both agents answer.
+	for _, h := range []string{"src", "dst"} {
+		for {
+			var rep rpc.OpReply
+			err := b.Request(ctx, rpc.SubjectAgent(h), rpc.MsgOp, rpc.OpVersion, rpc.OpRequest{Op: rpc.OpHostUptime}, &rep)
+			if !errors.Is(err, bus.ErrNoResponders) {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	disk := make([]byte, 3*rpc.DiskChunk+12345)
 	for i := range disk {

@@ -255,6 +255,8 @@ func (a *API) routes() []apiutil.Route {
 		rt("GET", "/os-migrations", a.listMigrations),
 		rt("GET", "/servers/{server_id}/migrations", a.listServerMigrations),
 		rt("GET", "/servers/{server_id}/migrations/{migration_id}", a.showServerMigration),
+		rt("DELETE", "/servers/{server_id}/migrations/{migration_id}", a.abortServerMigration),
+		rt("POST", "/servers/{server_id}/migrations/{migration_id}/action", a.serverMigrationAction),
 	}
 	rts = append(rts, a.secGroupRoutes()...)
 	rts = append(rts, a.extraRoutes()...)

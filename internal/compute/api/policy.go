@@ -70,6 +70,8 @@ func PolicyDefaults() []policy.Rule {
 		r(ruleMigrationsIndex, admin, "List migrations (os-migrations)."),
 		r(ruleServerMigrationsIndex, admin, "List a server's live migrations in progress."),
 		r(ruleServerMigrationsShow, admin, "Show a server's live migration in progress."),
+		r(ruleServerMigrationsDelete, admin, "Abort a server's live migration in progress."),
+		r(ruleServerMigrationsForce, admin, "Force a server's live migration in progress to complete."),
 		r(ruleForcedHost, admin, "Force a server onto a host with availability_zone \"zone:host[:node]\"."),
 	}
 	for _, x := range []struct{ name, check, desc string }{

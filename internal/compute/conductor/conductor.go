@@ -22,7 +22,7 @@
 //	active|stopped ──resize|migrate/resize_prep: schedule → destroy → spawn──▶ resized (VERIFY_RESIZE)
 //	resized ──confirmResize──▶ active|stopped
 //	resized ──revertResize/resize_reverting: destroy → spawn──▶ active|stopped
-//	active|paused ──os-migrateLive/migrating: schedule → spawn → destroy──▶ active
+//	active|paused ──os-migrateLive/migrating: schedule → prepare → migrate → finish → destroy──▶ active|paused
 //	active|stopped|error (host down) ──evacuate/rebuilding: schedule → spawn──▶ active|stopped
 //	active|stopped|… ──shelve/shelving: power_off → offload──▶ shelved_offloaded
 //	shelved ──shelveOffload/shelving_offloading──▶ shelved_offloaded
@@ -593,7 +593,8 @@ func (r *run) end(ctx context.Context, set store.Set, failure error) {
 // op asks the instance's host agent for an operation.
 func (r *run) op(ctx context.Context, host, op string, mod func(*rpc.OpRequest)) (rpc.OpReply, error) {
 	req := rpc.OpRequest{Op: op, Instance: r.spec()}
-	if (op == rpc.OpSpawn || op == rpc.OpResize) && len(req.Instance.VIFs) == 0 && (r.task == nil || r.task.Kind != kindBuild) {
+	creates := op == rpc.OpSpawn || op == rpc.OpResize || op == rpc.OpLivePrepare
+	if creates && len(req.Instance.VIFs) == 0 && (r.task == nil || r.task.Kind != kindBuild) {
 		// A build carries its new ports in the task (none when it has
 		// none, so the boot path asks nothing more); rebuilds, resizes,
 		// evacuations and unshelves plug the server's current ports, read
@@ -606,7 +607,7 @@ func (r *run) op(ctx context.Context, host, op string, mod func(*rpc.OpRequest))
 			req.Instance.VIFs = append(req.Instance.VIFs, rpc.VIF{PortID: v.PortID, NetworkID: v.NetworkID, MAC: v.MAC})
 		}
 	}
-	if op == rpc.OpSpawn || op == rpc.OpResize {
+	if creates {
 		if err := r.spawnVolumes(ctx, &req); err != nil {
 			return rpc.OpReply{}, err
 		}

@@ -690,9 +690,15 @@ func (c *Conductor) dropMigration(ctx context.Context, mig string) error {
 func unschedule(ctx context.Context, r *run) error {
 	r.c.releaseClaim(ctx, r)
 	if mig := r.task.Args["migration_uuid"]; mig != "" && isMove(r.task.Kind) {
+		// A live migration that failed before any host was asked is
+		// "failed"; once the hosts took part it is "error", as Nova's
+		// rollback of a live migration sets it.
 		status := "error"
-		if r.task.Kind == kindLiveMigrate {
+		if r.task.Kind == kindLiveMigrate && r.task.Step == rebindStep.name {
 			status = "failed"
+		}
+		if s := r.task.Args[argMigrationStatus]; s != "" {
+			status = s
 		}
 		if err := r.c.st.SetMigrationStatus(ctx, mig, status); err != nil {
 			r.log.Warn("migration status", "err", err)

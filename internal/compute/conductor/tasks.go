@@ -129,13 +129,8 @@ func init() {
 			fail: toError,
 		},
 		kindLiveMigrate: {
-			event: "compute_live_migration",
-			steps: []step{scheduleStep(excludeCurrent), rebindStep, {name: "spawn_destination", run: spawnKeeping,
-				undo: func(ctx context.Context, r *run) error {
-					_, err := r.op(ctx, r.inst.HostName(), rpc.OpDestroy, nil)
-					return err
-				}},
-				{name: "destroy_source", run: destroySource}, migrationStep("finish_migration", "completed", true)},
+			event:  "compute_live_migration",
+			steps:  append([]step{scheduleStep(excludeCurrent), rebindStep}, liveMigrateSteps...), // live.go
 			finish: becomesPrev,
 			fail:   restore,
 		},

@@ -103,6 +103,31 @@
 //	     flavor's. An agent speaking 1.6 rejects 1.7 messages; while the
 //	     bus is capped below 1.7 an older agent ignores "ephemerals" and
 //	     makes one ephemeral disk of "ephemeral_gb".
+//	     Also in 1.7 (one step with the ephemerals above; no release
+//	     had either alone): live migration that moves the guest's disks and memory (the
+//	     QEMU driver: block mirroring over NBD, then memory), four new ops
+//	     carrying "live": LiveMigration in request and reply:
+//	     "live_disks" (source: reply "live": {"disks": [{"name",
+//	     "virtual_size", "backing_image"}]}), "live_prepare" (destination:
+//	     request "live": {"source_host", "disks"} with the full instance;
+//	     the agent creates the guest with empty disks, waiting for the
+//	     migration; reply "live": {"host", "nbd_port", "migration_port",
+//	     "disks"}, host being its migration address), "live_migrate"
+//	     (source: request "live" = that reply plus "dest_host"; reply
+//	     "live": {"progress": {"memory_total", "memory_processed",
+//	     "memory_remaining", "disk_total", "disk_processed",
+//	     "disk_remaining"}}; on failure the source guest runs on) and
+//	     "live_finish" (destination: request "live": {"paused"}; the
+//	     guest runs, or stays paused); "live_abort" and
+//	     "live_force_complete" (source, answered at once, also while
+//	     live_migrate runs: the first makes it fail with error code
+//	     "cancelled", the second pauses the guest so that the copy ends;
+//	     "conflict" when no live_migrate runs). An agent older than 1.7 rejects
+//	     them (unsupported_version), a driver that cannot (fake without
+//	     it, or any other) answers "unsupported": the conductor then
+//	     falls back to the 1.6 behaviour, recreating the guest from its
+//	     image on the destination. While the bus is capped below 1.7 the
+//	     conductor does not try.
 //
 // compute.disk.read (request, agent -> agent, on the source's subject):
 // one chunk of a disk the source exported for a migration. The token
@@ -160,6 +185,8 @@ const (
 	CodeFailed      = "failed"
 	// CodeNoGuestAgent: the operation needs a guest agent (1.2).
 	CodeNoGuestAgent = "no_guest_agent"
+	// CodeCancelled: live_migrate was aborted by live_abort (1.7).
+	CodeCancelled = "cancelled"
 )
 
 // Kick is compute.task.kick 1.0.
@@ -249,6 +276,21 @@ const (
 	OpDiagnostics = "diagnostics"
 	// OpHostUptime reports the host's uptime (1.6).
 	OpHostUptime = "host_uptime"
+	// 1.7: live migration moving disks and memory.
+	// OpLiveDisks lists the disks a live migration copies (source).
+	OpLiveDisks = "live_disks"
+	// OpLivePrepare creates the guest waiting for a live migration
+	// (destination).
+	OpLivePrepare = "live_prepare"
+	// OpLiveMigrate copies disks and memory to the destination (source).
+	OpLiveMigrate = "live_migrate"
+	// OpLiveFinish resumes the migrated guest (destination).
+	OpLiveFinish = "live_finish"
+	// OpLiveAbort cancels a running live_migrate (source).
+	OpLiveAbort = "live_abort"
+	// OpLiveForceComplete makes a running live_migrate finish by pausing
+	// the guest for the rest of the copy (source).
+	OpLiveForceComplete = "live_force_complete"
 )
 
 // DiskFile is one disk of an exported instance (1.5).
@@ -274,6 +316,44 @@ type Migration struct {
 	SourceHost string     `json:"source_host"`
 	Token      string     `json:"token"`
 	Disks      []DiskFile `json:"disks"`
+}
+
+// LiveMigration is the "live" field of the 1.7 live-migration ops.
+type LiveMigration struct {
+	// SourceHost is the host the guest comes from (live_prepare).
+	SourceHost string `json:"source_host,omitempty"`
+	// DestHost is the host the guest goes to (live_migrate).
+	DestHost string     `json:"dest_host,omitempty"`
+	Disks    []LiveDisk `json:"disks,omitempty"`
+	// Host, NBDPort and MigrationPort are where the prepared destination
+	// receives: its migration address, its NBD server, its incoming
+	// migration listener.
+	Host          string `json:"host,omitempty"`
+	NBDPort       int    `json:"nbd_port,omitempty"`
+	MigrationPort int    `json:"migration_port,omitempty"`
+	// Paused keeps the guest paused at live_finish.
+	Paused bool `json:"paused,omitempty"`
+	// Progress answers live_migrate: the last counters.
+	Progress *MigrationProgress `json:"progress,omitempty"`
+}
+
+// LiveDisk is one disk a live migration copies.
+type LiveDisk struct {
+	Name        string `json:"name"`
+	VirtualSize int64  `json:"virtual_size"`
+	// BackingImage, when set: the disk is an overlay of that image, which
+	// the destination takes from its own image cache.
+	BackingImage string `json:"backing_image,omitempty"`
+}
+
+// MigrationProgress is how far a live migration got, in bytes.
+type MigrationProgress struct {
+	MemoryTotal     int64 `json:"memory_total"`
+	MemoryProcessed int64 `json:"memory_processed"`
+	MemoryRemaining int64 `json:"memory_remaining"`
+	DiskTotal       int64 `json:"disk_total"`
+	DiskProcessed   int64 `json:"disk_processed"`
+	DiskRemaining   int64 `json:"disk_remaining"`
 }
 
 // DiskRead is the request of compute.disk.read 1.0.
@@ -398,6 +478,8 @@ type OpRequest struct {
 	Tunnel string `json:"tunnel,omitempty"`
 	// Migration, for spawn (1.5), names the disks to copy from the source.
 	Migration *Migration `json:"migration,omitempty"`
+	// Live is the live-migration ops' (1.7).
+	Live *LiveMigration `json:"live,omitempty"`
 }
 
 // OpReply is the reply of compute.instance.op 1.0.
@@ -412,6 +494,8 @@ type OpReply struct {
 	Diagnostics *Diagnostics `json:"diagnostics,omitempty"`
 	// Uptime answers host_uptime (1.6).
 	Uptime string `json:"uptime,omitempty"`
+	// Live answers the live-migration ops (1.7).
+	Live *LiveMigration `json:"live,omitempty"`
 }
 
 // Diagnostics is Nova's standard diagnostics model of an instance (1.6);

@@ -61,7 +61,7 @@ type Config struct {
 	// from /boot when readable; "none" probes with firmware only.
 	ProbeKernel string
 	// Machine is the QEMU machine type (default q35); CPU the CPU model
-	// (default host under KVM, max under TCG).
+	// (default host under KVM, qemu64 under TCG: a migration-safe model).
 	Machine, CPU string
 	// UserNetworking gives every NIC QEMU's user-mode network instead of
 	// its tap. For tests and hosts without a network agent.
