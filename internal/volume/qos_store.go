@@ -66,19 +66,8 @@ func (s *Store) loadQoSKeys(ctx context.Context, q db.Querier, qs []*QoSSpec) er
 		byID[x.ID], args[i] = x, x.ID
 		x.Specs = map[string]string{}
 	}
-	rows, err := q.QueryContext(ctx, `SELECT qos_id, key, value FROM volume_qos_spec_keys WHERE qos_id IN (`+db.Placeholders(1, len(args))+`)`, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, k, v string
-		if err := rows.Scan(&id, &k, &v); err != nil {
-			return err
-		}
-		byID[id].Specs[k] = v
-	}
-	return rows.Err()
+	return eachKeyValue(ctx, q, `SELECT qos_id, key, value FROM volume_qos_spec_keys WHERE qos_id IN (`+db.Placeholders(1, len(args))+`)`, args,
+		func(id, k, v string) { byID[id].Specs[k] = v })
 }
 
 func (s *Store) queryQoS(ctx context.Context, q db.Querier, tail string, args ...any) ([]*QoSSpec, error) {

@@ -120,6 +120,25 @@ func scanVolume(sc interface{ Scan(...any) error }) (*Volume, error) {
 	return &v, nil
 }
 
+// eachKeyValue runs query, which selects (owner id, key, value) rows of a
+// key/value table (volume metadata, type extra specs, QoS spec keys), and
+// hands each row to fn.
+func eachKeyValue(ctx context.Context, q db.Querier, query string, args []any, fn func(id, k, v string)) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, k, v string
+		if err := rows.Scan(&id, &k, &v); err != nil {
+			return err
+		}
+		fn(id, k, v)
+	}
+	return rows.Err()
+}
+
 // loadVolumeExtras fills metadata and attachments of vs.
 func (s *Store) loadVolumeExtras(ctx context.Context, q db.Querier, vs []*Volume) error {
 	if len(vs) == 0 {
@@ -132,20 +151,8 @@ func (s *Store) loadVolumeExtras(ctx context.Context, q db.Querier, vs []*Volume
 		args[i] = v.ID
 	}
 	in := db.Placeholders(1, len(args))
-	rows, err := q.QueryContext(ctx, `SELECT volume_id, key, value FROM volume_metadata WHERE volume_id IN (`+in+`)`, args...)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var id, k, val string
-		if err := rows.Scan(&id, &k, &val); err != nil {
-			rows.Close()
-			return err
-		}
-		byID[id].Metadata[k] = val
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := eachKeyValue(ctx, q, `SELECT volume_id, key, value FROM volume_metadata WHERE volume_id IN (`+in+`)`, args,
+		func(id, k, val string) { byID[id].Metadata[k] = val }); err != nil {
 		return err
 	}
 	atts, err := s.queryAttachments(ctx, q, `WHERE volume_id IN (`+in+`) ORDER BY created_at, id`, args...)

@@ -208,19 +208,8 @@ func (s *Store) loadSpecs(ctx context.Context, q db.Querier, ts []*VolumeType) e
 		args[i] = t.ID
 		t.ExtraSpecs = map[string]string{}
 	}
-	rows, err := q.QueryContext(ctx, `SELECT type_id, key, value FROM volume_type_extra_specs WHERE type_id IN (`+db.Placeholders(1, len(args))+`)`, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, k, v string
-		if err := rows.Scan(&id, &k, &v); err != nil {
-			return err
-		}
-		byID[id].ExtraSpecs[k] = v
-	}
-	return rows.Err()
+	return eachKeyValue(ctx, q, `SELECT type_id, key, value FROM volume_type_extra_specs WHERE type_id IN (`+db.Placeholders(1, len(args))+`)`, args,
+		func(id, k, v string) { byID[id].ExtraSpecs[k] = v })
 }
 
 func (s *Store) queryTypes(ctx context.Context, q db.Querier, tail string, args ...any) ([]*VolumeType, error) {
