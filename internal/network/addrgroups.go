@@ -1,10 +1,8 @@
 package network
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -404,11 +402,9 @@ func readAddressesBody(r *http.Request) (attrs, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var top map[string]any
-	if err := dec.Decode(&top); err != nil || dec.More() {
-		return nil, badInput("Malformed request body")
+	top, err := decodeObject(b)
+	if err != nil {
+		return nil, err
 	}
 	if m, ok := top["address_group"].(map[string]any); ok && len(top) == 1 {
 		return m, nil

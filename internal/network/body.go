@@ -38,11 +38,9 @@ func readBody(r *http.Request, singular, plural string, bulk bool) ([]attrs, boo
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, false, badInput("Resource body required")
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var top map[string]any
-	if err := dec.Decode(&top); err != nil || dec.More() {
-		return nil, false, badInput("Malformed request body")
+	top, err := decodeObject(b)
+	if err != nil {
+		return nil, false, err
 	}
 	if v, ok := top[singular]; ok && len(top) == 1 {
 		m, ok := v.(map[string]any)
@@ -67,6 +65,18 @@ func readBody(r *http.Request, singular, plural string, bulk bool) ([]attrs, boo
 		return out, true, nil
 	}
 	return nil, false, badInput("Unable to find '%s' in request body", singular)
+}
+
+// decodeObject decodes a request body holding one JSON object (numbers
+// kept as json.Number); anything else is a malformed body.
+func decodeObject(b []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var top map[string]any
+	if err := dec.Decode(&top); err != nil || dec.More() {
+		return nil, badInput("Malformed request body")
+	}
+	return top, nil
 }
 
 // checkKeys rejects attributes outside allowed: unknown ones and those

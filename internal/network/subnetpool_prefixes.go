@@ -1,10 +1,8 @@
 package network
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -70,10 +68,14 @@ func (s *Service) changePoolPrefixes(r *http.Request, rule string,
 	if err != nil {
 		return nil, err
 	}
-	a, err := decodeTop(b)
+	top, err := decodeObject(b)
 	if err != nil {
 		return nil, err
 	}
+	if top == nil {
+		return nil, badInput("Malformed request body")
+	}
+	a := attrs(top)
 	if err := a.checkKeys("PUT", []string{"prefixes"}, nil); err != nil {
 		return nil, err
 	}
@@ -124,17 +126,6 @@ func (s *Service) changePoolPrefixes(r *http.Request, rule string,
 		return nil, err
 	}
 	return apiutil.JSON(200, map[string]any{"prefixes": prefixStrings(out)}), nil
-}
-
-// decodeTop decodes a request body that is one JSON object.
-func decodeTop(b []byte) (attrs, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var top map[string]any
-	if err := dec.Decode(&top); err != nil || dec.More() || top == nil {
-		return nil, badInput("Malformed request body")
-	}
-	return attrs(top), nil
 }
 
 // compactPrefixes returns the fewest prefixes covering exactly the union
