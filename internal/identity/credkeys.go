@@ -165,7 +165,7 @@ func (kr *credKeyRing) seal(id, blob string) string {
 	nonce := make([]byte, aead.NonceSize())
 	_, _ = rand.Read(nonce)
 	ct := aead.Seal(nonce, nonce, []byte(blob), []byte(id))
-	return credPrefix + kr.primary + ":" + base64.RawURLEncoding.EncodeToString(ct)
+	return kr.primaryPrefix() + base64.RawURLEncoding.EncodeToString(ct)
 }
 
 // errCredentialKey reports a blob this server cannot decrypt.
@@ -200,10 +200,8 @@ func (kr *credKeyRing) open(id, stored string) (string, error) {
 	return string(pt), nil
 }
 
-// current reports whether a stored blob is encrypted with the primary key.
-func (kr *credKeyRing) current(stored string) bool {
-	return kr == nil || strings.HasPrefix(stored, credPrefix+kr.primary+":")
-}
+// primaryPrefix starts every blob encrypted with the primary key.
+func (kr *credKeyRing) primaryPrefix() string { return credPrefix + kr.primary + ":" }
 
 // useCredentialKeys loads the credential key file and encrypts blobs
 // with it from now on.
@@ -244,7 +242,10 @@ func (s *Store) reencryptCredentials(ctx context.Context) (changed, unreadable i
 		return 0, 0, nil
 	}
 	type row struct{ id, blob, clear string }
-	rows, err := s.q().QueryContext(ctx, `SELECT id, blob FROM credentials`)
+	// Only rows not already under the primary key: a start after the
+	// first reads nothing.
+	current := kr.primaryPrefix()
+	rows, err := s.q().QueryContext(ctx, fmt.Sprintf(`SELECT id, blob FROM credentials WHERE substr(blob, 1, %d) <> $1`, len(current)), current)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -254,9 +255,6 @@ func (s *Store) reencryptCredentials(ctx context.Context) (changed, unreadable i
 		if err := rows.Scan(&r.id, &r.blob); err != nil {
 			rows.Close()
 			return 0, 0, err
-		}
-		if kr.current(r.blob) {
-			continue
 		}
 		if r.clear, err = s.openCredential(r.id, r.blob); err != nil {
 			unreadable++
