@@ -108,15 +108,9 @@ func (s *Service) runWebDownload(img *Image, uri string) error {
 // which is in status from, and activates it: the ingest and commit of an
 // upload, for data that arrives without a request of its own.
 func (s *Service) ingestInto(ctx context.Context, img *Image, from string, body io.Reader, length int64) error {
-	room, err := s.room(ctx, img.Owner, img.ID)
+	room, err := s.roomFor(ctx, img.Owner, img.ID, length)
 	if err != nil {
 		return err
-	}
-	if length > room {
-		if room >= s.cfg.MaxImageBytes {
-			return s.tooBig()
-		}
-		return overQuota(length, room)
 	}
 	in, err := s.blobs.ingest(ctx, body, room)
 	if err == nil && length >= 0 && in.size != length {

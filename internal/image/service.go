@@ -663,17 +663,27 @@ func (s *Service) prepareData(ctx context.Context, c caller, id string, contentL
 	if err := s.authorize(c, ruleUploadImage, s.memberTarget(img, c, isMember)); err != nil {
 		return nil, 0, err
 	}
-	room, err := s.room(ctx, img.Owner, id)
+	room, err := s.roomFor(ctx, img.Owner, id, contentLength)
 	if err != nil {
 		return nil, 0, err
 	}
-	if contentLength > room {
-		if room >= s.cfg.MaxImageBytes {
-			return nil, 0, s.tooBig()
-		}
-		return nil, 0, overQuota(contentLength, room)
-	}
 	return img, room, nil
+}
+
+// roomFor is room, refusing at once data whose declared length (-1:
+// unknown) does not fit: 413 over the size cap, else over the quota.
+func (s *Service) roomFor(ctx context.Context, owner, id string, length int64) (int64, error) {
+	room, err := s.room(ctx, owner, id)
+	if err != nil {
+		return 0, err
+	}
+	if length > room {
+		if room >= s.cfg.MaxImageBytes {
+			return 0, s.tooBig()
+		}
+		return 0, overQuota(length, room)
+	}
+	return room, nil
 }
 
 // Upload stores image data: PUT /v2/images/{id}/file.
