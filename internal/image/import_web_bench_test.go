@@ -1,25 +1,13 @@
 package image
 
-import (
-	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"testing"
-)
+import "testing"
 
 // BenchmarkWebDownload imports a 256 MiB raw image from a local web
 // server with the web-download method: the same fetch and ingest as
 // BenchmarkImportTask, into an image created beforehand. The CPU per GiB
 // is the whole process's: web server, fetching client and image service.
 func BenchmarkWebDownload(b *testing.B) {
-	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", fmt.Sprint(benchImageSize))
-		bp := chunkPool.Get().(*[]byte)
-		defer chunkPool.Put(bp)
-		io.CopyBuffer(w, &patternReader{n: benchImageSize}, *bp)
-	}))
-	defer web.Close()
+	web := benchImageServer(b)
 	a := newTestAPI(b, trustServers(Config{}, web.URL))
 	// Each image is created beforehand, off the clock (in cleanup).
 	newImage := func() string {

@@ -8,18 +8,25 @@ import (
 	"testing"
 )
 
-// BenchmarkImportTask imports a 256 MiB raw image from a local web server
-// with an import task: the task's HTTP fetch feeds the same ingest as
-// BenchmarkUpload, whose figures it is compared with. The CPU per GiB is
-// the whole process's: web server, fetching client and image service.
-func BenchmarkImportTask(b *testing.B) {
+// benchImageServer serves benchImageSize bytes of the pattern at any
+// path, with a Content-Length, until the benchmark ends.
+func benchImageServer(b *testing.B) *httptest.Server {
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", fmt.Sprint(benchImageSize))
 		bp := chunkPool.Get().(*[]byte)
 		defer chunkPool.Put(bp)
 		io.CopyBuffer(w, &patternReader{n: benchImageSize}, *bp)
 	}))
-	defer web.Close()
+	b.Cleanup(web.Close)
+	return web
+}
+
+// BenchmarkImportTask imports a 256 MiB raw image from a local web server
+// with an import task: the task's HTTP fetch feeds the same ingest as
+// BenchmarkUpload, whose figures it is compared with. The CPU per GiB is
+// the whole process's: web server, fetching client and image service.
+func BenchmarkImportTask(b *testing.B) {
+	web := benchImageServer(b)
 	a := newTestAPI(b, trustServers(Config{}, web.URL))
 	var r resp
 	measureIngest(b, func() {
