@@ -284,14 +284,8 @@ func (s *Service) updateAG(r *http.Request) (*apiutil.Response, error) {
 	ctx := r.Context()
 	var out *AddressGroup
 	err = s.withTx(ctx, func(tx *txn) error {
-		g, err := loadAG(ctx, tx, id, s.db.ForUpdate())
+		g, err := s.agForChange(ctx, tx, r, c, id, "update_address_group")
 		if err != nil {
-			return err
-		}
-		if err := s.agAccess(c, g, "update_address_group"); err != nil {
-			return err
-		}
-		if err := ifMatch(r, g.Revision); err != nil {
 			return err
 		}
 		if err := a.setStr("name", 255, &g.Name); err != nil {
@@ -341,14 +335,8 @@ func (s *Service) changeAGAddresses(add bool) apiutil.Handler {
 		ctx := r.Context()
 		var out *AddressGroup
 		err = s.withTx(ctx, func(tx *txn) error {
-			g, err := loadAG(ctx, tx, id, s.db.ForUpdate())
+			g, err := s.agForChange(ctx, tx, r, c, id, action)
 			if err != nil {
-				return err
-			}
-			if err := s.agAccess(c, g, action); err != nil {
-				return err
-			}
-			if err := ifMatch(r, g.Revision); err != nil {
 				return err
 			}
 			var wrong []string
@@ -412,19 +400,28 @@ func readAddressesBody(r *http.Request) (attrs, error) {
 	return top, nil
 }
 
+// agForChange locks address group id for a change under policy rule,
+// honouring the request's If-Match revision.
+func (s *Service) agForChange(ctx context.Context, tx *txn, r *http.Request, c *caller, id, rule string) (*AddressGroup, error) {
+	g, err := loadAG(ctx, tx, id, s.db.ForUpdate())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.agAccess(c, g, rule); err != nil {
+		return nil, err
+	}
+	if err := ifMatch(r, g.Revision); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
 func (s *Service) deleteAG(r *http.Request) (*apiutil.Response, error) {
 	c := s.caller(r)
 	id := r.PathValue("id")
 	ctx := r.Context()
 	err := s.withTx(ctx, func(tx *txn) error {
-		g, err := loadAG(ctx, tx, id, s.db.ForUpdate())
-		if err != nil {
-			return err
-		}
-		if err := s.agAccess(c, g, "delete_address_group"); err != nil {
-			return err
-		}
-		if err := ifMatch(r, g.Revision); err != nil {
+		if _, err := s.agForChange(ctx, tx, r, c, id, "delete_address_group"); err != nil {
 			return err
 		}
 		var used int
